@@ -1,0 +1,113 @@
+"""Command line: run, check, process, explain. Maps our errors to exit codes (2 config, 3 lock)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__, logs
+from .config import Config, load_config
+from .errors import ConfigError, HotfolderError
+from .formats import HEAD_BYTES
+from .pipeline import examine, output_path
+from .service import Daemon, process_paths, summary
+from .template import MissingField
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="config file (default: ./hotfolder.toml, else the built-in)")
+    common.add_argument("--log-format", choices=("auto", "json", "console"), default="auto")
+    common.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    parser = argparse.ArgumentParser(prog="hotfolder", description="Turn folders into image pipelines.")
+    parser.add_argument("--version", action="version", version=f"hotfolder {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", parents=[common], help="watch the folders and process what arrives (foreground)")
+    sub.add_parser("check", parents=[common], help="validate the config and rules exactly as `run` would")
+    process = sub.add_parser("process", parents=[common], help="process files or folders once and exit")
+    process.add_argument("paths", nargs="+", type=Path)
+    explain = sub.add_parser("explain", parents=[common], help="say which rule takes a file and why; writes nothing")
+    explain.add_argument("file", type=Path)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `hotfolder` console script."""
+    args = _parser().parse_args(argv)
+    logs.configure(fmt=args.log_format, level=args.log_level)
+    try:
+        config = load_config(args.config)
+        if args.command == "check":
+            return _check(config)
+        if args.command == "run":
+            return Daemon(config).run()
+        if args.command == "process":
+            return _process(config, args.paths)
+        return _explain(config, args.file)
+    except ConfigError as exc:
+        print(f"hotfolder: {len(exc.problems)} configuration problem(s):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return exc.exit_code
+    except HotfolderError as exc:
+        print(f"hotfolder: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def _check(config: Config) -> int:
+    print(f"config: {config.source or 'built-in default'}")
+    print(f"output_root: {config.output_root}\nstate_dir: {config.state_dir}\nquarantine: {config.quarantine}")
+    print(f"workers: {config.workers}")
+    for watch in config.watches:
+        print(f"watch {watch.name!r}: {watch.path} ({'recursive' if watch.recursive else 'top level only'})")
+    for rule in config.rules:
+        print(f"rule {rule.name!r} ({rule.file}):")
+        for output in rule.outputs:
+            print(f"  -> {output.format}: {output.path.text}")
+    print(f"ok: {len(config.rules)} rule(s), {sum(len(r.outputs) for r in config.rules)} output(s)")
+    return 0
+
+
+def _process(config: Config, paths: list[Path]) -> int:
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        print(f"hotfolder: no such file or folder: {', '.join(map(str, missing))}", file=sys.stderr)
+        return 2
+    counts = process_paths(config, paths)
+    print(summary(counts), file=sys.stderr)
+    return 1 if counts["quarantined"] or counts["failed"] else 0
+
+
+def _explain(config: Config, file: Path) -> int:
+    file = file.resolve()
+    try:
+        with file.open("rb") as fp:
+            head = fp.read(HEAD_BYTES)
+    except OSError as exc:
+        print(f"hotfolder: cannot read {file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    watch = next((w for w in config.watches if file.is_relative_to(w.path)), None)
+    root = watch.path if watch else file.parent
+    relpath = file.relative_to(root).as_posix()
+    decision = examine(head, relpath, config.rules)
+    print(f"file: {file}\nrelative to {root}: {relpath}")
+    for verdict in decision.verdicts:
+        print(f"  rule {verdict.rule!r}: {'MATCH' if verdict.matched else 'no'} - {verdict.reason}")
+    if decision.rule is None:
+        print("no rule matches: the file would be left where it is")
+        return 1
+    print(f"rule {decision.rule.name!r} would write:")
+    for output in decision.rule.outputs:
+        try:
+            target = str(output_path(output, config.output_root, relpath))
+        except MissingField as exc:
+            target = f"(cannot name it: {exc})"
+        print(f"  {output.format}: {target}")
+    print("the original stays where it is")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

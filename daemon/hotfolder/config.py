@@ -1,0 +1,206 @@
+"""The daemon config file → frozen settings; relative paths resolved, unknown keys rejected."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final
+
+from .errors import ConfigError, Problem
+from .rules import Rule, load_rules
+
+CONFIG_NAME: Final = "hotfolder.toml"
+
+# The embedded default that `make run` uses: every path relative to the current folder.
+EMBEDDED: Final[Mapping[str, Any]] = {
+    "output_root": "outbox",
+    "state_dir": ".hotfolder",
+    "quarantine": "quarantine",
+    "watch": [{"path": "inbox", "recursive": True}],
+}
+
+_KEYS: Final = frozenset({"rules", "output_root", "state_dir", "quarantine", "workers", "watch"})
+_WATCH_KEYS: Final = frozenset({"path", "recursive", "name"})
+
+
+@dataclass(frozen=True)
+class Watch:
+    path: Path
+    name: str
+    recursive: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything `run`, `process`, `check` and `explain` need, validated once."""
+
+    source: Path | None  # None: the embedded default
+    rule_files: tuple[Path, ...]
+    rules: tuple[Rule, ...]
+    output_root: Path
+    state_dir: Path
+    quarantine: Path
+    workers: int
+    watches: tuple[Watch, ...]
+
+
+def default_rules_path() -> Path:
+    """The shipped default rule file inside the installed package."""
+    return Path(str(resources.files("hotfolder").joinpath("default.toml")))
+
+
+def default_workers() -> int:
+    """The CPUs this process may use (affinity and cgroup-pinned sets are respected)."""
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def find_config(explicit: Path | None, cwd: Path) -> Path | None:
+    """--config, else ./hotfolder.toml, else None (the embedded default)."""
+    if explicit is not None:
+        return explicit
+    candidate = cwd / CONFIG_NAME
+    return candidate if candidate.is_file() else None
+
+
+def load_config(explicit: Path | None = None, *, cwd: Path | None = None) -> Config:
+    """Find, parse and validate the config and every rule file; raise ConfigError with all problems."""
+    cwd = (cwd or Path.cwd()).resolve()
+    path = find_config(explicit, cwd)
+    if path is None:
+        return _build(None, dict(EMBEDDED), cwd)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Problem(path, f"cannot read config: {exc.strerror or exc}")]) from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(
+            [Problem(path, f"TOML syntax error: {exc}", line=int(line.group(1)) if line else None)]
+        ) from None
+    return _build(path.resolve(), doc, path.resolve().parent)
+
+
+def _build(source: Path | None, doc: dict[str, Any], base: Path) -> Config:
+    problems: list[Problem] = []
+
+    def problem(message: str, key: str) -> None:
+        problems.append(Problem(source, message, key=key))
+
+    for key in sorted(doc.keys() - _KEYS):
+        problem(f"unknown key; config keys are {', '.join(sorted(_KEYS))}", key)
+
+    def folder(key: str, default: str) -> Path:
+        value = doc.get(key, default)
+        if not isinstance(value, str) or not value:
+            problem(f"must be a folder path, not {value!r}", key)
+            value = default
+        return (base / Path(value).expanduser()).resolve()
+
+    output_root = folder("output_root", "outbox")
+    state_dir = folder("state_dir", ".hotfolder")
+    quarantine = folder("quarantine", "quarantine")
+
+    workers = doc.get("workers", default_workers())
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        problem(f"must be a whole number >= 1, not {workers!r}", "workers")
+        workers = 1
+
+    watches = _watches(doc.get("watch", []), base, problem)
+    rule_sources = _rule_sources(source, doc, base, problem)
+
+    for watch in watches:
+        for key, inside in (("output_root", output_root), ("quarantine", quarantine), ("state_dir", state_dir)):
+            if inside == watch.path or inside.is_relative_to(watch.path):
+                problem(f"{inside} lies inside the watched folder {watch.path}: outputs would loop", key)
+            elif watch.path.is_relative_to(inside):
+                problem(f"the watched folder {watch.path} lies inside {inside}", key)
+
+    rules: tuple[Rule, ...] = ()
+    try:
+        rules = load_rules(rule_sources)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return Config(
+        source=source,
+        rule_files=tuple(p for p, _ in rule_sources if p is not None),
+        rules=rules,
+        output_root=output_root,
+        state_dir=state_dir,
+        quarantine=quarantine,
+        workers=workers,
+        watches=watches,
+    )
+
+
+def _watches(raw: Any, base: Path, problem: Any) -> tuple[Watch, ...]:
+    if not isinstance(raw, list):
+        problem("must be a list of [[watch]] tables", "watch")
+        return ()
+    watches = []
+    names: set[str] = set()
+    for i, entry in enumerate(raw):
+        key = f"watch[{i}]"
+        if not isinstance(entry, dict):
+            problem("must be a [[watch]] table", key)
+            continue
+        for unknown in sorted(entry.keys() - _WATCH_KEYS):
+            problem(f"unknown key; watch keys are {', '.join(sorted(_WATCH_KEYS))}", f"{key}.{unknown}")
+        path = entry.get("path")
+        if not isinstance(path, str) or not path:
+            problem("needs a folder 'path'", f"{key}.path")
+            continue
+        recursive = entry.get("recursive", True)
+        if not isinstance(recursive, bool):
+            problem(f"must be true or false, not {recursive!r}", f"{key}.recursive")
+            recursive = True
+        resolved = (base / Path(path).expanduser()).resolve()
+        name = entry.get("name", resolved.name)
+        if not isinstance(name, str) or not name:
+            problem(f"must be a non-empty text, not {name!r}", f"{key}.name")
+            name = resolved.name
+        if name in names:
+            problem(f"two watches are named {name!r}", f"{key}.name")
+        names.add(name)
+        watches.append(Watch(path=resolved, name=name, recursive=recursive))
+    return tuple(watches)
+
+
+def _rule_sources(source: Path | None, doc: dict[str, Any], base: Path, problem: Any) -> list[tuple[Path | None, str]]:
+    entries = doc.get("rules")
+    if entries is None:
+        # The embedded default, or a config that names no rules: the shipped default rules.
+        entries = [str(default_rules_path())]
+    if isinstance(entries, str):
+        entries = [entries]
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        problem(f"must be a list of rule file paths or globs, not {entries!r}", "rules")
+        return []
+    files: list[Path] = []
+    for entry in entries:
+        pattern = str(base / Path(entry).expanduser())
+        found = sorted(Path(p) for p in glob.glob(pattern)) if glob.has_magic(entry) else [Path(pattern)]
+        if not found:
+            problem(f"{entry!r} matches no rule file", "rules")
+        for f in found:
+            if not f.is_file():
+                problem(f"rule file {f} does not exist", "rules")
+            elif f.resolve() not in files:
+                files.append(f.resolve())
+    out: list[tuple[Path | None, str]] = []
+    for f in files:
+        try:
+            out.append((f, f.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as exc:
+            problems_msg = f"cannot read rule file: {exc}"
+            problem(problems_msg, "rules")
+    return out

@@ -1,0 +1,62 @@
+"""hotfolder's own exceptions: a small hierarchy whose messages a user can act on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One configuration mistake, located as precisely as the parser knows."""
+
+    file: Path | None
+    message: str
+    rule: str | None = None
+    key: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = str(self.file) if self.file else "<embedded default>"
+        if self.line is not None:
+            where += f":{self.line}"
+        parts = [where]
+        if self.rule is not None:
+            parts.append(f"rule {self.rule!r}")
+        if self.key is not None:
+            parts.append(f"key {self.key!r}")
+        return ": ".join([*parts, self.message])
+
+
+class HotfolderError(Exception):
+    """Base of every error hotfolder raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(HotfolderError):
+    """The configuration or a rule file is invalid; carries every problem found."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem] | tuple[Problem, ...]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class LockHeld(HotfolderError):
+    """Another hotfolder process owns this state folder."""
+
+    exit_code = 3
+
+
+class InputError(HotfolderError):
+    """A permanent problem with one input file (not an image, truncated, too large)."""
+
+
+class EncodeError(HotfolderError):
+    """An output could not be produced or failed verification."""
+
+
+class TransientError(HotfolderError):
+    """A problem that may go away by itself (disk full, share gone); the job is retried."""

@@ -1,0 +1,40 @@
+"""structlog configuration: JSON lines when stdout is not a terminal (systemd), console otherwise."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import IO, Any, Literal
+
+import structlog
+
+LogFormat = Literal["auto", "json", "console"]
+
+
+def configure(*, fmt: LogFormat = "auto", level: str = "info", stream: IO[str] | None = None) -> None:
+    """Set up structlog once per process; every event carries ISO time and level."""
+    out = stream or sys.stdout
+    as_json = fmt == "json" or (fmt == "auto" and not out.isatty())
+    renderer: Any = (
+        structlog.processors.JSONRenderer(sort_keys=False)
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        # One write per event, so lines from concurrent writers never interleave.
+        logger_factory=structlog.WriteLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get() -> Any:
+    """The project logger."""
+    return structlog.get_logger("hotfolder")

@@ -1,0 +1,193 @@
+"""One job end to end, in a worker: read once, match, decode once, every output, verify, commit.
+
+A job is plain picklable data and run_job is a plain function, so any concurrent.futures.Executor
+(a process pool here, dask.distributed's executor elsewhere) can run it. Workers never log: what
+happened comes back in the Outcome, and the daemon logs and records it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import traceback
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from PIL import Image
+
+from . import atomic, imaging, metadata
+from .errors import EncodeError, HotfolderError, InputError
+from .formats import HEAD_BYTES, claimed_format, sniff
+from .match import Decision, Facts, decide
+from .metadata import Metadata
+from .rules import Output, Rule
+from .template import render
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker needs to handle one input; plain data so that it pickles."""
+
+    src: Path
+    relpath: str  # below the watch root (or the folder given to `process`), '/'-separated
+    rules: tuple[Rule, ...]
+    output_root: Path
+    quarantine: Path
+    watch: str | None = None
+
+
+@dataclass(frozen=True)
+class Written:
+    dst: Path
+    format: str
+    bytes_out: int
+    new: bool  # False: identical content was already there
+
+
+@dataclass(frozen=True)
+class Outcome:
+    src: Path
+    status: str  # done | unmatched | quarantined | gone
+    rule: str | None = None
+    format: str | None = None
+    bytes_in: int = 0
+    sha256: str | None = None
+    written: tuple[Written, ...] = ()
+    quarantined_to: Path | None = None
+    error: str | None = None
+    ms: float = 0.0
+    notes: tuple[tuple[str, dict[str, Any]], ...] = ()
+
+
+@dataclass
+class _Work:
+    staged: list[tuple[Output, atomic.Staged]] = field(default_factory=list)
+    notes: imaging.Notes = field(default_factory=imaging.Notes)
+
+
+def template_values(relpath: str) -> dict[str, str | None]:
+    """The path fields every template can use, from the path below the watch root."""
+    rel = PurePosixPath(relpath)
+    return {
+        "stem": rel.stem,
+        "ext": rel.suffix.lower().lstrip(".") or None,
+        "name": rel.name,
+        "relpath": str(rel.with_suffix("")) if rel.suffix else str(rel),
+    }
+
+
+def output_path(output: Output, output_root: Path, relpath: str) -> Path:
+    """Where an output lands: the rendered template, always under output_root."""
+    rel = render(output.path, template_values(relpath))
+    final = output_root / rel
+    if not final.is_relative_to(output_root):  # render() already refuses '..'; this is the last guard
+        raise InputError(f"output path {final} is outside output_root {output_root}")
+    return final
+
+
+def examine(head: bytes, relpath: str, rules: tuple[Rule, ...]) -> Decision:
+    """Decide which rule takes a file from its first bytes and its path (no decoding).
+
+    Content the decoders do not recognise still counts as the format its name claims: a
+    zero-byte `.heic` is a broken image to quarantine, while a `.mov` is simply not ours.
+    """
+    fmt = sniff(head) or claimed_format(relpath)
+    return decide(rules, Facts(relpath=relpath, format=fmt))
+
+
+def run_job(job: Job) -> Outcome:
+    """Handle one input completely; never raises for a bad input (it is quarantined instead)."""
+    started = time.perf_counter()
+    try:
+        with job.src.open("rb") as fp:
+            head = fp.read(HEAD_BYTES)
+            rule = examine(head, job.relpath, job.rules).rule
+            if rule is None:
+                return Outcome(job.src, "unmatched", bytes_in=len(head), ms=_ms(started))
+            data = head + fp.read()
+    except FileNotFoundError:
+        return Outcome(job.src, "gone", ms=_ms(started))
+    base = Outcome(job.src, "quarantined", rule=rule.name, bytes_in=len(data), sha256=hashlib.sha256(data).hexdigest())
+    work = _Work()
+    try:
+        source = imaging.decode(imaging.identify(data))
+        base = replace(base, format=source.format)
+        written = _produce(job, rule, source, work)
+        return replace(base, status="done", written=written, ms=_ms(started), notes=tuple(work.notes.items))
+    except HotfolderError as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    # The one broad boundary per job: whatever went wrong, the input is parked and the daemon goes on.
+    except Exception as exc:  # noqa: BLE001
+        error = f"{type(exc).__name__}: {exc}"
+        work.notes.warn("job.crashed", error=error, traceback=traceback.format_exc(limit=8))
+    finally:
+        for _, staged in work.staged:
+            atomic.discard(staged)
+    moved = quarantine(job, rule.name, error)
+    return replace(base, quarantined_to=moved, error=error, ms=_ms(started), notes=tuple(work.notes.items))
+
+
+def _produce(job: Job, rule: Rule, source: imaging.Source, work: _Work) -> tuple[Written, ...]:
+    """Stage and verify every output, then commit them all; if any fails, none is committed."""
+    if source.frames > 1:
+        work.notes.warn("frames.dropped", frames=source.frames, error="only the primary image is written")
+    upright, turned = imaging.upright(source)
+    for output in rule.outputs:
+        final = output_path(output, job.output_root, job.relpath)
+        image = imaging.to_mode(imaging.fit(upright, output.max_edge), output.format)
+        meta = _meta_for(source.meta, image.size, resized=image.size != upright.size, turned=turned, notes=work.notes)
+        staged = atomic.stage(final, lambda fp, im=image, o=output, m=meta: imaging.encode(im, o, m, fp, work.notes))
+        work.staged.append((output, staged))
+        imaging.verify(staged.temp, image.size, output)
+    written: list[Written] = []
+    try:
+        for output, staged in work.staged:
+            dst, new = atomic.commit(staged)
+            written.append(Written(dst=dst, format=output.format, bytes_out=staged.size, new=new))
+    except OSError as exc:
+        for w in written:
+            if w.new:
+                w.dst.unlink(missing_ok=True)
+        raise EncodeError(f"could not put outputs in place: {exc}") from exc
+    work.staged.clear()
+    return tuple(written)
+
+
+def _meta_for(meta: Metadata, size: tuple[int, int], *, resized: bool, turned: bool, notes: imaging.Notes) -> Metadata:
+    """The source's metadata as it must read on these output pixels (upright, this size)."""
+    if meta.exif is None:
+        return meta
+    try:
+        exif = metadata.patch(meta.exif, size=size, upright=True, drop_thumbnail=resized or turned)
+    except metadata.ExifStructureError as exc:
+        notes.warn("metadata.reserialised", item="exif", error=str(exc))
+        ex = Image.Exif()
+        ex.load(meta.exif)
+        ex.pop(metadata.TAG_ORIENTATION, None)
+        exif = ex.tobytes()
+    return replace(meta, exif=exif)
+
+
+def quarantine(job: Job, rule: str | None, error: str) -> Path | None:
+    """Move the input into the quarantine folder with a JSON sidecar saying why; None if it is gone."""
+    try:
+        moved = atomic.move_into(job.src, job.quarantine / job.relpath)
+    except FileNotFoundError:
+        return None
+    note = {
+        "src": str(job.src),
+        "quarantined_to": str(moved),
+        "rule": rule,
+        "watch": job.watch,
+        "error": error,
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    atomic.write_bytes(moved.with_name(moved.name + ".json"), json.dumps(note, indent=2).encode() + b"\n")
+    return moved
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)

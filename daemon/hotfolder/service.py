@@ -1,0 +1,248 @@
+"""Lifecycle: worker pool, dispatch with a bounded number of jobs in flight, outcomes, signals."""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import threading
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from . import logs
+from .arrival import Settler
+from .config import Config, Watch
+from .formats import register_codecs
+from .ignore import Ignore
+from .ledger import Identity, Ledger, Lock
+from .match import candidates
+from .pipeline import Job, Outcome, run_job
+from .watch import Arrival, ReadyQueue, scan, start_observer
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _worker_init() -> None:
+    # Ctrl-C reaches the whole process group; the daemon decides when workers stop, not the terminal.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # If the daemon dies (even kill -9), its workers die with it instead of writing on as orphans.
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    register_codecs()
+
+
+def make_executor(workers: int) -> Executor:
+    """A pool of worker processes; spawned (not forked) because the daemon runs observer threads."""
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init
+    )
+
+
+@dataclass(frozen=True)
+class _Pending:
+    job: Job
+    identity: Identity
+
+
+class Engine:
+    """Submits jobs to an Executor with at most `limit` in flight, then logs and records each outcome."""
+
+    def __init__(self, config: Config, ledger: Ledger, executor: Executor) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.executor = executor
+        self.limit = config.workers * 2
+        self.inflight: dict[Future[Outcome], _Pending] = {}
+        self.ignore = Ignore()
+        self.log = logs.get()
+        self.counts = {"done": 0, "quarantined": 0, "unmatched": 0, "failed": 0, "skipped": 0}
+
+    def offer(self, watch: Watch, path: Path, root: Path, *, force: bool = False) -> None:
+        """Consider one file: skip what is ignored, known or unmatched by path; otherwise submit it."""
+        if self.ignore(path.name):
+            return
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            return
+        if not path.is_file() or path.is_symlink():
+            return
+        identity = Identity.of(st)
+        if any(p.job.src == path for p in self.inflight.values()):
+            return  # already being processed; a second event for it changes nothing
+        if not force and self.ledger.is_handled(path, identity):
+            self.counts["skipped"] += 1
+            return
+        relpath = path.relative_to(root).as_posix()
+        rules = candidates(self.config.rules, relpath)
+        if not rules:
+            outcome = Outcome(path, "unmatched", bytes_in=st.st_size)
+            self._finish(outcome, identity)
+            return
+        job = Job(
+            src=path,
+            relpath=relpath,
+            rules=rules,
+            output_root=self.config.output_root,
+            quarantine=self.config.quarantine,
+            watch=watch.name,
+        )
+        while len(self.inflight) >= self.limit:
+            self.collect(timeout=None)
+        self.inflight[self.executor.submit(run_job, job)] = _Pending(job, identity)
+
+    def collect(self, timeout: float | None) -> None:
+        """Handle the jobs that finish within `timeout` seconds (None: wait for at least one)."""
+        if not self.inflight:
+            return
+        done, _ = wait(list(self.inflight), timeout=timeout, return_when=FIRST_COMPLETED)
+        for future in done:
+            pending = self.inflight.pop(future)
+            try:
+                outcome = future.result()
+            except Exception as exc:  # noqa: BLE001 - a broken worker must not stop the daemon
+                outcome = Outcome(pending.job.src, "failed", error=f"{type(exc).__name__}: {exc}")
+            self._finish(outcome, pending.identity)
+
+    def drain(self) -> None:
+        """Wait for every job in flight."""
+        while self.inflight:
+            self.collect(timeout=None)
+
+    def _finish(self, outcome: Outcome, identity: Identity) -> None:
+        src = str(outcome.src)
+        for event, fields in outcome.notes:
+            self.log.warning(event, **{"src": src, "rule": outcome.rule, **fields})
+        if outcome.status == "done":
+            for w in outcome.written:
+                self.log.info(
+                    "output.written" if w.new else "output.identical",
+                    src=src, dst=str(w.dst), rule=outcome.rule, format=w.format,
+                    bytes_in=outcome.bytes_in, bytes_out=w.bytes_out,
+                )  # fmt: skip
+            self.log.info("job.done", src=src, rule=outcome.rule, format=outcome.format,
+                          bytes_in=outcome.bytes_in, ms=outcome.ms)  # fmt: skip
+        elif outcome.status == "quarantined":
+            self.log.error("job.quarantined", src=src, dst=str(outcome.quarantined_to), rule=outcome.rule,
+                           error=outcome.error, ms=outcome.ms)  # fmt: skip
+        elif outcome.status == "unmatched":
+            self.log.info("file.unmatched", src=src, bytes_in=outcome.bytes_in)
+        elif outcome.status == "failed":
+            self.log.error("job.failed", src=src, error=outcome.error)
+        if outcome.status in self.counts:
+            self.counts[outcome.status] += 1
+        if outcome.status != "gone":
+            self.ledger.record(outcome, identity)
+
+
+class Daemon:
+    """`hotfolder run`: observers record arrivals, the main thread dispatches and collects."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.ready = ReadyQueue()
+        self.settler = Settler()
+        self.stopping = threading.Event()
+        self.log = logs.get()
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.log.info("daemon.signal", signal=signal.Signals(signum).name)
+        self.stopping.set()
+
+    def run(self) -> int:
+        """Run until SIGTERM or SIGINT; returns the exit code."""
+        lock = Lock(self.config.state_dir)
+        ledger = Ledger(self.config.state_dir)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        executor = make_executor(self.config.workers)
+        engine = Engine(self.config, ledger, executor)
+        observers = []
+        try:
+            for watch in self.config.watches:
+                observers.append(start_observer(watch, self.ready))
+                self.log.info("watch.armed", src=str(watch.path), watch=watch.name, recursive=watch.recursive)
+            # Armed first, then scanned: a file that arrives meanwhile is seen at least once.
+            scanner = threading.Thread(target=self._scan_all, args=(engine.ignore,), name="startup-scan", daemon=True)
+            scanner.start()
+            self.log.info("daemon.started", pid=os.getpid(), workers=self.config.workers,
+                          rules=[r.name for r in self.config.rules], output_root=str(self.config.output_root))  # fmt: skip
+            self._loop(engine)
+        finally:
+            self.log.info("daemon.stopping", inflight=len(engine.inflight), waiting=len(self.ready))
+            for observer in observers:
+                observer.stop()
+            engine.drain()
+            executor.shutdown(wait=True)
+            for observer in observers:
+                observer.join(timeout=5)
+            ledger.close()
+            lock.release()
+            self.log.info("daemon.stopped", **engine.counts)
+        return 0
+
+    def _scan_all(self, ignore: Ignore) -> None:
+        for watch in self.config.watches:
+            n = 0
+            for path in scan(watch.path, recursive=watch.recursive, ignore=ignore):
+                if self.stopping.is_set():
+                    return
+                # A file found at start may be a copy still in progress: it must settle first.
+                self.ready.put(Arrival(watch, path, settle=True))
+                n += 1
+            self.log.info("scan.done", src=str(watch.path), watch=watch.name, files=n)
+
+    def _loop(self, engine: Engine) -> None:
+        while not self.stopping.is_set():
+            busy = engine.inflight or len(self.settler)
+            arrival = self.ready.pop(timeout=0.05 if busy else 0.5)
+            if arrival is not None:
+                self._dispatch(engine, arrival)
+            for settled in self.settler.due():
+                engine.offer(settled.watch, settled.path, settled.watch.path)
+            engine.collect(timeout=0)
+
+    def _dispatch(self, engine: Engine, arrival: Arrival) -> None:
+        watch = arrival.watch
+        if arrival.is_folder:
+            # Moved in whole, so complete: its files are ready now.
+            for path in scan(arrival.path, recursive=True, ignore=engine.ignore):
+                self.ready.put(Arrival(watch, path))
+        elif arrival.settle:
+            self.settler.track(arrival)
+        else:
+            self.settler.forget(arrival.path)
+            engine.offer(watch, arrival.path, watch.path)
+
+
+def process_paths(config: Config, paths: Iterable[Path], *, force: bool = True) -> dict[str, int]:
+    """`hotfolder process`: the same pipeline once over files and folders; returns outcome counts."""
+    lock = Lock(config.state_dir)
+    ledger = Ledger(config.state_dir)
+    executor = make_executor(config.workers)
+    engine = Engine(config, ledger, executor)
+    ignore = Ignore()
+    try:
+        for given in paths:
+            path = given.resolve()
+            if path.is_dir():
+                watch = Watch(path=path, name=path.name)
+                for f in scan(path, recursive=True, ignore=ignore):
+                    engine.offer(watch, f, path, force=force)
+            else:
+                engine.offer(Watch(path=path.parent, name=path.parent.name), path, path.parent, force=force)
+        engine.drain()
+    finally:
+        executor.shutdown(wait=True)
+        ledger.close()
+        lock.release()
+    return engine.counts
+
+
+def summary(counts: dict[str, Any]) -> str:
+    """One line for a terminal: how many inputs ended in each state."""
+    return ", ".join(f"{k} {v}" for k, v in counts.items())

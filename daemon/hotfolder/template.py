@@ -1,0 +1,179 @@
+"""Output path templates: our own small parser (never str.format), fallbacks and sanitising.
+
+Syntax: literal text with fields in braces. A field is a chain of alternatives separated by
+``|``; each alternative is a field name or a quoted literal (``'unknown'``), and the first one
+with a value wins: ``{model|make|'unknown'}``. ``{{`` and ``}}`` are literal braces.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Final
+
+from .errors import InputError
+
+# Fields every job can fill. `relpath` may hold folders; every other value is one path component.
+FIELDS: Final[frozenset[str]] = frozenset({"stem", "ext", "name", "relpath"})
+MULTI_COMPONENT: Final[frozenset[str]] = frozenset({"relpath"})
+MAX_NAME_BYTES: Final = 255
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class TemplateSyntaxError(ValueError):
+    """The template text cannot be parsed or names an unknown field."""
+
+
+class MissingField(InputError):
+    """No alternative of a field had a value for this file."""
+
+
+@dataclass(frozen=True)
+class Literal:
+    text: str
+
+
+@dataclass(frozen=True)
+class Field:
+    """A chain of alternatives: each a field name or a quoted constant (``quoted=True``)."""
+
+    alternatives: tuple[tuple[str, bool], ...]
+
+    @property
+    def source(self) -> str:
+        return "|".join(f"'{v}'" if quoted else v for v, quoted in self.alternatives)
+
+
+@dataclass(frozen=True)
+class Template:
+    text: str
+    parts: tuple[Literal | Field, ...]
+
+    @property
+    def fields(self) -> frozenset[str]:
+        return frozenset(
+            v for p in self.parts if isinstance(p, Field) for v, quoted in p.alternatives if not quoted
+        )
+
+
+def parse(text: str, *, known: frozenset[str] = FIELDS) -> Template:
+    """Parse a template; raise TemplateSyntaxError naming the position and the problem."""
+    parts: list[Literal | Field] = []
+    buf: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if text.startswith(("{{", "}}"), i):
+            buf.append(ch)
+            i += 2
+        elif ch == "}":
+            raise TemplateSyntaxError(f"unmatched '}}' at position {i + 1} in {text!r}")
+        elif ch == "{":
+            end = text.find("}", i)
+            if end < 0:
+                raise TemplateSyntaxError(f"unclosed '{{' at position {i + 1} in {text!r}")
+            if buf:
+                parts.append(Literal("".join(buf)))
+                buf = []
+            parts.append(_parse_field(text[i + 1 : end], text, known))
+            i = end + 1
+        else:
+            buf.append(ch)
+            i += 1
+    if buf:
+        parts.append(Literal("".join(buf)))
+    template = Template(text, tuple(parts))
+    _check_fixed_text(template)
+    return template
+
+
+def _parse_field(body: str, text: str, known: frozenset[str]) -> Field:
+    alternatives: list[tuple[str, bool]] = []
+    for raw in body.split("|"):
+        alt = raw.strip()
+        if len(alt) >= 2 and alt[0] == alt[-1] == "'":
+            alternatives.append((alt[1:-1], True))
+        elif _IDENT.fullmatch(alt):
+            if alt not in known:
+                raise TemplateSyntaxError(
+                    f"unknown field {{{alt}}} in {text!r}; known fields: {', '.join(sorted(known))}"
+                )
+            alternatives.append((alt, False))
+        else:
+            raise TemplateSyntaxError(f"bad field {{{body}}} in {text!r}: expected a name or a 'quoted' text")
+    return Field(tuple(alternatives))
+
+
+def _check_fixed_text(template: Template) -> None:
+    text = template.text
+    if text.startswith(("/", "\\")) or re.match(r"[A-Za-z]:[\\/]", text):
+        raise TemplateSyntaxError(f"{text!r} is absolute; output paths are relative to output_root")
+    if ".." in text.replace("\\", "/").split("/"):
+        raise TemplateSyntaxError(f"{text!r} climbs out of output_root with '..'")
+    # Rendering with harmless values exposes what the template's own text does to the path.
+    try:
+        probe = render(template, dict.fromkeys(template.fields, "x"))
+    except MissingField as exc:
+        raise TemplateSyntaxError(str(exc)) from None
+    if not probe:
+        raise TemplateSyntaxError(f"{text!r} renders to an empty path")
+
+
+def render(template: Template, values: Mapping[str, str | None]) -> str:
+    """Fill a template with sanitised values; raise MissingField when a chain has no value."""
+    out: list[str] = []
+    for part in template.parts:
+        if isinstance(part, Literal):
+            out.append(part.text)
+            continue
+        for value, quoted in part.alternatives:
+            if quoted:
+                out.append(sanitise_component(value))
+                break
+            got = values.get(value)
+            if got:
+                out.append(sanitise_value(value, got))
+                break
+        else:
+            raise MissingField(f"template {template.text!r}: no value for {{{part.source}}}")
+    return normalise("".join(out))
+
+
+def sanitise_component(value: str) -> str:
+    """Make one path component safe: no separators, control or format characters, '.' or '..'."""
+    cleaned = "".join(
+        "_" if ch in "/\\" or unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"} else ch for ch in value
+    ).strip()
+    if cleaned in {"", ".", ".."}:
+        cleaned = cleaned.replace(".", "_") or "_"
+    return _cap(cleaned)
+
+
+def sanitise_value(field: str, value: str) -> str:
+    """Sanitise a field's value; fields that carry folders keep their separators, safely."""
+    if field in MULTI_COMPONENT:
+        return "/".join(sanitise_component(c) for c in value.replace("\\", "/").split("/") if c)
+    return sanitise_component(value)
+
+
+def normalise(path: str) -> str:
+    """Collapse empty components and cap each at 255 bytes; the result is relative and safe."""
+    parts = [_cap(c) for c in path.replace("\\", "/").split("/") if c and c != "."]
+    if any(c == ".." for c in parts):
+        raise MissingField(f"output path {path!r} would climb out of output_root")
+    return "/".join(parts)
+
+
+def _cap(component: str) -> str:
+    encoded = component.encode("utf-8", "surrogateescape")
+    if len(encoded) <= MAX_NAME_BYTES:
+        return component
+    # Keep the extension: a capped name must still say what it is.
+    stem, dot, ext = component.rpartition(".")
+    tail = (dot + ext).encode("utf-8", "surrogateescape") if dot and len(ext) <= 16 else b""
+    head = encoded[: MAX_NAME_BYTES - len(tail)].decode("utf-8", "ignore")
+    return head + tail.decode("utf-8", "surrogateescape")

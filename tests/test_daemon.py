@@ -1,0 +1,110 @@
+"""The real daemon as a subprocess: files dropped in come out processed; SIGTERM stops it cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import exifread
+from PIL import Image
+
+from conftest import ROOT, corpus
+
+
+def start(cwd: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "hotfolder", "run", "--log-format", "json"],
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def wait_for(check: Callable[[], bool], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting")
+
+
+def exif_of(path: Path) -> dict[str, str]:
+    with path.open("rb") as fp:
+        return {k: str(v) for k, v in exifread.process_file(fp, details=False).items()}
+
+
+def test_daemon_processes_arrivals_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """Copy images into inbox/: outputs appear with EXIF, a broken one is quarantined, SIGTERM exits 0."""
+    (tmp_path / "inbox").mkdir()
+    shutil.copy(corpus("pentax_k10d.jpg"), tmp_path / "inbox" / "before_start.jpg")  # startup scan
+    proc = start(tmp_path)
+    try:
+        wait_for(lambda: (tmp_path / "outbox/web/before_start.jpg").exists())
+        shutil.copy(corpus("canon_eos_7d.jpg"), tmp_path / "inbox" / "canon.jpg")
+        (tmp_path / "inbox" / "deep").mkdir()
+        shutil.copy(corpus("truncated_jpeg.jpg"), tmp_path / "inbox" / "deep" / "bad.jpg")
+        (tmp_path / "inbox" / "clip.mov").write_bytes(b"\x00\x00\x00\x18ftypqt  " + b"\x00" * 100)
+        png, jpg = tmp_path / "outbox/archive/canon.png", tmp_path / "outbox/web/canon.jpg"
+        wait_for(lambda: png.exists() and jpg.exists() and (tmp_path / "quarantine/deep/bad.jpg.json").exists())
+        assert proc.poll() is None, "the daemon must keep running after a broken file"
+        src = exif_of(corpus("canon_eos_7d.jpg"))
+        for out in (png, jpg):
+            with Image.open(out) as im:
+                im.load()
+            got = exif_of(out)
+            for tag in ("EXIF DateTimeOriginal", "Image Make", "Image Model"):
+                assert got[tag] == src[tag]
+        note = json.loads((tmp_path / "quarantine/deep/bad.jpg.json").read_text())
+        assert "truncated" in note["error"]
+        assert (tmp_path / "inbox" / "clip.mov").exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    names = [e["event"] for e in events]
+    assert "daemon.started" in names and names[-1] == "daemon.stopped"
+    written = [e for e in events if e["event"] == "output.written"]
+    assert {"src", "dst", "rule", "format", "bytes_in", "bytes_out", "level", "timestamp"} <= written[0].keys()
+    assert any(e["event"] == "file.unmatched" and e["src"].endswith("clip.mov") for e in events)
+    assert not [p for p in tmp_path.rglob("*") if ".hf-" in p.name], "temp files left behind"
+
+
+def test_restart_does_not_reprocess(tmp_path: Path) -> None:
+    """A file already handled is skipped by the next start (the ledger remembers it)."""
+    (tmp_path / "inbox").mkdir()
+    shutil.copy(corpus("pentax_k10d.jpg"), tmp_path / "inbox" / "a.jpg")
+    outputs = []
+    for _ in range(2):
+        proc = start(tmp_path)
+        wait_for(lambda: (tmp_path / "outbox/web/a.jpg").exists())
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        outputs.append([json.loads(line)["event"] for line in out.splitlines()].count("job.done"))
+    assert outputs == [1, 0]
+    assert sorted(p.name for p in (tmp_path / "outbox/web").iterdir()) == ["a.jpg"]
+
+
+def test_second_daemon_on_same_state_refuses(tmp_path: Path) -> None:
+    """Two daemons on one state folder: the second exits 3 with a clear message."""
+    (tmp_path / "inbox").mkdir()
+    first = start(tmp_path)
+    try:
+        wait_for(lambda: (tmp_path / ".hotfolder" / "lock").exists())
+        time.sleep(0.5)
+        second = start(tmp_path)
+        _, err = second.communicate(timeout=60)
+        assert second.returncode == 3
+        assert "in use" in err
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=60)
