@@ -28,7 +28,9 @@ def no_thread_leak() -> Iterator[None]:
     before = set(threading.enumerate())
     yield
     leaked = [
-        t for t in threading.enumerate() if t not in before and t.is_alive() and not t.name.startswith("QueueFeeder")
+        t
+        for t in threading.enumerate()
+        if t not in before and t.is_alive() and not t.name.startswith("QueueFeeder")
     ]
     for t in leaked:
         t.join(timeout=2)

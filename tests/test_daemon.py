@@ -46,13 +46,15 @@ def test_daemon_processes_arrivals_and_stops_on_sigterm(tmp_path: Path) -> None:
     shutil.copy(corpus("pentax_k10d.jpg"), tmp_path / "inbox" / "before_start.jpg")  # startup scan
     proc = start(tmp_path)
     try:
-        wait_for(lambda: (tmp_path / "outbox/web/before_start.jpg").exists())
+        wait_for((tmp_path / "outbox/web/before_start.jpg").exists)
         shutil.copy(corpus("canon_eos_7d.jpg"), tmp_path / "inbox" / "canon.jpg")
         (tmp_path / "inbox" / "deep").mkdir()
         shutil.copy(corpus("truncated_jpeg.jpg"), tmp_path / "inbox" / "deep" / "bad.jpg")
         (tmp_path / "inbox" / "clip.mov").write_bytes(b"\x00\x00\x00\x18ftypqt  " + b"\x00" * 100)
         png, jpg = tmp_path / "outbox/archive/canon.png", tmp_path / "outbox/web/canon.jpg"
-        wait_for(lambda: png.exists() and jpg.exists() and (tmp_path / "quarantine/deep/bad.jpg.json").exists())
+        wait_for(
+            lambda: png.exists() and jpg.exists() and (tmp_path / "quarantine/deep/bad.jpg.json").exists()
+        )
         assert proc.poll() is None, "the daemon must keep running after a broken file"
         src = exif_of(corpus("canon_eos_7d.jpg"))
         for out in (png, jpg):
@@ -72,7 +74,9 @@ def test_daemon_processes_arrivals_and_stops_on_sigterm(tmp_path: Path) -> None:
     names = [e["event"] for e in events]
     assert "daemon.started" in names and names[-1] == "daemon.stopped"
     written = [e for e in events if e["event"] == "output.written"]
-    assert {"src", "dst", "rule", "format", "bytes_in", "bytes_out", "level", "timestamp"} <= written[0].keys()
+    assert {"src", "dst", "rule", "format", "bytes_in", "bytes_out", "level", "timestamp"} <= written[
+        0
+    ].keys()
     assert any(e["event"] == "file.unmatched" and e["src"].endswith("clip.mov") for e in events)
     assert not [p for p in tmp_path.rglob("*") if ".hf-" in p.name], "temp files left behind"
 
@@ -84,7 +88,7 @@ def test_restart_does_not_reprocess(tmp_path: Path) -> None:
     outputs = []
     for _ in range(2):
         proc = start(tmp_path)
-        wait_for(lambda: (tmp_path / "outbox/web/a.jpg").exists())
+        wait_for((tmp_path / "outbox/web/a.jpg").exists)
         time.sleep(1.0)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
@@ -99,7 +103,7 @@ def test_second_daemon_on_same_state_refuses(tmp_path: Path) -> None:
     (tmp_path / "inbox").mkdir()
     first = start(tmp_path)
     try:
-        wait_for(lambda: (tmp_path / ".hotfolder" / "lock").exists())
+        wait_for((tmp_path / ".hotfolder" / "lock").exists)
         time.sleep(0.5)
         second = start(tmp_path)
         _, err = second.communicate(timeout=60)

@@ -57,8 +57,10 @@ def test_misspelled_key_names_file_rule_key_and_line(tmp_path: Path) -> None:
 
 def test_every_problem_is_reported(tmp_path: Path) -> None:
     """Three mistakes in one file give three problems, not the first only."""
-    text = GOOD.replace("quality = 85", "quality = 850").replace('"heif"]', '"heic"]').replace(
-        'format = "png"', 'format = "gif"'
+    text = (
+        GOOD.replace("quality = 85", "quality = 850")
+        .replace('"heif"]', '"heic"]')
+        .replace('format = "png"', 'format = "gif"')
     )
     found = problems(tmp_path, text)
     assert sorted(p.key for p in found) == ["match.formats", "output.format", "output.quality"]
@@ -68,12 +70,16 @@ def test_every_problem_is_reported(tmp_path: Path) -> None:
     ("change", "key"),
     [
         pytest.param(('name = "camera"', 'name = ""'), "name", id="empty_name"),
-        pytest.param(('path = "web/{stem}.jpg"', 'path = "web/{stme}.jpg"'), "output.path", id="unknown_field"),
+        pytest.param(
+            ('path = "web/{stem}.jpg"', 'path = "web/{stme}.jpg"'), "output.path", id="unknown_field"
+        ),
         pytest.param(('path = "web/{stem}.jpg"', 'path = "/etc/{stem}.jpg"'), "output.path", id="absolute"),
         pytest.param(('path = "web/{stem}.jpg"', 'path = "../{stem}.jpg"'), "output.path", id="climbs_out"),
         pytest.param(("max_edge = 2048", "max_edge = 0"), "output.max_edge", id="zero_edge"),
         pytest.param(("max_edge = 2048", 'max_edge = "big"'), "output.max_edge", id="text_edge"),
-        pytest.param(('format = "png"\n', 'format = "png"\nquality = 3\n'), "output.quality", id="quality_on_png"),
+        pytest.param(
+            ('format = "png"\n', 'format = "png"\nquality = 3\n'), "output.quality", id="quality_on_png"
+        ),
         pytest.param(("[rule.match]", "[rule.match]\nsize = 3"), "match.size", id="unknown_match_key"),
         pytest.param(('name = "camera"', 'name = "camera"\ncolour = 1'), "colour", id="unknown_rule_key"),
     ],

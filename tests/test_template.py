@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hotfolder.template import MissingField, TemplateSyntaxError, parse, render
+from hotfolder.template import MissingFieldError, TemplateSyntaxError, parse, render
 
 
 def test_fields_render() -> None:
@@ -23,7 +23,7 @@ def test_fallback_chain_and_quoted_default() -> None:
 
 def test_missing_value_without_fallback_is_an_error() -> None:
     """A field with no value and no fallback fails the job with a clear message."""
-    with pytest.raises(MissingField, match="ext"):
+    with pytest.raises(MissingFieldError, match="ext"):
         render(parse("{stem}.{ext}"), {"stem": "s", "ext": None})
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,7 +51,7 @@ def test_rename_into_place_is_an_arrival(watched: tuple[Path, ReadyQueue], tmp_p
     outside = tmp_path / "x.part"
     outside.write_bytes(b"data")
     drain(ready, 0.3)
-    os.rename(outside, root / "b.jpg")
+    outside.rename(root / "b.jpg")
     assert [(a.path, a.settle) for a in drain(ready, 1.0)] == [(root / "b.jpg", False)]
 
 
@@ -62,7 +61,7 @@ def test_folder_moved_in_is_reported_as_folder(watched: tuple[Path, ReadyQueue],
     folder = tmp_path / "batch"
     folder.mkdir()
     (folder / "1.jpg").write_bytes(b"1")
-    os.rename(folder, root / "batch")
+    folder.rename(root / "batch")
     got = drain(ready, 1.0)
     assert (root / "batch", True) in [(a.path, a.is_folder) for a in got]
 

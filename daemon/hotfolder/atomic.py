@@ -57,7 +57,7 @@ class Staged:
     size: int
 
 
-def stage(final: Path, write: Callable[[IO[bytes]], None]) -> Staged:
+def stage(final: Path, write: Callable[[IO[bytes]], object]) -> Staged:
     """Create the folders, write into a fresh temp file beside `final`, flush and fsync it."""
     final.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_path(final)
@@ -91,7 +91,7 @@ def rename_noreplace(src: Path, dst: Path) -> None:
             raise OSError(err, os.strerror(err), str(dst))
     # Filesystems without RENAME_NOREPLACE: a hard link is just as exclusive.
     os.link(src, dst)
-    os.unlink(src)
+    src.unlink()
 
 
 def numbered(final: Path, n: int) -> Path:

@@ -13,12 +13,14 @@ from .errors import ConfigError, HotfolderError
 from .formats import HEAD_BYTES
 from .pipeline import examine, output_path
 from .service import Daemon, process_paths, summary
-from .template import MissingField
+from .template import MissingFieldError
 
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help="config file (default: ./hotfolder.toml, else the built-in)")
+    common.add_argument(
+        "--config", type=Path, help="config file (default: ./hotfolder.toml, else the built-in)"
+    )
     common.add_argument("--log-format", choices=("auto", "json", "console"), default="auto")
     common.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     parser = argparse.ArgumentParser(prog="hotfolder", description="Turn folders into image pipelines.")
@@ -28,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("check", parents=[common], help="validate the config and rules exactly as `run` would")
     process = sub.add_parser("process", parents=[common], help="process files or folders once and exit")
     process.add_argument("paths", nargs="+", type=Path)
-    explain = sub.add_parser("explain", parents=[common], help="say which rule takes a file and why; writes nothing")
+    explain = sub.add_parser(
+        "explain", parents=[common], help="say which rule takes a file and why; writes nothing"
+    )
     explain.add_argument("file", type=Path)
     return parser
 
@@ -58,7 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _check(config: Config) -> int:
     print(f"config: {config.source or 'built-in default'}")
-    print(f"output_root: {config.output_root}\nstate_dir: {config.state_dir}\nquarantine: {config.quarantine}")
+    print(
+        f"output_root: {config.output_root}\nstate_dir: {config.state_dir}\nquarantine: {config.quarantine}"
+    )
     print(f"workers: {config.workers}")
     for watch in config.watches:
         print(f"watch {watch.name!r}: {watch.path} ({'recursive' if watch.recursive else 'top level only'})")
@@ -102,7 +108,7 @@ def _explain(config: Config, file: Path) -> int:
     for output in decision.rule.outputs:
         try:
             target = str(output_path(output, config.output_root, relpath))
-        except MissingField as exc:
+        except MissingFieldError as exc:
             target = f"(cannot name it: {exc})"
         print(f"  {output.format}: {target}")
     print("the original stays where it is")

@@ -117,7 +117,11 @@ def _build(source: Path | None, doc: dict[str, Any], base: Path) -> Config:
     rule_sources = _rule_sources(source, doc, base, problem)
 
     for watch in watches:
-        for key, inside in (("output_root", output_root), ("quarantine", quarantine), ("state_dir", state_dir)):
+        for key, inside in (
+            ("output_root", output_root),
+            ("quarantine", quarantine),
+            ("state_dir", state_dir),
+        ):
             if inside == watch.path or inside.is_relative_to(watch.path):
                 problem(f"{inside} lies inside the watched folder {watch.path}: outputs would loop", key)
             elif watch.path.is_relative_to(inside):
@@ -175,7 +179,9 @@ def _watches(raw: Any, base: Path, problem: Any) -> tuple[Watch, ...]:
     return tuple(watches)
 
 
-def _rule_sources(source: Path | None, doc: dict[str, Any], base: Path, problem: Any) -> list[tuple[Path | None, str]]:
+def _rule_sources(
+    source: Path | None, doc: dict[str, Any], base: Path, problem: Any
+) -> list[tuple[Path | None, str]]:
     entries = doc.get("rules")
     if entries is None:
         # The embedded default, or a config that names no rules: the shipped default rules.
@@ -188,7 +194,7 @@ def _rule_sources(source: Path | None, doc: dict[str, Any], base: Path, problem:
     files: list[Path] = []
     for entry in entries:
         pattern = str(base / Path(entry).expanduser())
-        found = sorted(Path(p) for p in glob.glob(pattern)) if glob.has_magic(entry) else [Path(pattern)]
+        found = sorted(Path(p) for p in glob.glob(pattern))  # noqa: PTH207 - patterns may be absolute if glob.has_magic(entry) else [Path(pattern)]
         if not found:
             problem(f"{entry!r} matches no rule file", "rules")
         for f in found:

@@ -44,7 +44,7 @@ class ConfigError(HotfolderError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
-class LockHeld(HotfolderError):
+class LockHeldError(HotfolderError):
     """Another hotfolder process owns this state folder."""
 
     exit_code = 3

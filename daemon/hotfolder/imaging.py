@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any, Final
 
-from PIL import Image, ImageOps, PngImagePlugin
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from . import metadata
 from .errors import EncodeError, InputError
@@ -16,7 +16,14 @@ from .metadata import Metadata
 from .rules import Output
 
 # Pillow format id for each output format name.
-_PIL_OUT: Final = {"png": "PNG", "tiff": "TIFF", "jpeg": "JPEG", "heif": "HEIF", "webp": "WEBP", "avif": "AVIF"}
+_PIL_OUT: Final = {
+    "png": "PNG",
+    "tiff": "TIFF",
+    "jpeg": "JPEG",
+    "heif": "HEIF",
+    "webp": "WEBP",
+    "avif": "AVIF",
+}
 JPEG_MAX_EXIF: Final = 65533
 JPEG_MAX_XMP: Final = 65504
 DEFAULT_QUALITY: Final = {"jpeg": 85, "heif": 80, "webp": 85, "avif": 70}
@@ -59,7 +66,7 @@ def identify(data: bytes) -> Image.Image:
     register_codecs()
     try:
         return Image.open(io.BytesIO(data), formats=PIL_ALLOWLIST)
-    except Image.UnidentifiedImageError:
+    except UnidentifiedImageError:
         raise InputError("content is not a recognisable image of an allowed format") from None
     # Decoders raise many types on hostile input; every one of them means "this input is bad".
     except Exception as exc:  # noqa: BLE001
@@ -110,7 +117,7 @@ def to_mode(im: Image.Image, fmt: str) -> Image.Image:
     if has_alpha:
         rgba = im.convert("RGBA")
         if fmt in _ALPHA_FORMATS:
-            return rgba if "RGBA" in _NATIVE_MODES[fmt] else rgba
+            return rgba
         background = Image.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
@@ -119,7 +126,7 @@ def to_mode(im: Image.Image, fmt: str) -> Image.Image:
     return im.convert("RGB")
 
 
-def encode(im: Image.Image, output: Output, meta: Metadata, fp: IO[bytes], notes: Notes) -> None:
+def encode(im: Image.Image, output: Output, meta: Metadata, fp: IO[bytes], *, notes: Notes) -> None:
     """Write one image to fp in the output's format, passing every metadata item explicitly."""
     fmt = output.format
     im = im.copy() if im.info else im
@@ -149,7 +156,9 @@ def _write_jpeg(im: Image.Image, output: Output, meta: Metadata, fp: IO[bytes], 
         if len(meta.xmp) <= JPEG_MAX_XMP:
             kwargs["xmp"] = meta.xmp
         else:
-            notes.warn("metadata.dropped", item="xmp", format="jpeg", error=f"{len(meta.xmp)} bytes > APP1 limit")
+            notes.warn(
+                "metadata.dropped", item="xmp", format="jpeg", error=f"{len(meta.xmp)} bytes > APP1 limit"
+            )
     im.save(fp, "JPEG", **kwargs)
 
 

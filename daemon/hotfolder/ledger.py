@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from .errors import LockHeld
+from .errors import LockHeldError
 from .pipeline import Outcome
 
 SCHEMA_VERSION: Final = 1
@@ -60,7 +60,7 @@ class Lock:
         except BlockingIOError:
             holder = os.pread(self._fd, 64, 0).decode(errors="replace").strip() or "another process"
             os.close(self._fd)
-            raise LockHeld(
+            raise LockHeldError(
                 f"state folder {state_dir} is in use by hotfolder (pid {holder}); one daemon per state_dir"
             ) from None
         os.ftruncate(self._fd, 0)
@@ -76,7 +76,9 @@ class Ledger:
 
     def __init__(self, state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(state_dir / "ledger.sqlite3", check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(
+            state_dir / "ledger.sqlite3", check_same_thread=False, isolation_level=None
+        )
         self._mutex = threading.Lock()
         with self._mutex:
             self._db.execute("PRAGMA journal_mode=WAL")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from wcmatch import glob as wglob
 
@@ -38,7 +39,7 @@ class Decision:
 
 
 @lru_cache(maxsize=512)
-def _compiled(globs: tuple[str, ...]) -> wglob.WcMatcher:  # type: ignore[name-defined]
+def _compiled(globs: tuple[str, ...]) -> Any:
     return wglob.compile(list(globs), flags=_GLOB_FLAGS)
 
 
@@ -50,9 +51,13 @@ def path_matches(rule: Rule, relpath: str) -> bool:
 def judge(rule: Rule, facts: Facts) -> Verdict:
     """One rule against one file: matched, or the first condition that failed and the value seen."""
     if not path_matches(rule, facts.relpath):
-        return Verdict(rule.name, matched=False, reason=f"{facts.relpath!r} matches no glob of {list(rule.match.globs)}")
+        return Verdict(
+            rule.name, matched=False, reason=f"{facts.relpath!r} matches no glob of {list(rule.match.globs)}"
+        )
     if facts.format is None:
-        return Verdict(rule.name, matched=False, reason=f"not an image of an allowed format ({', '.join(INPUT_FORMATS)})")
+        return Verdict(
+            rule.name, matched=False, reason=f"not an image of an allowed format ({', '.join(INPUT_FORMATS)})"
+        )
     if rule.match.formats and facts.format not in rule.match.formats:
         return Verdict(
             rule.name, matched=False, reason=f"format {facts.format!r} is not in {sorted(rule.match.formats)}"
@@ -66,7 +71,9 @@ def decide(rules: Sequence[Rule], facts: Facts) -> Decision:
     winner: Rule | None = None
     for rule in rules:
         if winner is not None:
-            verdicts.append(Verdict(rule.name, matched=False, reason=f"not tried: rule {winner.name!r} matched first"))
+            verdicts.append(
+                Verdict(rule.name, matched=False, reason=f"not tried: rule {winner.name!r} matched first")
+            )
             continue
         verdict = judge(rule, facts)
         verdicts.append(verdict)

@@ -163,7 +163,7 @@ def patch(raw: bytes, *, size: tuple[int, int] | None, upright: bool, drop_thumb
 
 def _drop_ifd1(tiff: _Tiff, ifd0: int) -> None:
     pointer = tiff.next_pointer(ifd0)
-    ifd1 = tiff._unpack("I", pointer)  # noqa: SLF001 - same module
+    ifd1 = tiff._unpack("I", pointer)
     if ifd1 == 0:
         return
     # Blank the stale thumbnail's bytes too: unreferenced data would still travel with the file.
@@ -171,10 +171,10 @@ def _drop_ifd1(tiff: _Tiff, ifd0: int) -> None:
         entries = tiff.entries(ifd1)
         if TAG_THUMB_OFFSET in entries and TAG_THUMB_LENGTH in entries:
             start, length = tiff.scalar(entries[TAG_THUMB_OFFSET]), tiff.scalar(entries[TAG_THUMB_LENGTH])
-            if 0 < start and start + length <= len(tiff.buf):
+            if start > 0 and start + length <= len(tiff.buf):
                 tiff.buf[start : start + length] = bytes(length)
         end = tiff.next_pointer(ifd1) + 4
         tiff.buf[ifd1:end] = bytes(end - ifd1)
     except ExifStructureError:
         pass  # the pointer below is what readers follow; a malformed IFD1 is simply unlinked
-    tiff._pack("I", pointer, 0)  # noqa: SLF001
+    tiff._pack("I", pointer, 0)

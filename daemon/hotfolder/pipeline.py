@@ -11,8 +11,10 @@ import hashlib
 import json
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -110,12 +112,19 @@ def run_job(job: Job) -> Outcome:
             data = head + fp.read()
     except FileNotFoundError:
         return Outcome(job.src, "gone", ms=_ms(started))
-    base = Outcome(job.src, "quarantined", rule=rule.name, bytes_in=len(data), sha256=hashlib.sha256(data).hexdigest())
+    base = Outcome(
+        job.src, "quarantined", rule=rule.name, bytes_in=len(data), sha256=hashlib.sha256(data).hexdigest()
+    )
     work = _Work()
     try:
-        source = imaging.decode(imaging.identify(data))
-        base = replace(base, format=source.format)
-        written = _produce(job, rule, source, work)
+        # Decoder warnings (odd TIFF tags, ...) become structured notes instead of stray stderr text.
+        # Filters are kept as set, so DecompressionBombWarning still raises.
+        with warnings.catch_warnings(record=True) as seen:
+            source = imaging.decode(imaging.identify(data))
+            base = replace(base, format=source.format)
+            written = _produce(job, rule, source, work)
+        for w in seen:
+            work.notes.warn("decoder.warning", error=f"{w.category.__name__}: {w.message}")
         return replace(base, status="done", written=written, ms=_ms(started), notes=tuple(work.notes.items))
     except HotfolderError as exc:
         error = f"{type(exc).__name__}: {exc}"
@@ -138,8 +147,10 @@ def _produce(job: Job, rule: Rule, source: imaging.Source, work: _Work) -> tuple
     for output in rule.outputs:
         final = output_path(output, job.output_root, job.relpath)
         image = imaging.to_mode(imaging.fit(upright, output.max_edge), output.format)
-        meta = _meta_for(source.meta, image.size, resized=image.size != upright.size, turned=turned, notes=work.notes)
-        staged = atomic.stage(final, lambda fp, im=image, o=output, m=meta: imaging.encode(im, o, m, fp, work.notes))
+        meta = _meta_for(
+            source.meta, image.size, resized=image.size != upright.size, turned=turned, notes=work.notes
+        )
+        staged = atomic.stage(final, partial(imaging.encode, image, output, meta, notes=work.notes))
         work.staged.append((output, staged))
         imaging.verify(staged.temp, image.size, output)
     written: list[Written] = []
@@ -156,7 +167,9 @@ def _produce(job: Job, rule: Rule, source: imaging.Source, work: _Work) -> tuple
     return tuple(written)
 
 
-def _meta_for(meta: Metadata, size: tuple[int, int], *, resized: bool, turned: bool, notes: imaging.Notes) -> Metadata:
+def _meta_for(
+    meta: Metadata, size: tuple[int, int], *, resized: bool, turned: bool, notes: imaging.Notes
+) -> Metadata:
     """The source's metadata as it must read on these output pixels (upright, this size)."""
     if meta.exif is None:
         return meta

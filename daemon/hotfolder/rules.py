@@ -6,6 +6,7 @@ import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -160,7 +161,9 @@ def load_rules(files: Iterable[Path | tuple[Path | None, str]]) -> tuple[Rule, .
     for rule in rules:
         if rule.name in seen:
             problems.append(
-                Problem(rule.file, f"duplicate rule name (first defined in {seen[rule.name].file})", rule.name)
+                Problem(
+                    rule.file, f"duplicate rule name (first defined in {seen[rule.name].file})", rule.name
+                )
             )
         seen.setdefault(rule.name, rule)
     if problems:
@@ -227,13 +230,17 @@ def _parse_rule(
         problem("every rule needs at least one [[rule.output]]", "output", where.line(i, None))
         raw_outputs = []
     for j, raw in enumerate(raw_outputs):
-        output = _parse_output(raw, lambda key, j=j: where.line(i, key, section="rule.output", index=j), problem)
+        output = _parse_output(raw, partial(_output_line, where, i, j), problem)
         if output is not None:
             outputs.append(output)
 
     if len(problems) > before:
         return None
     return Rule(name=str(name), file=path, match=Match(**match_kwargs), outputs=tuple(outputs))
+
+
+def _output_line(where: _Locator, rule: int, index: int, key: str | None) -> int | None:
+    return where.line(rule, key, section="rule.output", index=index)
 
 
 def _parse_output(
@@ -251,7 +258,11 @@ def _parse_output(
     for key, value in raw.items():
         spec = _OUTPUT_KEYS.get(key)
         if spec is None:
-            problem(f"unknown key in [[rule.output]]; known: {', '.join(_OUTPUT_KEYS)}", f"output.{key}", line_of(key))
+            problem(
+                f"unknown key in [[rule.output]]; known: {', '.join(_OUTPUT_KEYS)}",
+                f"output.{key}",
+                line_of(key),
+            )
             ok = False
             continue
         check, applies = spec

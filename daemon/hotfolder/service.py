@@ -167,10 +167,17 @@ class Daemon:
                 observers.append(start_observer(watch, self.ready))
                 self.log.info("watch.armed", src=str(watch.path), watch=watch.name, recursive=watch.recursive)
             # Armed first, then scanned: a file that arrives meanwhile is seen at least once.
-            scanner = threading.Thread(target=self._scan_all, args=(engine.ignore,), name="startup-scan", daemon=True)
+            scanner = threading.Thread(
+                target=self._scan_all, args=(engine.ignore,), name="startup-scan", daemon=True
+            )
             scanner.start()
-            self.log.info("daemon.started", pid=os.getpid(), workers=self.config.workers,
-                          rules=[r.name for r in self.config.rules], output_root=str(self.config.output_root))  # fmt: skip
+            self.log.info(
+                "daemon.started",
+                pid=os.getpid(),
+                workers=self.config.workers,
+                rules=[r.name for r in self.config.rules],
+                output_root=str(self.config.output_root),
+            )
             self._loop(engine)
         finally:
             self.log.info("daemon.stopping", inflight=len(engine.inflight), waiting=len(self.ready))

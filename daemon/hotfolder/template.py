@@ -11,7 +11,6 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Final
 
 from .errors import InputError
@@ -28,7 +27,7 @@ class TemplateSyntaxError(ValueError):
     """The template text cannot be parsed or names an unknown field."""
 
 
-class MissingField(InputError):
+class MissingFieldError(InputError):
     """No alternative of a field had a value for this file."""
 
 
@@ -117,14 +116,14 @@ def _check_fixed_text(template: Template) -> None:
     # Rendering with harmless values exposes what the template's own text does to the path.
     try:
         probe = render(template, dict.fromkeys(template.fields, "x"))
-    except MissingField as exc:
+    except MissingFieldError as exc:
         raise TemplateSyntaxError(str(exc)) from None
     if not probe:
         raise TemplateSyntaxError(f"{text!r} renders to an empty path")
 
 
 def render(template: Template, values: Mapping[str, str | None]) -> str:
-    """Fill a template with sanitised values; raise MissingField when a chain has no value."""
+    """Fill a template with sanitised values; raise MissingFieldError when a chain has no value."""
     out: list[str] = []
     for part in template.parts:
         if isinstance(part, Literal):
@@ -139,7 +138,7 @@ def render(template: Template, values: Mapping[str, str | None]) -> str:
                 out.append(sanitise_value(value, got))
                 break
         else:
-            raise MissingField(f"template {template.text!r}: no value for {{{part.source}}}")
+            raise MissingFieldError(f"template {template.text!r}: no value for {{{part.source}}}")
     return normalise("".join(out))
 
 
@@ -164,7 +163,7 @@ def normalise(path: str) -> str:
     """Collapse empty components and cap each at 255 bytes; the result is relative and safe."""
     parts = [_cap(c) for c in path.replace("\\", "/").split("/") if c and c != "."]
     if any(c == ".." for c in parts):
-        raise MissingField(f"output path {path!r} would climb out of output_root")
+        raise MissingFieldError(f"output path {path!r} would climb out of output_root")
     return "/".join(parts)
 
 
@@ -173,7 +172,7 @@ def _cap(component: str) -> str:
     if len(encoded) <= MAX_NAME_BYTES:
         return component
     # Keep the extension: a capped name must still say what it is.
-    stem, dot, ext = component.rpartition(".")
+    _, dot, ext = component.rpartition(".")
     tail = (dot + ext).encode("utf-8", "surrogateescape") if dot and len(ext) <= 16 else b""
     head = encoded[: MAX_NAME_BYTES - len(tail)].decode("utf-8", "ignore")
     return head + tail.decode("utf-8", "surrogateescape")
