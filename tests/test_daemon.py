@@ -74,9 +74,8 @@ def test_daemon_processes_arrivals_and_stops_on_sigterm(tmp_path: Path) -> None:
     names = [e["event"] for e in events]
     assert "daemon.started" in names and names[-1] == "daemon.stopped"
     written = [e for e in events if e["event"] == "output.written"]
-    assert {"src", "dst", "rule", "format", "bytes_in", "bytes_out", "level", "timestamp"} <= written[
-        0
-    ].keys()
+    keys = {"src", "dst", "rule", "format", "bytes_in", "bytes_out", "ms", "level", "timestamp"}
+    assert keys <= written[0].keys()
     assert any(e["event"] == "file.unmatched" and e["src"].endswith("clip.mov") for e in events)
     assert not [p for p in tmp_path.rglob("*") if ".hf-" in p.name], "temp files left behind"
 

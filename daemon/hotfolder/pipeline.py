@@ -47,6 +47,7 @@ class Written:
     format: str
     bytes_out: int
     new: bool  # False: identical content was already there
+    ms: float = 0.0  # transform, encode and verify of this output
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,9 @@ def _produce(job: Job, rule: Rule, source: imaging.Source, work: _Work) -> tuple
     if source.frames > 1:
         work.notes.warn("frames.dropped", frames=source.frames, error="only the primary image is written")
     upright, turned = imaging.upright(source)
+    spent: list[float] = []
     for output in rule.outputs:
+        t0 = time.perf_counter()
         final = output_path(output, job.output_root, job.relpath)
         image = imaging.to_mode(imaging.fit(upright, output.max_edge), output.format)
         meta = _meta_for(
@@ -153,11 +156,12 @@ def _produce(job: Job, rule: Rule, source: imaging.Source, work: _Work) -> tuple
         staged = atomic.stage(final, partial(imaging.encode, image, output, meta, notes=work.notes))
         work.staged.append((output, staged))
         imaging.verify(staged.temp, image.size, output)
+        spent.append(_ms(t0))
     written: list[Written] = []
     try:
-        for output, staged in work.staged:
+        for (output, staged), ms in zip(work.staged, spent, strict=True):
             dst, new = atomic.commit(staged)
-            written.append(Written(dst=dst, format=output.format, bytes_out=staged.size, new=new))
+            written.append(Written(dst=dst, format=output.format, bytes_out=staged.size, new=new, ms=ms))
     except OSError as exc:
         for w in written:
             if w.new:

@@ -122,7 +122,7 @@ class Engine:
                 self.log.info(
                     "output.written" if w.new else "output.identical",
                     src=src, dst=str(w.dst), rule=outcome.rule, format=w.format,
-                    bytes_in=outcome.bytes_in, bytes_out=w.bytes_out,
+                    bytes_in=outcome.bytes_in, bytes_out=w.bytes_out, ms=w.ms,
                 )  # fmt: skip
             self.log.info("job.done", src=src, rule=outcome.rule, format=outcome.format,
                           bytes_in=outcome.bytes_in, ms=outcome.ms)  # fmt: skip
