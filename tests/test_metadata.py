@@ -27,7 +27,7 @@ def test_patch_sets_orientation_and_size_only() -> None:
     """Orientation becomes 1 and pixel dimensions are updated; the block keeps its length and tags."""
     raw = raw_exif("samsung_gt-i9000_galaxy_s.jpg")
     assert metadata.orientation(raw) == 6
-    patched = metadata.patch(raw, size=(120, 90), upright=True, drop_thumbnail=False)
+    patched = metadata.patch(raw, size=(120, 90), orientation=1, drop_thumbnail=False)
     assert len(patched) == len(raw)
     assert metadata.orientation(patched) == 1
     before, after = tags(raw), tags(patched)
@@ -40,7 +40,7 @@ def test_patch_drops_the_stale_thumbnail() -> None:
     """With drop_thumbnail, IFD1 is unlinked and its bytes blanked."""
     raw = raw_exif("canon_eos_7d.jpg")
     assert "Thumbnail JPEGInterchangeFormat" in tags(raw)
-    patched = metadata.patch(raw, size=None, upright=True, drop_thumbnail=True)
+    patched = metadata.patch(raw, size=None, orientation=1, drop_thumbnail=True)
     assert not any(k.startswith("Thumbnail") for k in tags(patched))
     assert tags(patched)["Image Model"] == "Canon EOS 7D"
 
@@ -48,5 +48,5 @@ def test_patch_drops_the_stale_thumbnail() -> None:
 def test_garbage_is_refused_not_misread() -> None:
     """Bytes that are not a TIFF structure raise ExifStructureError."""
     with pytest.raises(metadata.ExifStructureError):
-        metadata.patch(b"Exif\x00\x00garbage", size=None, upright=True, drop_thumbnail=True)
+        metadata.patch(b"Exif\x00\x00garbage", size=None, orientation=1, drop_thumbnail=True)
     assert metadata.orientation(b"nonsense") is None

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .errors import ConfigError, Problem
+from .imaging import DEFAULT_MAX_PIXELS
 from .rules import Rule, load_rules
 
 CONFIG_NAME: Final = "hotfolder.toml"
@@ -25,7 +26,9 @@ EMBEDDED: Final[Mapping[str, Any]] = {
     "watch": [{"path": "inbox", "recursive": True}],
 }
 
-_KEYS: Final = frozenset({"rules", "output_root", "state_dir", "quarantine", "workers", "watch"})
+_KEYS: Final = frozenset(
+    {"rules", "output_root", "state_dir", "quarantine", "workers", "watch", "max_image_pixels"}
+)
 _WATCH_KEYS: Final = frozenset({"path", "recursive", "name"})
 
 
@@ -48,6 +51,7 @@ class Config:
     quarantine: Path
     workers: int
     watches: tuple[Watch, ...]
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
 
 
 def default_rules_path() -> Path:
@@ -113,6 +117,11 @@ def _build(source: Path | None, doc: dict[str, Any], base: Path) -> Config:
         problem(f"must be a whole number >= 1, not {workers!r}", "workers")
         workers = 1
 
+    max_pixels = doc.get("max_image_pixels", DEFAULT_MAX_PIXELS)
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        problem(f"must be a whole number of pixels >= 1, not {max_pixels!r}", "max_image_pixels")
+        max_pixels = DEFAULT_MAX_PIXELS
+
     watches = _watches(doc.get("watch", []), base, problem)
     rule_sources = _rule_sources(source, doc, base, problem)
 
@@ -143,6 +152,7 @@ def _build(source: Path | None, doc: dict[str, Any], base: Path) -> Config:
         quarantine=quarantine,
         workers=workers,
         watches=watches,
+        max_image_pixels=max_pixels,
     )
 
 

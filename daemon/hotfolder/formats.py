@@ -22,7 +22,10 @@ INPUT_FORMATS: Final[Mapping[str, tuple[str, ...]]] = {
     "avif": ("AVIF",),
 }
 
-OUTPUT_FORMATS: Final[tuple[str, ...]] = ("png", "tiff", "jpeg", "heif", "webp", "avif")
+# Camera RAW is recognised so that it is never decoded as TIFF (archiving an embedded preview
+# as "the photo" would be data loss). Rules may match it only to copy it unchanged.
+RAW: Final = "raw"
+MATCH_FORMATS: Final[tuple[str, ...]] = (*INPUT_FORMATS, RAW)
 
 # Pillow ids passed to Image.open(formats=...). MPO is produced by the JPEG opener itself.
 PIL_ALLOWLIST: Final[tuple[str, ...]] = ("JPEG", "PNG", "TIFF", "GIF", "WEBP", "BMP", "HEIF", "AVIF")
@@ -57,8 +60,31 @@ def register_codecs() -> None:
     _registered = True
 
 
-def sniff(head: bytes) -> str | None:
-    """Our format name for a file's first bytes, by Pillow's own acceptance tests; None if none accepts."""
+RAW_EXTENSIONS: Final = frozenset(
+    {"dng", "nef", "nrw", "cr2", "cr3", "crw", "arw", "srf", "sr2", "orf", "rw2", "raw", "rwl", "pef",
+     "srw", "raf", "3fr", "fff", "erf", "kdc", "dcr", "mrw", "mos", "iiq", "x3f", "gpr"}
+)  # fmt: skip
+_RAW_MAGIC: Final = (b"IIRO", b"IIRS", b"MMOR", b"IIU\x00", b"FUJIFILMCCD-RAW", b"FOVb")
+_TAG_DNG_VERSION: Final = 50706
+
+
+def is_camera_raw(head: bytes, name: PurePath | str) -> bool:
+    """Camera RAW by name or content: many RAW files are TIFF containers Pillow would happily open."""
+    if PurePath(name).suffix.lower().lstrip(".") in RAW_EXTENSIONS:
+        return True
+    if head.startswith(_RAW_MAGIC) or head[8:11] == b"CR\x02" or head[4:12] == b"ftypcrx ":
+        return True
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        from .metadata import ifd0_tags  # noqa: PLC0415 - metadata imports Pillow plugins lazily
+
+        return _TAG_DNG_VERSION in ifd0_tags(head)
+    return False
+
+
+def sniff(head: bytes, name: PurePath | str = "") -> str | None:
+    """Our format name for a file's first bytes (RAW first), by Pillow's own acceptance tests."""
+    if is_camera_raw(head, name):
+        return RAW
     register_codecs()
     Image.init()
     for pil in PIL_ALLOWLIST:

@@ -1,44 +1,49 @@
-"""Decode (allowlist, completeness), orient, resize, convert modes and encode each output format."""
+"""Decode once (allowlist, completeness, bomb limits, bit depth), then per output: frames, size,
+orientation, colour and mode. Encoding each format is encode.py's business."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+import re
+import struct
 from dataclasses import dataclass, field
-from typing import IO, Any, Final
+from functools import cache
+from typing import Any, Final
 
-from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageSequence, UnidentifiedImageError
 
 from . import metadata
+from .deep import Deep, load_heif, load_vips
 from .errors import EncodeError, InputError
 from .formats import PIL_ALLOWLIST, name_of, register_codecs
 from .metadata import Metadata
-from .rules import Output
+from .outputs import Output
 
-# Pillow format id for each output format name.
-_PIL_OUT: Final = {
-    "png": "PNG",
-    "tiff": "TIFF",
-    "jpeg": "JPEG",
-    "heif": "HEIF",
-    "webp": "WEBP",
-    "avif": "AVIF",
-}
-JPEG_MAX_EXIF: Final = 65533
-JPEG_MAX_XMP: Final = 65504
-DEFAULT_QUALITY: Final = {"jpeg": 85, "heif": 80, "webp": 85, "avif": 70}
-DEFAULT_PNG_LEVEL: Final = 6
+DEFAULT_MAX_PIXELS: Final = 250_000_000  # admits real 200 MP phone photos; refuses the 4 Gpx bombs
 
-# Modes each encoder accepts as they are; anything else is converted explicitly (never by accident).
-_NATIVE_MODES: Final = {
+# Modes each encoder holds exactly; anything else is converted explicitly, never by accident.
+NATIVE_MODES: Final = {
     "png": {"1", "L", "LA", "P", "RGB", "RGBA", "I;16"},
     "tiff": {"1", "L", "LA", "RGB", "RGBA", "CMYK", "I;16"},
-    "jpeg": {"L", "RGB"},
+    "jpeg": {"L", "RGB", "CMYK"},
     "heif": {"L", "RGB", "RGBA"},
     "webp": {"RGB", "RGBA"},
     "avif": {"RGB", "RGBA"},
 }
-_ALPHA_FORMATS: Final = {"png", "tiff", "heif", "webp", "avif"}
+ALPHA_FORMATS: Final = {"png", "tiff", "heif", "webp", "avif"}
+ANIMATION_FORMATS: Final = {"png", "webp", "avif"}  # hold frames with timing
+PAGE_FORMATS: Final = {"tiff"}  # hold several images, without timing
+
+_TRANSPOSE: Final = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_XMP_ORIENTATION = re.compile(rb'tiff:Orientation(?:="|>)\s*([1-8])')
 
 
 @dataclass
@@ -51,14 +56,29 @@ class Notes:
         self.items.append((event, fields))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Source:
-    """A decoded input: the primary image, loaded, with its metadata captured before any transform."""
+    """A decoded input: primary image loaded, metadata captured before any transform."""
 
-    image: Image.Image
+    image: Image.Image  # primary image; 8 bits per sample (scaled) when the source is deeper
     format: str
     meta: Metadata
-    frames: int
+    orientation: int  # what still has to be applied to `image` to show it upright (1: nothing)
+    frame_count: int = 1
+    animated: bool = False  # frames with timing (GIF, APNG, WebP); else pages or images
+    loop: int | None = None
+    deep: Deep | None = None
+    _frames: list[tuple[Image.Image, int | None]] | None = None
+
+    def frames(self) -> list[tuple[Image.Image, int | None]]:
+        """Every frame with its duration in ms, decoded once and kept for all outputs."""
+        if self._frames is None:
+            frames = []
+            for frame in ImageSequence.Iterator(self.image):
+                frames.append((frame.copy(), frame.info.get("duration")))
+            self.image.seek(0)
+            self._frames = frames
+        return self._frames
 
 
 def identify(data: bytes) -> Image.Image:
@@ -73,155 +93,318 @@ def identify(data: bytes) -> Image.Image:
         raise InputError(f"cannot open: {type(exc).__name__}: {exc}") from None
 
 
-def decode(im: Image.Image) -> Source:
-    """Load every pixel of the primary image before anything is written."""
+def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Source:
+    """Decode the primary image completely before anything is written; raise InputError if it is bad."""
+    register_codecs()
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    fmt_hint = data[4:12]
+    if fmt_hint[:4] == b"ftyp":
+        check_bmff(data)
+    im = identify(data)
     fmt = name_of(im.format)
     if fmt is None:
         raise InputError(f"format {im.format} is not allowed")
+    if im.width * im.height > max_pixels:
+        # pillow-heif opens without Pillow's bomb check, so the limit is enforced here for all.
+        raise InputError(f"{im.width}x{im.height} exceeds max_image_pixels ({max_pixels})")
+    if im.width < 1 or im.height < 1:
+        raise InputError(f"empty image ({im.width}x{im.height})")
+    meta = metadata.capture(im)
+    bits = _bit_depth(im, fmt, data)
+    deep: Deep | None = None
     try:
-        im.load()
+        if bits > 8 and fmt == "heif":
+            deep = load_heif(data, bits=bits)
+        elif (
+            bits > 8
+            and fmt in {"png", "tiff", "avif"}
+            and im.mode not in {"I;16", "I;16B", "I;16L", "I", "F"}
+        ):
+            deep = load_vips(data, bits=bits)
+        if deep is not None:
+            image = deep.to_8bit()
+        else:
+            im.load()
+            image = im
+    except InputError:
+        raise
     except Exception as exc:  # noqa: BLE001 - same boundary as identify()
         raise InputError(f"cannot decode {fmt}: {type(exc).__name__}: {exc}") from None
-    return Source(image=im, format=fmt, meta=metadata.capture(im), frames=getattr(im, "n_frames", 1))
+    n = getattr(im, "n_frames", 1)
+    animated = bool(getattr(im, "is_animated", False)) and fmt in {"gif", "png", "webp", "avif"}
+    return Source(
+        image=image,
+        format=fmt,
+        meta=meta,
+        orientation=_orientation(im, fmt, meta, deep=deep is not None),
+        frame_count=1 if im.format == "MPO" else n,
+        animated=animated,
+        loop=im.info.get("loop"),
+        deep=deep,
+    )
 
 
-def upright(src: Source) -> tuple[Image.Image, bool]:
-    """The source pixels as a viewer shows them, and whether a rotation had to be applied."""
-    turned = ImageOps.exif_transpose(src.image)
-    if turned is None or turned is src.image:
-        return src.image, False
-    return turned, True
+def _bit_depth(im: Image.Image, fmt: str, data: bytes) -> int:
+    """Bits per sample the file really stores (Pillow reports 16-bit colour as 8-bit)."""
+    if fmt == "heif":
+        return int(im.info.get("bit_depth", 8))
+    if fmt == "avif":
+        return _pixi_depth(data)
+    tile = getattr(im, "tile", None)
+    if fmt == "png" and tile:
+        args = tile[0].args
+        rawmode = args[0] if isinstance(args, tuple) else args
+        return 16 if isinstance(rawmode, str) and ";16" in rawmode else 8
+    if fmt == "tiff":
+        depth = im.tag_v2.get(258, (8,))  # type: ignore[attr-defined]
+        return max(depth) if isinstance(depth, tuple) else int(depth)
+    return 8
+
+
+def _pixi_depth(data: bytes) -> int:
+    # Pillow's AVIF plugin decodes to 8 bits and does not say the stored depth; the pixi box does.
+    at = data.find(b"pixi", 0, 1 << 16)
+    if at < 0 or at + 10 > len(data):
+        return 8
+    channels = data[at + 8]
+    return max(data[at + 9 : at + 9 + channels] or b"\x08")
+
+
+def _orientation(im: Image.Image, fmt: str, meta: Metadata, *, deep: bool) -> int:
+    if fmt in {"heif", "avif"}:
+        return 1  # libheif/libavif already applied irot/imir; EXIF orientation is informational
+    if fmt == "tiff" and not deep:
+        return 1  # Pillow applies TIFF Orientation at load
+    value = metadata.orientation(meta.exif)
+    if value is None and meta.xmp:
+        m = _XMP_ORIENTATION.search(meta.xmp)
+        value = int(m.group(1)) if m else None
+    if value is None and fmt == "tiff":
+        value = im.tag_v2.get(274)  # type: ignore[attr-defined]
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def check_bmff(data: bytes) -> None:
+    """Every top-level ISO-BMFF box must end inside the file: libheif decodes half a HEIC silently."""
+    pos = 0
+    end = len(data)
+    while pos < end:
+        if end - pos < 8:
+            raise InputError(f"truncated HEIF/AVIF: {end - pos} stray bytes after the last box")
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        header = 8
+        if size == 1:
+            if end - pos < 16:
+                raise InputError("truncated HEIF/AVIF: incomplete large box header")
+            size = struct.unpack_from(">Q", data, pos + 8)[0]
+            header = 16
+        elif size == 0:
+            size = end - pos  # the box runs to the end of the file
+        if size < header:
+            raise InputError(f"corrupt HEIF/AVIF: box {kind!r} has impossible size {size}")
+        if pos + size > end:
+            name = kind.decode("latin-1")
+            raise InputError(f"truncated HEIF/AVIF: box {name!r} ends at {pos + size}, file has {end} bytes")
+        pos += size
+
+
+# Per-output transforms ------------------------------------------------------------------------
 
 
 def fit(im: Image.Image, max_edge: int | None) -> Image.Image:
-    """Shrink so the long edge is at most max_edge; never enlarge."""
+    """Shrink so the long edge is at most max_edge (Lanczos); never enlarge."""
     if max_edge is None or max(im.size) <= max_edge:
         return im
     scale = max_edge / max(im.size)
     size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
-    if im.mode in {"1", "P"}:
+    if im.mode in {"1", "P", "PA"}:
         im = im.convert("RGBA" if im.has_transparency_data else "RGB")
+    elif im.mode.startswith("I;16"):
+        # Resample at full precision (mode I), then back to 16 bits.
+        return im.convert("I").resize(size, Image.Resampling.LANCZOS).convert("I;16")
     return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
-def to_mode(im: Image.Image, fmt: str) -> Image.Image:
-    """Convert to a mode the encoder holds faithfully; alpha is flattened only where it cannot be kept."""
-    if im.mode in _NATIVE_MODES[fmt] and not (im.mode == "P" and fmt != "png"):
+def orient(im: Image.Image, orientation: int) -> Image.Image:
+    """Apply an EXIF orientation value to stored pixels (lossless permutation)."""
+    method = _TRANSPOSE.get(orientation)
+    return im if method is None else im.transpose(method)
+
+
+@cache
+def srgb_profile() -> bytes:
+    """The sRGB profile embedded in converted outputs (lcms' built-in, 588 bytes)."""
+    return bytes(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+
+
+def colour(im: Image.Image, meta: Metadata, output: Output, notes: Notes) -> tuple[Image.Image, bytes | None]:
+    """Pixels and the ICC profile to embed, as the output's `icc` option and format require."""
+    fmt = output.format
+    cmyk_out = im.mode == "CMYK" and "CMYK" in NATIVE_MODES[fmt] and output.icc == "keep"
+    if output.icc == "keep" and (im.mode != "CMYK" or cmyk_out):
+        if meta.icc is None and meta.nclx:
+            return im, nclx_as_icc(meta.nclx, im.mode, notes) if fmt != "heif" else None
+        return im, meta.icc
+    # icc = "srgb", or CMYK that the format cannot hold: convert through the embedded profile.
+    if meta.icc is None:
+        if im.mode == "CMYK":
+            notes.warn(
+                "colour.naive_cmyk", error="CMYK without an ICC profile: converted without colour management"
+            )
+            return im.convert("RGB"), srgb_profile()
+        if meta.nclx and fmt != "heif":
+            nclx_as_icc(meta.nclx, im.mode, notes)  # refuses what cannot be represented
+        return im, srgb_profile() if im.mode in {"RGB", "RGBA", "P", "PA"} else None
+    try:
+        source_profile = ImageCms.ImageCmsProfile(io.BytesIO(meta.icc))
+    except (OSError, ImageCms.PyCMSError) as exc:
+        raise EncodeError(f"the embedded ICC profile is unreadable, cannot convert to sRGB: {exc}") from None
+    if "sRGB" in ImageCms.getProfileDescription(source_profile) and im.mode != "CMYK":
+        return im, meta.icc  # already sRGB: keep its own profile, no conversion round trip
+    alpha = im.getchannel("A") if im.mode in {"RGBA", "LA", "PA"} else None
+    base = im.convert("RGB") if im.mode in {"P", "PA", "RGBA"} else im.convert("L") if im.mode == "LA" else im
+    try:
+        converted = ImageCms.profileToProfile(
+            base, source_profile, ImageCms.createProfile("sRGB"), outputMode="RGB",
+            renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+        )  # fmt: skip
+    except ImageCms.PyCMSError as exc:
+        raise EncodeError(f"cannot convert {im.mode} through its ICC profile to sRGB: {exc}") from None
+    assert converted is not None
+    if alpha is not None:
+        converted.putalpha(alpha)
+    return converted, srgb_profile()
+
+
+_SRGB_LIKE_PRIMARIES: Final = {1, 5, 6}  # BT.709 (sRGB), and the BT.601 sets within 1% of it
+_SRGB_LIKE_TRANSFER: Final = {1, 6, 13, 14, 15}
+
+
+def nclx_as_icc(nclx: dict[str, Any], mode: str, notes: Notes) -> bytes | None:
+    """An ICC profile saying what an NCLX box says, for formats without NCLX; refuse what differs."""
+    primaries, transfer = nclx.get("color_primaries"), nclx.get("transfer_characteristics")
+    if primaries in _SRGB_LIKE_PRIMARIES and transfer in _SRGB_LIKE_TRANSFER:
+        if (primaries, transfer) != (1, 13):
+            notes.warn(
+                "colour.approximated",
+                error=f"NCLX primaries {primaries}, transfer {transfer} written as sRGB",
+            )
+        return srgb_profile() if mode in {"RGB", "RGBA"} else None
+    raise EncodeError(
+        f"the source's colour is NCLX primaries {primaries}, transfer {transfer} (wide gamut or HDR), "
+        "which only a HEIF output can carry; use format heif for this file"
+    )
+
+
+def to_mode(im: Image.Image, output: Output) -> Image.Image:
+    """Convert to a mode the encoder holds exactly; alpha is flattened only where it cannot be kept."""
+    fmt = output.format
+    mode = im.mode
+    if mode == "P" and fmt == "png":
         return im
-    if im.mode.startswith("I;16") or im.mode in {"I", "F"}:
-        if fmt in {"png", "tiff"} and im.mode.startswith("I;16"):
-            return im.convert("I;16") if fmt == "png" else im
-        # Scale 16-bit (or wider) samples into 8 bits; convert("L") would clamp instead.
-        return im.point(lambda v: v / 256).convert("L") if im.mode != "F" else im.convert("L")
-    has_alpha = im.has_transparency_data or im.mode in {"RGBA", "LA", "PA", "RGBa"}
+    if mode in NATIVE_MODES[fmt] and mode != "P":
+        return im
+    if mode.startswith("I;16") or mode in {"I", "F"}:
+        if fmt in {"png", "tiff"} and mode != "F":
+            return im.convert("I;16") if mode != "I;16" else im
+        if fmt == "tiff":
+            return im  # float TIFF holds F exactly
+        # Scale wide samples into 8 bits; convert("L") would clamp instead (Pillow #1108).
+        scale = 1 / 256 if mode != "F" else 255.0
+        return im.point(lambda v: v * scale).convert("L")
+    has_alpha = im.has_transparency_data or mode in {"RGBA", "LA", "PA", "RGBa", "La"}
     if has_alpha:
+        if fmt in ALPHA_FORMATS:
+            if mode in {"LA", "La"} and "LA" in NATIVE_MODES[fmt]:
+                return im.convert("LA")
+            return im.convert("RGBA")
         rgba = im.convert("RGBA")
-        if fmt in _ALPHA_FORMATS:
-            return rgba
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background = Image.new("RGB", rgba.size, output.background)
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
-    if im.mode in {"1", "L"} and "L" in _NATIVE_MODES[fmt]:
-        return im.convert("L")
+    if mode in {"1", "L"}:
+        return im.convert("L") if "L" in NATIVE_MODES[fmt] else im.convert("RGB")
+    if mode == "CMYK":
+        return im.convert("RGB")  # reached only when colour() left CMYK for a format that needs RGB
     return im.convert("RGB")
 
 
-def encode(im: Image.Image, output: Output, meta: Metadata, fp: IO[bytes], *, notes: Notes) -> None:
-    """Write one image to fp in the output's format, passing every metadata item explicitly."""
-    fmt = output.format
-    im = im.copy() if im.info else im
-    im.info = {}  # nothing may travel implicitly: every item is passed below
-    writer = _WRITERS[fmt]
-    try:
-        writer(im, output, meta, fp, notes)
-    except (OSError, ValueError, KeyError) as exc:
-        raise EncodeError(f"cannot write {fmt}: {type(exc).__name__}: {exc}") from exc
+@dataclass
+class Rendered:
+    """One output's pixels and the metadata to embed, ready for its encoder."""
+
+    frames: list[Image.Image]
+    meta: Metadata
+    durations: list[int] | None = None  # animation timing; None for a still or for pages
+    loop: int | None = None
+    deep: Deep | None = None  # full-precision pixels, when the output keeps them
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.deep.size if self.deep is not None else self.frames[0].size
 
 
-def _exif_for_jpeg(meta: Metadata, notes: Notes) -> bytes | None:
-    if meta.exif is None or len(meta.exif) <= JPEG_MAX_EXIF:
-        return meta.exif
-    notes.warn("metadata.dropped", item="exif", format="jpeg", error=f"{len(meta.exif)} bytes > APP1 limit")
-    return None
+def wants_deep(source: Source, output: Output) -> bool:
+    """Whether this output keeps more than 8 bits: PNG/TIFF always can, HEIF at 10/12 bits."""
+    if source.deep is None:
+        return False
+    if output.format in {"png", "tiff"}:
+        return True
+    return output.format == "heif" and output.bit_depth != 8
 
 
-def _write_jpeg(im: Image.Image, output: Output, meta: Metadata, fp: IO[bytes], notes: Notes) -> None:
-    kwargs: dict[str, Any] = {"quality": output.quality or DEFAULT_QUALITY["jpeg"], "optimize": False}
-    exif = _exif_for_jpeg(meta, notes)
-    if exif:
-        kwargs["exif"] = exif
-    if meta.icc:
-        kwargs["icc_profile"] = meta.icc
-    if meta.xmp:
-        if len(meta.xmp) <= JPEG_MAX_XMP:
-            kwargs["xmp"] = meta.xmp
-        else:
-            notes.warn(
-                "metadata.dropped", item="xmp", format="jpeg", error=f"{len(meta.xmp)} bytes > APP1 limit"
-            )
-    im.save(fp, "JPEG", **kwargs)
+def render(source: Source, output: Output, notes: Notes) -> Rendered:
+    """Frames, size, orientation, colour and mode for one output; metadata follows in the pipeline."""
+    upright = output.orientation == "upright"
+    turn = source.orientation if upright else 1
+    if wants_deep(source, output):
+        assert source.deep is not None
+        deep = source.deep.fitted(output.max_edge).oriented(turn)
+        if output.icc == "srgb":
+            deep = deep.to_srgb(srgb_profile())
+        elif deep.icc is None and source.meta.nclx and output.format != "heif":
+            deep = Deep(deep.pixels, deep.bits, nclx_as_icc(source.meta.nclx, "RGB", notes))
+        return Rendered(frames=[deep.to_8bit()], meta=source.meta, deep=deep)
+    if source.deep is not None:
+        notes.warn("precision.reduced", format=output.format,
+                   error=f"{source.deep.bits}-bit source written at 8 bits per sample (scaled)")  # fmt: skip
+    frames, durations = _frames_for(source, output, notes)
+    out: list[Image.Image] = []
+    icc: bytes | None = None
+    for frame in frames:
+        im = orient(fit(frame, output.max_edge), turn)
+        im, icc = colour(im, source.meta, output, notes)
+        out.append(to_mode(im, output))
+    meta = source.meta if icc == source.meta.icc else _with_icc(source.meta, icc)
+    return Rendered(frames=out, meta=meta, durations=durations, loop=source.loop if durations else None)
 
 
-def _write_png(im: Image.Image, output: Output, meta: Metadata, fp: IO[bytes], notes: Notes) -> None:
-    level = DEFAULT_PNG_LEVEL if output.compress_level is None else output.compress_level
-    kwargs: dict[str, Any] = {"compress_level": level}
-    if meta.exif:
-        kwargs["exif"] = meta.exif
-    if meta.icc:
-        kwargs["icc_profile"] = meta.icc
-    if meta.xmp:
-        # The PNG writer ignores xmp=; XMP lives in an iTXt chunk with this keyword.
-        info = PngImagePlugin.PngInfo()
-        info.add_itxt("XML:com.adobe.xmp", meta.xmp.decode("utf-8", "replace"), zip=False)
-        kwargs["pnginfo"] = info
-    im.save(fp, "PNG", **kwargs)
+def _with_icc(meta: Metadata, icc: bytes | None) -> Metadata:
+    from dataclasses import replace  # noqa: PLC0415
+
+    return replace(meta, icc=icc, nclx=None)
 
 
-def _write_tiff(im: Image.Image, output: Output, meta: Metadata, fp: IO[bytes], notes: Notes) -> None:
-    kwargs: dict[str, Any] = {"compression": "tiff_adobe_deflate"}
-    if meta.icc:
-        kwargs["icc_profile"] = meta.icc
-    if meta.exif:
-        ex = Image.Exif()
-        ex.load(meta.exif)
-        if meta.xmp:
-            ex[700] = meta.xmp
-        kwargs["exif"] = ex
-    im.save(fp, "TIFF", **kwargs)
-
-
-def _write_modern(pil_format: str) -> Callable[[Image.Image, Output, Metadata, IO[bytes], Notes], None]:
-    def write(im: Image.Image, output: Output, meta: Metadata, fp: IO[bytes], notes: Notes) -> None:
-        kwargs: dict[str, Any] = {"quality": output.quality or DEFAULT_QUALITY[output.format]}
-        if meta.exif:
-            kwargs["exif"] = meta.exif
-        if meta.icc:
-            kwargs["icc_profile"] = meta.icc
-        if meta.xmp:
-            kwargs["xmp"] = meta.xmp
-        im.save(fp, pil_format, **kwargs)
-
-    return write
-
-
-_WRITERS: Final = {
-    "jpeg": _write_jpeg,
-    "png": _write_png,
-    "tiff": _write_tiff,
-    "heif": _write_modern("HEIF"),
-    "webp": _write_modern("WEBP"),
-    "avif": _write_modern("AVIF"),
-}
-
-
-def verify(path_or_fp: Any, expected_size: tuple[int, int], output: Output) -> None:
-    """Re-open a written output and decode it fully; raise EncodeError if it is not what was meant."""
-    register_codecs()
-    try:
-        with Image.open(path_or_fp, formats=(_PIL_OUT[output.format],)) as check:
-            check.load()
-            size = check.size
-    except Exception as exc:  # noqa: BLE001 - any decoder failure means the output is bad
-        raise EncodeError(f"written {output.format} does not decode: {type(exc).__name__}: {exc}") from None
-    if size != expected_size:
-        raise EncodeError(f"written {output.format} is {size}, expected {expected_size}")
+def _frames_for(source: Source, output: Output, notes: Notes) -> tuple[list[Image.Image], list[int] | None]:
+    """The frames this output holds; what the format cannot hold is logged, never dropped silently."""
+    if source.frame_count <= 1:
+        return [source.image], None
+    kind = "frames" if source.animated else "pages" if source.format == "tiff" else "images"
+    if output.frames == "first":
+        return [source.image], None
+    if source.format == "heif":
+        why = f"HEIF holds {source.frame_count} images; outputs use the primary image"
+        notes.warn("frames.dropped", format=output.format, error=why)
+        return [source.image], None
+    can_animate = source.animated and output.format in ANIMATION_FORMATS
+    can_page = output.format in PAGE_FORMATS
+    if not (can_animate or can_page):
+        why = f"{output.format} holds one image; {source.frame_count - 1} {kind} dropped"
+        notes.warn("frames.dropped", format=output.format, error=why)
+        return [source.image], None
+    frames = source.frames()
+    if source.animated and not can_animate:
+        notes.warn("timing.dropped", format=output.format, error="TIFF pages carry no frame timing")
+        return [f for f, _ in frames], None
+    durations = [int(d) if d is not None else 0 for _, d in frames] if source.animated else None
+    return [f for f, _ in frames], durations

@@ -9,7 +9,7 @@ from typing import Any
 
 from wcmatch import glob as wglob
 
-from .formats import INPUT_FORMATS
+from .formats import INPUT_FORMATS, RAW
 from .rules import Rule
 
 # `**/` matches zero or more folders; matching ignores case; dot files are ordinary names
@@ -57,6 +57,10 @@ def judge(rule: Rule, facts: Facts) -> Verdict:
     if facts.format is None:
         return Verdict(
             rule.name, matched=False, reason=f"not an image of an allowed format ({', '.join(INPUT_FORMATS)})"
+        )
+    if facts.format == RAW and not rule.match.formats:
+        return Verdict(
+            rule.name, matched=False, reason="camera RAW is only taken by a rule with formats = ['raw']"
         )
     if rule.match.formats and facts.format not in rule.match.formats:
         return Verdict(

@@ -7,10 +7,15 @@ point into the original block (Pillow #7545).
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
 import struct
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
+from defusedxml import ElementTree as SafeET
 from PIL import Image
 
 EXIF_PREFIX: Final = b"Exif\x00\x00"
@@ -23,11 +28,19 @@ TAG_PIXEL_X: Final = 0xA002
 TAG_PIXEL_Y: Final = 0xA003
 TAG_THUMB_OFFSET: Final = 0x0201
 TAG_THUMB_LENGTH: Final = 0x0202
+TAG_GPS_IFD: Final = 0x8825
+TAG_MAKERNOTE: Final = 0x927C
+TAG_XMP: Final = 700
+TAG_IPTC: Final = 33723
+TAG_PHOTOSHOP: Final = 34377
+PHOTOSHOP_HEADER: Final = b"Photoshop 3.0\x00"
 
 # Tags that describe a TIFF file's own layout: meaningless (and harmful) in another file's EXIF.
 TIFF_STRUCTURAL: Final = frozenset(
-    {256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 317, 320, 338, 339, 700, 33723, 34377, 34675}
-)
+    {254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325,
+     338, 339, 530, 531, 532, 700, 33723, 34377, 34675,
+     37724}  # ImageSourceData: Photoshop's layers, meaningless once the pixels are re-encoded
+)  # fmt: skip
 
 _TYPE_SIZES: Final = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
 _SHORT, _LONG = 3, 4
@@ -41,26 +54,67 @@ class ExifStructureError(ValueError):
 class Metadata:
     """What a source carries, captured once before any transform touches `info`."""
 
-    exif: bytes | None = None  # always with the b"Exif\\0\\0" prefix
+    exif: bytes | None = None  # always with the b"Exif\0\0" prefix
     icc: bytes | None = None
     xmp: bytes | None = None
+    photoshop: bytes | None = None  # Photoshop image resource blocks (IPTC lives in resource 0x0404)
+    iptc: bytes | None = None  # raw IPTC-NAA records, when the source stores them on their own
+    nclx: dict[str, Any] | None = None  # HEIF colour description without an ICC profile
+    exif_reserialised: bool = False  # the source's EXIF had to be rebuilt (PNG text, TIFF IFD)
+
+    @property
+    def has_iptc(self) -> bool:
+        return bool(self.photoshop or self.iptc)
 
 
 def capture(im: Image.Image) -> Metadata:
-    """Take EXIF, ICC and XMP from a freshly opened image (the TIFF source's own layout removed)."""
+    """Take EXIF, ICC, XMP, IPTC and NCLX from a freshly opened image (a TIFF's own layout removed)."""
     info = im.info
     exif: bytes | None = info.get("exif") or None
-    if exif is None and im.format == "TIFF":
+    rebuilt = False
+    if exif is None and (im.format == "TIFF" or "Raw profile type exif" in info):
+        # TIFF keeps EXIF in its own IFD0; ImageMagick PNGs keep it as hex text. Both need rebuilding.
         ex = im.getexif()
         for tag in TIFF_STRUCTURAL:
             ex.pop(tag, None)
-        exif = ex.tobytes() if len(ex) else None
-    if exif is not None:
-        exif = with_prefix(exif)
+        if len(ex):
+            exif, rebuilt = ex.tobytes(), True
     xmp = info.get("xmp") or info.get("XML:com.adobe.xmp") or None
     if isinstance(xmp, str):
         xmp = xmp.encode("utf-8")
-    return Metadata(exif=exif, icc=info.get("icc_profile") or None, xmp=xmp)
+    photoshop, iptc = _capture_iptc(im)
+    return Metadata(
+        exif=with_prefix(exif) if exif else None,
+        icc=info.get("icc_profile") or None,
+        xmp=xmp,
+        photoshop=photoshop,
+        iptc=iptc,
+        nclx=info.get("nclx_profile") if not info.get("icc_profile") else None,
+        exif_reserialised=rebuilt,
+    )
+
+
+def _capture_iptc(im: Image.Image) -> tuple[bytes | None, bytes | None]:
+    if im.format in {"JPEG", "MPO"}:
+        for marker, payload in getattr(im, "applist", []):
+            if marker == "APP13" and payload.startswith(PHOTOSHOP_HEADER):
+                return payload[len(PHOTOSHOP_HEADER) :], None
+        return None, None
+    if im.format == "TIFF":
+        tags = getattr(im, "tag_v2", {})
+        return _as_bytes(tags.get(TAG_PHOTOSHOP)), _as_bytes(tags.get(TAG_IPTC))
+    return None, None
+
+
+def _as_bytes(value: Any) -> bytes | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value or None
+    if isinstance(value, tuple) and all(isinstance(v, int) for v in value):
+        # IPTC stored as LONG: the bytes are the native-order dump of the values.
+        return struct.pack(f"<{len(value)}I", *value) or None
+    return None
 
 
 def with_prefix(raw: bytes) -> bytes:
@@ -120,8 +174,46 @@ class _Tiff:
         self.scalar(entry)  # validates type and count
         self._pack("H" if kind == _SHORT else "I", entry + 8, value)
 
+    def value_span(self, entry: int) -> tuple[int, int] | None:
+        """(offset, length) of an entry's out-of-line value, or None when it fits in the entry."""
+        kind, count = self._unpack("H", entry + 2), self._unpack("I", entry + 4)
+        length = _TYPE_SIZES.get(kind, 1) * count
+        if length <= 4:
+            return None
+        start = self._unpack("I", entry + 8)
+        if start + length > len(self.buf):
+            raise ExifStructureError(f"tag {self._unpack('H', entry):#06x} points past the EXIF block")
+        return start, length
+
+    def blank_ifd(self, ifd: int) -> None:
+        """Zero an IFD and every value it points to (its data must not travel on unreferenced)."""
+        for entry in self.entries(ifd).values():
+            span = self.value_span(entry)
+            if span is not None:
+                self.buf[span[0] : span[0] + span[1]] = bytes(span[1])
+        end = self.next_pointer(ifd) + 4
+        self.buf[ifd:end] = bytes(end - ifd)
+
+    def remove_entry(self, ifd: int, tag: int) -> None:
+        """Delete one entry from an IFD in place: later entries and the next pointer move up 12 bytes."""
+        entries = self.entries(ifd)
+        at = entries[tag]
+        end = self.next_pointer(ifd) + 4
+        self.buf[at : end - 12] = self.buf[at + 12 : end]
+        self.buf[end - 12 : end] = bytes(12)
+        self._pack("H", ifd, len(entries) - 1)
+
     def bytes(self) -> bytes:
         return self.prefix + bytes(self.buf)
+
+
+def ifd0_tags(raw: bytes) -> set[int]:
+    """The tags of IFD0 in a TIFF-structured block, or an empty set when it cannot be read."""
+    try:
+        tiff = _Tiff(raw)
+        return set(tiff.entries(tiff.ifd0()))
+    except ExifStructureError:
+        return set()
 
 
 def orientation(raw: bytes | None) -> int | None:
@@ -136,17 +228,28 @@ def orientation(raw: bytes | None) -> int | None:
         return None
 
 
-def patch(raw: bytes, *, size: tuple[int, int] | None, upright: bool, drop_thumbnail: bool) -> bytes:
-    """Return raw EXIF with Orientation set to 1, dimensions updated and IFD1 removed, in place.
+def patch(
+    raw: bytes,
+    *,
+    size: tuple[int, int] | None,
+    orientation: int | None,
+    drop_thumbnail: bool,
+    drop_gps: bool = False,
+    drop_orientation: bool = False,
+) -> bytes:
+    """Edit raw EXIF in place: set Orientation, update dimensions, unlink IFD1 and GPS.
 
-    Everything else keeps its exact bytes and offsets. Raises ExifStructureError when the block
-    cannot be patched safely; the caller then falls back to re-serialising and says so.
+    Everything else keeps its exact bytes and offsets (MakerNotes stay valid). Removed data is
+    blanked, not just unlinked, so no GPS or stale thumbnail travels with the file. Raises
+    ExifStructureError when the block cannot be edited safely.
     """
     tiff = _Tiff(raw)
     ifd0 = tiff.ifd0()
     entries = tiff.entries(ifd0)
-    if upright and TAG_ORIENTATION in entries:
-        tiff.set_scalar(entries[TAG_ORIENTATION], 1)
+    if drop_orientation and TAG_ORIENTATION in entries:
+        tiff.remove_entry(ifd0, TAG_ORIENTATION)
+    elif orientation is not None and TAG_ORIENTATION in entries:
+        tiff.set_scalar(entries[TAG_ORIENTATION], orientation)
     if size is not None:
         for tag, value in ((TAG_IMAGE_WIDTH, size[0]), (TAG_IMAGE_LENGTH, size[1])):
             if tag in entries:
@@ -156,9 +259,34 @@ def patch(raw: bytes, *, size: tuple[int, int] | None, upright: bool, drop_thumb
             for tag, value in ((TAG_PIXEL_X, size[0]), (TAG_PIXEL_Y, size[1])):
                 if tag in exif_entries:
                     tiff.set_scalar(exif_entries[tag], value)
+    if drop_gps and TAG_GPS_IFD in tiff.entries(ifd0):
+        gps = tiff.scalar(tiff.entries(ifd0)[TAG_GPS_IFD])
+        tiff.blank_ifd(gps)
+        tiff.remove_entry(ifd0, TAG_GPS_IFD)
     if drop_thumbnail:
         _drop_ifd1(tiff, ifd0)
     return tiff.bytes()
+
+
+def reserialise(raw: bytes, *, size: tuple[int, int] | None, orientation: int | None, drop_gps: bool,
+                drop_orientation: bool = False, drop_makernote: bool = False) -> bytes:  # fmt: skip
+    """Rebuild EXIF with Pillow (drops IFD1; may move MakerNote data): the fallback when patching fails."""
+    ex = Image.Exif()
+    ex.load(raw)
+    if drop_orientation:
+        ex.pop(TAG_ORIENTATION, None)
+    elif orientation is not None and TAG_ORIENTATION in ex:
+        ex[TAG_ORIENTATION] = orientation
+    if drop_gps:
+        ex.pop(TAG_GPS_IFD, None)
+    sub = ex.get_ifd(TAG_EXIF_IFD)
+    if size is not None and sub:
+        for tag, value in ((TAG_PIXEL_X, size[0]), (TAG_PIXEL_Y, size[1])):
+            if tag in sub:
+                sub[tag] = value
+    if drop_makernote:
+        sub.pop(TAG_MAKERNOTE, None)
+    return with_prefix(ex.tobytes())
 
 
 def _drop_ifd1(tiff: _Tiff, ifd0: int) -> None:
@@ -178,3 +306,53 @@ def _drop_ifd1(tiff: _Tiff, ifd0: int) -> None:
     except ExifStructureError:
         pass  # the pointer below is what readers follow; a malformed IFD1 is simply unlinked
     tiff._pack("I", pointer, 0)
+
+
+def photoshop_irb(meta: Metadata) -> bytes | None:
+    """Photoshop resource blocks holding the source's IPTC (built from bare IPTC if need be)."""
+    if meta.photoshop:
+        return meta.photoshop
+    if meta.iptc:
+        body = meta.iptc + (b"\x00" if len(meta.iptc) % 2 else b"")
+        return b"8BIM" + struct.pack(">H", 0x0404) + b"\x00\x00" + struct.pack(">I", len(meta.iptc)) + body
+    return None
+
+
+# XMP ---------------------------------------------------------------------------------------
+
+_NS_TIFF: Final = "http://ns.adobe.com/tiff/1.0/"
+_NS_EXIF: Final = "http://ns.adobe.com/exif/1.0/"
+_XMPMETA = re.compile(rb"<x:xmpmeta\b.*?</x:xmpmeta>|<rdf:RDF\b.*?</rdf:RDF>", re.DOTALL)
+
+
+def edit_xmp(xmp: bytes, *, drop_orientation: bool, drop_gps: bool) -> bytes:
+    """XMP without tiff:Orientation (pixels are upright) and/or exif:GPS* (privacy).
+
+    Untouched bytes pass through when there is nothing to remove. Raises ValueError when the
+    packet cannot be parsed: the caller then drops the XMP rather than leak what it must remove.
+    """
+    needles = ([b"Orientation"] if drop_orientation else []) + ([b"GPS"] if drop_gps else [])
+    if not any(n in xmp for n in needles):
+        return xmp
+    found = _XMPMETA.search(xmp)
+    if found is None:
+        raise ValueError("no x:xmpmeta or rdf:RDF element in the XMP packet")
+    # XMP comes from untrusted files: defusedxml refuses entity expansion and external references.
+    packet = found.group(0)
+    for _, (prefix, uri) in SafeET.iterparse(io.BytesIO(packet), events=("start-ns",)):
+        with contextlib.suppress(ValueError):  # prefixes like ns0 are reserved by ElementTree
+            ET.register_namespace(prefix, uri)
+    root = SafeET.fromstring(packet)
+
+    def unwanted(name: str) -> bool:
+        return (drop_orientation and name == f"{{{_NS_TIFF}}}Orientation") or (
+            drop_gps and name.startswith(f"{{{_NS_EXIF}}}GPS")
+        )
+
+    for parent in root.iter():
+        for attr in [a for a in parent.attrib if unwanted(a)]:
+            del parent.attrib[attr]
+        for child in [c for c in parent if unwanted(c.tag)]:
+            parent.remove(child)
+    rebuilt: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    return xmp[: found.start()] + rebuilt + xmp[found.end() :]

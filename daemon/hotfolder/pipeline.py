@@ -18,14 +18,13 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from PIL import Image
-
-from . import atomic, imaging, metadata
+from . import atomic, encode, imaging, metadata
 from .errors import EncodeError, HotfolderError, InputError
 from .formats import HEAD_BYTES, claimed_format, sniff
 from .match import Decision, Facts, decide
 from .metadata import Metadata
-from .rules import Output, Rule
+from .outputs import Output
+from .rules import Rule
 from .template import render
 
 
@@ -39,6 +38,7 @@ class Job:
     output_root: Path
     quarantine: Path
     watch: str | None = None
+    max_pixels: int = imaging.DEFAULT_MAX_PIXELS
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def examine(head: bytes, relpath: str, rules: tuple[Rule, ...]) -> Decision:
     Content the decoders do not recognise still counts as the format its name claims: a
     zero-byte `.heic` is a broken image to quarantine, while a `.mov` is simply not ours.
     """
-    fmt = sniff(head) or claimed_format(relpath)
+    fmt = sniff(head, relpath) or claimed_format(relpath)
     return decide(rules, Facts(relpath=relpath, format=fmt))
 
 
@@ -113,17 +113,18 @@ def run_job(job: Job) -> Outcome:
             data = head + fp.read()
     except FileNotFoundError:
         return Outcome(job.src, "gone", ms=_ms(started))
-    base = Outcome(
-        job.src, "quarantined", rule=rule.name, bytes_in=len(data), sha256=hashlib.sha256(data).hexdigest()
-    )
+    digest = hashlib.sha256(data).hexdigest()
+    base = Outcome(job.src, "quarantined", rule=rule.name, bytes_in=len(data), sha256=digest)
     work = _Work()
     try:
         # Decoder warnings (odd TIFF tags, ...) become structured notes instead of stray stderr text.
         # Filters are kept as set, so DecompressionBombWarning still raises.
         with warnings.catch_warnings(record=True) as seen:
-            source = imaging.decode(imaging.identify(data))
-            base = replace(base, format=source.format)
-            written = _produce(job, rule, source, work)
+            source = None
+            if any(o.format != "copy" for o in rule.outputs):
+                source = imaging.decode(data, max_pixels=job.max_pixels)
+                base = replace(base, format=source.format)
+            written = _produce(job, rule, data, source, work)
         for w in seen:
             work.notes.warn("decoder.warning", error=f"{w.category.__name__}: {w.message}")
         return replace(base, status="done", written=written, ms=_ms(started), notes=tuple(work.notes.items))
@@ -140,22 +141,25 @@ def run_job(job: Job) -> Outcome:
     return replace(base, quarantined_to=moved, error=error, ms=_ms(started), notes=tuple(work.notes.items))
 
 
-def _produce(job: Job, rule: Rule, source: imaging.Source, work: _Work) -> tuple[Written, ...]:
+def _produce(
+    job: Job, rule: Rule, data: bytes, source: imaging.Source | None, work: _Work
+) -> tuple[Written, ...]:
     """Stage and verify every output, then commit them all; if any fails, none is committed."""
-    if source.frames > 1:
-        work.notes.warn("frames.dropped", frames=source.frames, error="only the primary image is written")
-    upright, turned = imaging.upright(source)
     spent: list[float] = []
     for output in rule.outputs:
         t0 = time.perf_counter()
         final = output_path(output, job.output_root, job.relpath)
-        image = imaging.to_mode(imaging.fit(upright, output.max_edge), output.format)
-        meta = _meta_for(
-            source.meta, image.size, resized=image.size != upright.size, turned=turned, notes=work.notes
-        )
-        staged = atomic.stage(final, partial(imaging.encode, image, output, meta, notes=work.notes))
-        work.staged.append((output, staged))
-        imaging.verify(staged.temp, image.size, output)
+        if output.format == "copy" or source is None:
+            staged = atomic.stage(final, lambda fp: fp.write(data))
+            work.staged.append((output, staged))
+            if hashlib.sha256(staged.temp.read_bytes()).digest() != hashlib.sha256(data).digest():
+                raise EncodeError(f"copy {staged.temp} does not match the source")
+        else:
+            rendered = imaging.render(source, output, work.notes)
+            rendered.meta = output_metadata(source, rendered, output, work.notes)
+            staged = atomic.stage(final, partial(encode.encode, rendered, output, notes=work.notes))
+            work.staged.append((output, staged))
+            encode.verify(staged.temp.read_bytes(), rendered, output)
         spent.append(_ms(t0))
     written: list[Written] = []
     try:
@@ -171,21 +175,52 @@ def _produce(job: Job, rule: Rule, source: imaging.Source, work: _Work) -> tuple
     return tuple(written)
 
 
-def _meta_for(
-    meta: Metadata, size: tuple[int, int], *, resized: bool, turned: bool, notes: imaging.Notes
+def output_metadata(
+    source: imaging.Source, rendered: imaging.Rendered, output: Output, notes: imaging.Notes
 ) -> Metadata:
-    """The source's metadata as it must read on these output pixels (upright, this size)."""
-    if meta.exif is None:
-        return meta
-    try:
-        exif = metadata.patch(meta.exif, size=size, upright=True, drop_thumbnail=resized or turned)
-    except metadata.ExifStructureError as exc:
-        notes.warn("metadata.reserialised", item="exif", error=str(exc))
-        ex = Image.Exif()
-        ex.load(meta.exif)
-        ex.pop(metadata.TAG_ORIENTATION, None)
-        exif = ex.tobytes()
-    return replace(meta, exif=exif)
+    """Exactly the EXIF, XMP, IPTC and ICC this output's options allow, as they must read on its pixels.
+
+    Orientation is set to 1 wherever the pixels are upright (never applied twice); dimensions
+    follow the pixels; a thumbnail that no longer shows the pixels is removed; GPS goes when
+    asked, from EXIF and XMP alike.
+    """
+    meta = rendered.meta
+    applied = output.orientation == "upright" or source.orientation == 1
+    stored = source.image.size
+    expected = stored[::-1] if applied and source.orientation >= 5 else stored
+    resized = rendered.size != expected
+    turned = applied and source.orientation != 1
+    drop_gps = output.gps == "strip"
+    exif = None
+    if output.exif == "keep" and meta.exif:
+        args: dict[str, Any] = {
+            "size": rendered.size,
+            "orientation": 1 if applied else None,
+            "drop_gps": drop_gps,
+            # Pillow's AVIF writer turns an Orientation tag into irot and re-serialises EXIF.
+            "drop_orientation": applied and output.format == "avif",
+        }
+        try:
+            exif = metadata.patch(meta.exif, drop_thumbnail=resized or turned, **args)
+        except metadata.ExifStructureError as exc:
+            notes.warn("metadata.reserialised", item="exif", format=output.format, error=str(exc))
+            exif = metadata.reserialise(meta.exif, **args)
+    xmp = None
+    if output.xmp == "keep" and meta.xmp:
+        try:
+            xmp = metadata.edit_xmp(meta.xmp, drop_orientation=applied, drop_gps=drop_gps)
+        except (ValueError, SyntaxError) as exc:
+            notes.warn("metadata.dropped", item="xmp", format=output.format,
+                       error=f"XMP could not be parsed to remove orientation/GPS: {exc}")  # fmt: skip
+    keep_iptc = output.iptc == "keep"
+    return Metadata(
+        exif=exif,
+        icc=meta.icc,
+        xmp=xmp,
+        photoshop=meta.photoshop if keep_iptc else None,
+        iptc=meta.iptc if keep_iptc else None,
+        nclx=meta.nclx,
+    )
 
 
 def quarantine(job: Job, rule: str | None, error: str) -> Path | None:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
+from . import schema
 from .errors import ConfigError, Problem
-from .formats import INPUT_FORMATS, OUTPUT_FORMATS
-from .template import Template, TemplateSyntaxError, parse
+from .formats import MATCH_FORMATS
+from .outputs import Output, parse_output
 
 
 @dataclass(frozen=True)
@@ -24,17 +25,6 @@ class Match:
 
 
 @dataclass(frozen=True)
-class Output:
-    """One file a rule writes for each input it matches."""
-
-    format: str
-    path: Template
-    max_edge: int | None = None
-    quality: int | None = None
-    compress_level: int | None = None
-
-
-@dataclass(frozen=True)
 class Rule:
     name: str
     file: Path | None
@@ -42,49 +32,8 @@ class Rule:
     outputs: tuple[Output, ...] = ()
 
 
-Validator = Callable[[Any], Any]
-
-
-def _int_range(lo: int, hi: int | None = None) -> Validator:
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"must be a whole number, not {value!r}")
-        if value < lo or (hi is not None and value > hi):
-            raise ValueError(f"must be {lo}..{hi}, not {value}" if hi is not None else f"must be >= {lo}")
-        return value
-
-    return check
-
-
-def _choice(options: Iterable[str]) -> Validator:
-    allowed = tuple(options)
-
-    def check(value: Any) -> str:
-        if value not in allowed:
-            raise ValueError(f"must be one of {', '.join(allowed)}, not {value!r}")
-        return str(value)
-
-    return check
-
-
-def _template(value: Any) -> Template:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"must be a non-empty text, not {value!r}")
-    try:
-        return parse(value)
-    except TemplateSyntaxError as exc:
-        raise ValueError(str(exc)) from None
-
-
-def _str_list(value: Any) -> tuple[str, ...]:
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not items or not all(isinstance(v, str) and v for v in items):
-        raise ValueError(f"must be a text or a non-empty list of texts, not {value!r}")
-    return tuple(items)
-
-
 def _globs(value: Any) -> tuple[str, ...]:
-    globs = _str_list(value)
+    globs = schema.str_list(value)
     for g in globs:
         if g.startswith("/") or ".." in g.split("/"):
             raise ValueError(f"{g!r} must be relative to the watch root")
@@ -92,24 +41,15 @@ def _globs(value: Any) -> tuple[str, ...]:
 
 
 def _formats(value: Any) -> frozenset[str]:
-    names = _str_list(value)
-    unknown = [n for n in names if n not in INPUT_FORMATS]
+    names = schema.str_list(value)
+    unknown = [n for n in names if n not in MATCH_FORMATS]
     if unknown:
-        raise ValueError(f"unknown format {unknown[0]!r}; known: {', '.join(INPUT_FORMATS)}")
+        raise ValueError(f"unknown format {unknown[0]!r}; known: {', '.join(MATCH_FORMATS)}")
     return frozenset(names)
 
 
-# key -> (validator, formats the key applies to; None = every format)
-_OUTPUT_KEYS: Final[Mapping[str, tuple[Validator, frozenset[str] | None]]] = {
-    "format": (_choice(OUTPUT_FORMATS), None),
-    "path": (_template, None),
-    "max_edge": (_int_range(1), None),
-    "quality": (_int_range(0, 100), frozenset({"jpeg", "heif", "webp", "avif"})),
-    "compress_level": (_int_range(0, 9), frozenset({"png"})),
-}
-_MATCH_KEYS: Final[Mapping[str, Validator]] = {"glob": _globs, "formats": _formats}
+_MATCH_KEYS: Final[Mapping[str, schema.Validator]] = {"glob": _globs, "formats": _formats}
 _RULE_KEYS: Final = frozenset({"name", "match", "output"})
-_REQUIRED_OUTPUT: Final = ("format", "path")
 _MATCH_FIELDS: Final = {"glob": "globs", "formats": "formats"}
 
 
@@ -230,10 +170,13 @@ def _parse_rule(
         problem("every rule needs at least one [[rule.output]]", "output", where.line(i, None))
         raw_outputs = []
     for j, raw in enumerate(raw_outputs):
-        output = _parse_output(raw, partial(_output_line, where, i, j), problem)
+        output = parse_output(raw, partial(_output_line, where, i, j), problem)
         if output is not None:
             outputs.append(output)
 
+    if "raw" in match_kwargs.get("formats", ()) and any(o.format != "copy" for o in outputs):
+        problem("camera RAW is never decoded: a rule matching 'raw' may only have format = 'copy' outputs",
+                "match.formats", where.line(i, "formats", section="rule.match"))  # fmt: skip
     if len(problems) > before:
         return None
     return Rule(name=str(name), file=path, match=Match(**match_kwargs), outputs=tuple(outputs))
@@ -241,38 +184,3 @@ def _parse_rule(
 
 def _output_line(where: _Locator, rule: int, index: int, key: str | None) -> int | None:
     return where.line(rule, key, section="rule.output", index=index)
-
-
-def _parse_output(
-    raw: dict[str, Any],
-    line_of: Callable[[str | None], int | None],
-    problem: Callable[[str, str | None, int | None], None],
-) -> Output | None:
-    fmt = raw.get("format")
-    values: dict[str, Any] = {}
-    ok = True
-    for key in _REQUIRED_OUTPUT:
-        if key not in raw:
-            problem(f"[[rule.output]] needs {key!r}", f"output.{key}", line_of(None))
-            ok = False
-    for key, value in raw.items():
-        spec = _OUTPUT_KEYS.get(key)
-        if spec is None:
-            problem(
-                f"unknown key in [[rule.output]]; known: {', '.join(_OUTPUT_KEYS)}",
-                f"output.{key}",
-                line_of(key),
-            )
-            ok = False
-            continue
-        check, applies = spec
-        if applies is not None and fmt in OUTPUT_FORMATS and fmt not in applies:
-            problem(f"does not apply to format {fmt!r}", f"output.{key}", line_of(key))
-            ok = False
-            continue
-        try:
-            values[key] = check(value)
-        except ValueError as exc:
-            problem(str(exc), f"output.{key}", line_of(key))
-            ok = False
-    return Output(**values) if ok else None

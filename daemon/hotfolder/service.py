@@ -90,6 +90,7 @@ class Engine:
             output_root=self.config.output_root,
             quarantine=self.config.quarantine,
             watch=watch.name,
+            max_pixels=self.config.max_image_pixels,
         )
         while len(self.inflight) >= self.limit:
             self.collect(timeout=None)

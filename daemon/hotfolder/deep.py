@@ -1,0 +1,161 @@
+"""More than 8 bits per colour sample, which Pillow cannot hold (Pillow #1888).
+
+Samples live in a numpy uint16 array (height, width, bands), scaled to 16 bits whatever the
+source precision. Decoding and encoding go through libvips (pyvips with its binary wheel) for
+PNG, TIFF and AVIF, and through pillow-heif for HEIF. Resizing and ICC conversion are done by
+libvips at 16 bits; nothing here silently drops to 8 bits.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+import numpy as np
+from PIL import Image
+
+from .errors import EncodeError, InputError
+
+# Orientation value → numpy operations that make stored pixels upright (EXIF semantics).
+_ORIENT: Final = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1, :],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, k=-1),
+    7: lambda a: np.rot90(a, k=1)[::-1, :],  # transverse
+    8: lambda a: np.rot90(a, k=1),
+}
+
+
+@dataclass(frozen=True)
+class Deep:
+    """Full-precision pixels: uint16 samples, `bits` of which are significant in the source."""
+
+    pixels: np.ndarray
+    bits: int
+    icc: bytes | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (int(self.pixels.shape[1]), int(self.pixels.shape[0]))
+
+    @property
+    def bands(self) -> int:
+        return int(self.pixels.shape[2])
+
+    def to_8bit(self) -> Image.Image:
+        """The same pixels scaled (rounded, never clamped) to 8 bits, as a Pillow image."""
+        scaled = ((self.pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[self.bands]
+        return Image.fromarray(scaled if self.bands > 1 else scaled[:, :, 0], mode)
+
+    def oriented(self, orientation: int) -> Deep:
+        """Stored pixels made upright for an EXIF orientation value (a lossless permutation)."""
+        op = _ORIENT.get(orientation)
+        return self if op is None else replace(self, pixels=np.ascontiguousarray(op(self.pixels)))
+
+    def fitted(self, max_edge: int | None) -> Deep:
+        """Shrink (Lanczos, at 16 bits) so the long edge is at most max_edge; never enlarge."""
+        if max_edge is None or max(self.size) <= max_edge:
+            return self
+        scale = max_edge / max(self.size)
+        vimg = _to_vips(self.pixels).resize(scale, kernel="lanczos3")
+        return replace(self, pixels=_from_vips(vimg))
+
+    def to_srgb(self, srgb_icc: bytes) -> Deep:
+        """Convert through the embedded profile to sRGB at 16 bits; no profile means already sRGB."""
+        if not self.icc or self.bands < 3:
+            return replace(self, icc=srgb_icc if self.bands >= 3 else None)
+        import pyvips  # noqa: PLC0415 - optional heavy import, only for deep sources
+
+        vimg = _to_vips(self.pixels)
+        vimg.set_type(pyvips.GValue.blob_type, "icc-profile-data", self.icc)
+        vimg = vimg.copy(interpretation="rgb16")
+        out = vimg.icc_transform("srgb", embedded=True, depth=16, intent="relative")
+        return replace(self, pixels=_from_vips(out.cast("ushort")), icc=srgb_icc)
+
+
+def _to_vips(pixels: np.ndarray) -> Any:
+    import pyvips  # noqa: PLC0415
+
+    h, w, bands = pixels.shape
+    return pyvips.Image.new_from_memory(np.ascontiguousarray(pixels).tobytes(), w, h, bands, "ushort")
+
+
+def _from_vips(vimg: Any) -> np.ndarray:
+    data = vimg.write_to_memory()
+    return np.ndarray(buffer=data, dtype=np.uint16, shape=(vimg.height, vimg.width, vimg.bands)).copy()
+
+
+def load_vips(data: bytes, *, bits: int) -> Deep:
+    """Decode PNG, TIFF or AVIF with more than 8 bits per sample through libvips."""
+    import pyvips  # noqa: PLC0415
+
+    try:
+        vimg = pyvips.Image.new_from_buffer(data, "", access="sequential", fail=True)
+        if vimg.format != "ushort":
+            raise InputError(f"unsupported sample format {vimg.format} for a deep image")
+        pixels = _from_vips(vimg)  # libvips scales 10/12-bit samples to 16 bits
+    except pyvips.Error as exc:
+        raise InputError(f"cannot decode {bits}-bit samples: {str(exc).strip()}") from None
+    icc = vimg.get("icc-profile-data") if "icc-profile-data" in vimg.get_fields() else None
+    return Deep(pixels=pixels, bits=bits, icc=icc)
+
+
+def load_heif(data: bytes, *, bits: int) -> Deep:
+    """Decode the primary image of a 10/12-bit HEIF at full precision (pillow-heif)."""
+    import pillow_heif  # noqa: PLC0415
+
+    try:
+        heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=False)
+        primary = heif[heif.primary_index]
+        pixels = np.asarray(primary)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise InputError(f"cannot decode {bits}-bit HEIF: {exc}") from None
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    icc = primary.info.get("icc_profile")
+    return Deep(pixels=pixels.astype(np.uint16), bits=bits, icc=icc if isinstance(icc, bytes) else None)
+
+
+def png_bytes(deep: Deep, *, level: int) -> bytes:
+    """A 16-bit PNG of the pixels with no metadata chunks (those are added by the caller)."""
+    return bytes(_to_vips(deep.pixels).pngsave_buffer(bitdepth=16, compression=level, keep="none"))
+
+
+def tiff_bytes(deep: Deep, *, compression: str, predictor: bool) -> bytes:
+    """A 16-bit TIFF of the pixels with its ICC profile; the caller adds the other metadata."""
+    import pyvips  # noqa: PLC0415
+
+    vimg = _to_vips(deep.pixels)
+    vimg = vimg.copy(interpretation="rgb16" if deep.bands >= 3 else "grey16")
+    keep = "none"
+    if deep.icc:
+        vimg.set_type(pyvips.GValue.blob_type, "icc-profile-data", deep.icc)
+        keep = "icc"
+    options: dict[str, Any] = {"compression": compression, "keep": keep}
+    if compression != "none":
+        options["predictor"] = "horizontal" if predictor else "none"
+    try:
+        return bytes(vimg.tiffsave_buffer(**options))
+    except pyvips.Error as exc:
+        raise EncodeError(f"cannot write 16-bit TIFF: {str(exc).strip()}") from None
+
+
+def heif_file(deep: Deep, *, bit_depth: int) -> Any:
+    """A pillow-heif HeifFile holding the pixels, to be saved at 10 or 12 bits."""
+    import pillow_heif  # noqa: PLC0415
+
+    mode = {3: "RGB;16", 4: "RGBA;16"}.get(deep.bands)
+    if mode is None:
+        raise EncodeError(f"HEIF at {bit_depth} bits needs colour samples, not {deep.bands} band(s)")
+    return pillow_heif.from_bytes(mode, deep.size, np.ascontiguousarray(deep.pixels).tobytes())
+
+
+def decode_for_verify(data: bytes, fmt: str) -> np.ndarray:
+    """Re-read a written deep output at full precision, for the lossless check."""
+    if fmt == "heif":
+        return load_heif(data, bits=16).pixels
+    return load_vips(data, bits=16).pixels

@@ -1,0 +1,133 @@
+"""What one output is: its format, path and options, with defaults per format and per profile.
+
+`profile` sets the metadata defaults so that nothing private leaks by accident:
+archival keeps EXIF, GPS, XMP, IPTC and ICC; web keeps EXIF without GPS, drops XMP and IPTC
+and converts to sRGB. Options given explicitly win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from . import schema
+from .template import Template
+
+ENCODED_FORMATS: Final = ("png", "tiff", "jpeg", "heif", "webp", "avif")
+# `copy` writes the source's bytes unchanged (the only thing a rule may do with camera RAW).
+OUTPUT_FORMATS: Final = (*ENCODED_FORMATS, "copy")
+KEEP_STRIP: Final = ("keep", "strip")
+
+PROFILES: Final[Mapping[str, Mapping[str, str]]] = {
+    "archival": {"exif": "keep", "gps": "keep", "xmp": "keep", "iptc": "keep", "icc": "keep"},
+    "web": {"exif": "keep", "gps": "strip", "xmp": "strip", "iptc": "strip", "icc": "srgb"},
+}
+DEFAULT_PROFILE: Final = {
+    "png": "archival", "tiff": "archival", "copy": "archival",
+    "jpeg": "web", "heif": "web", "webp": "web", "avif": "web",
+}  # fmt: skip
+DEFAULT_QUALITY: Final = {"jpeg": 85, "heif": 80, "webp": 85, "avif": 70}
+TIFF_COMPRESSIONS: Final = ("none", "lzw", "deflate", "zstd")
+
+
+@dataclass(frozen=True)
+class Output:
+    """One file a rule writes for each input it matches; every option resolved to a value."""
+
+    format: str
+    path: Template
+    profile: str = "archival"
+    exif: str = "keep"
+    gps: str = "keep"
+    xmp: str = "keep"
+    iptc: str = "keep"
+    icc: str = "keep"
+    orientation: str = "upright"
+    frames: str = "all"
+    max_edge: int | None = None
+    quality: int = 85
+    compress_level: int = 6
+    compression: str = "deflate"
+    progressive: bool = False
+    subsampling: str = "4:2:0"
+    background: tuple[int, int, int] = (255, 255, 255)
+    lossless: bool = False
+    bit_depth: int | None = None  # heif: None = as the source (8, or 10/12 for deep sources)
+    chroma: str | None = None  # heif: None = 420, or 444 when lossless
+
+    @property
+    def is_lossless(self) -> bool:
+        """Whether the written pixels must equal the transformed source exactly."""
+        return self.format in {"png", "tiff", "copy"} or (self.format in {"heif", "webp"} and self.lossless)
+
+
+_ALL: Final = None
+_KEYS: Final[Mapping[str, tuple[schema.Validator, frozenset[str] | None]]] = {
+    "format": (schema.choice(OUTPUT_FORMATS), _ALL),
+    "path": (schema.template, _ALL),
+    "profile": (schema.choice(PROFILES), frozenset(ENCODED_FORMATS)),
+    "exif": (schema.choice(KEEP_STRIP), frozenset(ENCODED_FORMATS)),
+    "gps": (schema.choice(KEEP_STRIP), frozenset(ENCODED_FORMATS)),
+    "xmp": (schema.choice(KEEP_STRIP), frozenset(ENCODED_FORMATS)),
+    "iptc": (schema.choice(KEEP_STRIP), frozenset(ENCODED_FORMATS)),
+    "icc": (schema.choice(("keep", "srgb")), frozenset(ENCODED_FORMATS)),
+    "orientation": (schema.choice(("upright", "keep")), frozenset(ENCODED_FORMATS)),
+    "frames": (schema.choice(("all", "first")), frozenset(ENCODED_FORMATS)),
+    "max_edge": (schema.int_range(1), frozenset(ENCODED_FORMATS)),
+    "quality": (schema.int_range(0, 100), frozenset({"jpeg", "heif", "webp", "avif"})),
+    "compress_level": (schema.int_range(0, 9), frozenset({"png"})),
+    "compression": (schema.choice(TIFF_COMPRESSIONS), frozenset({"tiff"})),
+    "progressive": (schema.boolean, frozenset({"jpeg"})),
+    "subsampling": (schema.choice(("4:4:4", "4:2:2", "4:2:0")), frozenset({"jpeg"})),
+    "background": (schema.colour, frozenset({"jpeg"})),
+    "lossless": (schema.boolean, frozenset({"heif", "webp"})),
+    "bit_depth": (schema.choice((8, 10, 12)), frozenset({"heif"})),
+    "chroma": (schema.choice(("420", "422", "444")), frozenset({"heif"})),
+}
+KNOWN_KEYS: Final = tuple(_KEYS)
+
+Problem = Callable[[str, str | None, int | None], None]
+
+
+def parse_output(
+    raw: dict[str, Any], line_of: Callable[[str | None], int | None], problem: Problem
+) -> Output | None:
+    """Validate one [[rule.output]] table; report each problem; None if any."""
+    fmt = raw.get("format")
+    values: dict[str, Any] = {}
+    ok = True
+    for key in ("format", "path"):
+        if key not in raw:
+            problem(f"[[rule.output]] needs {key!r}", f"output.{key}", line_of(None))
+            ok = False
+    for key, value in raw.items():
+        spec = _KEYS.get(key)
+        if spec is None:
+            problem(
+                f"unknown key in [[rule.output]]; known: {', '.join(_KEYS)}", f"output.{key}", line_of(key)
+            )
+            ok = False
+            continue
+        check, applies = spec
+        if applies is not None and fmt in OUTPUT_FORMATS and fmt not in applies:
+            problem(f"does not apply to format {fmt!r}", f"output.{key}", line_of(key))
+            ok = False
+            continue
+        try:
+            values[key] = check(value)
+        except ValueError as exc:
+            problem(str(exc), f"output.{key}", line_of(key))
+            ok = False
+    if values.get("format") == "heif" and values.get("lossless") and values.get("chroma", "444") != "444":
+        problem("lossless HEIF needs chroma 444 (a subsampled image cannot be lossless)", "output.chroma",
+                line_of("chroma"))  # fmt: skip
+        ok = False
+    if not ok:
+        return None
+    fmt = values["format"]
+    profile = values.get("profile", DEFAULT_PROFILE[fmt])
+    resolved = {**PROFILES[profile], "profile": profile, **values}
+    if fmt in DEFAULT_QUALITY:
+        resolved.setdefault("quality", DEFAULT_QUALITY[fmt])
+    return Output(**resolved)
