@@ -36,3 +36,6 @@ lint: $(STAMP_TEST)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+conformance: $(STAMP_TEST)
+	$(BIN)/python tests/conformance.py

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import IO, Any, Final
 
 import numpy as np
-from PIL import Image, PngImagePlugin, TiffImagePlugin
+from PIL import Image, PngImagePlugin, TiffImagePlugin, TiffTags
 
 from . import deep as deepmod
 from . import metadata
@@ -26,6 +26,7 @@ from .outputs import Output
 
 JPEG_MAX_EXIF: Final = 65533
 JPEG_MAX_XMP: Final = 65504
+LOSSLESS_HEIF_TILE: Final = 1024
 _JPEG_MAX_SEGMENT: Final = 65533
 _PIL_FORMAT: Final = {
     "png": "PNG",
@@ -184,9 +185,13 @@ def _write_png(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None
 def _write_tiff(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None:
     predictor = output.compression != "none"
     if r.deep is not None:
-        data = deepmod.tiff_bytes(
-            r.deep, compression=_VIPS_COMPRESSION[output.compression], predictor=predictor
-        )
+        compression = output.compression
+        if compression == "zstd":
+            # The libtiff inside pyvips-binary is built without zstd.
+            why = "16-bit TIFF written with deflate: the libtiff in libvips has no zstd"
+            notes.warn("option.substituted", format="tiff", error=why)
+            compression = "deflate"
+        data = deepmod.tiff_bytes(r.deep, compression=_VIPS_COMPRESSION[compression], predictor=predictor)
     else:
         frames = [_clean(f) for f in r.frames]
         kwargs: dict[str, Any] = {"compression": _TIFF_COMPRESSION[output.compression]}
@@ -202,7 +207,9 @@ def _write_tiff(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> Non
     fp.write(tiff_with_metadata(data, r.meta, notes, output))
 
 
-_TIFF_OWN: Final = metadata.TIFF_STRUCTURAL | {273, 279, 34665, 34853, 40965}
+_TAG_INTEROP: Final = 0xA005
+_POINTERS: Final = {34665, 34853, _TAG_INTEROP}
+_TIFF_OWN: Final = metadata.TIFF_STRUCTURAL | _POINTERS
 
 
 def tiff_with_metadata(data: bytes, meta: Metadata, notes: Notes, output: Output) -> bytes:
@@ -226,19 +233,7 @@ def tiff_with_metadata(data: bytes, meta: Metadata, notes: Notes, output: Output
     strip_offsets = ifd.get(273)
     following = ifd.next
     if meta.exif:
-        ex = Image.Exif()
-        ex.load(meta.exif)
-        for tag, value in ex.items():
-            if tag not in _TIFF_OWN:
-                ifd[tag] = value
-        sub = {k: v for k, v in ex.get_ifd(metadata.TAG_EXIF_IFD).items() if k != 40965}
-        if sub:
-            ifd[metadata.TAG_EXIF_IFD] = sub
-            ifd.tagtype[metadata.TAG_EXIF_IFD] = 4
-        gps = dict(ex.get_ifd(metadata.TAG_GPS_IFD))
-        if gps:
-            ifd[metadata.TAG_GPS_IFD] = gps
-            ifd.tagtype[metadata.TAG_GPS_IFD] = 4
+        _exif_into(ifd, meta.exif, notes)
     if meta.xmp:
         ifd[metadata.TAG_XMP] = meta.xmp
         ifd.tagtype[metadata.TAG_XMP] = 1
@@ -256,6 +251,35 @@ def tiff_with_metadata(data: bytes, meta: Metadata, notes: Notes, output: Output
     buf += blob
     struct.pack_into(endian + "I", buf, 4, at)
     return bytes(buf)
+
+
+def _exif_into(ifd: TiffImagePlugin.ImageFileDirectory_v2, exif: bytes, notes: Notes) -> None:
+    """Put EXIF tags in IFD0 and its Exif, Interop and GPS sub-IFDs, leaving the TIFF's own layout alone."""
+    ex = Image.Exif()
+    ex.load(exif)
+    layout = sorted(TiffTags.lookup(t).name for t in ex if t in _TIFF_OWN and t not in _POINTERS)
+    if layout:
+        # The source's EXIF describes JPEG layout (YCbCr, tiles): wrong for this TIFF's own.
+        why = f"{', '.join(layout)} describe the source's layout, not this TIFF's"
+        notes.warn("metadata.dropped", item="exif layout tags", format="tiff", error=why)
+    for tag, value in ex.items():
+        if tag not in _TIFF_OWN:
+            ifd[tag] = value
+    sub: dict[int, Any] = dict(ex.get_ifd(metadata.TAG_EXIF_IFD))
+    if metadata.TAG_MAKERNOTE in sub:
+        why = "MakerNote moved inside the TIFF; makers' internal offsets may no longer resolve"
+        notes.warn("metadata.relocated", item="exif makernote", format="tiff", error=why)
+    interop = dict(ex.get_ifd(_TAG_INTEROP))
+    sub.pop(_TAG_INTEROP, None)
+    if interop:
+        sub[_TAG_INTEROP] = interop
+    if sub:
+        ifd[metadata.TAG_EXIF_IFD] = sub
+        ifd.tagtype[metadata.TAG_EXIF_IFD] = 4
+    gps = dict(ex.get_ifd(metadata.TAG_GPS_IFD))
+    if gps:
+        ifd[metadata.TAG_GPS_IFD] = gps
+        ifd.tagtype[metadata.TAG_GPS_IFD] = 4
 
 
 def _restore_ifd_values(blob: bytearray, endian: str, at: int, strips: Any, following: int) -> None:
@@ -303,21 +327,24 @@ def _write_heif(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> Non
         kwargs.update(quality=-1, chroma=444, matrix_coefficients=0)
     else:
         kwargs.update(quality=output.quality, chroma=int(output.chroma or 420))
-    if r.deep is None:
-        _clean(r.frames[0]).save(fp, "HEIF", **kwargs)
-        return
-    depth = output.bit_depth or (r.deep.bits if r.deep.bits in (10, 12) else 12)
-    if r.deep.bits > depth:
-        notes.warn(
-            "precision.reduced", format="heif", error=f"{r.deep.bits}-bit samples stored at {depth} bits"
-        )
-    heif = deepmod.heif_file(r.deep, bit_depth=depth)
-    previous = pillow_heif.options.SAVE_HDR_TO_12_BIT
-    pillow_heif.options.SAVE_HDR_TO_12_BIT = depth == 12
+    options = pillow_heif.options
+    saved = (options.SAVE_HDR_TO_12_BIT, options.GRID_TILE_SIZE)
+    # libde265 cannot decode a large lossless (4:4:4) picture in one piece (a 12 MP one fails);
+    # a grid of 1024 px tiles decodes, bit-exact. pillow-heif's options are process-wide, and a
+    # worker runs one job at a time, so they are set for this write and restored after it.
+    options.GRID_TILE_SIZE = LOSSLESS_HEIF_TILE if output.lossless else saved[1]
     try:
-        heif.save(fp, **kwargs)
+        if r.deep is None:
+            _clean(r.frames[0]).save(fp, "HEIF", **kwargs)
+            return
+        depth = output.bit_depth or (r.deep.bits if r.deep.bits in (10, 12) else 12)
+        if r.deep.bits > depth:
+            why = f"{r.deep.bits}-bit samples stored at {depth} bits"
+            notes.warn("precision.reduced", format="heif", error=why)
+        options.SAVE_HDR_TO_12_BIT = depth == 12
+        deepmod.heif_file(r.deep, bit_depth=depth).save(fp, **kwargs)
     finally:
-        pillow_heif.options.SAVE_HDR_TO_12_BIT = previous
+        options.SAVE_HDR_TO_12_BIT, options.GRID_TILE_SIZE = saved
 
 
 def _write_webp(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None:

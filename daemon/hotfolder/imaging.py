@@ -246,6 +246,9 @@ def colour(im: Image.Image, meta: Metadata, output: Output, notes: Notes) -> tup
             return im, nclx_as_icc(meta.nclx, im.mode, notes) if fmt != "heif" else None
         return im, meta.icc
     # icc = "srgb", or CMYK that the format cannot hold: convert through the embedded profile.
+    if output.icc == "keep":
+        why = f"{fmt} cannot hold CMYK: converted to sRGB" + (" through its ICC profile" if meta.icc else "")
+        notes.warn("colour.converted", format=fmt, error=why)
     if meta.icc is None:
         if im.mode == "CMYK":
             notes.warn(
@@ -310,8 +313,10 @@ def to_mode(im: Image.Image, output: Output) -> Image.Image:
         if fmt == "tiff":
             return im  # float TIFF holds F exactly
         # Scale wide samples into 8 bits; convert("L") would clamp instead (Pillow #1108).
-        scale = 1 / 256 if mode != "F" else 255.0
-        return im.point(lambda v: v * scale).convert("L")
+        # point() scales only modes I and F, so 16-bit grey goes through I first.
+        scale = 1 / 257 if mode != "F" else 255.0
+        wide = im.convert("I") if mode.startswith("I;16") else im
+        return wide.point(lambda v: v * scale + 0.5).convert("L")
     has_alpha = im.has_transparency_data or mode in {"RGBA", "LA", "PA", "RGBa", "La"}
     if has_alpha:
         if fmt in ALPHA_FORMATS:
@@ -368,6 +373,10 @@ def render(source: Source, output: Output, notes: Notes) -> Rendered:
     if source.deep is not None:
         notes.warn("precision.reduced", format=output.format,
                    error=f"{source.deep.bits}-bit source written at 8 bits per sample (scaled)")  # fmt: skip
+    wide = source.image.mode.startswith("I;16") or source.image.mode in {"I", "F"}
+    if wide and output.format not in {"png", "tiff"}:
+        notes.warn("precision.reduced", format=output.format,
+                   error=f"{source.image.mode} samples written at 8 bits (scaled)")  # fmt: skip
     frames, durations = _frames_for(source, output, notes)
     out: list[Image.Image] = []
     icc: bytes | None = None

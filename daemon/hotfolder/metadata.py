@@ -38,7 +38,7 @@ PHOTOSHOP_HEADER: Final = b"Photoshop 3.0\x00"
 # Tags that describe a TIFF file's own layout: meaningless (and harmful) in another file's EXIF.
 TIFF_STRUCTURAL: Final = frozenset(
     {254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325,
-     338, 339, 530, 531, 532, 700, 33723, 34377, 34675,
+     338, 339, 347, 512, 513, 514, 515, 517, 518, 519, 520, 521, 530, 531, 532, 700, 33723, 34377, 34675,
      37724}  # ImageSourceData: Photoshop's layers, meaningless once the pixels are re-encoded
 )  # fmt: skip
 
@@ -95,6 +95,12 @@ def capture(im: Image.Image) -> Metadata:
 
 
 def _capture_iptc(im: Image.Image) -> tuple[bytes | None, bytes | None]:
+    raw_profile = im.info.get("Raw profile type iptc")
+    if isinstance(raw_profile, str):
+        # ImageMagick's PNG text form: "\nIPTC profile\n   <length>\n<hex of Photoshop resources>".
+        lines = raw_profile.strip().split("\n")
+        with contextlib.suppress(ValueError):
+            return bytes.fromhex("".join(lines[2:])) or None, None
     if im.format in {"JPEG", "MPO"}:
         for marker, payload in getattr(im, "applist", []):
             if marker == "APP13" and payload.startswith(PHOTOSHOP_HEADER):
@@ -248,6 +254,7 @@ def patch(
     entries = tiff.entries(ifd0)
     if drop_orientation and TAG_ORIENTATION in entries:
         tiff.remove_entry(ifd0, TAG_ORIENTATION)
+        entries = tiff.entries(ifd0)  # later entries moved up by one slot
     elif orientation is not None and TAG_ORIENTATION in entries:
         tiff.set_scalar(entries[TAG_ORIENTATION], orientation)
     if size is not None:
