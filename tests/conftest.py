@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -10,6 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from hotfolder.outputs import Output, parse_output
+from hotfolder.pipeline import Job, Outcome, run_job
+from hotfolder.rules import Rule
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -62,3 +68,33 @@ def write_config(folder: Path, rules_text: str, extra: str = "") -> Path:
         'quarantine = "quarantine"\nworkers = 2\n' + extra + '\n[[watch]]\npath = "inbox"\n'
     )
     return config
+
+
+def output(**options: object) -> Output:
+    """An Output as a rule file would give it (profile defaults applied); fails on a bad option."""
+    raw = {"path": "{stem}." + str(options.get("format", "png")), **options}
+    problems: list[str] = []
+    made = parse_output(raw, lambda _key: None, lambda msg, key, _line: problems.append(f"{key}: {msg}"))
+    assert made is not None and isinstance(made, Output), problems
+    return made
+
+
+def run_outputs(tmp_path: Path, src: Path, *outputs: Output, name: str | None = None) -> Outcome:
+    """Copy a file into tmp_path/in and run one job over it with the given outputs."""
+    inbox = tmp_path / "in"
+    inbox.mkdir(exist_ok=True)
+    dst = inbox / (name or src.name)
+    shutil.copy(src, dst)
+    rule = Rule(name="test", file=None, outputs=tuple(outputs))
+    return run_job(Job(src=dst, relpath=dst.name, rules=(rule,), output_root=tmp_path / "out",
+                       quarantine=tmp_path / "quarantine"))  # fmt: skip
+
+
+def exiftool(path: Path) -> dict[str, object]:
+    """All tags exiftool sees, keyed 'Family0:Family1:Name' with numeric values; skips without exiftool."""
+    if shutil.which("exiftool") is None:
+        pytest.skip("exiftool is not installed (apt-get install libimage-exiftool-perl)")
+    out = subprocess.run(["exiftool", "-j", "-a", "-G0:1", "-n", str(path)], capture_output=True, text=True,
+                         check=True).stdout  # fmt: skip
+    data: dict[str, object] = json.loads(out)[0]
+    return data

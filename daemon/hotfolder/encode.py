@@ -321,7 +321,9 @@ def _write_heif(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> Non
 
     kwargs = _common(r.meta, output, notes)
     if r.meta.nclx and not r.meta.icc:
-        kwargs["nclx_profile"] = r.meta.nclx
+        # Explicit keys: pillow-heif's HeifFile path ignores an nclx_profile dict.
+        for key in ("color_primaries", "transfer_characteristics", "matrix_coefficients", "full_range_flag"):
+            kwargs[key] = r.meta.nclx[key]
     if output.lossless:
         # The only lossless HEIF: RGB matrix, 4:4:4 (libheif #62); verified byte-exact.
         kwargs.update(quality=-1, chroma=444, matrix_coefficients=0)

@@ -366,10 +366,13 @@ def render(source: Source, output: Output, notes: Notes) -> Rendered:
         assert source.deep is not None
         deep = source.deep.fitted(output.max_edge).oriented(turn)
         if output.icc == "srgb":
+            if deep.icc is None and source.meta.nclx:
+                nclx_as_icc(source.meta.nclx, "RGB", notes)  # refuses a wide-gamut or HDR NCLX
             deep = deep.to_srgb(srgb_profile())
         elif deep.icc is None and source.meta.nclx and output.format != "heif":
             deep = Deep(deep.pixels, deep.bits, nclx_as_icc(source.meta.nclx, "RGB", notes))
-        return Rendered(frames=[deep.to_8bit()], meta=source.meta, deep=deep)
+        meta = source.meta if deep.icc == source.meta.icc else _with_icc(source.meta, deep.icc)
+        return Rendered(frames=[deep.to_8bit()], meta=meta, deep=deep)
     if source.deep is not None:
         notes.warn("precision.reduced", format=output.format,
                    error=f"{source.deep.bits}-bit source written at 8 bits per sample (scaled)")  # fmt: skip
