@@ -393,3 +393,28 @@ def test_verify_catches_a_lossless_mismatch() -> None:
     Image.new("RGB", (20, 10), (1, 2, 4)).save(buf, "PNG")
     with pytest.raises(encode.EncodeError, match="differs"):
         encode.verify(buf.getvalue(), rendered, out)
+
+
+@pytest.mark.parametrize(("name", "expected"), [("ultra-hdr.jpg", "gain map"), ("pug.heic", "depth map")])
+def test_auxiliary_images_are_logged_when_dropped(tmp_path: Path, name: str, expected: str) -> None:
+    """Gain maps and depth maps cannot be written; the job says so instead of dropping them silently."""
+    outcome = run_outputs(tmp_path, corpus(name), output(format="jpeg", max_edge=256))
+    assert outcome.status == "done" and expected in notes_of(outcome)
+
+
+def test_twelve_bit_jpeg_is_refused_with_its_real_cause(tmp_path: Path) -> None:
+    """A valid 12-bit JPEG is not called corrupt: the refusal names the 8-bit decoder limit."""
+    outcome = run_outputs(tmp_path, corpus("monkey12.jpg"), output(format="png"))
+    assert outcome.status == "quarantined" and "12-bit JPEG" in (outcome.error or "")
+
+
+def test_lossless_heif_of_a_limited_range_source_is_exact(tmp_path: Path) -> None:
+    """A source NCLX with full_range 0 must not make the lossless HEIF limited-range (and lossy)."""
+    src = tmp_path / "limited.heic"
+    noise = np.random.default_rng(7).integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(src, "HEIF", quality=90, color_primaries=5, transfer_characteristics=1,
+                                matrix_coefficients=5, full_range_flag=0)  # fmt: skip
+    outcome = run_outputs(
+        tmp_path, src, output(format="heif", lossless=True, icc="keep", path="{stem}.out.heic")
+    )
+    assert outcome.status == "done", outcome.error  # verify() compares every pixel

@@ -326,7 +326,8 @@ def _write_heif(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> Non
             kwargs[key] = r.meta.nclx[key]
     if output.lossless:
         # The only lossless HEIF: RGB matrix, 4:4:4 (libheif #62); verified byte-exact.
-        kwargs.update(quality=-1, chroma=444, matrix_coefficients=0)
+        # Full range too: a limited-range source's NCLX flag would otherwise squeeze the samples.
+        kwargs.update(quality=-1, chroma=444, matrix_coefficients=0, full_range_flag=1)
     else:
         kwargs.update(quality=output.quality, chroma=int(output.chroma or 420))
     options = pillow_heif.options

@@ -68,6 +68,7 @@ class Source:
     animated: bool = False  # frames with timing (GIF, APNG, WebP); else pages or images
     loop: int | None = None
     deep: Deep | None = None
+    losses: tuple[str, ...] = ()  # auxiliary content no output can carry
     _frames: list[tuple[Image.Image, int | None]] | None = None
 
     def frames(self) -> list[tuple[Image.Image, int | None]]:
@@ -87,10 +88,42 @@ def identify(data: bytes) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data), formats=PIL_ALLOWLIST)
     except UnidentifiedImageError:
+        precision = jpeg_precision(data)
+        if precision not in (None, 8):
+            raise InputError(
+                f"{precision}-bit JPEG: the pinned Pillow (libjpeg-turbo, 8-bit) cannot decode it"
+            ) from None
         raise InputError("content is not a recognisable image of an allowed format") from None
     # Decoders raise many types on hostile input; every one of them means "this input is bad".
     except Exception as exc:  # noqa: BLE001
         raise InputError(f"cannot open: {type(exc).__name__}: {exc}") from None
+
+
+def jpeg_precision(data: bytes) -> int | None:
+    """Sample precision from a JPEG's SOF marker, or None if this is not a readable JPEG header."""
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    pos = 2
+    while pos + 9 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return data[pos + 4]
+        pos += 2 + struct.unpack_from(">H", data, pos + 2)[0]
+    return None
+
+
+def auxiliary_losses(im: Image.Image, meta: Metadata) -> list[str]:
+    """What the source holds beyond its primary image that no output can carry (logged per job)."""
+    losses = []
+    if im.info.get("depth_images"):
+        losses.append("HEIF depth map: pillow-heif/libheif cannot write auxiliary images")
+    if im.info.get("aux"):
+        losses.append("HEIF auxiliary images (HDR gain map, alpha/matte): cannot be written")
+    if meta.xmp and (b"hdrgm:" in meta.xmp or b"GainMap" in meta.xmp):
+        losses.append("Ultra HDR gain map after the primary JPEG: re-encoding keeps the SDR image only")
+    if meta.xmp and b"GDepth:" in meta.xmp:
+        losses.append("Google depth map in extended XMP: not carried")
+    return losses
 
 
 def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Source:
@@ -133,6 +166,7 @@ def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Source:
     n = getattr(im, "n_frames", 1)
     animated = bool(getattr(im, "is_animated", False)) and fmt in {"gif", "png", "webp", "avif"}
     return Source(
+        losses=tuple(auxiliary_losses(im, meta)),
         image=image,
         format=fmt,
         meta=meta,

@@ -124,6 +124,8 @@ def run_job(job: Job) -> Outcome:
             if any(o.format != "copy" for o in rule.outputs):
                 source = imaging.decode(data, max_pixels=job.max_pixels)
                 base = replace(base, format=source.format)
+                for loss in source.losses:
+                    work.notes.warn("auxiliary.dropped", error=loss)
             written = _produce(job, rule, data, source, work)
         for w in seen:
             work.notes.warn("decoder.warning", error=f"{w.category.__name__}: {w.message}")
