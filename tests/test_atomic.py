@@ -14,7 +14,7 @@ def test_stage_and_commit(tmp_path: Path) -> None:
     final = tmp_path / "sub" / "a.bin"
     staged = atomic.stage(final, lambda fp: fp.write(b"x" * 1000))
     assert not final.exists() and staged.temp.exists() and atomic.is_temp_name(staged.temp.name)
-    assert atomic.commit(staged) == (final, True)
+    assert atomic.commit(staged) == (final, "written")
     assert final.read_bytes() == b"x" * 1000
     assert [p.name for p in final.parent.iterdir()] == ["a.bin"]
 
@@ -23,8 +23,8 @@ def test_commit_never_replaces_different_content(tmp_path: Path) -> None:
     """An existing file with other content is kept; the new one gets the next number."""
     final = tmp_path / "a.png"
     final.write_bytes(b"old")
-    path, new = atomic.commit(atomic.stage(final, lambda fp: fp.write(b"new")))
-    assert (path.name, new) == ("a-1.png", True)
+    path, action = atomic.commit(atomic.stage(final, lambda fp: fp.write(b"new")))
+    assert (path.name, action) == ("a-1.png", "written")
     assert final.read_bytes() == b"old"
 
 
@@ -32,7 +32,7 @@ def test_commit_of_identical_content_is_a_no_op(tmp_path: Path) -> None:
     """Re-running a job that produces the same bytes changes nothing and leaves no temp."""
     final = tmp_path / "a.png"
     final.write_bytes(b"same")
-    assert atomic.commit(atomic.stage(final, lambda fp: fp.write(b"same"))) == (final, False)
+    assert atomic.commit(atomic.stage(final, lambda fp: fp.write(b"same"))) == (final, "identical")
     assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
 
 

@@ -12,6 +12,7 @@ import ctypes
 import errno
 import filecmp
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable
@@ -94,28 +95,54 @@ def rename_noreplace(src: Path, dst: Path) -> None:
     src.unlink()
 
 
-def numbered(final: Path, n: int) -> Path:
-    """The n-th alternative name for `final`: photo.jpg → photo-1.jpg."""
-    return final if n == 0 else final.with_name(f"{final.stem}-{n}{final.suffix}")
+def numbered(final: Path, n: int, counter_format: str = "-{n}") -> Path:
+    """The n-th alternative name for `final`: photo.jpg → photo-1.jpg (n = 0: the name itself)."""
+    if n == 0:
+        return final
+    stem, dot, ext = final.name.rpartition(".")
+    if not dot:
+        stem, ext = final.name, ""
+    return final.with_name(
+        f"{stem}{_COUNTER.sub(lambda m: str(n).zfill(int(m.group(1) or 0)), counter_format)}{dot}{ext}"
+    )
 
 
-def commit(staged: Staged) -> tuple[Path, bool]:
-    """Move a staged file into place without ever replacing another file.
+_COUNTER = re.compile(r"\{n(?::0?(\d)d)?\}")
 
-    Returns the path it now has and whether it was new. Identical content already under the name
-    means nothing to do; different content gets the next free numbered name.
+
+def commit(
+    staged: Staged, *, policy: str = "skip_identical", counter_format: str = "-{n}"
+) -> tuple[Path, str]:
+    """Move a staged file into place; returns where it is and what happened.
+
+    Policies for a name already taken: skip_identical (same bytes: nothing to do; else the next
+    numbered name), counter (always the next free numbered name), skip (leave the existing file),
+    overwrite (replace it atomically). Names are claimed with a no-clobber rename, so several
+    workers never take the same one. Actions: written, identical, skipped, overwritten.
     """
+    if policy == "overwrite":
+        replaced = staged.final.exists()
+        staged.temp.replace(staged.final)
+        fsync_dir(staged.final.parent)
+        return staged.final, "overwritten" if replaced else "written"
     for n in range(10_000):
-        candidate = numbered(staged.final, n)
+        candidate = numbered(staged.final, n, counter_format)
         try:
             rename_noreplace(staged.temp, candidate)
         except FileExistsError:
-            if candidate.is_file() and filecmp.cmp(candidate, staged.temp, shallow=False):
+            if policy == "skip":
                 discard(staged)
-                return candidate, False
+                return candidate, "skipped"
+            if (
+                policy == "skip_identical"
+                and candidate.is_file()
+                and filecmp.cmp(candidate, staged.temp, shallow=False)
+            ):
+                discard(staged)
+                return candidate, "identical"
             continue
         fsync_dir(candidate.parent)
-        return candidate, True
+        return candidate, "written"
     raise FileExistsError(errno.EEXIST, "no free name", str(staged.final))
 
 
@@ -132,7 +159,7 @@ def move_into(src: Path, dest: Path) -> Path:
             if exc.errno != errno.EXDEV:
                 raise
             staged = stage(candidate, lambda fp: _copy_from(src, fp))
-            final, _ = commit(staged)
+            final, _ = commit(staged, policy="counter")
             src.unlink()
             fsync_dir(src.parent)
             return final
@@ -148,6 +175,6 @@ def _copy_from(src: Path, fp: IO[bytes]) -> None:
 
 
 def write_bytes(final: Path, data: bytes) -> Path:
-    """Write a small file atomically (sidecars); returns where it landed."""
-    path, _ = commit(stage(final, lambda fp: fp.write(data)))
+    """Write a small file atomically (sidecars) without replacing another; returns where it landed."""
+    path, _ = commit(stage(final, lambda fp: fp.write(data)), policy="counter")
     return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,10 +11,10 @@ from pathlib import Path
 from . import __version__, logs
 from .config import Config, load_config
 from .errors import ConfigError, HotfolderError
-from .formats import HEAD_BYTES
-from .pipeline import examine, output_path
+from .match import Facts
+from .pipeline import Job, content_facts, examine, output_path, template_values
 from .service import Daemon, process_paths, summary
-from .template import MissingFieldError
+from .template import camera
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -89,29 +90,52 @@ def _process(config: Config, paths: list[Path]) -> int:
 def _explain(config: Config, file: Path) -> int:
     file = file.resolve()
     try:
-        with file.open("rb") as fp:
-            head = fp.read(HEAD_BYTES)
+        data = file.read_bytes()
+        mtime = file.stat().st_mtime
     except OSError as exc:
         print(f"hotfolder: cannot read {file}: {exc.strerror}", file=sys.stderr)
         return 2
     watch = next((w for w in config.watches if file.is_relative_to(w.path)), None)
     root = watch.path if watch else file.parent
     relpath = file.relative_to(root).as_posix()
-    decision = examine(head, relpath, config.rules)
+    facts = Facts(relpath=relpath, watch=watch.name if watch else None,
+                  watch_path=str(watch.path) if watch else None, size=len(data),
+                  content=content_facts(data, mtime))  # fmt: skip
+    decision = examine(data, relpath, config.rules, facts=facts)
+    c = facts.content
     print(f"file: {file}\nrelative to {root}: {relpath}")
+    if c is not None:
+        print(f"seen: {len(data)} bytes, {c.width}x{c.height}, camera {camera(c.make, c.model)!r}, "
+              f"taken {c.taken}, exif {c.has_exif}, gps {c.has_gps}")  # fmt: skip
     for verdict in decision.verdicts:
         print(f"  rule {verdict.rule!r}: {'MATCH' if verdict.matched else 'no'} - {verdict.reason}")
-    if decision.rule is None:
+    if not decision.rules:
         print("no rule matches: the file would be left where it is")
         return 1
-    print(f"rule {decision.rule.name!r} would write:")
-    for output in decision.rule.outputs:
-        try:
-            target = str(output_path(output, config.output_root, relpath))
-        except MissingFieldError as exc:
-            target = f"(cannot name it: {exc})"
-        print(f"  {output.format}: {target}")
-    print("the original stays where it is")
+    job = Job(src=file, relpath=relpath, rules=decision.rules, output_root=config.output_root,
+              quarantine=config.quarantine, watch=watch.name if watch else None)  # fmt: skip
+    digest = hashlib.sha256(data).hexdigest()
+    for rule in decision.rules:
+        print(f"rule {rule.name!r} would write:")
+        values = template_values(job, rule, c, digest)
+        values["seq"] = "<next>"
+        for output in rule.outputs:
+            try:
+                target = str(output_path(output.path, config.output_root, values))
+            except HotfolderError as exc:
+                target = f"(cannot name it, the file would be quarantined: {exc})"
+            print(
+                f"  {output.format} ({output.profile if output.format != 'copy' else 'unchanged'}): {target}"
+            )
+    mover = next((r for r in decision.rules if r.original != "keep"), None)
+    if mover is None:
+        print("the original stays where it is")
+    elif mover.original == "delete":
+        print("the original is deleted once every output is written and verified")
+    else:
+        assert mover.original_path is not None
+        dest = output_path(mover.original_path, config.output_root, template_values(job, mover, c, digest))
+        print(f"the original moves to {dest} once every output is written and verified")
     return 0
 
 

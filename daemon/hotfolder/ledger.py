@@ -17,6 +17,7 @@ from .errors import LockHeldError
 from .pipeline import Outcome
 
 SCHEMA_VERSION: Final = 1
+_SEQ_SCHEMA: Final = "CREATE TABLE IF NOT EXISTS seq (rule TEXT PRIMARY KEY, n INTEGER NOT NULL)"
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS inputs (
     path      TEXT PRIMARY KEY,
@@ -113,3 +114,19 @@ class Ledger:
     def close(self) -> None:
         with self._mutex:
             self._db.close()
+
+
+def next_seq(state_dir: Path, rule: str) -> int:
+    """Count one more for a rule's {seq}; in SQLite so it survives restarts and is safe across workers."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(state_dir / "ledger.sqlite3", timeout=30, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(_SEQ_SCHEMA)
+        db.execute("BEGIN IMMEDIATE")  # one writer at a time: no two workers get the same number
+        db.execute("INSERT INTO seq VALUES (?, 0) ON CONFLICT(rule) DO NOTHING", (rule,))
+        (n,) = db.execute("UPDATE seq SET n = n + 1 WHERE rule = ? RETURNING n", (rule,)).fetchone()
+        db.execute("COMMIT")
+        return int(n)
+    finally:
+        db.close()

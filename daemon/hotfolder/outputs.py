@@ -7,6 +7,7 @@ and converts to sRGB. Options given explicitly win.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -55,11 +56,24 @@ class Output:
     lossless: bool = False
     bit_depth: int | None = None  # heif: None = as the source (8, or 10/12 for deep sources)
     chroma: str | None = None  # heif: None = 420, or 444 when lossless
+    on_conflict: str = "skip_identical"
+    counter_format: str = "-{n}"
 
     @property
     def is_lossless(self) -> bool:
         """Whether the written pixels must equal the transformed source exactly."""
         return self.format in {"png", "tiff", "copy"} or (self.format in {"heif", "webp"} and self.lossless)
+
+
+CONFLICT_POLICIES: Final = ("skip_identical", "skip", "overwrite", "counter")
+_COUNTER = re.compile(r"\{n(?::0?(\d)d)?\}")
+
+
+def counter_format(value: Any) -> str:
+    """A suffix with one {n} or {n:02d} in it, and no separators."""
+    if not isinstance(value, str) or len(_COUNTER.findall(value)) != 1 or "/" in value or "\\" in value:
+        raise ValueError(f"must hold exactly one {{n}} or {{n:02d}} and no '/', not {value!r}")
+    return value
 
 
 _ALL: Final = None
@@ -84,6 +98,8 @@ _KEYS: Final[Mapping[str, tuple[schema.Validator, frozenset[str] | None]]] = {
     "lossless": (schema.boolean, frozenset({"heif", "webp"})),
     "bit_depth": (schema.choice((8, 10, 12)), frozenset({"heif"})),
     "chroma": (schema.choice(("420", "422", "444")), frozenset({"heif"})),
+    "on_conflict": (schema.choice(CONFLICT_POLICIES), _ALL),
+    "counter_format": (counter_format, _ALL),
 }
 KNOWN_KEYS: Final = tuple(_KEYS)
 

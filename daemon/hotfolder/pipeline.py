@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 import traceback
 import warnings
@@ -21,11 +22,11 @@ from typing import Any
 from . import atomic, encode, imaging, metadata
 from .errors import EncodeError, HotfolderError, InputError
 from .formats import HEAD_BYTES, claimed_format, sniff
-from .match import Decision, Facts, decide
+from .match import Content, Decision, Facts, decide
 from .metadata import Metadata
 from .outputs import Output
 from .rules import Rule
-from .template import render
+from .template import Template, Value, When, camera, render
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,11 @@ class Job:
     output_root: Path
     quarantine: Path
     watch: str | None = None
+    watch_path: Path | None = None
     max_pixels: int = imaging.DEFAULT_MAX_PIXELS
+    state_dir: Path | None = None  # holds {seq} counters; None: {seq} is unavailable
+    file_mode: int | None = None  # mode of outputs; None: the umask decides
+    gid: int | None = None  # group of outputs, so shared folders stay usable
 
 
 @dataclass(frozen=True)
@@ -46,8 +51,13 @@ class Written:
     dst: Path
     format: str
     bytes_out: int
-    new: bool  # False: identical content was already there
+    action: str  # written | identical | skipped | overwritten
+    rule: str = ""
     ms: float = 0.0  # transform, encode and verify of this output
+
+    @property
+    def new(self) -> bool:
+        return self.action in {"written", "overwritten"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,7 @@ class Outcome:
     sha256: str | None = None
     written: tuple[Written, ...] = ()
     quarantined_to: Path | None = None
+    original: str | None = None  # what happened to the original: kept, deleted, or where it moved
     error: str | None = None
     ms: float = 0.0
     notes: tuple[tuple[str, dict[str, Any]], ...] = ()
@@ -67,38 +78,103 @@ class Outcome:
 
 @dataclass
 class _Work:
-    staged: list[tuple[Output, atomic.Staged]] = field(default_factory=list)
+    staged: list[tuple[Rule, Output, atomic.Staged]] = field(default_factory=list)
     notes: imaging.Notes = field(default_factory=imaging.Notes)
 
 
-def template_values(relpath: str) -> dict[str, str | None]:
-    """The path fields every template can use, from the path below the watch root."""
-    rel = PurePosixPath(relpath)
-    return {
+def content_facts(data: bytes, mtime: float | None) -> Content | None:
+    """Size, camera and date from the image header (no pixels decoded); None if it cannot be read."""
+    try:
+        im = imaging.identify(data)
+        ex = im.getexif()
+    except (InputError, OSError, ValueError, SyntaxError):
+        return None
+    sub = ex.get_ifd(metadata.TAG_EXIF_IFD)
+    width, height = im.size
+    if im.format not in {"HEIF", "AVIF", "TIFF"} and ex.get(metadata.TAG_ORIENTATION) in (5, 6, 7, 8):
+        width, height = height, width
+    taken, subsec = _taken(sub, mtime)
+    return Content(
+        width=width,
+        height=height,
+        make=_text(ex.get(0x010F)),
+        model=_text(ex.get(0x0110)),
+        has_exif=len(ex) > 0,
+        has_gps=bool(ex.get_ifd(metadata.TAG_GPS_IFD)),
+        taken=taken,
+        subsec=subsec,
+    )
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return (value.strip("\x00 ") or None) if isinstance(value, str) else None
+
+
+def _taken(sub: Any, mtime: float | None) -> tuple[datetime | None, str]:
+    """DateTimeOriginal (+ SubSecTimeOriginal), then CreateDate, then the file's mtime."""
+    for tag, subsec in ((0x9003, 0x9291), (0x9004, 0x9292)):
+        raw = _text(sub.get(tag))
+        if raw:
+            try:
+                return datetime.strptime(raw[:19], "%Y:%m:%d %H:%M:%S"), (
+                    _text(sub.get(subsec)) or ""
+                ).strip()
+            except ValueError:
+                continue
+    # Local time, as cameras write it: no time zone is implied anywhere in EXIF dates.
+    return (datetime.fromtimestamp(mtime) if mtime is not None else None), ""
+
+
+def template_values(
+    job: Job, rule: Rule, content: Content | None, digest: str | None = None
+) -> dict[str, Value]:
+    """Every template field for one input and rule ({seq} is filled only when a template uses it)."""
+    rel = PurePosixPath(job.relpath)
+    values: dict[str, Value] = {
         "stem": rel.stem,
         "ext": rel.suffix.lower().lstrip(".") or None,
         "name": rel.name,
         "relpath": str(rel.with_suffix("")) if rel.suffix else str(rel),
+        "reldir": str(rel.parent) if str(rel.parent) != "." else None,
+        "watch": job.watch,
+        "rule": rule.name,
+        "hash8": digest[:8] if digest else None,
     }
+    if content is not None:
+        values.update(
+            make=content.make,
+            model=content.model,
+            camera=camera(content.make, content.model),
+            width=str(content.width),
+            height=str(content.height),
+            taken=When(content.taken, content.subsec) if content.taken else None,
+        )
+    return values
 
 
-def output_path(output: Output, output_root: Path, relpath: str) -> Path:
+def output_path(template: Template, output_root: Path, values: dict[str, Value]) -> Path:
     """Where an output lands: the rendered template, always under output_root."""
-    rel = render(output.path, template_values(relpath))
-    final = output_root / rel
-    if not final.is_relative_to(output_root):  # render() already refuses '..'; this is the last guard
+    final = output_root / render(template, values)
+    if not final.resolve().is_relative_to(
+        output_root.resolve()
+    ):  # render() refuses '..'; symlinks are the rest
         raise InputError(f"output path {final} is outside output_root {output_root}")
     return final
 
 
-def examine(head: bytes, relpath: str, rules: tuple[Rule, ...]) -> Decision:
-    """Decide which rule takes a file from its first bytes and its path (no decoding).
+def examine(data: bytes, relpath: str, rules: tuple[Rule, ...], *, facts: Facts | None = None,
+            mtime: float | None = None) -> Decision:  # fmt: skip
+    """Decide which rules take a file from its bytes and path.
 
     Content the decoders do not recognise still counts as the format its name claims: a
     zero-byte `.heic` is a broken image to quarantine, while a `.mov` is simply not ours.
     """
-    fmt = sniff(head, relpath) or claimed_format(relpath)
-    return decide(rules, Facts(relpath=relpath, format=fmt))
+    base = facts or Facts(relpath=relpath, size=len(data))
+    fmt = sniff(data[:HEAD_BYTES], relpath) or claimed_format(relpath)
+    content = base.content or (content_facts(data, mtime) if fmt else None)
+    return decide(rules, replace(base, relpath=relpath, format=fmt, content=content))
 
 
 def run_job(job: Job) -> Outcome:
@@ -106,30 +182,42 @@ def run_job(job: Job) -> Outcome:
     started = time.perf_counter()
     try:
         with job.src.open("rb") as fp:
+            st = os.fstat(fp.fileno())
             head = fp.read(HEAD_BYTES)
-            rule = examine(head, job.relpath, job.rules).rule
-            if rule is None:
-                return Outcome(job.src, "unmatched", bytes_in=len(head), ms=_ms(started))
+            facts = Facts(relpath=job.relpath, watch=job.watch, size=st.st_size,
+                          watch_path=str(job.watch_path) if job.watch_path else None)  # fmt: skip
+            fmt = sniff(head, job.relpath) or claimed_format(job.relpath)
+            if not decide(job.rules, replace(facts, format=fmt), partial=True).rules:
+                return Outcome(job.src, "unmatched", bytes_in=st.st_size, ms=_ms(started))
             data = head + fp.read()
     except FileNotFoundError:
         return Outcome(job.src, "gone", ms=_ms(started))
+    facts = replace(facts, content=content_facts(data, st.st_mtime))
+    chain = examine(data, job.relpath, job.rules, facts=facts).rules
+    if not chain:
+        return Outcome(job.src, "unmatched", bytes_in=len(data), ms=_ms(started))
     digest = hashlib.sha256(data).hexdigest()
-    base = Outcome(job.src, "quarantined", rule=rule.name, bytes_in=len(data), sha256=digest)
+    names = "+".join(r.name for r in chain)
+    base = Outcome(job.src, "quarantined", rule=names, bytes_in=len(data), sha256=digest)
     work = _Work()
     try:
         # Decoder warnings (odd TIFF tags, ...) become structured notes instead of stray stderr text.
         # Filters are kept as set, so DecompressionBombWarning still raises.
         with warnings.catch_warnings(record=True) as seen:
             source = None
-            if any(o.format != "copy" for o in rule.outputs):
+            if any(o.format != "copy" for r in chain for o in r.outputs):
                 source = imaging.decode(data, max_pixels=job.max_pixels)
                 base = replace(base, format=source.format)
                 for loss in source.losses:
                     work.notes.warn("auxiliary.dropped", error=loss)
-            written = _produce(job, rule, data, source, work)
+            written = _produce(
+                job, chain, data, content=facts.content, digest=digest, source=source, work=work, st=st
+            )
+            original = _dispose_original(job, chain, facts.content, digest)
         for w in seen:
             work.notes.warn("decoder.warning", error=f"{w.category.__name__}: {w.message}")
-        return replace(base, status="done", written=written, ms=_ms(started), notes=tuple(work.notes.items))
+        return replace(base, status="done", written=written, original=original, ms=_ms(started),
+                       notes=tuple(work.notes.items))  # fmt: skip
     except HotfolderError as exc:
         error = f"{type(exc).__name__}: {exc}"
     # The one broad boundary per job: whatever went wrong, the input is parked and the daemon goes on.
@@ -137,44 +225,83 @@ def run_job(job: Job) -> Outcome:
         error = f"{type(exc).__name__}: {exc}"
         work.notes.warn("job.crashed", error=error, traceback=traceback.format_exc(limit=8))
     finally:
-        for _, staged in work.staged:
+        for _, _, staged in work.staged:
             atomic.discard(staged)
-    moved = quarantine(job, rule.name, error)
+    moved = quarantine(job, names, error)
     return replace(base, quarantined_to=moved, error=error, ms=_ms(started), notes=tuple(work.notes.items))
 
 
 def _produce(
-    job: Job, rule: Rule, data: bytes, source: imaging.Source | None, work: _Work
-) -> tuple[Written, ...]:
-    """Stage and verify every output, then commit them all; if any fails, none is committed."""
+    job: Job, chain: tuple[Rule, ...], data: bytes, *, content: Content | None, digest: str,
+    source: imaging.Source | None, work: _Work, st: os.stat_result,
+) -> tuple[Written, ...]:  # fmt: skip
+    """Stage and verify every output of every rule, then commit them all; if any fails, none is."""
     spent: list[float] = []
-    for output in rule.outputs:
-        t0 = time.perf_counter()
-        final = output_path(output, job.output_root, job.relpath)
-        if output.format == "copy" or source is None:
-            staged = atomic.stage(final, lambda fp: fp.write(data))
-            work.staged.append((output, staged))
-            if hashlib.sha256(staged.temp.read_bytes()).digest() != hashlib.sha256(data).digest():
-                raise EncodeError(f"copy {staged.temp} does not match the source")
-        else:
-            rendered = imaging.render(source, output, work.notes)
-            rendered.meta = output_metadata(source, rendered, output, work.notes)
-            staged = atomic.stage(final, partial(encode.encode, rendered, output, notes=work.notes))
-            work.staged.append((output, staged))
-            encode.verify(staged.temp.read_bytes(), rendered, output)
-        spent.append(_ms(t0))
+    for rule in chain:
+        values = template_values(job, rule, content, digest)
+        for output in rule.outputs:
+            t0 = time.perf_counter()
+            if "seq" in output.path.fields:
+                values["seq"] = str(next_seq(job.state_dir, rule.name)) if job.state_dir else None
+            final = output_path(output.path, job.output_root, values)
+            if output.format == "copy" or source is None:
+                staged = atomic.stage(final, lambda fp: fp.write(data))
+                work.staged.append((rule, output, staged))
+                if hashlib.sha256(staged.temp.read_bytes()).hexdigest() != digest:
+                    raise EncodeError(f"copy {staged.temp} does not match the source")
+            else:
+                rendered = imaging.render(source, output, work.notes)
+                rendered.meta = output_metadata(source, rendered, output, work.notes)
+                staged = atomic.stage(final, partial(encode.encode, rendered, output, notes=work.notes))
+                work.staged.append((rule, output, staged))
+                encode.verify(staged.temp.read_bytes(), rendered, output)
+            _finish_file(staged.temp, job, st)
+            spent.append(_ms(t0))
     written: list[Written] = []
     try:
-        for (output, staged), ms in zip(work.staged, spent, strict=True):
-            dst, new = atomic.commit(staged)
-            written.append(Written(dst=dst, format=output.format, bytes_out=staged.size, new=new, ms=ms))
+        for (rule, output, staged), ms in zip(work.staged, spent, strict=True):
+            dst, action = atomic.commit(
+                staged, policy=output.on_conflict, counter_format=output.counter_format
+            )
+            written.append(Written(dst=dst, format=output.format, bytes_out=staged.size, action=action,
+                                   rule=rule.name, ms=ms))  # fmt: skip
     except OSError as exc:
         for w in written:
-            if w.new:
+            if w.action == "written":
                 w.dst.unlink(missing_ok=True)
         raise EncodeError(f"could not put outputs in place: {exc}") from exc
     work.staged.clear()
     return tuple(written)
+
+
+def _finish_file(temp: Path, job: Job, st: os.stat_result) -> None:
+    """Outputs get the source's mtime, and the configured mode and group (before they are visible)."""
+    os.utime(temp, ns=(st.st_atime_ns, st.st_mtime_ns))
+    if job.file_mode is not None:
+        temp.chmod(job.file_mode)
+    if job.gid is not None:
+        os.chown(temp, -1, job.gid)
+
+
+def _dispose_original(job: Job, chain: tuple[Rule, ...], content: Content | None, digest: str) -> str:
+    """keep, delete or move the original, only now that every output is written, synced and verified."""
+    rule = next((r for r in chain if r.original != "keep"), None)
+    if rule is None:
+        return "kept"
+    if rule.original == "delete":
+        job.src.unlink()
+        atomic.fsync_dir(job.src.parent)
+        return "deleted"
+    assert rule.original_path is not None
+    dest = output_path(rule.original_path, job.output_root, template_values(job, rule, content, digest))
+    return str(atomic.move_into(job.src, dest))
+
+
+def next_seq(state_dir: Path, rule: str) -> int:
+    """The next {seq} for a rule, counted in state_dir so it survives restarts (safe across workers)."""
+    from .ledger import next_seq as _next  # noqa: PLC0415 - ledger imports this module
+
+    return _next(state_dir, rule)
 
 
 def output_metadata(

@@ -6,6 +6,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
@@ -14,14 +15,37 @@ from . import schema
 from .errors import ConfigError, Problem
 from .formats import MATCH_FORMATS
 from .outputs import Output, parse_output
+from .template import Template
 
 
 @dataclass(frozen=True)
 class Match:
-    """Conditions on a file; an empty tuple or set means 'no condition'."""
+    """Conditions on a file; None, an empty tuple or an empty set means 'no condition'."""
 
+    watch: str | None = None  # a watch's name or path
     globs: tuple[str, ...] = ()
     formats: frozenset[str] = frozenset()
+    min_bytes: int | None = None
+    max_bytes: int | None = None
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    exif_make: tuple[str, ...] = ()  # globs, case-insensitive
+    exif_model: tuple[str, ...] = ()
+    has_gps: bool | None = None
+    has_exif: bool | None = None
+    taken_after: datetime | None = None
+    taken_before: datetime | None = None
+
+    @property
+    def reads_content(self) -> bool:
+        """Whether deciding needs the image header (pixels, EXIF), not just the path and size."""
+        return bool(
+            self.min_pixels is not None or self.max_pixels is not None or self.exif_make or self.exif_model
+            or self.has_gps is not None or self.has_exif is not None or self.taken_after or self.taken_before
+        )  # fmt: skip
+
+
+ORIGINAL_POLICIES: Final = ("keep", "delete", "move")
 
 
 @dataclass(frozen=True)
@@ -30,6 +54,9 @@ class Rule:
     file: Path | None
     match: Match = field(default_factory=Match)
     outputs: tuple[Output, ...] = ()
+    continue_: bool = False  # `continue = true`: later rules are tried too
+    original: str = "keep"
+    original_path: Template | None = None  # where `move` puts the original, under output_root
 
 
 def _globs(value: Any) -> tuple[str, ...]:
@@ -48,9 +75,44 @@ def _formats(value: Any) -> frozenset[str]:
     return frozenset(names)
 
 
-_MATCH_KEYS: Final[Mapping[str, schema.Validator]] = {"glob": _globs, "formats": _formats}
-_RULE_KEYS: Final = frozenset({"name", "match", "output"})
-_MATCH_FIELDS: Final = {"glob": "globs", "formats": "formats"}
+def _when(value: Any) -> datetime:
+    """A TOML date or date-time, or a text 'YYYY-MM-DD[ HH:MM[:SS]]' (local time, as cameras write it)."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("T", " "))
+        except ValueError:
+            pass
+    raise ValueError(f"must be a date like 2024-05-01 or 2024-05-01T12:00:00, not {value!r}")
+
+
+def _exif_table(value: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, dict):
+        raise ValueError("must be a table of EXIF conditions, e.g. exif.Make = 'Canon*'")
+    unknown = sorted(value.keys() - {"Make", "Model"})
+    if unknown:
+        raise ValueError(f"unknown EXIF condition {unknown[0]!r}; known: Make, Model")
+    return {k: schema.str_list(v) for k, v in value.items()}
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"must be a non-empty text, not {value!r}")
+    return value
+
+
+_COUNT = schema.int_range(0)
+_MATCH_KEYS: Final[Mapping[str, schema.Validator]] = {
+    "watch": _text, "glob": _globs, "formats": _formats,
+    "min_bytes": _COUNT, "max_bytes": _COUNT, "min_pixels": _COUNT, "max_pixels": _COUNT,
+    "exif": _exif_table, "has_gps": schema.boolean, "has_exif": schema.boolean,
+    "taken_after": _when, "taken_before": _when,
+}  # fmt: skip
+_RULE_KEYS: Final = frozenset({"name", "match", "output", "continue", "original", "original_path"})
+_MATCH_FIELDS: Final = {"glob": "globs"}
 
 
 class _Locator:
@@ -106,9 +168,27 @@ def load_rules(files: Iterable[Path | tuple[Path | None, str]]) -> tuple[Rule, .
                 )
             )
         seen.setdefault(rule.name, rule)
+    problems.extend(_chain_conflicts(rules))
     if problems:
         raise ConfigError(problems)
     return tuple(rules)
+
+
+def _chain_conflicts(rules: list[Rule]) -> list[Problem]:
+    """Rules joined by `continue = true` share one original: their policies must agree."""
+    problems = []
+    for i, rule in enumerate(rules):
+        if not rule.continue_:
+            continue
+        for later in rules[i + 1 :]:
+            a, b = (rule.original, rule.original_path), (later.original, later.original_path)
+            if "keep" not in (rule.original, later.original) and a != b:
+                problems.append(Problem(later.file, f"original = {later.original!r} conflicts with "
+                                        f"{rule.original!r} of rule {rule.name!r}, which continues into it",
+                                        later.name, "original"))  # fmt: skip
+            if not later.continue_:
+                break
+    return problems
 
 
 def _parse_file(path: Path | None, text: str, problems: list[Problem]) -> list[Rule]:
@@ -160,9 +240,40 @@ def _parse_rule(
             problem(f"unknown key in [rule.match]; known: {', '.join(_MATCH_KEYS)}", f"match.{key}", line)
             continue
         try:
-            match_kwargs[_MATCH_FIELDS[key]] = check(value)
+            checked = check(value)
         except ValueError as exc:
             problem(str(exc), f"match.{key}", line)
+            continue
+        if key == "exif":
+            match_kwargs.update({f"exif_{k.lower()}": v for k, v in checked.items()})
+        else:
+            match_kwargs[_MATCH_FIELDS.get(key, key)] = checked
+    for low, high in (
+        ("min_bytes", "max_bytes"),
+        ("min_pixels", "max_pixels"),
+        ("taken_after", "taken_before"),
+    ):
+        if low in match_kwargs and high in match_kwargs and match_kwargs[low] > match_kwargs[high]:
+            problem(f"{low} is after {high}: nothing could ever match", f"match.{low}",
+                    where.line(i, low, section="rule.match"))  # fmt: skip
+
+    rule_kwargs: dict[str, Any] = {}
+    for key, check in (("continue", schema.boolean), ("original", schema.choice(ORIGINAL_POLICIES)),
+                       ("original_path", schema.template)):  # fmt: skip
+        if key in entry:
+            try:
+                rule_kwargs["continue_" if key == "continue" else key] = check(entry[key])
+            except ValueError as exc:
+                problem(str(exc), key, where.line(i, key))
+    if rule_kwargs.get("original") == "move" and "original_path" not in rule_kwargs:
+        problem("original = 'move' needs original_path (a template under output_root)", "original_path",
+                where.line(i, "original"))  # fmt: skip
+    if "original_path" in rule_kwargs and rule_kwargs.get("original") != "move":
+        problem(
+            "original_path only applies with original = 'move'",
+            "original_path",
+            where.line(i, "original_path"),
+        )
 
     outputs = []
     raw_outputs = entry.get("output")
@@ -179,7 +290,7 @@ def _parse_rule(
                 "match.formats", where.line(i, "formats", section="rule.match"))  # fmt: skip
     if len(problems) > before:
         return None
-    return Rule(name=str(name), file=path, match=Match(**match_kwargs), outputs=tuple(outputs))
+    return Rule(name=str(name), file=path, match=Match(**match_kwargs), outputs=tuple(outputs), **rule_kwargs)
 
 
 def _output_line(where: _Locator, rule: int, index: int, key: str | None) -> int | None:

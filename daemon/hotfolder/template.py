@@ -11,13 +11,20 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 from .errors import InputError
 
-# Fields every job can fill. `relpath` may hold folders; every other value is one path component.
-FIELDS: Final[frozenset[str]] = frozenset({"stem", "ext", "name", "relpath"})
-MULTI_COMPONENT: Final[frozenset[str]] = frozenset({"relpath"})
+# Fields every job can fill. `relpath`, `reldir` and `taken` (through its format) may hold
+# folders; every other value is one path component.
+FIELDS: Final[frozenset[str]] = frozenset(
+    {"stem", "ext", "name", "relpath", "reldir", "watch", "rule", "make", "model", "camera",
+     "width", "height", "hash8", "seq", "taken"}
+)  # fmt: skip
+MULTI_COMPONENT: Final[frozenset[str]] = frozenset({"relpath", "reldir", "taken"})
+DATED: Final[frozenset[str]] = frozenset({"taken"})  # fields that take a strftime format: {taken:%Y/%m}
+DEFAULT_DATE_FORMAT: Final = "%Y-%m-%d"
 MAX_NAME_BYTES: Final = 255
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -37,10 +44,25 @@ class Literal:
 
 
 @dataclass(frozen=True)
+class When:
+    """A date-time value with the sub-second digits the camera wrote (for %f)."""
+
+    at: datetime
+    subsec: str = ""
+
+    def format(self, spec: str) -> str:
+        return self.at.strftime(spec.replace("%f", self.subsec or "0"))
+
+
+Value = str | When | None
+
+
+@dataclass(frozen=True)
 class Field:
-    """A chain of alternatives: each a field name or a quoted constant (``quoted=True``)."""
+    """A chain of alternatives: each a field name (with an optional format) or a quoted constant."""
 
     alternatives: tuple[tuple[str, bool], ...]
+    specs: tuple[str | None, ...] = ()
 
     @property
     def source(self) -> str:
@@ -92,19 +114,38 @@ def parse(text: str, *, known: frozenset[str] = FIELDS) -> Template:
 
 def _parse_field(body: str, text: str, known: frozenset[str]) -> Field:
     alternatives: list[tuple[str, bool]] = []
+    specs: list[str | None] = []
     for raw in body.split("|"):
         alt = raw.strip()
+        name, colon, spec = alt.partition(":")
         if len(alt) >= 2 and alt[0] == alt[-1] == "'":
             alternatives.append((alt[1:-1], True))
-        elif _IDENT.fullmatch(alt):
-            if alt not in known:
+            specs.append(None)
+        elif _IDENT.fullmatch(name):
+            if name not in known:
                 raise TemplateSyntaxError(
-                    f"unknown field {{{alt}}} in {text!r}; known fields: {', '.join(sorted(known))}"
+                    f"unknown field {{{name}}} in {text!r}; known fields: {', '.join(sorted(known))}"
                 )
-            alternatives.append((alt, False))
+            if colon and name not in DATED:
+                raise TemplateSyntaxError(
+                    f"{{{name}}} takes no format in {text!r}; only {{taken:%Y-%m-%d}} does"
+                )
+            if colon:
+                _check_date_format(spec, text)
+            alternatives.append((name, False))
+            specs.append(spec if colon else None)
         else:
             raise TemplateSyntaxError(f"bad field {{{body}}} in {text!r}: expected a name or a 'quoted' text")
-    return Field(tuple(alternatives))
+    return Field(tuple(alternatives), tuple(specs))
+
+
+def _check_date_format(spec: str, text: str) -> None:
+    if not spec or "%" not in spec:
+        raise TemplateSyntaxError(f"empty or directive-less date format {spec!r} in {text!r}")
+    try:
+        When(datetime(2001, 2, 3, 4, 5, 6), "7").format(spec)
+    except ValueError as exc:
+        raise TemplateSyntaxError(f"bad date format {spec!r} in {text!r}: {exc}") from None
 
 
 def _check_fixed_text(template: Template) -> None:
@@ -115,25 +156,31 @@ def _check_fixed_text(template: Template) -> None:
         raise TemplateSyntaxError(f"{text!r} climbs out of output_root with '..'")
     # Rendering with harmless values exposes what the template's own text does to the path.
     try:
-        probe = render(template, dict.fromkeys(template.fields, "x"))
+        probe = render(
+            template, {f: When(datetime(2001, 2, 3)) if f in DATED else "x" for f in template.fields}
+        )
     except MissingFieldError as exc:
         raise TemplateSyntaxError(str(exc)) from None
     if not probe:
         raise TemplateSyntaxError(f"{text!r} renders to an empty path")
 
 
-def render(template: Template, values: Mapping[str, str | None]) -> str:
+def render(template: Template, values: Mapping[str, Value]) -> str:
     """Fill a template with sanitised values; raise MissingFieldError when a chain has no value."""
     out: list[str] = []
     for part in template.parts:
         if isinstance(part, Literal):
             out.append(part.text)
             continue
-        for value, quoted in part.alternatives:
+        for (value, quoted), spec in zip(
+            part.alternatives, part.specs or [None] * len(part.alternatives), strict=True
+        ):
             if quoted:
                 out.append(sanitise_component(value))
                 break
             got = values.get(value)
+            if isinstance(got, When):
+                got = got.format(spec or DEFAULT_DATE_FORMAT)
             if got:
                 out.append(sanitise_value(value, got))
                 break
@@ -176,3 +223,14 @@ def _cap(component: str) -> str:
     tail = (dot + ext).encode("utf-8", "surrogateescape") if dot and len(ext) <= 16 else b""
     head = encoded[: MAX_NAME_BYTES - len(tail)].decode("utf-8", "ignore")
     return head + tail.decode("utf-8", "surrogateescape")
+
+
+def camera(make: str | None, model: str | None) -> str | None:
+    """Make and Model without repeating the make: 'Canon EOS 7D', not 'Canon Canon EOS 7D'."""
+    make, model = (make or "").strip(), (model or "").strip()
+    if not model:
+        return make or None
+    first = make.split()[0].lower() if make else ""
+    if not first or model.lower().startswith(first):
+        return model
+    return f"{make.split()[0]} {model}" if make.isupper() or len(make.split()) > 1 else f"{make} {model}"
