@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import grp
 import os
 import re
 import tomllib
@@ -27,7 +28,17 @@ EMBEDDED: Final[Mapping[str, Any]] = {
 }
 
 _KEYS: Final = frozenset(
-    {"rules", "output_root", "state_dir", "quarantine", "workers", "watch", "max_image_pixels"}
+    {
+        "rules",
+        "output_root",
+        "state_dir",
+        "quarantine",
+        "workers",
+        "watch",
+        "max_image_pixels",
+        "file_mode",
+        "group",
+    }
 )
 _WATCH_KEYS: Final = frozenset({"path", "recursive", "name"})
 
@@ -52,6 +63,8 @@ class Config:
     workers: int
     watches: tuple[Watch, ...]
     max_image_pixels: int = DEFAULT_MAX_PIXELS
+    file_mode: int | None = None  # outputs' mode; None: the umask decides
+    gid: int | None = None  # outputs' group
 
 
 def default_rules_path() -> Path:
@@ -122,6 +135,9 @@ def _build(source: Path | None, doc: dict[str, Any], base: Path) -> Config:
         problem(f"must be a whole number of pixels >= 1, not {max_pixels!r}", "max_image_pixels")
         max_pixels = DEFAULT_MAX_PIXELS
 
+    file_mode = _file_mode(doc.get("file_mode"), problem)
+    gid = _group(doc.get("group"), problem)
+
     watches = _watches(doc.get("watch", []), base, problem)
     rule_sources = _rule_sources(source, doc, base, problem)
 
@@ -153,7 +169,33 @@ def _build(source: Path | None, doc: dict[str, Any], base: Path) -> Config:
         workers=workers,
         watches=watches,
         max_image_pixels=max_pixels,
+        file_mode=file_mode,
+        gid=gid,
     )
+
+
+def _file_mode(value: Any, problem: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and re.fullmatch(r"0?[0-7]{3}", value):
+        return int(value, 8)
+    problem(f'must be an octal mode in quotes, like "0664", not {value!r}', "file_mode")
+    return None
+
+
+def _group(value: Any, problem: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value:
+        try:
+            return grp.getgrnam(value).gr_gid
+        except KeyError:
+            problem(f"no such group {value!r} on this machine", "group")
+            return None
+    problem(f"must be a group name or number, not {value!r}", "group")
+    return None
 
 
 def _watches(raw: Any, base: Path, problem: Any) -> tuple[Watch, ...]:

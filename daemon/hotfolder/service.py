@@ -7,16 +7,18 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from . import logs
 from .arrival import Settler
-from .config import Config, Watch
+from .config import Config, Watch, load_config
+from .errors import ConfigError
 from .formats import register_codecs
 from .ignore import Ignore
 from .ledger import Identity, Ledger, Lock
@@ -25,6 +27,7 @@ from .pipeline import Job, Outcome, run_job
 from .watch import Arrival, ReadyQueue, scan, start_observer
 
 _PR_SET_PDEATHSIG = 1
+RULE_POLL_SECONDS = 1.0  # how often rule files are checked for changes
 
 
 def _worker_init() -> None:
@@ -90,7 +93,11 @@ class Engine:
             output_root=self.config.output_root,
             quarantine=self.config.quarantine,
             watch=watch.name,
+            watch_path=watch.path,
             max_pixels=self.config.max_image_pixels,
+            state_dir=self.config.state_dir,
+            file_mode=self.config.file_mode,
+            gid=self.config.gid,
         )
         while len(self.inflight) >= self.limit:
             self.collect(timeout=None)
@@ -121,12 +128,12 @@ class Engine:
         if outcome.status == "done":
             for w in outcome.written:
                 self.log.info(
-                    "output.written" if w.new else "output.identical",
+                    f"output.{w.action}",
                     src=src, dst=str(w.dst), rule=outcome.rule, format=w.format,
                     bytes_in=outcome.bytes_in, bytes_out=w.bytes_out, ms=w.ms,
                 )  # fmt: skip
             self.log.info("job.done", src=src, rule=outcome.rule, format=outcome.format,
-                          bytes_in=outcome.bytes_in, ms=outcome.ms)  # fmt: skip
+                          bytes_in=outcome.bytes_in, ms=outcome.ms, original=outcome.original)  # fmt: skip
         elif outcome.status == "quarantined":
             self.log.error("job.quarantined", src=src, dst=str(outcome.quarantined_to), rule=outcome.rule,
                            error=outcome.error, ms=outcome.ms)  # fmt: skip
@@ -143,22 +150,65 @@ class Engine:
 class Daemon:
     """`hotfolder run`: observers record arrivals, the main thread dispatches and collects."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, cwd: Path | None = None) -> None:
         self.config = config
+        self.cwd = cwd or Path.cwd()
         self.ready = ReadyQueue()
         self.settler = Settler()
+        self.reload_wanted = False
+        self._stamps = self._rule_stamps()
+        self._last_look = time.monotonic()
         self.stopping = threading.Event()
         self.log = logs.get()
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.log.info("daemon.signal", signal=signal.Signals(signum).name)
-        self.stopping.set()
+        if signum == signal.SIGHUP:
+            self.reload_wanted = True
+        else:
+            self.stopping.set()
+
+    def _rule_stamps(self) -> dict[Path, int]:
+        stamps = {}
+        for path in (*self.config.rule_files, *([self.config.source] if self.config.source else [])):
+            try:
+                stamps[path] = path.stat().st_mtime_ns
+            except OSError:
+                stamps[path] = -1
+        return stamps
+
+    def _maybe_reload(self, engine: Engine) -> None:
+        """Reload rules on SIGHUP or when a rule file changed; invalid rules leave the old ones running."""
+        now = time.monotonic()
+        if not self.reload_wanted and now - self._last_look < RULE_POLL_SECONDS:
+            return
+        self._last_look = now
+        stamps = self._rule_stamps()
+        if not self.reload_wanted and stamps == self._stamps:
+            return
+        self.reload_wanted, self._stamps = False, stamps
+        try:
+            fresh = load_config(self.config.source, cwd=self.cwd)
+        except ConfigError as exc:
+            # A configuration mistake, not a crash: the problems are the message, no traceback.
+            failed = {"error": str(exc), "problems": len(exc.problems), "keeping": "old rules"}
+            self.log.error("rules.reload_failed", **failed)  # noqa: TRY400
+            return
+        for key in ("state_dir", "workers", "output_root", "quarantine"):
+            if getattr(fresh, key) != getattr(self.config, key):
+                self.log.warning(
+                    "config.needs_restart", key=key, error="changed; takes effect after a restart"
+                )
+        fresh = replace(fresh, state_dir=self.config.state_dir, workers=self.config.workers,
+                        output_root=self.config.output_root, quarantine=self.config.quarantine)  # fmt: skip
+        self.config = engine.config = fresh
+        self.log.info("rules.reloaded", rules=[r.name for r in fresh.rules])
 
     def run(self) -> int:
         """Run until SIGTERM or SIGINT; returns the exit code."""
         lock = Lock(self.config.state_dir)
         ledger = Ledger(self.config.state_dir)
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
         executor = make_executor(self.config.workers)
         engine = Engine(self.config, ledger, executor)
@@ -213,6 +263,7 @@ class Daemon:
             for settled in self.settler.due():
                 engine.offer(settled.watch, settled.path, settled.watch.path)
             engine.collect(timeout=0)
+            self._maybe_reload(engine)
 
     def _dispatch(self, engine: Engine, arrival: Arrival) -> None:
         watch = arrival.watch
