@@ -70,3 +70,67 @@ def test_process_folder_exit_codes(tmp_path: Path) -> None:
 def test_process_missing_path_is_usage_error(tmp_path: Path) -> None:
     """A path that does not exist is a usage error (exit 2)."""
     assert run_cli("process", "nope.jpg", cwd=tmp_path).returncode == 2
+
+
+THREE_MISTAKES = """\
+[[rule]]
+name = "one"
+[rule.match]
+formats = ["jpg"]
+[[rule.output]]
+format = "jpeg"
+quality = 101
+path = "web/{stem}.jpg"
+
+[[rule]]
+name = "two"
+original = "move"
+[[rule.output]]
+format = "png"
+path = "{stme}.png"
+"""
+
+
+def test_check_reports_every_mistake_at_once(tmp_path: Path) -> None:
+    """Three different mistakes in one file: all three reported with rule, key and line."""
+    write_config(tmp_path, THREE_MISTAKES)
+    result = run_cli("check", cwd=tmp_path)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if "main.toml" in line]
+    assert len(lines) == 4, result.stderr  # 'jpg', 101, {stme}, move without original_path
+    assert any(":4: rule 'one': key 'match.formats'" in line and "'jpg'" in line for line in lines)
+    assert any(":7: rule 'one': key 'output.quality'" in line for line in lines)
+    assert any("rule 'two': key 'output.path'" in line and "stme" in line for line in lines)
+    assert any("rule 'two': key 'original_path'" in line for line in lines)
+
+
+def test_explain_lists_every_rule_with_the_value_seen(tmp_path: Path) -> None:
+    """explain: each rule matched or why not (with the value), outputs, and the original's fate."""
+    write_config(
+        tmp_path,
+        """\
+[[rule]]
+name = "iphones"
+[rule.match]
+exif.Model = "iPhone*"
+[[rule.output]]
+format = "jpeg"
+path = "phone/{stem}.jpg"
+
+[[rule]]
+name = "cameras"
+original = "move"
+original_path = "done/{taken:%Y}/{name}"
+[rule.match]
+has_exif = true
+[[rule.output]]
+format = "tiff"
+path = "archive/{taken:%Y/%m}/{camera}-{stem}.tif"
+""",
+    )
+    result = run_cli("explain", str(corpus("canon_eos_7d.jpg")), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "rule 'iphones': no - EXIF Model 'Canon EOS 7D' matches none of ['iPhone*']" in result.stdout
+    assert "rule 'cameras': MATCH" in result.stdout
+    assert "archive/2010/12/Canon EOS 7D-canon_eos_7d.tif" in result.stdout
+    assert "the original moves to" in result.stdout and "done/2010/canon_eos_7d.jpg" in result.stdout

@@ -111,3 +111,34 @@ def test_second_daemon_on_same_state_refuses(tmp_path: Path) -> None:
     finally:
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=60)
+
+
+def test_reload_with_broken_rules_keeps_the_old_ones(tmp_path: Path) -> None:
+    """A broken rule file while running: logged, old rules keep working; a fixed one takes over."""
+    (tmp_path / "inbox").mkdir()
+    rules = tmp_path / "rules" / "main.toml"
+    rules.parent.mkdir()
+    rules.write_text('[[rule]]\nname = "old"\n[[rule.output]]\nformat = "png"\npath = "old/{stem}.png"\n')
+    (tmp_path / "hotfolder.toml").write_text('rules = ["rules/*.toml"]\n[[watch]]\npath = "inbox"\n')
+    proc = start(tmp_path)
+    try:
+        wait_for((tmp_path / ".hotfolder" / "lock").exists)
+        time.sleep(1.5)
+        rules.write_text(rules.read_text().replace('format = "png"', 'format = "pngg"'))
+        time.sleep(2.5)
+        shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "a.bmp")
+        wait_for((tmp_path / "outbox/old/a.png").exists)
+        rules.write_text(rules.read_text().replace('"pngg"', '"png"').replace("old/", "new/"))
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(2.5)
+        shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "b.bmp")
+        wait_for((tmp_path / "outbox/new/b.png").exists)
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    failed = [e for e in events if e["event"] == "rules.reload_failed"]
+    assert failed and "pngg" in failed[0]["error"]
+    assert any(e["event"] == "rules.reloaded" for e in events)
