@@ -18,7 +18,7 @@ from PIL import Image, PngImagePlugin, TiffImagePlugin, TiffTags
 
 from . import deep as deepmod
 from . import metadata
-from .errors import EncodeError
+from .errors import EncodeError, is_transient
 from .formats import register_codecs
 from .imaging import Notes, Rendered
 from .metadata import Metadata
@@ -49,6 +49,8 @@ def encode(rendered: Rendered, output: Output, fp: IO[bytes], *, notes: Notes) -
     except EncodeError:
         raise
     except (OSError, ValueError, KeyError, TypeError) as exc:
+        if is_transient(exc):
+            raise  # disk full and friends: the job waits and retries, the input is fine
         raise EncodeError(f"cannot write {output.format}: {type(exc).__name__}: {exc}") from exc
 
 

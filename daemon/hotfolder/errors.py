@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
+
+# errno values that say "not now" rather than "never": such a job is retried with backoff.
+TRANSIENT_ERRNOS: Final = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EBUSY, errno.EAGAIN, errno.ENOMEM, errno.ESTALE,
+     errno.ENOTCONN, errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.ETIMEDOUT, errno.ENETDOWN, errno.ENETUNREACH}
+)  # fmt: skip
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an OS error may go away by itself (disk full, share gone, I/O hiccup)."""
+    return isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
 
 
 @dataclass(frozen=True)

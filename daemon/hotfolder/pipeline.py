@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from . import atomic, encode, imaging, metadata
-from .errors import EncodeError, HotfolderError, InputError
+from .errors import EncodeError, HotfolderError, InputError, is_transient
 from .formats import HEAD_BYTES, claimed_format, sniff
 from .match import Content, Decision, Facts, decide
 from .metadata import Metadata
@@ -44,6 +44,7 @@ class Job:
     state_dir: Path | None = None  # holds {seq} counters; None: {seq} is unavailable
     file_mode: int | None = None  # mode of outputs; None: the umask decides
     gid: int | None = None  # group of outputs, so shared folders stay usable
+    seen: tuple[int, int] | None = None  # (size, mtime_ns) when the dispatcher looked
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class Written:
 @dataclass(frozen=True)
 class Outcome:
     src: Path
-    status: str  # done | unmatched | quarantined | gone
+    status: str  # done | unmatched | quarantined | gone | retry (transient: try again later)
     rule: str | None = None
     format: str | None = None
     bytes_in: int = 0
@@ -192,6 +193,10 @@ def run_job(job: Job) -> Outcome:
             data = head + fp.read()
     except FileNotFoundError:
         return Outcome(job.src, "gone", ms=_ms(started))
+    except OSError as exc:
+        if is_transient(exc):  # a share gone or a disk error while reading: not the file's fault
+            return Outcome(job.src, "retry", error=f"{type(exc).__name__}: {exc}", ms=_ms(started))
+        raise
     facts = replace(facts, content=content_facts(data, st.st_mtime))
     chain = examine(data, job.relpath, job.rules, facts=facts).rules
     if not chain:
@@ -218,8 +223,19 @@ def run_job(job: Job) -> Outcome:
             work.notes.warn("decoder.warning", error=f"{w.category.__name__}: {w.message}")
         return replace(base, status="done", written=written, original=original, ms=_ms(started),
                        notes=tuple(work.notes.items))  # fmt: skip
+    except InputError as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        if _still_changing(job, st):
+            # A file still being written is not broken yet: try again once it holds still.
+            return replace(base, status="retry", error=f"source still changing: {error}", ms=_ms(started))
     except HotfolderError as exc:
         error = f"{type(exc).__name__}: {exc}"
+    except OSError as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        if is_transient(exc):
+            # Disk full, share gone, I/O hiccup: nothing is wrong with the input; wait and retry.
+            return replace(base, status="retry", error=error, ms=_ms(started), notes=tuple(work.notes.items))
+        work.notes.warn("job.crashed", error=error, traceback=traceback.format_exc(limit=8))
     # The one broad boundary per job: whatever went wrong, the input is parked and the daemon goes on.
     except Exception as exc:  # noqa: BLE001
         error = f"{type(exc).__name__}: {exc}"
@@ -272,6 +288,16 @@ def _produce(
         raise EncodeError(f"could not put outputs in place: {exc}") from exc
     work.staged.clear()
     return tuple(written)
+
+
+def _still_changing(job: Job, st: os.stat_result) -> bool:
+    """Whether the source differs from what was read, or from what the dispatcher saw."""
+    try:
+        now = job.src.stat()
+    except OSError:
+        return False
+    read = (st.st_size, st.st_mtime_ns)
+    return (now.st_size, now.st_mtime_ns) != read or (job.seen is not None and job.seen != read)
 
 
 def _finish_file(temp: Path, job: Job, st: os.stat_result) -> None:
@@ -352,7 +378,7 @@ def output_metadata(
     )
 
 
-def quarantine(job: Job, rule: str | None, error: str) -> Path | None:
+def quarantine(job: Job, rule: str | None, error: str, *, attempts: int = 1) -> Path | None:
     """Move the input into the quarantine folder with a JSON sidecar saying why; None if it is gone."""
     try:
         moved = atomic.move_into(job.src, job.quarantine / job.relpath)
@@ -363,7 +389,9 @@ def quarantine(job: Job, rule: str | None, error: str) -> Path | None:
         "quarantined_to": str(moved),
         "rule": rule,
         "watch": job.watch,
+        "error_class": error.split(":", 1)[0],
         "error": error,
+        "attempts": attempts,
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     atomic.write_bytes(moved.with_name(moved.name + ".json"), json.dumps(note, indent=2).encode() + b"\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import heapq
 import multiprocessing
 import os
 import signal
@@ -17,16 +18,21 @@ from typing import Any
 
 from . import logs
 from .arrival import Settler
+from .atomic import is_temp_name
 from .config import Config, Watch, load_config
 from .errors import ConfigError
 from .formats import register_codecs
 from .ignore import Ignore
 from .ledger import Identity, Ledger, Lock
 from .match import candidates
-from .pipeline import Job, Outcome, run_job
+from .pipeline import Job, Outcome, quarantine, run_job
 from .watch import Arrival, ReadyQueue, scan, start_observer
 
 _PR_SET_PDEATHSIG = 1
+RETRY_BASE_SECONDS = 2.0  # transient failures wait 2, 4, 8, ... seconds
+RETRY_CAP_SECONDS = 300.0  # ... but never more than 5 minutes between attempts
+RETRY_MAX_ATTEMPTS = 10  # then the input is quarantined with the last error
+CHANGING_RECHECK_SECONDS = 1.0  # a source still being written is looked at again this soon
 RULE_POLL_SECONDS = 1.0  # how often rule files are checked for changes
 
 
@@ -62,7 +68,29 @@ class Engine:
         self.inflight: dict[Future[Outcome], _Pending] = {}
         self.ignore = Ignore()
         self.log = logs.get()
-        self.counts = {"done": 0, "quarantined": 0, "unmatched": 0, "failed": 0, "skipped": 0}
+        self.counts = {"done": 0, "quarantined": 0, "unmatched": 0, "failed": 0, "skipped": 0, "retried": 0}
+        self.attempts: dict[Path, int] = {}
+        self._retries: list[tuple[float, int, Watch, Path, Path]] = []  # heap: (due, tie, watch, path, root)
+        self._tie = 0
+        self.clock = time.monotonic
+
+    def due(self) -> list[tuple[Watch, Path, Path]]:
+        """Retries whose backoff has passed."""
+        now, ready = self.clock(), []
+        while self._retries and self._retries[0][0] <= now:
+            _, _, watch, path, root = heapq.heappop(self._retries)
+            ready.append((watch, path, root))
+        return ready
+
+    def next_due(self) -> float | None:
+        """Seconds until the next retry, or None when none is waiting."""
+        return max(0.0, self._retries[0][0] - self.clock()) if self._retries else None
+
+    def _schedule(self, job: Job, delay: float) -> None:
+        root = job.watch_path or job.src.parent
+        watch = Watch(path=root, name=job.watch or root.name)
+        self._tie += 1
+        heapq.heappush(self._retries, (self.clock() + delay, self._tie, watch, job.src, root))
 
     def offer(self, watch: Watch, path: Path, root: Path, *, force: bool = False) -> None:
         """Consider one file: skip what is ignored, known or unmatched by path; otherwise submit it."""
@@ -98,6 +126,7 @@ class Engine:
             state_dir=self.config.state_dir,
             file_mode=self.config.file_mode,
             gid=self.config.gid,
+            seen=(st.st_size, st.st_mtime_ns),
         )
         while len(self.inflight) >= self.limit:
             self.collect(timeout=None)
@@ -114,7 +143,30 @@ class Engine:
                 outcome = future.result()
             except Exception as exc:  # noqa: BLE001 - a broken worker must not stop the daemon
                 outcome = Outcome(pending.job.src, "failed", error=f"{type(exc).__name__}: {exc}")
+            if outcome.status == "retry":
+                outcome = self._retry(pending.job, outcome)
             self._finish(outcome, pending.identity)
+
+    def _retry(self, job: Job, outcome: Outcome) -> Outcome:
+        """Schedule a transient failure again with exponential backoff; quarantine it past the cap."""
+        src = str(job.src)
+        if (outcome.error or "").startswith("source still changing"):
+            self.log.info("job.deferred", src=src, error=outcome.error)
+            self._schedule(job, CHANGING_RECHECK_SECONDS)
+            return outcome
+        attempts = self.attempts.get(job.src, 0) + 1
+        self.attempts[job.src] = attempts
+        if attempts >= RETRY_MAX_ATTEMPTS:
+            del self.attempts[job.src]
+            error = f"{outcome.error} (gave up after {attempts} attempts)"
+            moved = quarantine(job, outcome.rule, error, attempts=attempts)
+            return replace(outcome, status="quarantined", quarantined_to=moved, error=error)
+        delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** (attempts - 1))
+        self.log.warning("job.retry", src=src, rule=outcome.rule, error=outcome.error, attempt=attempts,
+                         retry_in_s=delay)  # fmt: skip
+        self.counts["retried"] += 1
+        self._schedule(job, delay)
+        return outcome
 
     def drain(self) -> None:
         """Wait for every job in flight."""
@@ -143,7 +195,9 @@ class Engine:
             self.log.error("job.failed", src=src, error=outcome.error)
         if outcome.status in self.counts:
             self.counts[outcome.status] += 1
-        if outcome.status != "gone":
+        if outcome.status in {"done", "quarantined"}:
+            self.attempts.pop(outcome.src, None)
+        if outcome.status not in {"gone", "retry"}:
             self.ledger.record(outcome, identity)
 
 
@@ -210,6 +264,7 @@ class Daemon:
         ledger = Ledger(self.config.state_dir)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
+        remove_leftover_temps(self.config, self.log)
         executor = make_executor(self.config.workers)
         engine = Engine(self.config, ledger, executor)
         observers = []
@@ -256,12 +311,14 @@ class Daemon:
 
     def _loop(self, engine: Engine) -> None:
         while not self.stopping.is_set():
-            busy = engine.inflight or len(self.settler)
+            busy = engine.inflight or len(self.settler) or engine.next_due() is not None
             arrival = self.ready.pop(timeout=0.05 if busy else 0.5)
             if arrival is not None:
                 self._dispatch(engine, arrival)
             for settled in self.settler.due():
                 engine.offer(settled.watch, settled.path, settled.watch.path)
+            for watch, path, root in engine.due():
+                engine.offer(watch, path, root)
             engine.collect(timeout=0)
             self._maybe_reload(engine)
 
@@ -278,10 +335,25 @@ class Daemon:
             engine.offer(watch, arrival.path, watch.path)
 
 
+def remove_leftover_temps(config: Config, log: Any) -> int:
+    """Temp files left by a killed run are incomplete by definition: remove them before starting."""
+    removed = 0
+    for root in (config.output_root, config.quarantine):
+        for dirpath, _, names in os.walk(root):
+            for name in names:
+                if is_temp_name(name):
+                    (Path(dirpath) / name).unlink(missing_ok=True)
+                    removed += 1
+    if removed:
+        log.warning("startup.temps_removed", files=removed, error="left by an interrupted run")
+    return removed
+
+
 def process_paths(config: Config, paths: Iterable[Path], *, force: bool = True) -> dict[str, int]:
     """`hotfolder process`: the same pipeline once over files and folders; returns outcome counts."""
     lock = Lock(config.state_dir)
     ledger = Ledger(config.state_dir)
+    remove_leftover_temps(config, logs.get())
     executor = make_executor(config.workers)
     engine = Engine(config, ledger, executor)
     ignore = Ignore()
@@ -295,6 +367,11 @@ def process_paths(config: Config, paths: Iterable[Path], *, force: bool = True) 
             else:
                 engine.offer(Watch(path=path.parent, name=path.parent.name), path, path.parent, force=force)
         engine.drain()
+        while (wait_s := engine.next_due()) is not None:
+            time.sleep(wait_s)
+            for watch, path, root in engine.due():
+                engine.offer(watch, path, root, force=force)
+            engine.drain()
     finally:
         executor.shutdown(wait=True)
         ledger.close()

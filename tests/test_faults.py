@@ -1,0 +1,115 @@
+"""Faults, made real: a full disk in a private mount namespace, a source still being written,
+temp files left by a killed run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, corpus, output
+from hotfolder import logs
+from hotfolder.config import load_config
+from hotfolder.pipeline import Job, run_job
+from hotfolder.rules import Rule
+from hotfolder.service import remove_leftover_temps
+
+
+def test_truncated_file_still_growing_is_retried_not_quarantined(tmp_path: Path) -> None:
+    """A decode failure while the source differs from what the dispatcher saw is transient."""
+    src = tmp_path / "in" / "photo.jpg"
+    src.parent.mkdir()
+    data = corpus("canon_eos_7d.jpg").read_bytes()
+    src.write_bytes(data[: len(data) // 2])
+    rule = Rule("r", None, outputs=(output(format="png"),))
+    where = {"output_root": tmp_path / "out", "quarantine": tmp_path / "q"}
+    job = Job(src=src, relpath="photo.jpg", rules=(rule,), seen=(len(data) // 4, 0), **where)
+    outcome = run_job(job)
+    assert outcome.status == "retry" and "still changing" in (outcome.error or "")
+    assert src.exists() and not (tmp_path / "q").exists()
+    stable = Job(
+        src=src,
+        relpath="photo.jpg",
+        rules=(rule,),
+        seen=(src.stat().st_size, src.stat().st_mtime_ns),
+        **where,
+    )
+    assert run_job(stable).status == "quarantined"  # once it holds still, a broken file is broken
+
+
+def test_leftover_temps_are_removed_at_start(tmp_path: Path) -> None:
+    """Temp files of an interrupted run are deleted by the next start, real outputs are not."""
+    config = load_config(None, cwd=tmp_path)
+    (config.output_root / "web").mkdir(parents=True)
+    (config.output_root / "web" / ".a.jpg.hf-1a2b3c4d.tmp").write_bytes(b"partial")
+    (config.output_root / "web" / "a.jpg").write_bytes(b"whole")
+    assert remove_leftover_temps(config, logs.get()) == 1
+    assert [p.name for p in (config.output_root / "web").iterdir()] == ["a.jpg"]
+
+
+ORCHESTRATOR = """
+import json, os, shutil, signal, subprocess, sys, time
+from pathlib import Path
+tmp, corpus_file = Path(sys.argv[1]), sys.argv[2]
+outbox = tmp / "outbox"
+outbox.mkdir()
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(outbox)], check=True)
+(tmp / "inbox").mkdir()
+env = dict(os.environ, PYTHONPATH=sys.argv[3])
+log = open(tmp / "log.json", "w")
+command = [sys.executable, "-m", "hotfolder", "run", "--log-format", "json"]
+daemon = subprocess.Popen(command, cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
+def events():
+    return [json.loads(l) for l in (tmp / "log.json").read_text().splitlines() if l.startswith("{")]
+def wait(check, seconds=60):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if check():
+            return True
+        time.sleep(0.2)
+    return False
+result = {}
+wait(lambda: any(e["event"] == "daemon.started" for e in events()))
+shutil.copy(corpus_file, tmp / "inbox" / "photo.jpg")
+result["retried"] = wait(lambda: any(e["event"] == "job.retry" for e in events()))
+time.sleep(1)
+result["during"] = sorted(str(p.relative_to(outbox)) for p in outbox.rglob("*") if p.is_file())
+subprocess.run(["mount", "-o", "remount,size=64m", str(outbox)], check=True)
+result["completed"] = wait(lambda: any(e["event"] == "job.done" for e in events()))
+result["after"] = sorted(str(p.relative_to(outbox)) for p in outbox.rglob("*") if p.is_file())
+result["source_kept"] = (tmp / "inbox" / "photo.jpg").exists()
+daemon.send_signal(signal.SIGTERM)
+result["exit"] = daemon.wait(timeout=60)
+result["retries"] = [e.get("error", "") for e in events() if e["event"] == "job.retry"]
+print(json.dumps(result))
+"""
+
+
+@pytest.mark.slow
+def test_full_disk_waits_and_completes_once_space_returns(tmp_path: Path) -> None:
+    """A 160 KB tmpfs as output: ENOSPC is retried with backoff, nothing partial is left, and the
+    job completes once the filesystem grows; the original is never touched."""
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare (util-linux) is not installed")
+    probe = subprocess.run(["unshare", "-Urm", "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"the kernel forbids user namespaces here: {probe.stderr.decode().strip()}")
+    script = tmp_path / "orchestrate.py"
+    script.write_text(textwrap.dedent(ORCHESTRATOR))
+    work = tmp_path / "work"
+    work.mkdir()
+    command = ["unshare", "-Urm", sys.executable, str(script), str(work), str(corpus("canon_eos_7d.jpg")),
+               str(ROOT / "daemon")]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["retried"], result
+    assert "No space left on device" in result["retries"][0]
+    assert all(".hf-" not in p for p in result["during"]), result["during"]  # no temp, no partial output
+    assert result["completed"] and result["exit"] == 0 and result["source_kept"]
+    assert result["after"] == ["archive/photo.png", "web/photo.jpg"]
