@@ -131,7 +131,7 @@ def test_reload_with_broken_rules_keeps_the_old_ones(tmp_path: Path) -> None:
         rules.write_text(rules.read_text().replace('"pngg"', '"png"').replace("old/", "new/"))
         proc.send_signal(signal.SIGHUP)
         time.sleep(2.5)
-        shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "b.bmp")
+        shutil.copy(corpus("hopper_gray.jpg"), tmp_path / "inbox" / "b.jpg")
         wait_for((tmp_path / "outbox/new/b.png").exists)
         assert proc.poll() is None
     finally:

@@ -418,3 +418,12 @@ def test_lossless_heif_of_a_limited_range_source_is_exact(tmp_path: Path) -> Non
         tmp_path, src, output(format="heif", lossless=True, icc="keep", path="{stem}.out.heic")
     )
     assert outcome.status == "done", outcome.error  # verify() compares every pixel
+
+
+def test_outputs_are_deterministic(tmp_path: Path) -> None:
+    """The same input gives the same bytes on every run (no timestamps in embedded profiles)."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = only_output(run_outputs(tmp_path / "a", corpus("pug.heic"), output(format="jpeg", max_edge=300)))
+    second = only_output(run_outputs(tmp_path / "b", corpus("pug.heic"), output(format="jpeg", max_edge=300)))
+    assert first.read_bytes() == second.read_bytes()

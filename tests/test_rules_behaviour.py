@@ -15,11 +15,11 @@ from PIL import Image
 
 from conftest import corpus, output, run_outputs
 from hotfolder.errors import ConfigError
-from hotfolder.ledger import next_seq
 from hotfolder.match import Facts
 from hotfolder.pipeline import Job, content_facts, examine, run_job, template_values
 from hotfolder.rules import Match, Rule, load_rules
 from hotfolder.template import parse, render
+from hotfolder.workerstate import next_seq
 
 RULE = Rule("r", None, outputs=(output(format="png"),))
 

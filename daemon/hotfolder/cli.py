@@ -8,13 +8,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, logs
+from . import __version__, atomic, logs
 from .config import Config, load_config
 from .errors import ConfigError, HotfolderError
+from .ignore import Ignore
+from .ledger import Ledger
 from .match import Facts
 from .pipeline import Job, content_facts, examine, output_path, template_values
 from .service import Daemon, process_paths, summary
 from .template import camera
+from .watch import scan
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,6 +34,14 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("check", parents=[common], help="validate the config and rules exactly as `run` would")
     process = sub.add_parser("process", parents=[common], help="process files or folders once and exit")
     process.add_argument("paths", nargs="+", type=Path)
+    process.add_argument("--force", action="store_true", help="process again what the ledger says is done")
+    process.add_argument("--dry-run", action="store_true", help="say what would happen; write nothing")
+    sub.add_parser("status", parents=[common], help="summarise the ledger; exit 1 if anything failed")
+    retry = sub.add_parser(
+        "retry", parents=[common], help="put quarantined inputs back to be processed again"
+    )
+    retry.add_argument("paths", nargs="*", type=Path, help="original or quarantined paths")
+    retry.add_argument("--all", action="store_true", help="every quarantined input")
     explain = sub.add_parser(
         "explain", parents=[common], help="say which rule takes a file and why; writes nothing"
     )
@@ -49,7 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return Daemon(config).run()
         if args.command == "process":
-            return _process(config, args.paths)
+            return _process(config, args.paths, force=args.force, dry_run=args.dry_run)
+        if args.command == "status":
+            return _status(config)
+        if args.command == "retry":
+            return _retry(config, args.paths, every=args.all)
         return _explain(config, args.file)
     except ConfigError as exc:
         print(f"hotfolder: {len(exc.problems)} configuration problem(s):", file=sys.stderr)
@@ -77,14 +92,63 @@ def _check(config: Config) -> int:
     return 0
 
 
-def _process(config: Config, paths: list[Path]) -> int:
+def _process(config: Config, paths: list[Path], *, force: bool, dry_run: bool) -> int:
     missing = [p for p in paths if not p.exists()]
     if missing:
         print(f"hotfolder: no such file or folder: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
-    counts = process_paths(config, paths)
+    if dry_run:
+        for path in paths:
+            files = sorted(scan(path.resolve(), recursive=True, ignore=Ignore())) if path.is_dir() else [path]
+            for f in files:
+                data = f.read_bytes()
+                decision = examine(data, f.name, config.rules, facts=Facts(relpath=f.name, size=len(data),
+                                   content=content_facts(data, f.stat().st_mtime)))  # fmt: skip
+                taken = "+".join(r.name for r in decision.rules) or "no rule: left alone"
+                print(f"{f}: {taken}")
+        return 0
+    counts = process_paths(config, paths, force=force)
     print(summary(counts), file=sys.stderr)
     return 1 if counts["quarantined"] or counts["failed"] else 0
+
+
+def _status(config: Config) -> int:
+    ledger = Ledger(config.state_dir)
+    try:
+        rows = ledger.summary()
+        totals = ledger.counts()
+    finally:
+        ledger.close()
+    print(f"ledger: {config.state_dir / 'ledger.sqlite3'}")
+    for watch, status, n in rows:
+        print(f"  {watch:20s} {status:12s} {n}")
+    print("total: " + (", ".join(f"{s} {n}" for s, n in sorted(totals.items())) or "nothing processed yet"))
+    return 1 if totals.get("quarantined") or totals.get("failed") else 0
+
+
+def _retry(config: Config, paths: list[Path], *, every: bool) -> int:
+    if not paths and not every:
+        print("hotfolder: name quarantined files, or --all", file=sys.stderr)
+        return 2
+    wanted = {p.resolve() for p in paths}
+    ledger = Ledger(config.state_dir)
+    moved = 0
+    try:
+        for original, parked in ledger.quarantined():
+            if not every and original not in wanted and parked not in wanted:
+                continue
+            if not parked.exists():
+                print(f"hotfolder: {parked} is no longer in quarantine", file=sys.stderr)
+                continue
+            back = atomic.move_into(parked, original)  # a moved-in file: the daemon picks it up
+            parked.with_name(parked.name + ".json").unlink(missing_ok=True)
+            ledger.mark(original, "requeued")
+            print(f"{parked} -> {back}")
+            moved += 1
+    finally:
+        ledger.close()
+    print(f"{moved} input(s) put back", file=sys.stderr)
+    return 0
 
 
 def _explain(config: Config, file: Path) -> int:

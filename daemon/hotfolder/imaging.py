@@ -267,8 +267,14 @@ def orient(im: Image.Image, orientation: int) -> Image.Image:
 
 @cache
 def srgb_profile() -> bytes:
-    """The sRGB profile embedded in converted outputs (lcms' built-in, 588 bytes)."""
-    return bytes(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    """The sRGB profile embedded in converted outputs (lcms' built-in, 588 bytes).
+
+    lcms stamps the creation time into the header, which would make every run's output differ
+    (and defeat skip_identical and redo-after-crash); the date is pinned. The profile ID is 0.
+    """
+    data = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    data[24:36] = struct.pack(">6H", 2024, 1, 1, 0, 0, 0)
+    return bytes(data)
 
 
 def colour(im: Image.Image, meta: Metadata, output: Output, notes: Notes) -> tuple[Image.Image, bytes | None]:

@@ -27,6 +27,7 @@ from .metadata import Metadata
 from .outputs import Output
 from .rules import Rule
 from .template import Template, Value, When, camera, render
+from .workerstate import done_with_hash, next_seq
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Job:
     file_mode: int | None = None  # mode of outputs; None: the umask decides
     gid: int | None = None  # group of outputs, so shared folders stay usable
     seen: tuple[int, int] | None = None  # (size, mtime_ns) when the dispatcher looked
+    force: bool = False  # process even byte-identical copies of inputs already done
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ class Written:
 @dataclass(frozen=True)
 class Outcome:
     src: Path
-    status: str  # done | unmatched | quarantined | gone | retry (transient: try again later)
+    status: str  # done | unmatched | quarantined | gone | duplicate | retry (transient: try again later)
     rule: str | None = None
     format: str | None = None
     bytes_in: int = 0
@@ -178,9 +180,8 @@ def examine(data: bytes, relpath: str, rules: tuple[Rule, ...], *, facts: Facts 
     return decide(rules, replace(base, relpath=relpath, format=fmt, content=content))
 
 
-def run_job(job: Job) -> Outcome:
-    """Handle one input completely; never raises for a bad input (it is quarantined instead)."""
-    started = time.perf_counter()
+def _read(job: Job, started: float) -> Outcome | tuple[bytes, os.stat_result, Facts, tuple[Rule, ...]]:
+    """Read the input once and decide; an Outcome when there is nothing more to do."""
     try:
         with job.src.open("rb") as fp:
             st = os.fstat(fp.fileno())
@@ -201,9 +202,27 @@ def run_job(job: Job) -> Outcome:
     chain = examine(data, job.relpath, job.rules, facts=facts).rules
     if not chain:
         return Outcome(job.src, "unmatched", bytes_in=len(data), ms=_ms(started))
+    return data, st, facts, chain
+
+
+def run_job(job: Job) -> Outcome:
+    """Handle one input completely; never raises for a bad input (it is quarantined instead)."""
+    started = time.perf_counter()
+    got = _read(job, started)
+    if isinstance(got, Outcome):
+        return got
+    data, st, facts, chain = got
     digest = hashlib.sha256(data).hexdigest()
     names = "+".join(r.name for r in chain)
     base = Outcome(job.src, "quarantined", rule=names, bytes_in=len(data), sha256=digest)
+    twin = done_with_hash(job.state_dir, digest, job.src) if job.state_dir and not job.force else None
+    if twin is not None:
+        # The same bytes were already processed under another name: no outputs again, but the
+        # original still follows the rule's policy (a re-imported card is cleaned up too).
+        original = _dispose_original(job, chain, facts.content, digest)
+        return replace(
+            base, status="duplicate", error=f"same content as {twin}", original=original, ms=_ms(started)
+        )
     work = _Work()
     try:
         # Decoder warnings (odd TIFF tags, ...) become structured notes instead of stray stderr text.
@@ -321,13 +340,6 @@ def _dispose_original(job: Job, chain: tuple[Rule, ...], content: Content | None
     assert rule.original_path is not None
     dest = output_path(rule.original_path, job.output_root, template_values(job, rule, content, digest))
     return str(atomic.move_into(job.src, dest))
-
-
-def next_seq(state_dir: Path, rule: str) -> int:
-    """The next {seq} for a rule, counted in state_dir so it survives restarts (safe across workers)."""
-    from .ledger import next_seq as _next  # noqa: PLC0415 - ledger imports this module
-
-    return _next(state_dir, rule)
 
 
 def output_metadata(

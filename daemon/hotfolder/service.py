@@ -68,7 +68,8 @@ class Engine:
         self.inflight: dict[Future[Outcome], _Pending] = {}
         self.ignore = Ignore()
         self.log = logs.get()
-        self.counts = {"done": 0, "quarantined": 0, "unmatched": 0, "failed": 0, "skipped": 0, "retried": 0}
+        outcomes = ("done", "quarantined", "unmatched", "duplicate", "failed", "skipped", "retried")
+        self.counts = dict.fromkeys(outcomes, 0)
         self.attempts: dict[Path, int] = {}
         self._retries: list[tuple[float, int, Watch, Path, Path]] = []  # heap: (due, tie, watch, path, root)
         self._tie = 0
@@ -127,6 +128,7 @@ class Engine:
             file_mode=self.config.file_mode,
             gid=self.config.gid,
             seen=(st.st_size, st.st_mtime_ns),
+            force=force,
         )
         while len(self.inflight) >= self.limit:
             self.collect(timeout=None)
@@ -145,7 +147,7 @@ class Engine:
                 outcome = Outcome(pending.job.src, "failed", error=f"{type(exc).__name__}: {exc}")
             if outcome.status == "retry":
                 outcome = self._retry(pending.job, outcome)
-            self._finish(outcome, pending.identity)
+            self._finish(outcome, pending.identity, watch=pending.job.watch)
 
     def _retry(self, job: Job, outcome: Outcome) -> Outcome:
         """Schedule a transient failure again with exponential backoff; quarantine it past the cap."""
@@ -173,7 +175,7 @@ class Engine:
         while self.inflight:
             self.collect(timeout=None)
 
-    def _finish(self, outcome: Outcome, identity: Identity) -> None:
+    def _finish(self, outcome: Outcome, identity: Identity, *, watch: str | None = None) -> None:
         src = str(outcome.src)
         for event, fields in outcome.notes:
             self.log.warning(event, **{"src": src, "rule": outcome.rule, **fields})
@@ -189,16 +191,18 @@ class Engine:
         elif outcome.status == "quarantined":
             self.log.error("job.quarantined", src=src, dst=str(outcome.quarantined_to), rule=outcome.rule,
                            error=outcome.error, ms=outcome.ms)  # fmt: skip
+        elif outcome.status == "duplicate":
+            self.log.info(
+                "file.duplicate", src=src, rule=outcome.rule, error=outcome.error, original=outcome.original
+            )
         elif outcome.status == "unmatched":
             self.log.info("file.unmatched", src=src, bytes_in=outcome.bytes_in)
         elif outcome.status == "failed":
             self.log.error("job.failed", src=src, error=outcome.error)
         if outcome.status in self.counts:
             self.counts[outcome.status] += 1
-        if outcome.status in {"done", "quarantined"}:
-            self.attempts.pop(outcome.src, None)
         if outcome.status not in {"gone", "retry"}:
-            self.ledger.record(outcome, identity)
+            self.ledger.record(outcome, identity, watch=watch, attempts=self.attempts.pop(outcome.src, 0) + 1)
 
 
 class Daemon:

@@ -1,0 +1,47 @@
+"""The state a worker touches directly: {seq} counters and the content-hash lookup.
+
+Workers never write the daemon's records (the daemon does, from each job's outcome); these
+are the two places where a job needs the state folder while it runs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Final
+
+SEQ_SCHEMA: Final = "CREATE TABLE IF NOT EXISTS seq (rule TEXT PRIMARY KEY, n INTEGER NOT NULL)"
+
+
+def done_with_hash(state_dir: Path, sha256: str, path: Path) -> Path | None:
+    """Another input already done with exactly these bytes (read from a worker)."""
+    db_path = state_dir / "ledger.sqlite3"
+    if not db_path.exists():
+        return None
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+    try:
+        row = db.execute(
+            "SELECT path FROM inputs WHERE sha256 = ? AND status = 'done' AND path != ? LIMIT 1",
+            (sha256, str(path)),
+        ).fetchone()
+    except sqlite3.OperationalError:
+        return None  # an old ledger before the first migration ran: nothing to compare with
+    finally:
+        db.close()
+    return Path(row[0]) if row else None
+
+
+def next_seq(state_dir: Path, rule: str) -> int:
+    """Count one more for a rule's {seq}; in SQLite so it survives restarts and is safe across workers."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(state_dir / "ledger.sqlite3", timeout=30, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(SEQ_SCHEMA)
+        db.execute("BEGIN IMMEDIATE")  # one writer at a time: no two workers get the same number
+        db.execute("INSERT INTO seq VALUES (?, 0) ON CONFLICT(rule) DO NOTHING", (rule,))
+        (n,) = db.execute("UPDATE seq SET n = n + 1 WHERE rule = ? RETURNING n", (rule,)).fetchone()
+        db.execute("COMMIT")
+        return int(n)
+    finally:
+        db.close()

@@ -1,0 +1,118 @@
+"""The ledger: exactly once across runs, duplicates by content, status, retry, migrations."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+from conftest import corpus, run_cli
+from hotfolder.ledger import SCHEMA_VERSION, Identity, Ledger, filesystem_type, is_network_fs
+from hotfolder.pipeline import Outcome
+
+
+def outputs(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def test_process_skips_what_is_done_unless_forced(tmp_path: Path) -> None:
+    """A second `process` does nothing; --force does it again, and identical outputs add no file."""
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    shutil.copy(corpus("hopper.bmp"), folder / "h.bmp")
+    assert run_cli("process", str(folder), cwd=tmp_path).returncode == 0
+    first = outputs(tmp_path / "outbox")
+    again = run_cli("process", str(folder), cwd=tmp_path)
+    assert "skipped 1" in again.stderr and "done 0" in again.stderr
+    forced = run_cli("process", "--force", str(folder), cwd=tmp_path)
+    assert "done 1" in forced.stderr
+    assert outputs(tmp_path / "outbox") == first == ["archive/h.png", "web/h.jpg"]
+
+
+def test_byte_identical_copy_under_another_name_is_skipped_once(tmp_path: Path) -> None:
+    """The same bytes under a new name: one duplicate event, no second set of outputs."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    shutil.copy(corpus("hopper.bmp"), a / "first.bmp")
+    shutil.copy(corpus("hopper.bmp"), b / "copy.bmp")
+    run_cli("process", str(a), cwd=tmp_path)
+    result = run_cli("process", "--log-format", "json", str(b), cwd=tmp_path)
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    dups = [e for e in events if e["event"] == "file.duplicate"]
+    assert len(dups) == 1 and "first.bmp" in dups[0]["error"]
+    assert outputs(tmp_path / "outbox") == ["archive/first.png", "web/first.jpg"]
+
+
+def test_edited_source_is_processed_as_new(tmp_path: Path) -> None:
+    """New content under an old name (and old identity gone) is processed again."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(corpus("hopper.bmp"), folder / "x.bmp")
+    run_cli("process", str(folder), cwd=tmp_path)
+    (folder / "x.bmp").unlink()
+    shutil.copy(corpus("pentax_k10d.jpg"), folder / "x.bmp")
+    result = run_cli("process", str(folder), cwd=tmp_path)
+    assert "done 1" in result.stderr
+    assert "archive/x-1.png" in outputs(
+        tmp_path / "outbox"
+    )  # different content: a new name, nothing replaced
+
+
+def test_status_and_retry(tmp_path: Path) -> None:
+    """status exits 1 while something is quarantined; retry puts it back where it came from."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(corpus("truncated_jpeg.jpg"), folder / "bad.jpg")
+    shutil.copy(corpus("hopper.bmp"), folder / "good.bmp")
+    assert run_cli("process", str(folder), cwd=tmp_path).returncode == 1
+    status = run_cli("status", cwd=tmp_path)
+    assert status.returncode == 1
+    assert "quarantined  1" in status.stdout and "done         1" in status.stdout
+    retry = run_cli("retry", "--all", cwd=tmp_path)
+    assert retry.returncode == 0 and (folder / "bad.jpg").exists()
+    assert not (tmp_path / "quarantine" / "bad.jpg").exists()
+    assert run_cli("status", cwd=tmp_path).returncode == 0
+
+
+def test_dry_run_writes_nothing(tmp_path: Path) -> None:
+    """--dry-run names the rule per file and creates no output or state."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(corpus("hopper.bmp"), folder / "h.bmp")
+    (folder / "notes.txt").write_text("hi")
+    result = run_cli("process", "--dry-run", str(folder), cwd=tmp_path)
+    assert result.returncode == 0
+    assert "h.bmp: default" in result.stdout and "notes.txt: no rule" in result.stdout
+    assert not (tmp_path / "outbox").exists()
+
+
+def test_old_ledger_is_migrated_in_place(tmp_path: Path) -> None:
+    """A version-1 ledger gains the new columns and keeps its rows."""
+    db = sqlite3.connect(tmp_path / "ledger.sqlite3")
+    db.executescript(
+        "CREATE TABLE inputs (path TEXT PRIMARY KEY, dev INTEGER NOT NULL, ino INTEGER NOT NULL,"
+        " size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT, rule TEXT, status TEXT NOT NULL,"
+        " outputs TEXT NOT NULL DEFAULT '[]', error TEXT, updated TEXT NOT NULL);"
+        "INSERT INTO inputs VALUES ('/x', 1, 2, 3, 4, 'ab', 'r', 'done', '[]', NULL, 'then');"
+        "PRAGMA user_version=1;"
+    )
+    db.close()
+    ledger = Ledger(tmp_path)
+    assert ledger.is_handled(Path("/x"), Identity(1, 2, 3, 4))
+    ledger.record(
+        Outcome(Path("/y"), "quarantined", error="x"), Identity(5, 6, 7, 8), watch="inbox", attempts=3
+    )
+    assert ("inbox", "quarantined", 1) in ledger.summary()
+    ledger.close()
+    db = sqlite3.connect(tmp_path / "ledger.sqlite3")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert db.execute("SELECT attempts FROM inputs WHERE path = '/y'").fetchone()[0] == 3
+
+
+def test_network_filesystems_are_recognised(tmp_path: Path) -> None:
+    """state_dir on nfs/cifs/fuse is refused; the local test folder is not one of them."""
+    assert all(is_network_fs(k) for k in ("nfs4", "cifs", "fuse.sshfs", "9p"))
+    assert not is_network_fs(filesystem_type(tmp_path))
+    assert filesystem_type(Path("/proc/self")) == "proc"
