@@ -8,7 +8,8 @@ import sqlite3
 from pathlib import Path
 
 from conftest import corpus, run_cli
-from hotfolder.ledger import SCHEMA_VERSION, Identity, Ledger, filesystem_type, is_network_fs
+from hotfolder.fsinfo import filesystem_type, is_network_fs
+from hotfolder.ledger import SCHEMA_VERSION, Identity, Ledger
 from hotfolder.pipeline import Outcome
 
 

@@ -18,6 +18,9 @@ from .imaging import DEFAULT_MAX_PIXELS
 from .rules import Rule, load_rules
 
 CONFIG_NAME: Final = "hotfolder.toml"
+# 10 s: polling 10,000 files costs about 1% of a core here (watchdog's 1 s default costs ~11%).
+DEFAULT_POLL_INTERVAL: Final = 10.0
+DEFAULT_RESCAN_INTERVAL: Final = 3600.0  # a safety net for events lost anyway; 0 turns it off
 
 # The embedded default that `make run` uses: every path relative to the current folder.
 EMBEDDED: Final[Mapping[str, Any]] = {
@@ -40,7 +43,8 @@ _KEYS: Final = frozenset(
         "group",
     }
 )
-_WATCH_KEYS: Final = frozenset({"path", "recursive", "name"})
+_WATCH_KEYS: Final = frozenset({"path", "recursive", "name", "mode", "poll_interval"})
+WATCH_MODES: Final = ("auto", "native", "poll")
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class Watch:
     path: Path
     name: str
     recursive: bool = True
+    mode: str = "auto"  # auto | native | poll; auto polls network and FUSE filesystems
+    poll_interval: float = DEFAULT_POLL_INTERVAL
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,8 @@ class Config:
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     file_mode: int | None = None  # outputs' mode; None: the umask decides
     gid: int | None = None  # outputs' group
+    ignore: tuple[str, ...] = ()  # name patterns never processed, beyond the built-in list
+    rescan_interval: float = DEFAULT_RESCAN_INTERVAL
 
 
 def default_rules_path() -> Path:
@@ -135,6 +143,17 @@ def _build(source: Path | None, doc: dict[str, Any], base: Path) -> Config:
         problem(f"must be a whole number of pixels >= 1, not {max_pixels!r}", "max_image_pixels")
         max_pixels = DEFAULT_MAX_PIXELS
 
+    ignore: tuple[str, ...] = ()
+    if "ignore" in doc:
+        raw_ignore = doc["ignore"]
+        if isinstance(raw_ignore, list) and all(isinstance(p, str) and p for p in raw_ignore):
+            ignore = tuple(raw_ignore)
+        else:
+            problem(f"must be a list of name patterns, not {raw_ignore!r}", "ignore")
+    rescan = doc.get("rescan_interval", DEFAULT_RESCAN_INTERVAL)
+    if isinstance(rescan, bool) or not isinstance(rescan, int | float) or rescan < 0:
+        problem(f"must be seconds >= 0 (0: off), not {rescan!r}", "rescan_interval")
+        rescan = DEFAULT_RESCAN_INTERVAL
     file_mode = _file_mode(doc.get("file_mode"), problem)
     gid = _group(doc.get("group"), problem)
 
@@ -171,6 +190,8 @@ def _build(source: Path | None, doc: dict[str, Any], base: Path) -> Config:
         max_image_pixels=max_pixels,
         file_mode=file_mode,
         gid=gid,
+        ignore=ignore,
+        rescan_interval=float(rescan),
     )
 
 
@@ -227,7 +248,17 @@ def _watches(raw: Any, base: Path, problem: Any) -> tuple[Watch, ...]:
         if name in names:
             problem(f"two watches are named {name!r}", f"{key}.name")
         names.add(name)
-        watches.append(Watch(path=resolved, name=name, recursive=recursive))
+        mode = entry.get("mode", "auto")
+        if mode not in WATCH_MODES:
+            problem(f"must be one of {', '.join(WATCH_MODES)}, not {mode!r}", f"{key}.mode")
+            mode = "auto"
+        interval = entry.get("poll_interval", DEFAULT_POLL_INTERVAL)
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
+            problem(f"must be a number of seconds > 0, not {interval!r}", f"{key}.poll_interval")
+            interval = DEFAULT_POLL_INTERVAL
+        watches.append(
+            Watch(path=resolved, name=name, recursive=recursive, mode=mode, poll_interval=float(interval))
+        )
     return tuple(watches)
 
 

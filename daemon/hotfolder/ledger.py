@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Final
 
 from .errors import ConfigError, LockHeldError, Problem
+from .fsinfo import filesystem_type, is_network_fs
 from .pipeline import Outcome
 from .workerstate import SEQ_SCHEMA
 
@@ -46,41 +47,6 @@ _MIGRATIONS: Final = (
 )
 # Statuses that end an input's story: a restart skips these when the file is unchanged.
 FINAL: Final = ("done", "quarantined", "unmatched", "duplicate")
-_NETWORK_FS: Final = (
-    "nfs",
-    "nfs4",
-    "cifs",
-    "smb3",
-    "smbfs",
-    "fuse",
-    "9p",
-    "afs",
-    "ceph",
-    "glusterfs",
-    "sshfs",
-)
-
-
-def filesystem_type(path: Path) -> str:
-    """The type of the filesystem holding `path`, from /proc/self/mounts ('' when unknown)."""
-    try:
-        mounts = Path("/proc/self/mounts").read_text().splitlines()
-    except OSError:
-        return ""
-    best, kind = "", ""
-    target = str(path.resolve())
-    for line in mounts:
-        parts = line.split()
-        if len(parts) >= 3:
-            point = parts[1].replace("\\040", " ")
-            if (target == point or target.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
-                best, kind = point, parts[2]
-    return kind
-
-
-def is_network_fs(kind: str) -> bool:
-    """Network and FUSE filesystems: no reliable inotify, and SQLite locking is unsafe there."""
-    return kind.split(".", maxsplit=1)[0] in _NETWORK_FS or kind.startswith("fuse")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from watchdog.observers.api import BaseObserver
+
 from . import logs
 from .arrival import Settler
 from .atomic import is_temp_name
@@ -26,7 +28,7 @@ from .ignore import Ignore
 from .ledger import Identity, Ledger, Lock
 from .match import candidates
 from .pipeline import Job, Outcome, quarantine, run_job
-from .watch import Arrival, ReadyQueue, scan, start_observer
+from .watch import Arrival, ReadyQueue, healthy, scan, start_observer
 
 _PR_SET_PDEATHSIG = 1
 RETRY_BASE_SECONDS = 2.0  # transient failures wait 2, 4, 8, ... seconds
@@ -34,6 +36,9 @@ RETRY_CAP_SECONDS = 300.0  # ... but never more than 5 minutes between attempts
 RETRY_MAX_ATTEMPTS = 10  # then the input is quarantined with the last error
 CHANGING_RECHECK_SECONDS = 1.0  # a source still being written is looked at again this soon
 RULE_POLL_SECONDS = 1.0  # how often rule files are checked for changes
+SUPERVISE_SECONDS = 2.0  # how often observers are checked
+REARM_MAX_SECONDS = 60.0  # a lost root is retried at most this far apart
+SCAN_QUEUE_LIMIT = 10_000  # a scan waits while this many arrivals are queued
 
 
 def _worker_init() -> None:
@@ -66,7 +71,7 @@ class Engine:
         self.executor = executor
         self.limit = config.workers * 2
         self.inflight: dict[Future[Outcome], _Pending] = {}
-        self.ignore = Ignore()
+        self.ignore = Ignore(config.ignore)
         self.log = logs.get()
         outcomes = ("done", "quarantined", "unmatched", "duplicate", "failed", "skipped", "retried")
         self.counts = dict.fromkeys(outcomes, 0)
@@ -216,6 +221,11 @@ class Daemon:
         self.reload_wanted = False
         self._stamps = self._rule_stamps()
         self._last_look = time.monotonic()
+        self.observers: dict[str, BaseObserver] = {}
+        self.scanner: threading.Thread | None = None
+        self._last_scan = time.monotonic()
+        self._next_check = time.monotonic() + SUPERVISE_SECONDS
+        self._rearm: dict[str, tuple[float, float]] = {}  # watch name -> (next try, backoff)
         self.stopping = threading.Event()
         self.log = logs.get()
 
@@ -271,16 +281,12 @@ class Daemon:
         remove_leftover_temps(self.config, self.log)
         executor = make_executor(self.config.workers)
         engine = Engine(self.config, ledger, executor)
-        observers = []
         try:
             for watch in self.config.watches:
-                observers.append(start_observer(watch, self.ready))
+                self.observers[watch.name] = start_observer(watch, self.ready, log=self.log)
                 self.log.info("watch.armed", src=str(watch.path), watch=watch.name, recursive=watch.recursive)
             # Armed first, then scanned: a file that arrives meanwhile is seen at least once.
-            scanner = threading.Thread(
-                target=self._scan_all, args=(engine.ignore,), name="startup-scan", daemon=True
-            )
-            scanner.start()
+            self._start_scan(self.config.watches)
             self.log.info(
                 "daemon.started",
                 pid=os.getpid(),
@@ -291,27 +297,73 @@ class Daemon:
             self._loop(engine)
         finally:
             self.log.info("daemon.stopping", inflight=len(engine.inflight), waiting=len(self.ready))
-            for observer in observers:
+            for observer in self.observers.values():
                 observer.stop()
             engine.drain()
             executor.shutdown(wait=True)
-            for observer in observers:
+            for observer in self.observers.values():
                 observer.join(timeout=5)
+            if self.scanner is not None:
+                self.scanner.join(timeout=5)
             ledger.close()
             lock.release()
             self.log.info("daemon.stopped", **engine.counts)
         return 0
 
-    def _scan_all(self, ignore: Ignore) -> None:
-        for watch in self.config.watches:
+    def _start_scan(self, watches: Iterable[Watch]) -> None:
+        """Stream every file of these roots into the queue from a thread (bounded: it waits for room)."""
+        if self.scanner is not None and self.scanner.is_alive():
+            return
+        self._last_scan = time.monotonic()
+        self.scanner = threading.Thread(target=self._scan, args=(tuple(watches),), name="scan", daemon=True)
+        self.scanner.start()
+
+    def _scan(self, watches: tuple[Watch, ...]) -> None:
+        ignore = Ignore(self.config.ignore)
+        for watch in watches:
             n = 0
             for path in scan(watch.path, recursive=watch.recursive, ignore=ignore):
                 if self.stopping.is_set():
                     return
-                # A file found at start may be a copy still in progress: it must settle first.
-                self.ready.put(Arrival(watch, path, settle=True))
+                # A file found by a scan may be a copy still in progress: it must settle first.
+                self.ready.put_waiting(
+                    Arrival(watch, path, settle=True), limit=SCAN_QUEUE_LIMIT, stop=self.stopping
+                )
                 n += 1
+            # Known files are skipped later without a line each; this is the one summary.
             self.log.info("scan.done", src=str(watch.path), watch=watch.name, files=n)
+
+    def _supervise(self) -> None:
+        """Re-arm observers whose root vanished or whose thread died, with backoff; then rescan."""
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        self._next_check = now + SUPERVISE_SECONDS
+        for watch in self.config.watches:
+            observer = self.observers.get(watch.name)
+            if observer is not None and healthy(observer, watch):
+                continue
+            if observer is not None:
+                self.log.error("watch.lost", src=str(watch.path), watch=watch.name,
+                               error="root missing or observer stopped; re-arming with backoff")  # fmt: skip
+                observer.stop()
+                self.observers.pop(watch.name)
+                self._rearm[watch.name] = (now, 1.0)
+            due, delay = self._rearm.get(watch.name, (now, 1.0))
+            if now < due:
+                continue
+            try:
+                if not watch.path.is_dir():
+                    raise FileNotFoundError(str(watch.path))
+                self.observers[watch.name] = start_observer(watch, self.ready, create=False, log=self.log)
+            except OSError as exc:
+                self._rearm[watch.name] = (now + delay, min(delay * 2, REARM_MAX_SECONDS))
+                self.log.warning("watch.retry", src=str(watch.path), watch=watch.name, error=str(exc),
+                                 retry_in_s=delay)  # fmt: skip
+                continue
+            self._rearm.pop(watch.name, None)
+            self.log.info("watch.rearmed", src=str(watch.path), watch=watch.name)
+            self._start_scan([watch])
 
     def _loop(self, engine: Engine) -> None:
         while not self.stopping.is_set():
@@ -325,6 +377,10 @@ class Daemon:
                 engine.offer(watch, path, root)
             engine.collect(timeout=0)
             self._maybe_reload(engine)
+            self._supervise()
+            interval = self.config.rescan_interval
+            if interval and time.monotonic() - self._last_scan >= interval:
+                self._start_scan(self.config.watches)
 
     def _dispatch(self, engine: Engine, arrival: Arrival) -> None:
         watch = arrival.watch
@@ -360,7 +416,7 @@ def process_paths(config: Config, paths: Iterable[Path], *, force: bool = True) 
     remove_leftover_temps(config, logs.get())
     executor = make_executor(config.workers)
     engine = Engine(config, ledger, executor)
-    ignore = Ignore()
+    ignore = Ignore(config.ignore)
     try:
         for given in paths:
             path = given.resolve()

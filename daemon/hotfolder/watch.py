@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from watchdog.events import (
     DirMovedEvent,
     FileClosedEvent,
     FileCreatedEvent,
+    FileModifiedEvent,
     FileMovedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
 )
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.inotify import InotifyObserver
+from watchdog.observers.polling import PollingObserver
 
 from .config import Watch
+from .fsinfo import filesystem_type, is_network_fs
 from .ignore import Ignore
 
 
@@ -40,6 +45,13 @@ class ReadyQueue:
         self._items: dict[Path, Arrival] = {}
         self._cond = threading.Condition()
 
+    def put_waiting(self, arrival: Arrival, *, limit: int, stop: threading.Event) -> None:
+        """put() for scans: wait while `limit` arrivals are queued, so a huge tree streams in."""
+        with self._cond:
+            while len(self._items) >= limit and not stop.is_set():
+                self._cond.wait(0.2)
+        self.put(arrival)
+
     def put(self, arrival: Arrival) -> None:
         with self._cond:
             waiting = self._items.get(arrival.path)
@@ -56,6 +68,7 @@ class ReadyQueue:
             if not self._items:
                 return None
             path = next(iter(self._items))
+            self._cond.notify_all()  # a scan may be waiting for room
             return self._items.pop(path)
 
     def __len__(self) -> int:
@@ -77,27 +90,73 @@ class _Recorder(FileSystemEventHandler):
         if not event.is_directory:
             self.ready.put(Arrival(self.watch, Path(os.fsdecode(event.src_path)), settle=True))
 
+    def on_modified(self, event: FileSystemEvent) -> None:
+        # Only polling observers report this (inotify sends close events instead): settle it.
+        if not event.is_directory:
+            self.ready.put(Arrival(self.watch, Path(os.fsdecode(event.src_path)), settle=True))
+
     def on_moved(self, event: FileSystemEvent) -> None:
         dest = Path(os.fsdecode(event.dest_path))
         if dest.is_relative_to(self.watch.path):  # moved out of the root: not ours any more
             self.ready.put(Arrival(self.watch, dest, is_folder=event.is_directory))
 
 
-def start_observer(watch: Watch, ready: ReadyQueue) -> BaseObserver:
-    """Arm one observer on a watched root (created if missing) and start its thread."""
-    watch.path.mkdir(parents=True, exist_ok=True)
-    # Full events: a file or folder moved in from outside arrives as a move (with no source),
-    # not as a bare 'created' that would be indistinguishable from a file still being written.
-    observer = InotifyObserver(generate_full_events=True)
+INOTIFY_HINT = (
+    "raise it with: sysctl fs.inotify.max_user_watches=524288 fs.inotify.max_user_instances=1024 "
+    "(and in /etc/sysctl.d/ to keep it); this root is polled meanwhile"
+)
+
+
+def choose_mode(watch: Watch) -> tuple[str, str]:
+    """native or poll for a root, and why: auto polls network and FUSE filesystems (no inotify there)."""
+    if watch.mode != "auto":
+        return watch.mode, "configured"
+    kind = filesystem_type(watch.path)
+    if is_network_fs(kind):
+        return "poll", f"{kind} filesystem: inotify does not see changes made by other machines"
+    return "native", f"{kind or 'local'} filesystem"
+
+
+def start_observer(watch: Watch, ready: ReadyQueue, *, create: bool = True, log: Any = None) -> BaseObserver:
+    """Arm one observer on a watched root and start its thread; falls back to polling at inotify limits."""
+    if create:
+        watch.path.mkdir(parents=True, exist_ok=True)
+    mode, why = choose_mode(watch)
+    if log is not None:
+        log.info("watch.mode", src=str(watch.path), watch=watch.name, mode=mode, why=why,
+                 poll_interval=watch.poll_interval if mode == "poll" else None)  # fmt: skip
+    if mode == "native":
+        try:
+            return _start(InotifyObserver(generate_full_events=True), watch, ready)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EMFILE):
+                raise
+            if log is not None:  # an expected limit with a known remedy: no traceback
+                log.error("watch.inotify_limit", src=str(watch.path), error=f"{exc}; {INOTIFY_HINT}")  # noqa: TRY400
+    return _start(PollingObserver(timeout=watch.poll_interval), watch, ready)
+
+
+def _start(observer: BaseObserver, watch: Watch, ready: ReadyQueue) -> BaseObserver:
+    # Full events (inotify): a file or folder moved in from outside arrives as a move (with no
+    # source), not as a bare 'created' that would look like a file still being written.
     observer.schedule(
         _Recorder(watch, ready),
         str(watch.path),
         recursive=watch.recursive,
-        event_filter=[FileClosedEvent, FileCreatedEvent, FileMovedEvent, DirMovedEvent],
+        event_filter=[FileClosedEvent, FileCreatedEvent, FileModifiedEvent, FileMovedEvent, DirMovedEvent],
     )
     observer.daemon = True
-    observer.start()
+    try:
+        observer.start()
+    except BaseException:
+        observer.stop()
+        raise
     return observer
+
+
+def healthy(observer: BaseObserver, watch: Watch) -> bool:
+    """Whether an observer still watches its root: thread and emitters alive, root present."""
+    return observer.is_alive() and watch.path.is_dir() and all(e.is_alive() for e in observer.emitters)
 
 
 def scan(root: Path, *, recursive: bool, ignore: Ignore) -> Iterator[Path]:
