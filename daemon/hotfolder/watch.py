@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import threading
@@ -127,13 +128,44 @@ def start_observer(watch: Watch, ready: ReadyQueue, *, create: bool = True, log:
                  poll_interval=watch.poll_interval if mode == "poll" else None)  # fmt: skip
     if mode == "native":
         try:
-            return _start(InotifyObserver(generate_full_events=True), watch, ready)
+            observer = _start(InotifyObserver(generate_full_events=True), watch, ready)
+            problem = inotify_exhausted(watch.path)
+            if problem is None:
+                return observer
+            observer.stop()
+            observer.join(timeout=5)
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EMFILE):
                 raise
-            if log is not None:  # an expected limit with a known remedy: no traceback
-                log.error("watch.inotify_limit", src=str(watch.path), error=f"{exc}; {INOTIFY_HINT}")  # noqa: TRY400
+            problem = str(exc)
+        if log is not None:  # an expected limit with a known remedy: no traceback
+            log.error("watch.inotify_limit", src=str(watch.path), error=f"{problem}; {INOTIFY_HINT}")
     return _start(PollingObserver(timeout=watch.poll_interval), watch, ready)
+
+
+_IN_CLOEXEC = 0o2000000
+_IN_CREATE = 0x100
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def inotify_exhausted(path: Path) -> str | None:
+    """Why no further inotify watch can be added, or None while they still can.
+
+    watchdog ignores a failure to watch a sub-folder (it may have vanished meanwhile), so at the
+    kernel's watch limit sub-folders go silently unwatched. One probe watch tells: if it cannot
+    be added, the limit is spent.
+    """
+    fd = _libc.inotify_init1(_IN_CLOEXEC)
+    if fd < 0:
+        err = ctypes.get_errno()
+        return f"inotify_init: {os.strerror(err)}" if err in (errno.EMFILE, errno.ENFILE) else None
+    try:
+        if _libc.inotify_add_watch(fd, os.fsencode(path), _IN_CREATE) < 0:
+            err = ctypes.get_errno()
+            return f"inotify watch limit reached: {os.strerror(err)}" if err == errno.ENOSPC else None
+        return None
+    finally:
+        os.close(fd)
 
 
 def _start(observer: BaseObserver, watch: Watch, ready: ReadyQueue) -> BaseObserver:
@@ -155,8 +187,10 @@ def _start(observer: BaseObserver, watch: Watch, ready: ReadyQueue) -> BaseObser
 
 
 def healthy(observer: BaseObserver, watch: Watch) -> bool:
-    """Whether an observer still watches its root: thread and emitters alive, root present."""
-    return observer.is_alive() and watch.path.is_dir() and all(e.is_alive() for e in observer.emitters)
+    """Whether an observer still watches its root: thread and emitters alive, root present, and
+    (for inotify) no sub-folder left unwatched because the kernel's watch limit is spent."""
+    alive = observer.is_alive() and watch.path.is_dir() and all(e.is_alive() for e in observer.emitters)
+    return alive and (not isinstance(observer, InotifyObserver) or inotify_exhausted(watch.path) is None)
 
 
 def scan(root: Path, *, recursive: bool, ignore: Ignore) -> Iterator[Path]:

@@ -1,0 +1,163 @@
+"""Arrival with the real daemon: slow writers, uploader renames, folders moved in, polling roots,
+roots that vanish and come back, inotify limits. Slow ones run in CI (make test-slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import ROOT, corpus
+from test_daemon import start, wait_for
+
+
+def events(proc: subprocess.Popen[str]) -> list[dict[str, object]]:
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def config(tmp_path: Path, watch_extra: str = "", extra: str = "") -> None:
+    (tmp_path / "inbox").mkdir(exist_ok=True)
+    (tmp_path / "hotfolder.toml").write_text(f'{extra}\n[[watch]]\npath = "inbox"\n{watch_extra}\n')
+
+
+def done(tmp_path: Path, stem: str) -> bool:
+    return (tmp_path / "outbox" / "archive" / f"{stem}.png").exists()
+
+
+@pytest.mark.slow
+def test_slow_writer_is_processed_once_and_complete(tmp_path: Path) -> None:
+    """A 20 MB image written in chunks over 3 s: one job, after the last byte, with every pixel."""
+    config(tmp_path)
+    big = tmp_path / "big.bmp"
+    Image.effect_noise((2600, 2600), 60).convert("RGB").save(big)  # ~20 MB, incompressible
+    data = big.read_bytes()
+    proc = start(tmp_path)
+    wait_for((tmp_path / ".hotfolder" / "lock").exists)
+    time.sleep(1)
+    with (tmp_path / "inbox" / "big.bmp").open("wb") as fp:
+        for i in range(0, len(data), len(data) // 30):
+            fp.write(data[i : i + len(data) // 30])
+            fp.flush()
+            time.sleep(0.1)
+    wait_for(lambda: done(tmp_path, "big"), 120)
+    got = events(proc)
+    assert [e["event"] for e in got].count("job.done") == 1
+    assert not any(e["event"] == "job.quarantined" for e in got)
+    with Image.open(tmp_path / "outbox/archive/big.png") as out, Image.open(big) as ref:
+        assert out.tobytes() == ref.tobytes()
+
+
+def test_uploader_renames_count_as_arrivals(tmp_path: Path) -> None:
+    """rsync's .name.XXXXXX and a browser's .part are ignored until renamed to the real name."""
+    config(tmp_path)
+    proc = start(tmp_path)
+    wait_for((tmp_path / ".hotfolder" / "lock").exists)
+    time.sleep(1)
+    inbox = tmp_path / "inbox"
+    shutil.copy(corpus("hopper.bmp"), inbox / ".rsynced.bmp.a1B2c3")
+    shutil.copy(corpus("pentax_k10d.jpg"), inbox / "download.jpg.part")
+    time.sleep(2)
+    assert not (tmp_path / "outbox").exists()  # temp names are never processed
+    (inbox / ".rsynced.bmp.a1B2c3").rename(inbox / "rsynced.bmp")
+    (inbox / "download.jpg.part").rename(inbox / "download.jpg")
+    wait_for(lambda: done(tmp_path, "rsynced") and done(tmp_path, "download"))
+    got = events(proc)
+    assert [e["event"] for e in got].count("job.done") == 2
+
+
+@pytest.mark.slow
+def test_folder_moved_in_with_fifty_files(tmp_path: Path) -> None:
+    """A whole folder moved into the root: all 50 files processed, each once."""
+    config(tmp_path)
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    for i in range(50):  # distinct content: byte-identical copies would be skipped as duplicates
+        Image.new("RGB", (64, 48), (i * 5, 255 - i * 5, 7)).save(batch / f"f{i:02d}.png")
+    proc = start(tmp_path)
+    wait_for((tmp_path / ".hotfolder" / "lock").exists)
+    time.sleep(1)
+    batch.rename(tmp_path / "inbox" / "batch")
+    archive = tmp_path / "outbox" / "archive" / "batch"
+    wait_for(lambda: archive.exists() and len(list(archive.glob("*.png"))) == 50, 180)
+    got = events(proc)
+    finished = [e for e in got if e["event"] == "job.done"]
+    assert len(finished) == 50 and len({e["src"] for e in finished}) == 50
+
+
+def test_polling_root_processes_files(tmp_path: Path) -> None:
+    """mode = poll: no inotify at all, files are found by polling and must hold still to be ready."""
+    config(tmp_path, 'mode = "poll"\npoll_interval = 0.5')
+    proc = start(tmp_path)
+    wait_for((tmp_path / ".hotfolder" / "lock").exists)
+    time.sleep(1)
+    shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "polled.bmp")
+    wait_for(lambda: done(tmp_path, "polled"))
+    got = events(proc)
+    assert any(e["event"] == "watch.mode" and e["mode"] == "poll" for e in got)
+
+
+def test_vanished_root_is_rearmed_and_rescanned(tmp_path: Path) -> None:
+    """The watched folder disappears (unmounted share) and comes back: logged, re-armed, rescanned."""
+    config(tmp_path)
+    proc = start(tmp_path)
+    wait_for((tmp_path / ".hotfolder" / "lock").exists)
+    time.sleep(1)
+    shutil.rmtree(tmp_path / "inbox")
+    time.sleep(4)
+    (tmp_path / "inbox").mkdir()
+    shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "back.bmp")
+    wait_for(lambda: done(tmp_path, "back"), 60)
+    got = [e["event"] for e in events(proc)]
+    assert "watch.lost" in got and "watch.rearmed" in got
+
+
+INOTIFY_LIMIT = """
+import subprocess, sys
+from pathlib import Path
+Path("/proc/sys/user/max_inotify_watches").write_text("2\\n")
+import signal, time
+daemon = subprocess.Popen([sys.executable, "-m", "hotfolder", "run", "--log-format", "json"], cwd=sys.argv[1])
+time.sleep(int(sys.argv[2]))
+daemon.send_signal(signal.SIGTERM)
+sys.exit(daemon.wait(timeout=60))
+"""
+
+
+@pytest.mark.slow
+def test_inotify_limit_falls_back_to_polling(tmp_path: Path) -> None:
+    """With max_inotify_watches = 2 (own user namespace), the recursive root is polled and still works."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-Ur", "true"], check=False).returncode:
+        pytest.skip("the kernel forbids user namespaces here")
+    config(tmp_path, "poll_interval = 0.5")
+    for sub in ("a", "b", "c"):
+        (tmp_path / "inbox" / sub).mkdir()
+    script = tmp_path / "limit.py"
+    script.write_text(textwrap.dedent(INOTIFY_LIMIT))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
+    proc = subprocess.Popen(["unshare", "-Ur", sys.executable, str(script), str(tmp_path), "15"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+    def feed() -> None:
+        time.sleep(6)
+        shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "b" / "limited.bmp")
+
+    threading.Thread(target=feed, daemon=True).start()
+    out, err = proc.communicate(timeout=120)
+    got = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    limits = [e for e in got if e["event"] == "watch.inotify_limit"]
+    assert limits and "max_user_watches" in str(limits[0]["error"]), err[-1500:]
+    assert any(e["event"] == "watch.mode" for e in got)
+    assert (tmp_path / "outbox" / "archive" / "b" / "limited.png").exists()
