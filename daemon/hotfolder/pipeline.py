@@ -7,6 +7,7 @@ happened comes back in the Outcome, and the daemon logs and records it.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -195,7 +196,9 @@ def _read(job: Job, started: float) -> Outcome | tuple[bytes, os.stat_result, Fa
     except FileNotFoundError:
         return Outcome(job.src, "gone", ms=_ms(started))
     except OSError as exc:
-        if is_transient(exc):  # a share gone or a disk error while reading: not the file's fault
+        # A share gone, a disk error, or a file its writer still holds without read permission:
+        # not the file's fault (yet). Retried with backoff, quarantined past the cap.
+        if is_transient(exc) or exc.errno in (errno.EACCES, errno.EPERM):
             return Outcome(job.src, "retry", error=f"{type(exc).__name__}: {exc}", ms=_ms(started))
         raise
     facts = replace(facts, content=content_facts(data, st.st_mtime))

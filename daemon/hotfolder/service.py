@@ -46,6 +46,8 @@ def _worker_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # If the daemon dies (even kill -9), its workers die with it instead of writing on as orphans.
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the daemon died while this worker was starting: no signal will come
+        os._exit(1)
     register_codecs()
 
 
