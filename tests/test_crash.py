@@ -210,8 +210,9 @@ def test_broken_corpus_files_are_quarantined_while_good_ones_flow(tmp_path: Path
     assert proc.wait(timeout=120) == 0
     quarantined = {Path(e["src"]).name: e["error"] for e in events if e["event"] == "job.quarantined"}
     broken = {
-        "truncated_jpeg.jpg", "truncated_image.png", "ultrahdr.jpg", "broken.png", "empty.heic", "corrupted.hif",
-        "decompression_bomb.gif", "65536-uint32-limit.png", "png_decompression_dos.png", "monkey12.jpg",
+        "truncated_jpeg.jpg", "truncated_image.png", "ultrahdr.jpg", "broken.png", "empty.heic",
+        "corrupted.hif", "decompression_bomb.gif", "65536-uint32-limit.png", "png_decompression_dos.png",
+        "monkey12.jpg",
     }  # fmt: skip
     assert set(quarantined) == broken
     for name in broken:
