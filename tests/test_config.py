@@ -61,3 +61,20 @@ def test_rule_glob_matching_nothing_is_an_error(tmp_path: Path) -> None:
     config.write_text(config.read_text().replace("rules/*.toml", "rulez/*.toml"))
     with pytest.raises(ConfigError, match="matches no rule file"):
         load_config(config, cwd=tmp_path)
+
+
+def test_every_documented_key_is_accepted(tmp_path: Path) -> None:
+    """Every key README documents loads, with its value typed."""
+    write_config(tmp_path, RULE, extra=(
+        'max_image_pixels = 1000\nfile_mode = "0640"\nignore = ["*.bak"]\nrescan_interval = 0\nstop_timeout = 5\n'
+    ))  # fmt: skip
+    config = tmp_path / "hotfolder.toml"
+    config.write_text(
+        config.read_text() + 'mode = "poll"\npoll_interval = 2.5\nname = "cards"\nrecursive = false\n'
+    )
+    c = load_config(None, cwd=tmp_path)
+    assert (c.max_image_pixels, c.file_mode, c.ignore, c.rescan_interval, c.stop_timeout) == (
+        1000, 0o640, ("*.bak",), 0.0, 5.0,
+    )  # fmt: skip
+    (watch,) = c.watches
+    assert (watch.mode, watch.poll_interval, watch.name, watch.recursive) == ("poll", 2.5, "cards", False)

@@ -4,10 +4,13 @@ temp files left by a killed run."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -113,3 +116,40 @@ def test_full_disk_waits_and_completes_once_space_returns(tmp_path: Path) -> Non
     assert all(".hf-" not in p for p in result["during"]), result["during"]  # no temp, no partial output
     assert result["completed"] and result["exit"] == 0 and result["source_kept"]
     assert result["after"] == ["archive/photo.png", "web/photo.jpg"]
+
+
+@pytest.mark.slow
+def test_sigterm_abandons_a_long_job_cleanly_and_it_is_redone(tmp_path: Path) -> None:
+    """stop_timeout = 1: a lossless 12 MP HEIF still encoding is abandoned; exit 0, no temp, no
+    output, the input in place; the next start does the job."""
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "rules.toml").write_text('[[rule]]\nname = "slow"\n[[rule.output]]\nformat = "heif"\n'
+                                         'lossless = true\npath = "{stem}.heic"\n')  # fmt: skip
+    (tmp_path / "hotfolder.toml").write_text(
+        'rules = ["rules.toml"]\nstop_timeout = 1\n[[watch]]\npath = "inbox"\n'
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
+    command = [sys.executable, "-m", "hotfolder", "run", "--log-format", "json"]
+    proc = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(2)
+    shutil.copy(corpus("pug.heic"), tmp_path / "inbox" / "pug.heic")
+    time.sleep(3)  # the encode takes far longer than this
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and time.monotonic() - started < 15
+    events = [json.loads(line)["event"] for line in out.splitlines()]
+    assert "daemon.abandoned" in events and "job.done" not in events
+    assert not [p for p in tmp_path.rglob("*") if ".hf-" in p.name]
+    assert not (tmp_path / "outbox" / "pug.heic").exists() and (tmp_path / "inbox" / "pug.heic").exists()
+    rerun = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 180
+    while not (tmp_path / "outbox" / "pug.heic").exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    rerun.send_signal(signal.SIGTERM)
+    rerun.communicate(timeout=60)
+    assert (tmp_path / "outbox" / "pug.heic").exists()

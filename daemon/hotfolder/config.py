@@ -21,6 +21,7 @@ CONFIG_NAME: Final = "hotfolder.toml"
 # 10 s: polling 10,000 files costs about 1% of a core here (watchdog's 1 s default costs ~11%).
 DEFAULT_POLL_INTERVAL: Final = 10.0
 DEFAULT_RESCAN_INTERVAL: Final = 3600.0  # a safety net for events lost anyway; 0 turns it off
+DEFAULT_STOP_TIMEOUT: Final = 30.0  # well inside systemd's default TimeoutStopSec (90 s)
 
 # The embedded default that `make run` uses: every path relative to the current folder.
 EMBEDDED: Final[Mapping[str, Any]] = {
@@ -31,18 +32,9 @@ EMBEDDED: Final[Mapping[str, Any]] = {
 }
 
 _KEYS: Final = frozenset(
-    {
-        "rules",
-        "output_root",
-        "state_dir",
-        "quarantine",
-        "workers",
-        "watch",
-        "max_image_pixels",
-        "file_mode",
-        "group",
-    }
-)
+    {"rules", "output_root", "state_dir", "quarantine", "workers", "watch", "max_image_pixels", "file_mode",
+     "group", "ignore", "rescan_interval", "stop_timeout"}
+)  # fmt: skip
 _WATCH_KEYS: Final = frozenset({"path", "recursive", "name", "mode", "poll_interval"})
 WATCH_MODES: Final = ("auto", "native", "poll")
 
@@ -73,6 +65,7 @@ class Config:
     gid: int | None = None  # outputs' group
     ignore: tuple[str, ...] = ()  # name patterns never processed, beyond the built-in list
     rescan_interval: float = DEFAULT_RESCAN_INTERVAL
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT  # SIGTERM lets running jobs finish this long
 
 
 def default_rules_path() -> Path:
@@ -154,6 +147,10 @@ def _build(source: Path | None, doc: dict[str, Any], base: Path) -> Config:
     if isinstance(rescan, bool) or not isinstance(rescan, int | float) or rescan < 0:
         problem(f"must be seconds >= 0 (0: off), not {rescan!r}", "rescan_interval")
         rescan = DEFAULT_RESCAN_INTERVAL
+    stop_timeout = doc.get("stop_timeout", DEFAULT_STOP_TIMEOUT)
+    if isinstance(stop_timeout, bool) or not isinstance(stop_timeout, int | float) or stop_timeout < 0:
+        problem(f"must be seconds >= 0, not {stop_timeout!r}", "stop_timeout")
+        stop_timeout = DEFAULT_STOP_TIMEOUT
     file_mode = _file_mode(doc.get("file_mode"), problem)
     gid = _group(doc.get("group"), problem)
 
@@ -192,6 +189,7 @@ def _build(source: Path | None, doc: dict[str, Any], base: Path) -> Config:
         gid=gid,
         ignore=ignore,
         rescan_interval=float(rescan),
+        stop_timeout=float(stop_timeout),
     )
 
 

@@ -177,10 +177,14 @@ class Engine:
         self._schedule(job, delay)
         return outcome
 
-    def drain(self) -> None:
-        """Wait for every job in flight."""
+    def drain(self, deadline: float | None = None) -> int:
+        """Wait for the jobs in flight, until the monotonic `deadline` if given; returns how many remain."""
         while self.inflight:
-            self.collect(timeout=None)
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            self.collect(timeout=left)
+        return len(self.inflight)
 
     def _finish(self, outcome: Outcome, identity: Identity, *, watch: str | None = None) -> None:
         src = str(outcome.src)
@@ -298,11 +302,23 @@ class Daemon:
             )
             self._loop(engine)
         finally:
-            self.log.info("daemon.stopping", inflight=len(engine.inflight), waiting=len(self.ready))
+            self.log.info("daemon.stopping", inflight=len(engine.inflight), waiting=len(self.ready),
+                          deadline_s=self.config.stop_timeout)  # fmt: skip
             for observer in self.observers.values():
                 observer.stop()
-            engine.drain()
-            executor.shutdown(wait=True)
+            left = engine.drain(deadline=time.monotonic() + self.config.stop_timeout)
+            if left:
+                # Abandoned, not half-done: outputs are only ever renamed into place whole, the
+                # inputs stay where they are, and the next start redoes them.
+                self.log.warning(
+                    "daemon.abandoned", jobs=left, error=f"still running after {self.config.stop_timeout} s"
+                )
+                for child in multiprocessing.active_children():
+                    child.kill()
+                executor.shutdown(wait=False, cancel_futures=True)
+                remove_leftover_temps(self.config, self.log)
+            else:
+                executor.shutdown(wait=True)
             for observer in self.observers.values():
                 observer.join(timeout=5)
             if self.scanner is not None:
