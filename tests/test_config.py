@@ -65,9 +65,8 @@ def test_rule_glob_matching_nothing_is_an_error(tmp_path: Path) -> None:
 
 def test_every_documented_key_is_accepted(tmp_path: Path) -> None:
     """Every key README documents loads, with its value typed."""
-    write_config(tmp_path, RULE, extra=(
-        'max_image_pixels = 1000\nfile_mode = "0640"\nignore = ["*.bak"]\nrescan_interval = 0\nstop_timeout = 5\n'
-    ))  # fmt: skip
+    keys = 'max_image_pixels = 1000\nfile_mode = "0640"\nignore = ["*.bak"]\nrescan_interval = 0\nstop_timeout = 5\n'
+    write_config(tmp_path, RULE, extra=keys)
     config = tmp_path / "hotfolder.toml"
     config.write_text(
         config.read_text() + 'mode = "poll"\npoll_interval = 2.5\nname = "cards"\nrecursive = false\n'
