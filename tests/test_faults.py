@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import time
 from pathlib import Path
@@ -153,3 +154,73 @@ def test_sigterm_abandons_a_long_job_cleanly_and_it_is_redone(tmp_path: Path) ->
     rerun.send_signal(signal.SIGTERM)
     rerun.communicate(timeout=60)
     assert (tmp_path / "outbox" / "pug.heic").exists()
+
+
+def test_redo_after_a_crash_reuses_the_claimed_name(tmp_path: Path) -> None:
+    """With on_conflict = counter, a job redone (its first run never recorded as done) writes to
+    the name it claimed, not to a new -1."""
+    src = tmp_path / "in" / "h.bmp"
+    src.parent.mkdir()
+    shutil.copy(corpus("hopper.bmp"), src)
+    rule = Rule("r", None, outputs=(output(format="png", on_conflict="counter"),))
+    where = {"output_root": tmp_path / "out", "quarantine": tmp_path / "q", "state_dir": tmp_path / "state"}
+    job = Job(src=src, relpath="h.bmp", rules=(rule,), **where)
+    first, redo = run_job(job), run_job(job)
+    assert first.written[0].dst == redo.written[0].dst == tmp_path / "out" / "h.png"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["h.png"]
+
+
+@pytest.mark.slow
+def test_unreadable_file_as_nobody_is_retried_then_processed(tmp_path: Path) -> None:
+    """The daemon runs as nobody (setpriv), so EACCES is real: a file its writer still holds
+    unreadable is retried, not quarantined, and processed once it becomes readable."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root to switch to nobody with setpriv")
+    home = Path("/tmp") / f"hotfolder-nobody-{os.getpid()}"
+    shutil.rmtree(home, ignore_errors=True)
+    (home / "inbox").mkdir(parents=True)
+    os.chmod(home, 0o777)  # noqa: PTH101 - nobody must write state, outputs and quarantine here
+    os.chmod(home / "inbox", 0o777)  # noqa: PTH101
+    as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    # The test venv's interpreter may live under /root (mode 700), which nobody cannot enter;
+    # the system's interpreter of the same version with the venv's packages runs the same code.
+    interpreter, paths = sys.executable, [str(ROOT / "daemon")]
+    spawn_probe = ("import concurrent.futures as f, multiprocessing as m; "
+                   "f.ProcessPoolExecutor(1, mp_context=m.get_context('spawn')).submit(abs, 1).result()")  # fmt: skip
+    probe = subprocess.run(
+        [*as_nobody, interpreter, "-c", spawn_probe], capture_output=True, cwd=home, check=False
+    )
+    if probe.returncode:
+        interpreter = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+        paths.append(sysconfig.get_paths()["purelib"])
+        if not Path(interpreter).exists():
+            pytest.skip("no Python interpreter here that the nobody user may run")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "HOME": str(home)}
+    command = [*as_nobody, interpreter, "-m", "hotfolder", "run", "--log-format", "json"]
+    proc = subprocess.Popen(
+        command, cwd=home, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        time.sleep(2)
+        locked = home / "inbox" / "locked.bmp"
+        # Created unreadable (root writes through mode 000): nobody gets EACCES from the start.
+        fd = os.open(locked, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o000)
+        os.write(fd, corpus("hopper.bmp").read_bytes())
+        os.close(fd)
+        time.sleep(4)
+        assert not (home / "quarantine").exists()
+        locked.chmod(0o644)
+        deadline = time.monotonic() + 60
+        while not (home / "outbox" / "archive" / "locked.png").exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    try:
+        assert proc.returncode == 0, err[-1500:]
+        events = [json.loads(line) for line in out.splitlines()]
+        retries = [e for e in events if e["event"] == "job.retry"]
+        assert retries and "Permission denied" in str(retries[0]["error"])
+        assert (home / "outbox" / "archive" / "locked.png").exists()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)

@@ -111,7 +111,11 @@ _COUNTER = re.compile(r"\{n(?::0?(\d)d)?\}")
 
 
 def commit(
-    staged: Staged, *, policy: str = "skip_identical", counter_format: str = "-{n}"
+    staged: Staged,
+    *,
+    policy: str = "skip_identical",
+    counter_format: str = "-{n}",
+    before_rename: Callable[[Path], None] | None = None,
 ) -> tuple[Path, str]:
     """Move a staged file into place; returns where it is and what happened.
 
@@ -121,12 +125,16 @@ def commit(
     workers never take the same one. Actions: written, identical, skipped, overwritten.
     """
     if policy == "overwrite":
+        if before_rename is not None:
+            before_rename(staged.final)
         replaced = staged.final.exists()
         staged.temp.replace(staged.final)
         fsync_dir(staged.final.parent)
         return staged.final, "overwritten" if replaced else "written"
     for n in range(10_000):
         candidate = numbered(staged.final, n, counter_format)
+        if before_rename is not None:
+            before_rename(candidate)  # recorded first: a crash right after the rename still knows the name
         try:
             rename_noreplace(staged.temp, candidate)
         except FileExistsError:

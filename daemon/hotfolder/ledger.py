@@ -18,7 +18,7 @@ from .fsinfo import filesystem_type, is_network_fs
 from .pipeline import Outcome
 from .workerstate import SEQ_SCHEMA
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 # Each entry brings the schema from version i to i + 1; a ledger is migrated in place at open.
 _MIGRATIONS: Final = (
     """
@@ -43,6 +43,9 @@ _MIGRATIONS: Final = (
     ALTER TABLE inputs ADD COLUMN quarantined_to TEXT;
     ALTER TABLE inputs ADD COLUMN original TEXT;
     CREATE INDEX IF NOT EXISTS inputs_sha256 ON inputs (sha256) WHERE status = 'done';
+    """,
+    """
+    ALTER TABLE inputs ADD COLUMN orientation INTEGER;
     """,
 )
 # Statuses that end an input's story: a restart skips these when the file is unchanged.
@@ -129,16 +132,17 @@ class Ledger:
         with self._mutex:
             self._db.execute(
                 """INSERT INTO inputs (path, dev, ino, size, mtime_ns, sha256, rule, status, outputs, error,
-                       updated, watch, attempts, first_seen, quarantined_to, original)
-                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                       updated, watch, attempts, first_seen, quarantined_to, original, orientation)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                    ON CONFLICT(path) DO UPDATE SET dev=excluded.dev, ino=excluded.ino, size=excluded.size,
                        mtime_ns=excluded.mtime_ns, sha256=excluded.sha256, rule=excluded.rule,
                        status=excluded.status, outputs=excluded.outputs, error=excluded.error,
                        updated=excluded.updated, watch=excluded.watch, attempts=excluded.attempts,
-                       quarantined_to=excluded.quarantined_to, original=excluded.original""",
+                       quarantined_to=excluded.quarantined_to, original=excluded.original,
+                       orientation=excluded.orientation""",
                 (str(outcome.src), identity.dev, identity.ino, identity.size, identity.mtime_ns,
                  outcome.sha256, outcome.rule, outcome.status, outputs, outcome.error, now, watch, attempts,
-                 now, moved, outcome.original),
+                 now, moved, outcome.original, outcome.orientation),
             )  # fmt: skip
 
     def counts(self) -> dict[str, int]:

@@ -28,7 +28,7 @@ from .metadata import Metadata
 from .outputs import Output
 from .rules import Rule
 from .template import Template, Value, When, camera, render
-from .workerstate import done_with_hash, next_seq
+from .workerstate import claim, claimed, done_with_hash, next_seq
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,7 @@ class Outcome:
     written: tuple[Written, ...] = ()
     quarantined_to: Path | None = None
     original: str | None = None  # what happened to the original: kept, deleted, or where it moved
+    orientation: int | None = None  # provenance: the stored orientation the outputs had applied
     error: str | None = None
     ms: float = 0.0
     notes: tuple[tuple[str, dict[str, Any]], ...] = ()
@@ -234,7 +235,7 @@ def run_job(job: Job) -> Outcome:
             source = None
             if any(o.format != "copy" for r in chain for o in r.outputs):
                 source = imaging.decode(data, max_pixels=job.max_pixels)
-                base = replace(base, format=source.format)
+                base = replace(base, format=source.format, orientation=source.orientation)
                 for loss in source.losses:
                     work.notes.warn("auxiliary.dropped", error=loss)
             written = _produce(
@@ -297,10 +298,8 @@ def _produce(
             spent.append(_ms(t0))
     written: list[Written] = []
     try:
-        for (rule, output, staged), ms in zip(work.staged, spent, strict=True):
-            dst, action = atomic.commit(
-                staged, policy=output.on_conflict, counter_format=output.counter_format
-            )
+        for index, ((rule, output, staged), ms) in enumerate(zip(work.staged, spent, strict=True)):
+            dst, action = _commit(job, digest, f"{rule.name}#{index}", staged, output)
             written.append(Written(dst=dst, format=output.format, bytes_out=staged.size, action=action,
                                    rule=rule.name, ms=ms))  # fmt: skip
     except OSError as exc:
@@ -320,6 +319,21 @@ def _still_changing(job: Job, st: os.stat_result) -> bool:
         return False
     read = (st.st_size, st.st_mtime_ns)
     return (now.st_size, now.st_mtime_ns) != read or (job.seen is not None and job.seen != read)
+
+
+def _commit(job: Job, digest: str, key: str, staged: atomic.Staged, output: Output) -> tuple[Path, str]:
+    """Put one output in place. Its name is claimed in the ledger before the rename, so a job
+    redone after a crash writes to the same name again instead of taking a new counter."""
+    if job.state_dir is None:
+        return atomic.commit(staged, policy=output.on_conflict, counter_format=output.counter_format)
+    prior = claimed(job.state_dir, digest, key)
+    if prior is not None and prior.parent == staged.final.parent:
+        # Ours from the interrupted run (complete or never written): the same bytes go there again.
+        mine = atomic.Staged(temp=staged.temp, final=prior, size=staged.size)
+        return atomic.commit(mine, policy="overwrite")
+    state = job.state_dir
+    return atomic.commit(staged, policy=output.on_conflict, counter_format=output.counter_format,
+                         before_rename=lambda name: claim(state, digest, key, name))  # fmt: skip
 
 
 def _finish_file(temp: Path, job: Job, st: os.stat_result) -> None:

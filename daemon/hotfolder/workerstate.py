@@ -11,6 +11,39 @@ from pathlib import Path
 from typing import Final
 
 SEQ_SCHEMA: Final = "CREATE TABLE IF NOT EXISTS seq (rule TEXT PRIMARY KEY, n INTEGER NOT NULL)"
+CLAIMS_SCHEMA: Final = (
+    "CREATE TABLE IF NOT EXISTS claims (sha256 TEXT NOT NULL, output TEXT NOT NULL, path TEXT NOT NULL,"
+    " PRIMARY KEY (sha256, output))"
+)
+
+
+def _connect(state_dir: Path) -> sqlite3.Connection:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(state_dir / "ledger.sqlite3", timeout=30, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(CLAIMS_SCHEMA)
+    return db
+
+
+def claimed(state_dir: Path, sha256: str, output: str) -> Path | None:
+    """The name this input's output took (or was about to take) in an earlier, interrupted run."""
+    db = _connect(state_dir)
+    try:
+        row = db.execute(
+            "SELECT path FROM claims WHERE sha256 = ? AND output = ?", (sha256, output)
+        ).fetchone()
+    finally:
+        db.close()
+    return Path(row[0]) if row else None
+
+
+def claim(state_dir: Path, sha256: str, output: str, path: Path) -> None:
+    """Record the name an output is about to take, before the rename that takes it (crash-safe)."""
+    db = _connect(state_dir)
+    try:
+        db.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?)", (sha256, output, str(path)))
+    finally:
+        db.close()
 
 
 def done_with_hash(state_dir: Path, sha256: str, path: Path) -> Path | None:
