@@ -185,8 +185,10 @@ def test_unreadable_file_as_nobody_is_retried_then_processed(tmp_path: Path) -> 
     # The test venv's interpreter may live under /root (mode 700), which nobody cannot enter;
     # the system's interpreter of the same version with the venv's packages runs the same code.
     interpreter, paths = sys.executable, [str(ROOT / "daemon")]
-    spawn_probe = ("import concurrent.futures as f, multiprocessing as m; "
-                   "f.ProcessPoolExecutor(1, mp_context=m.get_context('spawn')).submit(abs, 1).result()")  # fmt: skip
+    spawn_probe = (
+        "import concurrent.futures as f, multiprocessing as m; "
+        "f.ProcessPoolExecutor(1, mp_context=m.get_context('spawn')).submit(abs, 1).result()"
+    )
     probe = subprocess.run(
         [*as_nobody, interpreter, "-c", spawn_probe], capture_output=True, cwd=home, check=False
     )
