@@ -69,7 +69,3 @@ class InputError(HotfolderError):
 
 class EncodeError(HotfolderError):
     """An output could not be produced or failed verification."""
-
-
-class TransientError(HotfolderError):
-    """A problem that may go away by itself (disk full, share gone); the job is retried."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import re
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any, Final
 
@@ -432,8 +432,6 @@ def render(source: Source, output: Output, notes: Notes) -> Rendered:
 
 
 def _with_icc(meta: Metadata, icc: bytes | None) -> Metadata:
-    from dataclasses import replace  # noqa: PLC0415
-
     return replace(meta, icc=icc, nclx=None)
 
 
