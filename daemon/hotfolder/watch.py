@@ -175,7 +175,14 @@ def _start(observer: BaseObserver, watch: Watch, ready: ReadyQueue) -> BaseObser
         _Recorder(watch, ready),
         str(watch.path),
         recursive=watch.recursive,
-        event_filter=[FileClosedEvent, FileCreatedEvent, FileModifiedEvent, FileMovedEvent, DirMovedEvent],
+        # inotify says "closed after writing"; polling can only say "modified" (and then the file
+        # must settle). Modified events from inotify would fire on every write() for nothing.
+        event_filter=[
+            FileModifiedEvent if isinstance(observer, PollingObserver) else FileClosedEvent,
+            FileCreatedEvent,
+            FileMovedEvent,
+            DirMovedEvent,
+        ],
     )
     observer.daemon = True
     try:
