@@ -117,3 +117,20 @@ def test_network_filesystems_are_recognised(tmp_path: Path) -> None:
     assert all(is_network_fs(k) for k in ("nfs4", "cifs", "fuse.sshfs", "9p"))
     assert not is_network_fs(filesystem_type(tmp_path))
     assert filesystem_type(Path("/proc/self")) == "proc"
+
+
+def test_dry_run_judges_paths_like_process(tmp_path: Path) -> None:
+    """--dry-run sees the path below the given folder (so folder globs match) and the ignore list."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rule]]\nname = "scans"\n[rule.match]\nglob = "scans/*.bmp"\n'
+                     '[[rule.output]]\nformat = "png"\npath = "{relpath}.png"\n')  # fmt: skip
+    (tmp_path / "hotfolder.toml").write_text(
+        'rules = ["rules.toml"]\nignore = ["*.skip.bmp"]\n[[watch]]\npath = "inbox"\n'
+    )
+    folder = tmp_path / "in"
+    (folder / "scans").mkdir(parents=True)
+    shutil.copy(corpus("hopper.bmp"), folder / "scans" / "page.bmp")
+    shutil.copy(corpus("hopper.bmp"), folder / "scans" / "draft.skip.bmp")
+    result = run_cli("process", "--dry-run", str(folder), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "page.bmp: scans" in result.stdout and "draft.skip.bmp" not in result.stdout

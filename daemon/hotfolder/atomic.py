@@ -103,11 +103,12 @@ def numbered(final: Path, n: int, counter_format: str = "-{n}") -> Path:
     if not dot:
         stem, ext = final.name, ""
     return final.with_name(
-        f"{stem}{_COUNTER.sub(lambda m: str(n).zfill(int(m.group(1) or 0)), counter_format)}{dot}{ext}"
+        f"{stem}{COUNTER.sub(lambda m: str(n).zfill(int(m.group(1) or 0)), counter_format)}{dot}{ext}"
     )
 
 
-_COUNTER = re.compile(r"\{n(?::0?(\d)d)?\}")
+# The counter in a counter_format: {n}, or {n:03d} for zero-padded (validated in outputs.py).
+COUNTER = re.compile(r"\{n(?::0?(\d)d)?\}")
 
 
 def commit(

@@ -11,13 +11,11 @@ from pathlib import Path
 from . import __version__, atomic, logs
 from .config import Config, load_config
 from .errors import ConfigError, HotfolderError
-from .ignore import Ignore
 from .ledger import Ledger
 from .match import Facts
 from .pipeline import Job, content_facts, examine, output_path, template_values
-from .service import Daemon, process_paths, summary
+from .service import Daemon, given_inputs, process_paths, summary
 from .template import camera
-from .watch import scan
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,14 +96,13 @@ def _process(config: Config, paths: list[Path], *, force: bool, dry_run: bool) -
         print(f"hotfolder: no such file or folder: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
     if dry_run:
-        for path in paths:
-            files = sorted(scan(path.resolve(), recursive=True, ignore=Ignore())) if path.is_dir() else [path]
-            for f in files:
-                data = f.read_bytes()
-                decision = examine(data, f.name, config.rules, facts=Facts(relpath=f.name, size=len(data),
-                                   content=content_facts(data, f.stat().st_mtime)))  # fmt: skip
-                taken = "+".join(r.name for r in decision.rules) or "no rule: left alone"
-                print(f"{f}: {taken}")
+        for watch, f in given_inputs(config, paths):
+            data = f.read_bytes()
+            relpath = f.relative_to(watch.path).as_posix()
+            facts = Facts(relpath=relpath, watch=watch.name, watch_path=str(watch.path), size=len(data),
+                          content=content_facts(data, f.stat().st_mtime))  # fmt: skip
+            decision = examine(data, relpath, config.rules, facts=facts)
+            print(f"{f}: {'+'.join(r.name for r in decision.rules) or 'no rule: left alone'}")
         return 0
     counts = process_paths(config, paths, force=force)
     print(summary(counts), file=sys.stderr)

@@ -7,12 +7,12 @@ and converts to sRGB. Options given explicitly win.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from . import schema
+from .atomic import COUNTER
 from .template import Template
 
 ENCODED_FORMATS: Final = ("png", "tiff", "jpeg", "heif", "webp", "avif")
@@ -66,12 +66,11 @@ class Output:
 
 
 CONFLICT_POLICIES: Final = ("skip_identical", "skip", "overwrite", "counter")
-_COUNTER = re.compile(r"\{n(?::0?(\d)d)?\}")
 
 
 def counter_format(value: Any) -> str:
     """A suffix with one {n} or {n:02d} in it, and no separators."""
-    if not isinstance(value, str) or len(_COUNTER.findall(value)) != 1 or "/" in value or "\\" in value:
+    if not isinstance(value, str) or len(COUNTER.findall(value)) != 1 or "/" in value or "\\" in value:
         raise ValueError(f"must hold exactly one {{n}} or {{n:02d}} and no '/', not {value!r}")
     return value
 

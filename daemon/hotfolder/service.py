@@ -9,7 +9,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -427,6 +427,20 @@ def remove_leftover_temps(config: Config, log: Any) -> int:
     return removed
 
 
+def given_inputs(config: Config, paths: Iterable[Path]) -> Iterator[tuple[Watch, Path]]:
+    """The files `process` works on: a folder acts as a watch root (for globs and {relpath}),
+    a file is judged within its own folder; ignored names are skipped as the daemon skips them."""
+    ignore = Ignore(config.ignore)
+    for given in paths:
+        path = given.resolve()
+        if path.is_dir():
+            watch = Watch(path=path, name=path.name)
+            for f in scan(path, recursive=True, ignore=ignore):
+                yield watch, f
+        elif not ignore(path.name):
+            yield Watch(path=path.parent, name=path.parent.name), path
+
+
 def process_paths(config: Config, paths: Iterable[Path], *, force: bool = True) -> dict[str, int]:
     """`hotfolder process`: the same pipeline once over files and folders; returns outcome counts."""
     lock = Lock(config.state_dir)
@@ -434,16 +448,9 @@ def process_paths(config: Config, paths: Iterable[Path], *, force: bool = True) 
     remove_leftover_temps(config, logs.get())
     executor = make_executor(config.workers)
     engine = Engine(config, ledger, executor)
-    ignore = Ignore(config.ignore)
     try:
-        for given in paths:
-            path = given.resolve()
-            if path.is_dir():
-                watch = Watch(path=path, name=path.name)
-                for f in scan(path, recursive=True, ignore=ignore):
-                    engine.offer(watch, f, path, force=force)
-            else:
-                engine.offer(Watch(path=path.parent, name=path.parent.name), path, path.parent, force=force)
+        for watch, path in given_inputs(config, paths):
+            engine.offer(watch, path, watch.path, force=force)
         engine.drain()
         while (wait_s := engine.next_due()) is not None:
             time.sleep(wait_s)
