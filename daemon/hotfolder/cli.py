@@ -6,10 +6,11 @@ import argparse
 import hashlib
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from . import __version__, atomic, logs
-from .config import Config, load_config
+from .config import LOG_FORMATS, LOG_LEVELS, Config, load_config
 from .errors import ConfigError, HotfolderError
 from .ledger import Ledger
 from .match import Facts
@@ -23,8 +24,12 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--config", type=Path, help="config file (default: ./hotfolder.toml, else the built-in)"
     )
-    common.add_argument("--log-format", choices=("auto", "json", "console"), default="auto")
-    common.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    common.add_argument(
+        "--log-format", choices=LOG_FORMATS, help="overrides the config's log_format (default: auto)"
+    )
+    common.add_argument(
+        "--log-level", choices=LOG_LEVELS, help="overrides the config's log_level (default: info)"
+    )
     parser = argparse.ArgumentParser(prog="hotfolder", description="Turn folders into image pipelines.")
     parser.add_argument("--version", action="version", version=f"hotfolder {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -50,13 +55,20 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `hotfolder` console script."""
     args = _parser().parse_args(argv)
-    logs.configure(fmt=args.log_format, level=args.log_level)
+    logs.configure(fmt=args.log_format or "auto", level=args.log_level or "info")
     try:
         config = load_config(args.config)
+        # The command line wins over the config file, also across reloads.
+        config = replace(config, log_format=args.log_format or config.log_format,
+                         log_level=args.log_level or config.log_level)  # fmt: skip
+        logs.configure(fmt=config.log_format, level=config.log_level)
         if args.command == "check":
             return _check(config)
         if args.command == "run":
-            return Daemon(config).run()
+            overrides = {
+                k: v for k, v in (("log_format", args.log_format), ("log_level", args.log_level)) if v
+            }
+            return Daemon(config, overrides=overrides).run()
         if args.command == "process":
             return _process(config, args.paths, force=args.force, dry_run=args.dry_run)
         if args.command == "status":

@@ -22,6 +22,11 @@ CONFIG_NAME: Final = "hotfolder.toml"
 DEFAULT_POLL_INTERVAL: Final = 10.0
 DEFAULT_RESCAN_INTERVAL: Final = 3600.0  # a safety net for events lost anyway; 0 turns it off
 DEFAULT_STOP_TIMEOUT: Final = 30.0  # well inside systemd's default TimeoutStopSec (90 s)
+# A job still running after this long is stuck (a codec in a loop): its worker is stopped and the input
+# quarantined. Generous: a 100 MP lossless HEIF on a slow NAS takes minutes, not half an hour.
+DEFAULT_JOB_TIMEOUT: Final = 1800.0
+LOG_FORMATS: Final = ("auto", "json", "console")
+LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 
 # The embedded default that `make run` uses: every path relative to the current folder.
 EMBEDDED: Final[Mapping[str, Any]] = {
@@ -33,7 +38,7 @@ EMBEDDED: Final[Mapping[str, Any]] = {
 
 _KEYS: Final = frozenset(
     {"rules", "output_root", "state_dir", "quarantine", "workers", "watch", "max_image_pixels", "file_mode",
-     "group", "ignore", "rescan_interval", "stop_timeout"}
+     "group", "ignore", "rescan_interval", "stop_timeout", "job_timeout", "log_level", "log_format"}
 )  # fmt: skip
 _WATCH_KEYS: Final = frozenset({"path", "recursive", "name", "mode", "poll_interval"})
 WATCH_MODES: Final = ("auto", "native", "poll")
@@ -66,6 +71,9 @@ class Config:
     ignore: tuple[str, ...] = ()  # name patterns never processed, beyond the built-in list
     rescan_interval: float = DEFAULT_RESCAN_INTERVAL
     stop_timeout: float = DEFAULT_STOP_TIMEOUT  # SIGTERM lets running jobs finish this long
+    job_timeout: float = DEFAULT_JOB_TIMEOUT  # 0: never
+    log_level: str = "info"
+    log_format: str = "auto"  # auto: JSON lines unless stdout is a terminal
 
 
 def default_rules_path() -> Path:
@@ -147,10 +155,10 @@ def _build(source: Path | None, doc: dict[str, Any], base: Path) -> Config:
     if isinstance(rescan, bool) or not isinstance(rescan, int | float) or rescan < 0:
         problem(f"must be seconds >= 0 (0: off), not {rescan!r}", "rescan_interval")
         rescan = DEFAULT_RESCAN_INTERVAL
-    stop_timeout = doc.get("stop_timeout", DEFAULT_STOP_TIMEOUT)
-    if isinstance(stop_timeout, bool) or not isinstance(stop_timeout, int | float) or stop_timeout < 0:
-        problem(f"must be seconds >= 0, not {stop_timeout!r}", "stop_timeout")
-        stop_timeout = DEFAULT_STOP_TIMEOUT
+    stop_timeout = _seconds(doc, "stop_timeout", DEFAULT_STOP_TIMEOUT, problem)
+    job_timeout = _seconds(doc, "job_timeout", DEFAULT_JOB_TIMEOUT, problem)
+    log_level = _choice(doc, "log_level", "info", LOG_LEVELS, problem)
+    log_format = _choice(doc, "log_format", "auto", LOG_FORMATS, problem)
     file_mode = _file_mode(doc.get("file_mode"), problem)
     gid = _group(doc.get("group"), problem)
 
@@ -189,8 +197,27 @@ def _build(source: Path | None, doc: dict[str, Any], base: Path) -> Config:
         gid=gid,
         ignore=ignore,
         rescan_interval=float(rescan),
-        stop_timeout=float(stop_timeout),
+        stop_timeout=stop_timeout,
+        job_timeout=job_timeout,
+        log_level=log_level,
+        log_format=log_format,
     )
+
+
+def _seconds(doc: Mapping[str, Any], key: str, default: float, problem: Any) -> float:
+    value = doc.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        problem(f"must be seconds >= 0, not {value!r}", key)
+        return default
+    return float(value)
+
+
+def _choice(doc: Mapping[str, Any], key: str, default: str, allowed: tuple[str, ...], problem: Any) -> str:
+    value = doc.get(key, default)
+    if value not in allowed:
+        problem(f"must be one of {', '.join(allowed)}, not {value!r}", key)
+        return default
+    return str(value)
 
 
 def _file_mode(value: Any, problem: Any) -> int | None:

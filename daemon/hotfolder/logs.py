@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Literal, TextIO
+from typing import Any, TextIO
 
 import structlog
 
-LogFormat = Literal["auto", "json", "console"]
 
-
-def configure(*, fmt: LogFormat = "auto", level: str = "info", stream: TextIO | None = None) -> None:
+def configure(*, fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
     """Set up structlog once per process; every event carries ISO time and level."""
     out = stream or sys.stdout
     as_json = fmt == "json" or (fmt == "auto" and not out.isatty())

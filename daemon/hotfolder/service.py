@@ -9,8 +9,9 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
@@ -27,6 +28,7 @@ from .formats import register_codecs
 from .ignore import Ignore
 from .ledger import Identity, Ledger, Lock
 from .match import candidates
+from .notify import Notifier
 from .pipeline import Job, Outcome, quarantine, run_job
 from .watch import Arrival, ReadyQueue, healthy, scan, start_observer
 
@@ -39,6 +41,8 @@ RULE_POLL_SECONDS = 1.0  # how often rule files are checked for changes
 SUPERVISE_SECONDS = 2.0  # how often observers are checked
 REARM_MAX_SECONDS = 60.0  # a lost root is retried at most this far apart
 SCAN_QUEUE_LIMIT = 10_000  # a scan waits while this many arrivals are queued
+STATUS_SECONDS = 2.0  # how often systemd's STATUS= line may change
+STUCK_GRACE_SECONDS = 60.0  # past job_timeout plus this, the pool could not be mended: let systemd restart
 
 
 def _worker_init() -> None:
@@ -62,15 +66,19 @@ def make_executor(workers: int) -> Executor:
 class _Pending:
     job: Job
     identity: Identity
+    submitted: float  # monotonic
 
 
 class Engine:
-    """Submits jobs to an Executor with at most `limit` in flight, then logs and records each outcome."""
+    """Runs jobs on a pool of worker processes with at most `limit` in flight, then logs and records
+    each outcome. A pool broken by a crashed or stuck worker is replaced; the daemon goes on."""
 
-    def __init__(self, config: Config, ledger: Ledger, executor: Executor) -> None:
+    def __init__(self, config: Config, ledger: Ledger) -> None:
         self.config = config
         self.ledger = ledger
-        self.executor = executor
+        self.executor: Executor = make_executor(config.workers)
+        self.on_wait: Callable[[], None] = lambda: None  # called while waiting for room in the pool
+        self.stuck: set[Path] = set()
         self.limit = config.workers * 2
         self.inflight: dict[Future[Outcome], _Pending] = {}
         self.ignore = Ignore(config.ignore)
@@ -89,6 +97,9 @@ class Engine:
             _, _, watch, path, root = heapq.heappop(self._retries)
             ready.append((watch, path, root))
         return ready
+
+    def waiting_retries(self) -> int:
+        return len(self._retries)
 
     def next_due(self) -> float | None:
         """Seconds until the next retry, or None when none is waiting."""
@@ -138,23 +149,87 @@ class Engine:
             force=force,
         )
         while len(self.inflight) >= self.limit:
-            self.collect(timeout=None)
-        self.inflight[self.executor.submit(run_job, job)] = _Pending(job, identity)
+            self.collect(timeout=1.0)
+            self.on_wait()
+        try:
+            future = self.executor.submit(run_job, job)
+        except BrokenProcessPool:
+            self._replace_pool()
+            future = self.executor.submit(run_job, job)
+        self.inflight[future] = _Pending(job, identity, self.clock())
 
     def collect(self, timeout: float | None) -> None:
         """Handle the jobs that finish within `timeout` seconds (None: wait for at least one)."""
         if not self.inflight:
             return
+        self._stop_stuck()
         done, _ = wait(list(self.inflight), timeout=timeout, return_when=FIRST_COMPLETED)
+        broken = False
         for future in done:
             pending = self.inflight.pop(future)
             try:
                 outcome = future.result()
+            except BrokenProcessPool as exc:
+                broken = True
+                outcome = self._lost(pending, exc)
             except Exception as exc:  # noqa: BLE001 - a broken worker must not stop the daemon
                 outcome = Outcome(pending.job.src, "failed", error=f"{type(exc).__name__}: {exc}")
             if outcome.status == "retry":
                 outcome = self._retry(pending.job, outcome)
             self._finish(outcome, pending.identity, watch=pending.job.watch)
+        if broken:
+            self._replace_pool()
+
+    def _stop_stuck(self) -> None:
+        """Stop the pool when a job outlives job_timeout: a codec in an endless loop holds a worker."""
+        limit = self.config.job_timeout
+        if not limit:
+            return
+        now = self.clock()
+        late = [
+            p for p in self.inflight.values() if now - p.submitted > limit and p.job.src not in self.stuck
+        ]
+        if not late:
+            return
+        for p in late:
+            self.stuck.add(p.job.src)
+            self.log.error("job.timeout", src=str(p.job.src), error=f"still running after {limit:g} s",
+                           ms=round((now - p.submitted) * 1000, 1))  # fmt: skip
+        # Which worker runs which job is not known: all of them stop; the others' jobs are retried.
+        for child in multiprocessing.active_children():
+            child.kill()
+
+    def _lost(self, pending: _Pending, exc: BaseException) -> Outcome:
+        """The outcome of a job whose worker died: stuck ones are quarantined, the others retried."""
+        job = pending.job
+        if job.src in self.stuck:
+            self.stuck.discard(job.src)
+            error = (f"took longer than job_timeout = {self.config.job_timeout:g} s; "
+                     "raise job_timeout if the machine is just slow")  # fmt: skip
+            moved = quarantine(job, None, error)
+            return Outcome(job.src, "quarantined", quarantined_to=moved, error=error)
+        # A worker crashed (a codec fault, the OOM killer): maybe this input's doing, maybe a neighbour's.
+        # Retried with the attempt counted, so an input that keeps crashing ends in quarantine.
+        return Outcome(job.src, "retry", error=f"worker process died: {type(exc).__name__}: {exc}")
+
+    def _replace_pool(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.executor = make_executor(self.config.workers)
+        self.log.warning("pool.restarted", error="a worker process died; a fresh pool takes over")
+
+    def oldest_job_s(self) -> float:
+        """How long the oldest job in flight has been running (0 when none is)."""
+        now = self.clock()
+        return max((now - p.submitted for p in self.inflight.values()), default=0.0)
+
+    def shutdown(self, *, abandon: bool) -> None:
+        """Stop the pool: wait for it, or (abandon) kill its workers at once."""
+        if abandon:
+            for child in multiprocessing.active_children():
+                child.kill()
+            self.executor.shutdown(wait=False, cancel_futures=True)
+        else:
+            self.executor.shutdown(wait=True)
 
     def _retry(self, job: Job, outcome: Outcome) -> Outcome:
         """Schedule a transient failure again with exponential backoff; quarantine it past the cap."""
@@ -217,11 +292,15 @@ class Engine:
 
 
 class Daemon:
-    """`hotfolder run`: observers record arrivals, the main thread dispatches and collects."""
+    """`hotfolder run`: observers record arrivals, the main thread dispatches, collects and tells
+    systemd (when it is there) how things stand."""
 
-    def __init__(self, config: Config, *, cwd: Path | None = None) -> None:
+    def __init__(
+        self, config: Config, *, cwd: Path | None = None, overrides: dict[str, Any] | None = None
+    ) -> None:
         self.config = config
         self.cwd = cwd or Path.cwd()
+        self.overrides = overrides or {}  # command-line settings that outrank the config file
         self.ready = ReadyQueue()
         self.settler = Settler()
         self.reload_wanted = False
@@ -233,6 +312,13 @@ class Daemon:
         self._next_check = time.monotonic() + SUPERVISE_SECONDS
         self._rearm: dict[str, tuple[float, float]] = {}  # watch name -> (next try, backoff)
         self.stopping = threading.Event()
+        self.notifier = Notifier()
+        self._next_status = 0.0
+        self._next_ping = 0.0
+        self._last_status = ""
+        self._withheld: str | None = None
+        # Idle, the loop wakes this often: enough to feed a watchdog at a quarter of its interval.
+        self._idle_wait = min(0.5, (self.notifier.watchdog_s or 2.0) / 4)
         self.log = logs.get()
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
@@ -252,7 +338,7 @@ class Daemon:
         return stamps
 
     def _maybe_reload(self, engine: Engine) -> None:
-        """Reload rules on SIGHUP or when a rule file changed; invalid rules leave the old ones running."""
+        """Reload config and rules on SIGHUP or when a file changed; invalid ones leave the old running."""
         now = time.monotonic()
         if not self.reload_wanted and now - self._last_look < RULE_POLL_SECONDS:
             return
@@ -261,12 +347,14 @@ class Daemon:
         if not self.reload_wanted and stamps == self._stamps:
             return
         self.reload_wanted, self._stamps = False, stamps
+        self.notifier.send(reloading=1, monotonic_usec=time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000)
         try:
             fresh = load_config(self.config.source, cwd=self.cwd)
         except ConfigError as exc:
             # A configuration mistake, not a crash: the problems are the message, no traceback.
             failed = {"error": str(exc), "problems": len(exc.problems), "keeping": "old rules"}
             self.log.error("rules.reload_failed", **failed)  # noqa: TRY400
+            self.notifier.send(ready=1)
             return
         for key in ("state_dir", "workers", "output_root", "quarantine"):
             if getattr(fresh, key) != getattr(self.config, key):
@@ -274,9 +362,48 @@ class Daemon:
                     "config.needs_restart", key=key, error="changed; takes effect after a restart"
                 )
         fresh = replace(fresh, state_dir=self.config.state_dir, workers=self.config.workers,
-                        output_root=self.config.output_root, quarantine=self.config.quarantine)  # fmt: skip
+                        output_root=self.config.output_root, quarantine=self.config.quarantine,
+                        **self.overrides)  # fmt: skip
+        if (fresh.log_format, fresh.log_level) != (self.config.log_format, self.config.log_level):
+            logs.configure(fmt=fresh.log_format, level=fresh.log_level)
+            self.log = engine.log = logs.get()
+        old = self.config
         self.config = engine.config = fresh
-        self.log.info("rules.reloaded", rules=[r.name for r in fresh.rules])
+        engine.ignore = Ignore(fresh.ignore)
+        self._rewatch(old.watches, fresh.watches)
+        self.log.info("rules.reloaded", rules=[r.name for r in fresh.rules],
+                      watches=[w.name for w in fresh.watches], log_level=fresh.log_level)  # fmt: skip
+        self.notifier.send(ready=1)
+
+    def _rewatch(self, old: tuple[Watch, ...], new: tuple[Watch, ...]) -> None:
+        """Apply a changed watch list: stop what went or changed, arm and scan what is new."""
+        before = {w.name: w for w in old}
+        after = {w.name: w for w in new}
+        for name, watch in before.items():
+            if after.get(name) != watch:
+                observer = self.observers.pop(name, None)
+                self._rearm.pop(name, None)
+                if observer is not None:
+                    observer.stop()
+                    observer.join(timeout=5)
+                self.log.info("watch.removed", src=str(watch.path), watch=name)
+        added = [w for name, w in after.items() if before.get(name) != w]
+        for watch in added:
+            self._arm(watch)
+        if added:
+            self._start_scan(added)
+
+    def _arm(self, watch: Watch) -> None:
+        try:
+            self.observers[watch.name] = start_observer(watch, self.ready, log=self.log)
+        except OSError as exc:
+            # Not there yet (an unmounted disk): supervision keeps trying, the others run meanwhile.
+            self._rearm[watch.name] = (time.monotonic() + 1.0, 2.0)
+            self.log.warning(
+                "watch.retry", src=str(watch.path), watch=watch.name, error=str(exc), retry_in_s=1.0
+            )
+            return
+        self.log.info("watch.armed", src=str(watch.path), watch=watch.name, recursive=watch.recursive)
 
     def run(self) -> int:
         """Run until SIGTERM or SIGINT; returns the exit code."""
@@ -285,12 +412,11 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
         remove_leftover_temps(self.config, self.log)
-        executor = make_executor(self.config.workers)
-        engine = Engine(self.config, ledger, executor)
+        engine = Engine(self.config, ledger)
+        engine.on_wait = lambda: self._heartbeat(engine)
         try:
             for watch in self.config.watches:
-                self.observers[watch.name] = start_observer(watch, self.ready, log=self.log)
-                self.log.info("watch.armed", src=str(watch.path), watch=watch.name, recursive=watch.recursive)
+                self._arm(watch)
             # Armed first, then scanned: a file that arrives meanwhile is seen at least once.
             self._start_scan(self.config.watches)
             self.log.info(
@@ -299,9 +425,14 @@ class Daemon:
                 workers=self.config.workers,
                 rules=[r.name for r in self.config.rules],
                 output_root=str(self.config.output_root),
+                notify=self.notifier.enabled,
+                watchdog_s=self.notifier.watchdog_s,
             )
+            # Ready now: the backlog is work to do, not a reason to keep systemd (and boot) waiting.
+            self.notifier.send(ready=1, status=self._status(engine), mainpid=os.getpid())
             self._loop(engine)
         finally:
+            self.notifier.send(stopping=1, status="stopping: finishing the jobs in flight")
             self.log.info("daemon.stopping", inflight=len(engine.inflight), waiting=len(self.ready),
                           deadline_s=self.config.stop_timeout)  # fmt: skip
             for observer in self.observers.values():
@@ -313,12 +444,10 @@ class Daemon:
                 self.log.warning(
                     "daemon.abandoned", jobs=left, error=f"still running after {self.config.stop_timeout} s"
                 )
-                for child in multiprocessing.active_children():
-                    child.kill()
-                executor.shutdown(wait=False, cancel_futures=True)
+                engine.shutdown(abandon=True)
                 remove_leftover_temps(self.config, self.log)
             else:
-                executor.shutdown(wait=True)
+                engine.shutdown(abandon=False)
             for observer in self.observers.values():
                 observer.join(timeout=5)
             if self.scanner is not None:
@@ -326,7 +455,65 @@ class Daemon:
             ledger.close()
             lock.release()
             self.log.info("daemon.stopped", **engine.counts)
+            self.notifier.close()
         return 0
+
+    def _status(self, engine: Engine) -> str:
+        """The one line `systemctl status` shows."""
+        c = engine.counts
+        pending = len(self.ready) + len(self.settler) + len(engine.inflight) + engine.waiting_retries()
+        text = (f"pending {pending}, done {c['done']}, failed {c['failed']}, "
+                f"quarantined {c['quarantined']} since start")  # fmt: skip
+        if self._rearm:
+            text += "; retrying root " + ", ".join(sorted(self._rearm))
+        return text
+
+    def vitals(self, engine: Engine) -> str | None:
+        """Why the watchdog must not be fed now, or None when every part is alive and moving.
+
+        The dispatcher is this thread: a stuck loop simply stops feeding it. A root that is offline and
+        being retried is not a fault (nothing systemd could mend); a dead observer that is not being
+        re-armed is, and so is a pool whose oldest job is well past job_timeout (stopping it failed).
+        """
+        for watch in self.config.watches:
+            if watch.name in self._rearm:
+                continue
+            observer = self.observers.get(watch.name)
+            if (
+                observer is None
+                or not observer.is_alive()
+                or not all(e.is_alive() for e in observer.emitters)
+            ):
+                if time.monotonic() < self._next_check:  # supervision has not looked yet: give it its turn
+                    continue
+                return f"observer of watch {watch.name!r} is dead"
+        limit = self.config.job_timeout
+        if limit and engine.oldest_job_s() > limit + STUCK_GRACE_SECONDS:
+            return f"a job has run {engine.oldest_job_s():.0f} s, past job_timeout {limit:g} s"
+        return None
+
+    def _heartbeat(self, engine: Engine) -> None:
+        """STATUS when it changes (at most every few seconds), WATCHDOG=1 at half the interval if vital."""
+        if not self.notifier.enabled:
+            return
+        now = time.monotonic()
+        if now >= self._next_status:
+            self._next_status = now + STATUS_SECONDS
+            status = self._status(engine)
+            if status != self._last_status:
+                self._last_status = status
+                self.notifier.send(status=status)
+        interval = self.notifier.watchdog_s
+        if interval is None or now < self._next_ping:
+            return
+        self._next_ping = now + interval / 2
+        reason = self.vitals(engine)
+        if reason is None:
+            self.notifier.send(watchdog=1)
+            self._withheld = None
+        elif reason != self._withheld:
+            self._withheld = reason
+            self.log.error("watchdog.withheld", error=reason)
 
     def _start_scan(self, watches: Iterable[Watch]) -> None:
         """Stream every file of these roots into the queue from a thread (bounded: it waits for room)."""
@@ -386,7 +573,7 @@ class Daemon:
     def _loop(self, engine: Engine) -> None:
         while not self.stopping.is_set():
             busy = engine.inflight or len(self.settler) or engine.next_due() is not None
-            arrival = self.ready.pop(timeout=0.05 if busy else 0.5)
+            arrival = self.ready.pop(timeout=0.05 if busy else self._idle_wait)
             if arrival is not None:
                 self._dispatch(engine, arrival)
             for settled in self.settler.due():
@@ -394,6 +581,7 @@ class Daemon:
             for watch, path, root in engine.due():
                 engine.offer(watch, path, root)
             engine.collect(timeout=0)
+            self._heartbeat(engine)
             self._maybe_reload(engine)
             self._supervise()
             interval = self.config.rescan_interval
@@ -446,8 +634,7 @@ def process_paths(config: Config, paths: Iterable[Path], *, force: bool = True) 
     lock = Lock(config.state_dir)
     ledger = Ledger(config.state_dir)
     remove_leftover_temps(config, logs.get())
-    executor = make_executor(config.workers)
-    engine = Engine(config, ledger, executor)
+    engine = Engine(config, ledger)
     try:
         for watch, path in given_inputs(config, paths):
             engine.offer(watch, path, watch.path, force=force)
@@ -458,7 +645,7 @@ def process_paths(config: Config, paths: Iterable[Path], *, force: bool = True) 
                 engine.offer(watch, path, root, force=force)
             engine.drain()
     finally:
-        executor.shutdown(wait=True)
+        engine.shutdown(abandon=False)
         ledger.close()
         lock.release()
     return engine.counts

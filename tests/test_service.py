@@ -1,0 +1,224 @@
+"""The daemon as a systemd service: notify protocol, watchdog vitals, reload of watches and logging,
+a stuck worker. Real subprocesses, a real datagram socket standing in for systemd."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import ROOT, corpus, write_config
+from hotfolder.config import load_config
+from hotfolder.ledger import Ledger
+from hotfolder.notify import Notifier
+from hotfolder.service import Daemon, Engine
+from test_daemon import wait_for
+
+PNG_RULE = '[[rule]]\nname = "png"\n[[rule.output]]\nformat = "png"\npath = "{stem}.png"\n'
+
+
+class FakeSystemd:
+    """A datagram socket bound where NOTIFY_SOCKET points, collecting what the daemon says."""
+
+    def __init__(self) -> None:
+        self.name = f"@hotfolder-test-{os.getpid()}-{time.monotonic_ns()}"  # abstract: no path limits
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind("\0" + self.name[1:])
+        self.sock.settimeout(0.1)
+        self.messages: list[tuple[float, dict[str, str]]] = []
+
+    def pump(self, seconds: float = 0.0) -> None:
+        end = time.monotonic() + seconds
+        while True:
+            try:
+                raw = self.sock.recv(4096).decode()
+                fields = dict(line.split("=", 1) for line in raw.splitlines())
+                self.messages.append((time.monotonic(), fields))
+            except TimeoutError:
+                if time.monotonic() >= end:
+                    return
+
+    def wait(self, key: str, value: str | None = None, seconds: float = 60) -> dict[str, str]:
+        seen = 0
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.pump()
+            for _, m in self.messages[seen:]:
+                if key in m and (value is None or value in m[key]):
+                    return m
+            seen = len(self.messages)
+        raise AssertionError(f"no {key}={value} from the daemon; got {self.messages[-5:]}")
+
+    def count(self, key: str) -> int:
+        return sum(1 for _, m in self.messages if key in m)
+
+
+@pytest.fixture
+def systemd() -> Iterator[FakeSystemd]:
+    fake = FakeSystemd()
+    yield fake
+    fake.sock.close()
+
+
+def start(cwd: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """The daemon with its log in cwd/log.jsonl (a file: a pipe nobody reads would block it)."""
+    full = {**os.environ, "PYTHONPATH": str(ROOT / "daemon"), **env}
+    with (cwd / "log.jsonl").open("w") as log:
+        return subprocess.Popen([sys.executable, "-m", "hotfolder", "run", *args], cwd=cwd, env=full,
+                                stdout=log, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def stop(proc: subprocess.Popen[str], cwd: Path) -> list[dict[str, object]]:
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    lines = (cwd / "log.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def test_notifier_without_socket_or_for_another_pid_does_nothing() -> None:
+    assert not Notifier({}).enabled and Notifier({}).send(ready=1) is False
+    other = Notifier({"NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"})
+    assert other.watchdog_s is None  # meant for pid 1, not for us
+    mine = Notifier({"NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "4000000", "WATCHDOG_PID": str(os.getpid())})
+    assert mine.watchdog_s == 4.0
+    assert mine.send(ready=1) is False  # nobody listens at @x: the daemon carries on
+    mine.close()
+    other.close()
+
+
+def test_ready_status_watchdog_reload_and_stopping(tmp_path: Path, systemd: FakeSystemd) -> None:
+    """READY=1 before a 120-file backlog is done, STATUS= with counts, WATCHDOG=1 every half interval,
+    RELOADING=1 then READY=1 on SIGHUP, STOPPING=1 on SIGTERM."""
+    write_config(tmp_path, PNG_RULE)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    with Image.open(corpus("hopper.bmp")) as hopper:
+        for i in range(120):  # distinct bytes, or all but one would be duplicates
+            hopper.rotate(i * 3).save(inbox / f"h{i:03d}.bmp")
+    proc = start(tmp_path, {"NOTIFY_SOCKET": systemd.name, "WATCHDOG_USEC": "1000000"})
+    try:
+        ready = systemd.wait("READY", "1")
+        done_at_ready = len(list((tmp_path / "outbox").glob("*.png")))
+        assert done_at_ready < 120, "READY must not wait for the backlog"
+        assert "pending" in ready["STATUS"] and ready["MAINPID"] == str(proc.pid)
+        systemd.wait("STATUS", "done 120")
+        pings = systemd.count("WATCHDOG")
+        systemd.pump(3.0)
+        assert systemd.count("WATCHDOG") - pings >= 4, "1 s watchdog: a ping every 0.5 s"
+        proc.send_signal(signal.SIGHUP)
+        systemd.wait("RELOADING", "1")
+        assert systemd.wait("READY", "1")
+    finally:
+        events = stop(proc, tmp_path)
+    systemd.pump(0.5)
+    assert systemd.count("STOPPING") == 1
+    assert sum(1 for e in events if e["event"] == "job.done") == 120
+    assert any(e["event"] == "rules.reloaded" for e in events)
+
+
+def test_vitals_name_a_dead_observer_but_not_an_offline_root(tmp_path: Path) -> None:
+    """The watchdog is fed only while every observer is alive; a root being retried is no fault."""
+    write_config(tmp_path, PNG_RULE)
+    config = load_config(cwd=tmp_path)
+    daemon = Daemon(config, cwd=tmp_path)
+    ledger = Ledger(config.state_dir)
+    engine = Engine(config, ledger)
+    try:
+        (watch,) = config.watches
+        daemon._arm(watch)
+        assert daemon.vitals(engine) is None
+        daemon.observers[watch.name].stop()
+        daemon.observers[watch.name].join(timeout=5)
+        daemon._next_check = 0.0  # supervision has had its turn and did not mend it
+        assert daemon.vitals(engine) == "observer of watch 'inbox' is dead"
+        daemon._rearm[watch.name] = (time.monotonic() + 60, 60.0)  # offline root, being retried
+        assert daemon.vitals(engine) is None
+    finally:
+        engine.shutdown(abandon=False)
+        ledger.close()
+
+
+def _workers(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # Pool workers only: the resource tracker is a child too, but it runs no job.
+        if int(fields[1]) == pid and b"--multiprocessing-fork" in (stat.parent / "cmdline").read_bytes():
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def test_stuck_worker_is_stopped_and_its_input_quarantined(tmp_path: Path) -> None:
+    """A worker frozen mid-job (SIGSTOP) past job_timeout: the pool is replaced, the input quarantined
+    with the reason, and the next file is processed as usual."""
+    write_config(tmp_path, PNG_RULE, extra="job_timeout = 3\n")
+    (tmp_path / "inbox").mkdir()
+    proc = start(tmp_path, {}, "--log-format", "json")
+    try:
+        wait_for((tmp_path / "state" / "lock").exists)
+        time.sleep(1.0)
+        shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "warm.bmp")  # spawns the workers
+        wait_for((tmp_path / "outbox" / "warm.png").exists)
+        workers = _workers(proc.pid)
+        assert workers, "the warm-up job started at least one worker"
+        for pid in workers:
+            os.kill(pid, signal.SIGSTOP)
+        shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "frozen.bmp")
+        sidecar = tmp_path / "quarantine" / "frozen.bmp.json"
+        wait_for(sidecar.exists, seconds=60)
+        assert "job_timeout = 3 s" in json.loads(sidecar.read_text())["error"]
+        shutil.copy(corpus("hopper_gray.jpg"), tmp_path / "inbox" / "after.jpg")
+        wait_for((tmp_path / "outbox" / "after.png").exists)
+    finally:
+        events = stop(proc, tmp_path)
+    names = [e["event"] for e in events]
+    assert "job.timeout" in names and "pool.restarted" in names
+    assert not (tmp_path / "outbox" / "frozen.png").exists()
+
+
+def test_sighup_reloads_watch_list_and_log_level(tmp_path: Path) -> None:
+    """A watch added and the log level raised by SIGHUP take effect; a changed worker count is
+    logged as needing a restart; a broken config keeps the old watches."""
+    config = write_config(tmp_path, PNG_RULE)
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "scans").mkdir()
+    proc = start(tmp_path, {})  # stdout is a pipe: JSON lines by default
+    try:
+        wait_for((tmp_path / "state" / "lock").exists)
+        time.sleep(1.0)
+        text = config.read_text().replace("workers = 2", "workers = 1")
+        config.write_text(text + '\n[[watch]]\npath = "scans"\n' + 'log_level = "warning"\n')
+        # log_level after a table header belongs to the table: that is an unknown watch key.
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(2.0)
+        shutil.copy(corpus("hopper.bmp"), tmp_path / "scans" / "early.bmp")
+        time.sleep(2.0)
+        assert not (tmp_path / "outbox" / "early.png").exists(), "a broken config must not be applied"
+        config.write_text('log_level = "warning"\n' + text + '\n[[watch]]\npath = "scans"\n')
+        proc.send_signal(signal.SIGHUP)
+        wait_for((tmp_path / "outbox" / "early.png").exists)  # the reload's scan finds it
+        shutil.copy(corpus("hopper_gray.jpg"), tmp_path / "scans" / "late.jpg")
+        wait_for((tmp_path / "outbox" / "late.png").exists)
+    finally:
+        events = stop(proc, tmp_path)
+    names = [e["event"] for e in events]
+    assert "rules.reload_failed" in names
+    assert any(e["event"] == "config.needs_restart" and e["key"] == "workers" for e in events)
+    after = names[names.index("config.needs_restart") :]
+    assert "job.done" not in after and "daemon.stopped" not in after, "info events after level=warning"
+    assert all(e["level"] in {"warning", "error"} for e in events[names.index("config.needs_restart") :])
+    assert all("T" in str(e["timestamp"]) for e in events)  # ISO 8601
