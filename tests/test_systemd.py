@@ -1,0 +1,120 @@
+"""The shipped unit: rated by systemd-analyze, verified with its drop-in, and its promises kept
+(every codec runs under MemoryDenyWriteExecute; exit codes match RestartPreventExitStatus)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, corpus, write_config
+from hotfolder.config import DEFAULT_STOP_TIMEOUT
+from hotfolder.errors import ConfigError, LockHeldError
+
+UNIT = ROOT / "systemd" / "hotfolder.service"
+DROP_IN = ROOT / "systemd" / "hotfolder.service.d" / "folders.conf"
+ANALYZE = shutil.which("systemd-analyze")
+needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed")
+
+
+def installed_copy(folder: Path, *, relax_home: bool) -> Path:
+    """The unit with ExecStart pointing at the installed console script, beside its drop-in."""
+    script = Path(sys.executable).parent / "hotfolder"
+    if not script.exists():
+        pytest.skip(f"no installed console script at {script} (run through `make test`)")
+    unit = folder / "hotfolder.service"
+    unit.write_text(UNIT.read_text().replace("/opt/hotfolder/bin/hotfolder", str(script)))
+    (folder / "hotfolder.service.d").mkdir()
+    text = DROP_IN.read_text()
+    if relax_home:  # the documented variant for photo folders under /home
+        text = re.sub(r"^#(ProtectHome|BindPaths|SupplementaryGroups)=", r"\1=", text, flags=re.M)
+    (folder / "hotfolder.service.d" / "folders.conf").write_text(text)
+    return unit
+
+
+def analyze(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    assert ANALYZE is not None
+    env = {**os.environ, "SYSTEMD_UNIT_PATH": f"{folder}:"}  # the unit and its drop-in, by name
+    return subprocess.run([ANALYZE, *args], cwd=folder, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+
+
+@needs_analyze
+def test_security_exposure_is_at_most_half(tmp_path: Path) -> None:
+    for relax in (False, True):
+        folder = tmp_path / ("relaxed" if relax else "strict")
+        folder.mkdir()
+        installed_copy(folder, relax_home=relax)
+        result = analyze(folder, "security", "--offline=yes", "--no-pager", "hotfolder.service")
+        level = re.search(r"Overall exposure level for hotfolder.service: ([\d.]+)", result.stdout)
+        assert level, result.stdout + result.stderr
+        print(f"exposure ({'ProtectHome=tmpfs drop-in' if relax else 'as shipped'}): {level.group(1)}")
+        assert float(level.group(1)) <= (0.6 if relax else 0.5)
+
+
+@needs_analyze
+def test_verify_is_clean_with_both_drop_in_variants(tmp_path: Path) -> None:
+    for relax in (False, True):
+        folder = tmp_path / ("relaxed" if relax else "strict")
+        folder.mkdir()
+        installed_copy(folder, relax_home=relax)
+        result = analyze(folder, "verify", "hotfolder.service")
+        assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+def test_unit_exit_codes_and_timeouts_match_the_daemon() -> None:
+    text = UNIT.read_text()
+    prevented = set(re.search(r"^RestartPreventExitStatus=(.*)$", text, re.M).group(1).split())  # type: ignore[union-attr]
+    assert prevented == {str(ConfigError([]).exit_code), str(LockHeldError("x").exit_code)}
+    assert re.search(r"^Type=notify$", text, re.M)
+    stop = float(re.search(r"^TimeoutStopSec=(\d+)$", text, re.M).group(1))  # type: ignore[union-attr]
+    assert stop > DEFAULT_STOP_TIMEOUT + 10, "jobs must be abandoned before systemd kills the daemon"
+
+
+PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN = 65, 1
+MDWE_LAUNCH = (
+    "import ctypes, sys\n"
+    f"assert ctypes.CDLL(None).prctl({PR_SET_MDWE}, {PR_MDWE_REFUSE_EXEC_GAIN}, 0, 0, 0) == 0\n"
+    "from hotfolder.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def test_every_codec_runs_under_memory_deny_write_execute(tmp_path: Path) -> None:
+    """MemoryDenyWriteExecute=yes, reproduced with the kernel's PR_SET_MDWE (inherited by the worker
+    processes): every input format decodes and every output format encodes, 16-bit included."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(66, 0, 0, 0, 0) < 0:  # PR_GET_MDWE
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux >= 6.3)")
+    outputs = "".join(
+        f'[[rule.output]]\nformat = "{fmt}"\npath = "{fmt}/{{stem}}.{fmt}"\n{extra}'
+        for fmt, extra in (
+            ("png", ""),
+            ("tiff", ""),
+            ("jpeg", ""),
+            ("webp", ""),
+            ("avif", ""),
+            ("heif", ""),
+            ("heif", "lossless = true\n"),
+        )
+    ).replace('path = "heif/{stem}.heif"\nlossless', 'path = "heifl/{stem}.heif"\nlossless')
+    write_config(tmp_path, '[[rule]]\nname = "all"\n' + outputs)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    names = ["canon_eos_7d.jpg", "pug.heic", "example.avif", "monkey16.png", "rgba_16_128x128.png",
+             "alpha_lossless_1.webp", "pil_sample_cmyk.jpg", "issue_151.tif", "hopper.bmp"]  # fmt: skip
+    for name in names:
+        shutil.copy(corpus(name), inbox / name)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
+    result = subprocess.run([sys.executable, "-c", MDWE_LAUNCH, "process", "inbox"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    assert "done 9" in result.stderr
+    for folder in ("png", "tiff", "jpeg", "webp", "avif", "heif", "heifl"):
+        assert len(list((tmp_path / "outbox" / folder).iterdir())) == len(names), folder
