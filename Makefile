@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: run test test-slow lint conformance bench clean
+.PHONY: run test test-slow lint conformance fuzz bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,3 +39,8 @@ clean:
 
 conformance: $(STAMP_TEST)
 	$(BIN)/python tests/conformance.py
+
+# A longer fuzz campaign than the one in test-slow: FUZZ_BATCHES x 24 mutated inputs, new seed each run.
+fuzz: $(STAMP_TEST)
+	FUZZ_SEED=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d " ")} FUZZ_BATCHES=$${FUZZ_BATCHES:-200} \
+		$(BIN)/python -m pytest -m slow -s --timeout=0 tests/test_fuzz.py

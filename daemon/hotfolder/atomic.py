@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
 
+from .errors import UnsafePathError
+
 TEMP_MARK: Final = ".hf-"
 TEMP_SUFFIX: Final = ".tmp"
 _AT_FDCWD: Final = -100
@@ -74,6 +76,26 @@ def stage(final: Path, write: Callable[[IO[bytes]], object]) -> Staged:
             temp.unlink()
         raise
     return Staged(temp=temp, final=final, size=size)
+
+
+def make_folder(folder: Path, root: Path) -> None:
+    """Create `folder` below `root` one level at a time, refusing a symlink on the way: a link planted
+    in a shared output tree must not redirect the daemon's writes anywhere else."""
+    try:
+        parts = folder.relative_to(root).parts
+    except ValueError:
+        raise UnsafePathError(f"{folder} is not inside {root}") from None
+    root.mkdir(parents=True, exist_ok=True)
+    current = root
+    for part in parts:
+        current = current / part
+        with contextlib.suppress(FileExistsError):
+            current.mkdir()
+        if current.is_symlink() or not current.is_dir():
+            raise UnsafePathError(
+                f"{current} is a symlink or not a folder; hotfolder does not write through links below "
+                f"{root} (to put outputs on another disk, mount it there or point the output path at it)"
+            )
 
 
 def discard(staged: Staged) -> None:
@@ -144,6 +166,7 @@ def commit(
                 return candidate, "skipped"
             if (
                 policy == "skip_identical"
+                and not candidate.is_symlink()
                 and candidate.is_file()
                 and filecmp.cmp(candidate, staged.temp, shallow=False)
             ):

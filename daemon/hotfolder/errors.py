@@ -69,3 +69,7 @@ class InputError(HotfolderError):
 
 class EncodeError(HotfolderError):
     """An output could not be produced or failed verification."""
+
+
+class UnsafePathError(HotfolderError):
+    """An output or quarantine folder is a symlink (or not a folder): nothing is written through it."""

@@ -160,13 +160,13 @@ def template_values(
 
 
 def output_path(template: Template, output_root: Path, values: dict[str, Value]) -> Path:
-    """Where an output lands: the rendered template, always under output_root."""
-    final = output_root / render(template, values)
-    if not final.resolve().is_relative_to(
-        output_root.resolve()
-    ):  # render() refuses '..'; symlinks are the rest
-        raise InputError(f"output path {final} is outside output_root {output_root}")
-    return final
+    """Where an output lands: the rendered template, always under output_root.
+
+    render() refuses '..' and absolute parts; links are dealt with where files are written:
+    atomic.make_folder refuses a linked folder, and a link at the name itself is replaced or
+    skipped by the rename, never written through.
+    """
+    return output_root / render(template, values)
 
 
 def examine(data: bytes, relpath: str, rules: tuple[Rule, ...], *, facts: Facts | None = None,
@@ -283,6 +283,7 @@ def _produce(
             if "seq" in output.path.fields:
                 values["seq"] = str(next_seq(job.state_dir, rule.name)) if job.state_dir else None
             final = output_path(output.path, job.output_root, values)
+            atomic.make_folder(final.parent, job.output_root)
             if output.format == "copy" or source is None:
                 staged = atomic.stage(final, lambda fp: fp.write(data))
                 work.staged.append((rule, output, staged))
@@ -356,6 +357,7 @@ def _dispose_original(job: Job, chain: tuple[Rule, ...], content: Content | None
         return "deleted"
     assert rule.original_path is not None
     dest = output_path(rule.original_path, job.output_root, template_values(job, rule, content, digest))
+    atomic.make_folder(dest.parent, job.output_root)
     return str(atomic.move_into(job.src, dest))
 
 
@@ -409,8 +411,10 @@ def output_metadata(
 
 def quarantine(job: Job, rule: str | None, error: str, *, attempts: int = 1) -> Path | None:
     """Move the input into the quarantine folder with a JSON sidecar saying why; None if it is gone."""
+    dest = job.quarantine / job.relpath
     try:
-        moved = atomic.move_into(job.src, job.quarantine / job.relpath)
+        atomic.make_folder(dest.parent, job.quarantine)
+        moved = atomic.move_into(job.src, dest)
     except FileNotFoundError:
         return None
     note = {
