@@ -106,3 +106,21 @@ def test_rule_without_output_is_an_error(tmp_path: Path) -> None:
     """A rule that writes nothing is a mistake."""
     found = problems(tmp_path, '[[rule]]\nname = "x"\n')
     assert [p.key for p in found] == ["output"]
+
+
+def test_encoder_speed_options_per_format(tmp_path: Path) -> None:
+    """preset is x265's (HEIF only), speed the AV1 encoder's (AVIF only); defaults are the measured ones."""
+    good = tmp_path / "good.toml"
+    head = '[[rule]]\nname = "r"\n[[rule.output]]\nformat = "heif"\npath = "a.heic"\n'
+    good.write_text(head + 'preset = "ultrafast"\n[[rule.output]]\nformat = "avif"\npath = "a.avif"\n')
+    heif, avif = load_rules([(good, good.read_text())])[0].outputs
+    assert (heif.preset, avif.speed) == ("ultrafast", 8)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(head + 'preset = "warp"\n[[rule.output]]\nformat = "jpeg"\npath = "a.jpg"\nspeed = 3\n')
+    with pytest.raises(ConfigError) as err:
+        load_rules([(bad, bad.read_text())])
+    text = str(err.value)
+    assert (
+        "key 'output.preset': must be one of ultrafast" in text
+        and "key 'output.speed': does not apply" in text
+    )

@@ -222,3 +222,33 @@ def test_sighup_reloads_watch_list_and_log_level(tmp_path: Path) -> None:
     assert "job.done" not in after and "daemon.stopped" not in after, "info events after level=warning"
     assert all(e["level"] in {"warning", "error"} for e in events[names.index("config.needs_restart") :])
     assert all("T" in str(e["timestamp"]) for e in events)  # ISO 8601
+
+
+def test_a_small_file_is_not_stuck_behind_heif_encodes(tmp_path: Path) -> None:
+    """Three 12.5 MP HEIF jobs, then a small PNG job: the heavy lane holds one worker's worth, so the
+    small output appears before the first HEIF is even done."""
+    rules = (
+        '[[rule]]\nname = "heavy"\n[rule.match]\nglob = ["heavy/*"]\n'
+        '[[rule.output]]\nformat = "heif"\npath = "{stem}.heic"\n'
+        '[[rule]]\nname = "small"\n[rule.match]\nglob = ["small/*"]\n'
+        '[[rule.output]]\nformat = "png"\npath = "{stem}.png"\n'
+    )
+    write_config(tmp_path, rules)
+    photos = sorted((ROOT.parent / "shared" / "photos").glob("*.jpg"))[:3]
+    assert len(photos) == 3
+    (tmp_path / "inbox" / "heavy").mkdir(parents=True)
+    (tmp_path / "inbox" / "small").mkdir()
+    proc = start(tmp_path, {})
+    try:
+        wait_for((tmp_path / "state" / "lock").exists)
+        time.sleep(1.0)
+        for photo in photos:
+            shutil.copy(photo, tmp_path / "inbox" / "heavy" / photo.name)
+        time.sleep(0.5)
+        shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "small" / "hopper.bmp")
+        wait_for((tmp_path / "outbox" / "hopper.png").exists)
+        heif_done = list((tmp_path / "outbox").glob("*.heic"))
+        assert heif_done == [], "the small job waited behind a HEIF encode"
+        wait_for(lambda: len(list((tmp_path / "outbox").glob("*.heic"))) == 3, seconds=180)
+    finally:
+        stop(proc, tmp_path)

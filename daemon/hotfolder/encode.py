@@ -332,6 +332,8 @@ def _write_heif(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> Non
         kwargs.update(quality=-1, chroma=444, matrix_coefficients=0, full_range_flag=1)
     else:
         kwargs.update(quality=output.quality, chroma=int(output.chroma or 420))
+    # libheif's own default is x265's "slow"-like settings: several times the time for a few % of size.
+    kwargs["enc_params"] = {"preset": output.preset}
     options = pillow_heif.options
     saved = (options.SAVE_HDR_TO_12_BIT, options.GRID_TILE_SIZE)
     # libde265 cannot decode a large lossless (4:4:4) picture in one piece (a 12 MP one fails);
@@ -363,7 +365,7 @@ def _write_webp(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> Non
 
 def _write_avif(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None:
     kwargs = _common(r.meta, output, notes)
-    kwargs.update(quality=output.quality)
+    kwargs.update(quality=output.quality, speed=output.speed)
     _save_frames(r, fp, "AVIF", kwargs)
 
 

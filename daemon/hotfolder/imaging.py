@@ -4,6 +4,7 @@ orientation, colour and mode. Encoding each format is encode.py's business."""
 from __future__ import annotations
 
 import io
+import math
 import re
 import struct
 from dataclasses import dataclass, field, replace
@@ -126,8 +127,12 @@ def auxiliary_losses(im: Image.Image, meta: Metadata) -> list[str]:
     return losses
 
 
-def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Source:
-    """Decode the primary image completely before anything is written; raise InputError if it is bad."""
+def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, edge: int | None = None) -> Source:
+    """Decode the primary image completely before anything is written; raise InputError if it is bad.
+
+    `edge`: the longest edge any output needs (None: full size). A JPEG at least twice that size is
+    decoded at 1/2, 1/4 or 1/8 scale by libjpeg's DCT scaling, never below `edge`.
+    """
     register_codecs()
     Image.MAX_IMAGE_PIXELS = max_pixels
     fmt_hint = data[4:12]
@@ -157,6 +162,9 @@ def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Source:
         if deep is not None:
             image = deep.to_8bit()
         else:
+            if edge is not None and fmt == "jpeg" and max(im.size) >= 2 * edge:
+                scale = edge / max(im.size)
+                im.draft(im.mode, (math.ceil(im.width * scale), math.ceil(im.height * scale)))
             im.load()
             image = im
     except InputError:

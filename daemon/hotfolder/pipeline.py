@@ -79,6 +79,7 @@ class Outcome:
     error: str | None = None
     ms: float = 0.0
     notes: tuple[tuple[str, dict[str, Any]], ...] = ()
+    started_at: str | None = None  # wall clock when a worker began it (latency, from the logs alone)
 
 
 @dataclass
@@ -212,13 +213,14 @@ def _read(job: Job, started: float) -> Outcome | tuple[bytes, os.stat_result, Fa
 def run_job(job: Job) -> Outcome:
     """Handle one input completely; never raises for a bad input (it is quarantined instead)."""
     started = time.perf_counter()
+    began = datetime.now(UTC).isoformat(timespec="microseconds")
     got = _read(job, started)
     if isinstance(got, Outcome):
-        return got
+        return replace(got, started_at=began)
     data, st, facts, chain = got
     digest = hashlib.sha256(data).hexdigest()
     names = "+".join(r.name for r in chain)
-    base = Outcome(job.src, "quarantined", rule=names, bytes_in=len(data), sha256=digest)
+    base = Outcome(job.src, "quarantined", rule=names, bytes_in=len(data), sha256=digest, started_at=began)
     twin = done_with_hash(job.state_dir, digest, job.src) if job.state_dir and not job.force else None
     if twin is not None:
         # The same bytes were already processed under another name: no outputs again, but the
@@ -234,7 +236,7 @@ def run_job(job: Job) -> Outcome:
         with warnings.catch_warnings(record=True) as seen:
             source = None
             if any(o.format != "copy" for r in chain for o in r.outputs):
-                source = imaging.decode(data, max_pixels=job.max_pixels)
+                source = imaging.decode(data, max_pixels=job.max_pixels, edge=_largest_edge(chain))
                 base = replace(base, format=source.format, orientation=source.orientation)
                 for loss in source.losses:
                     work.notes.warn("auxiliary.dropped", error=loss)
@@ -310,6 +312,12 @@ def _produce(
         raise EncodeError(f"could not put outputs in place: {exc}") from exc
     work.staged.clear()
     return tuple(written)
+
+
+def _largest_edge(chain: tuple[Rule, ...]) -> int | None:
+    """The longest edge any encoded output of the chain needs; None when one wants full size."""
+    edges = [o.max_edge for r in chain for o in r.outputs if o.format != "copy"]
+    return None if not edges or None in edges else max(e for e in edges if e is not None)
 
 
 def _still_changing(job: Job, st: os.stat_result) -> bool:

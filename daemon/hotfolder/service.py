@@ -9,6 +9,7 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -66,7 +67,11 @@ def make_executor(workers: int) -> Executor:
 class _Pending:
     job: Job
     identity: Identity
-    submitted: float  # monotonic
+    heavy: bool  # writes HEIF or AVIF: a multi-threaded encoder that keeps every core busy by itself
+    submitted: float = 0.0  # monotonic
+
+
+HEAVY_FORMATS = frozenset({"heif", "avif"})
 
 
 class Engine:
@@ -79,7 +84,15 @@ class Engine:
         self.executor: Executor = make_executor(config.workers)
         self.on_wait: Callable[[], None] = lambda: None  # called while waiting for room in the pool
         self.stuck: set[Path] = set()
-        self.limit = config.workers * 2
+        # Submitted at most: a job per worker plus one ready to start, so no worker waits for the
+        # dispatcher, and nothing sits in the pool's own first-come queue for long.
+        self.limit = config.workers + 1
+        # x265 and AV1 encoders use every core on their own (two HEIF encodes at once finish only 7%
+        # sooner than one after the other here), so they get half the workers; the rest stay free
+        # for small jobs, which pass queued heavy ones instead of waiting minutes behind them.
+        self.heavy_limit = max(1, config.workers // 2)
+        self.queued: deque[_Pending] = deque()  # accepted, waiting for a slot (oldest first)
+        self.backlog = self.limit + 8 * config.workers
         self.inflight: dict[Future[Outcome], _Pending] = {}
         self.ignore = Ignore(config.ignore)
         self.log = logs.get()
@@ -122,7 +135,7 @@ class Engine:
         if not path.is_file() or path.is_symlink():
             return
         identity = Identity.of(st)
-        if any(p.job.src == path for p in self.inflight.values()):
+        if any(p.job.src == path for p in (*self.inflight.values(), *self.queued)):
             return  # already being processed; a second event for it changes nothing
         if not force and self.ledger.is_handled(path, identity):
             self.counts["skipped"] += 1
@@ -148,18 +161,33 @@ class Engine:
             seen=(st.st_size, st.st_mtime_ns),
             force=force,
         )
-        while len(self.inflight) >= self.limit:
+        heavy = any(o.format in HEAVY_FORMATS for r in rules for o in r.outputs)
+        while len(self.inflight) + len(self.queued) >= self.backlog:  # backpressure on the dispatcher
             self.collect(timeout=1.0)
             self.on_wait()
-        try:
-            future = self.executor.submit(run_job, job)
-        except BrokenProcessPool:
-            self._replace_pool()
-            future = self.executor.submit(run_job, job)
-        self.inflight[future] = _Pending(job, identity, self.clock())
+        self.queued.append(_Pending(job, identity, heavy))
+        self._submit_ready()
+
+    def _submit_ready(self) -> None:
+        """Start queued jobs, oldest first, while there is room; a heavy job waits for its lane."""
+        heavy_now = sum(p.heavy for p in self.inflight.values())
+        for pending in list(self.queued):
+            if len(self.inflight) >= self.limit:
+                return
+            if pending.heavy and heavy_now >= self.heavy_limit:
+                continue
+            self.queued.remove(pending)
+            try:
+                future = self.executor.submit(run_job, pending.job)
+            except BrokenProcessPool:
+                self._replace_pool()
+                future = self.executor.submit(run_job, pending.job)
+            self.inflight[future] = replace(pending, submitted=self.clock())
+            heavy_now += pending.heavy
 
     def collect(self, timeout: float | None) -> None:
         """Handle the jobs that finish within `timeout` seconds (None: wait for at least one)."""
+        self._submit_ready()
         if not self.inflight:
             return
         self._stop_stuck()
@@ -179,6 +207,7 @@ class Engine:
             self._finish(outcome, pending.identity, watch=pending.job.watch)
         if broken:
             self._replace_pool()
+        self._submit_ready()
 
     def _stop_stuck(self) -> None:
         """Stop the pool when a job outlives job_timeout: a codec in an endless loop holds a worker."""
@@ -254,12 +283,12 @@ class Engine:
 
     def drain(self, deadline: float | None = None) -> int:
         """Wait for the jobs in flight, until the monotonic `deadline` if given; returns how many remain."""
-        while self.inflight:
+        while self.inflight or self.queued:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 break
             self.collect(timeout=left)
-        return len(self.inflight)
+        return len(self.inflight) + len(self.queued)
 
     def _finish(self, outcome: Outcome, identity: Identity, *, watch: str | None = None) -> None:
         src = str(outcome.src)
@@ -273,7 +302,8 @@ class Engine:
                     bytes_in=outcome.bytes_in, bytes_out=w.bytes_out, ms=w.ms,
                 )  # fmt: skip
             self.log.info("job.done", src=src, rule=outcome.rule, format=outcome.format,
-                          bytes_in=outcome.bytes_in, ms=outcome.ms, original=outcome.original)  # fmt: skip
+                          bytes_in=outcome.bytes_in, ms=outcome.ms, original=outcome.original,
+                          started_at=outcome.started_at)  # fmt: skip
         elif outcome.status == "quarantined":
             self.log.error("job.quarantined", src=src, dst=str(outcome.quarantined_to), rule=outcome.rule,
                            error=outcome.error, ms=outcome.ms)  # fmt: skip
@@ -433,10 +463,12 @@ class Daemon:
             self._loop(engine)
         finally:
             self.notifier.send(stopping=1, status="stopping: finishing the jobs in flight")
-            self.log.info("daemon.stopping", inflight=len(engine.inflight), waiting=len(self.ready),
+            self.log.info("daemon.stopping", inflight=len(engine.inflight) + len(engine.queued),
+                          waiting=len(self.ready),
                           deadline_s=self.config.stop_timeout)  # fmt: skip
             for observer in self.observers.values():
                 observer.stop()
+            engine.queued.clear()  # not started yet: the next start's scan finds them again
             left = engine.drain(deadline=time.monotonic() + self.config.stop_timeout)
             if left:
                 # Abandoned, not half-done: outputs are only ever renamed into place whole, the
@@ -461,7 +493,8 @@ class Daemon:
     def _status(self, engine: Engine) -> str:
         """The one line `systemctl status` shows."""
         c = engine.counts
-        pending = len(self.ready) + len(self.settler) + len(engine.inflight) + engine.waiting_retries()
+        pending = (len(self.ready) + len(self.settler) + len(engine.inflight) + len(engine.queued)
+                   + engine.waiting_retries())  # fmt: skip
         text = (f"pending {pending}, done {c['done']}, failed {c['failed']}, "
                 f"quarantined {c['quarantined']} since start")  # fmt: skip
         if self._rearm:
@@ -572,7 +605,7 @@ class Daemon:
 
     def _loop(self, engine: Engine) -> None:
         while not self.stopping.is_set():
-            busy = engine.inflight or len(self.settler) or engine.next_due() is not None
+            busy = engine.inflight or engine.queued or len(self.settler) or engine.next_due() is not None
             arrival = self.ready.pop(timeout=0.05 if busy else self._idle_wait)
             if arrival is not None:
                 self._dispatch(engine, arrival)
