@@ -13,7 +13,6 @@ import zlib
 from collections.abc import Callable
 from typing import IO, Any, Final
 
-import numpy as np
 from PIL import Image, PngImagePlugin, TiffImagePlugin, TiffTags
 
 from . import deep as deepmod
@@ -417,8 +416,8 @@ def _same_pixels(check: Image.Image, rendered: Rendered, output: Output, data: b
         if output.format == "heif":
             # Stored at 10/12 bits: compare at the precision that was kept.
             depth = output.bit_depth or (rendered.deep.bits if rendered.deep.bits in (10, 12) else 12)
-            return bool(np.array_equal(got >> (16 - depth), want >> (16 - depth)))
-        return bool(np.array_equal(got, want))
+            return deepmod.same_samples(got >> (16 - depth), want >> (16 - depth))
+        return deepmod.same_samples(got, want)
     for index, expected in enumerate(rendered.frames):
         check.seek(index)
         if not _equal(check, expected):
