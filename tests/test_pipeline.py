@@ -116,3 +116,18 @@ def test_content_decides_format_not_name(setup: tuple[Path, object]) -> None:
     tmp_path, config = setup
     outcome = run_job(job_for(tmp_path, config, "samplefilehub_heif_content.jpg"))
     assert (outcome.status, outcome.format) == ("done", "heif")
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA", "CMYK"])
+def test_lossless_verification_sees_one_sample_off_in_any_band(mode: str) -> None:
+    """The fast pixel comparison (ImageChops) must still catch a single wrong sample, alpha included."""
+    from hotfolder.encode import _equal  # noqa: PLC0415 - the comparison itself is under test
+
+    a = Image.new(mode, (64, 48), 0)
+    assert _equal(a, a.copy())
+    for band in range(len(mode)):
+        b = a.copy()
+        value = [0] * len(mode)
+        value[band] = 1
+        b.putpixel((63, 47), tuple(value) if len(mode) > 1 else value[0])
+        assert not _equal(a, b), f"{mode} band {band}"

@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Callable
 from typing import IO, Any, Final
 
-from PIL import Image, PngImagePlugin, TiffImagePlugin, TiffTags
+from PIL import Image, ImageChops, PngImagePlugin, TiffImagePlugin, TiffTags
 
 from . import deep as deepmod
 from . import metadata
@@ -425,10 +425,16 @@ def _same_pixels(check: Image.Image, rendered: Rendered, output: Output, data: b
     return True
 
 
+_DIFFERENCE_MODES: Final = frozenset({"L", "LA", "RGB", "RGBA", "CMYK"})
+
+
 def _equal(a: Image.Image, b: Image.Image) -> bool:
     """Same pixels, comparing in a mode both widen to without loss (J1/J2 of FIDELITY.md)."""
     if a.size != b.size:
         return False
+    if a.mode == b.mode and a.mode in _DIFFERENCE_MODES:
+        # |a - b| is zero everywhere iff the pixels are equal: in C, a third of tobytes()'s time.
+        return ImageChops.difference(a, b).getbbox(alpha_only=False) is None
     if a.mode == b.mode and a.mode != "P":
         return a.tobytes() == b.tobytes()
     if a.mode.startswith("I;16") or b.mode.startswith("I;16"):
