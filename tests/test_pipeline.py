@@ -8,7 +8,7 @@ from pathlib import Path
 
 import exifread
 import pytest
-from PIL import Image, ImageChops
+from PIL import Image, ImageChops, ImageOps, ImageStat
 
 from conftest import corpus
 from hotfolder.config import load_config
@@ -131,3 +131,36 @@ def test_lossless_verification_sees_one_sample_off_in_any_band(mode: str) -> Non
         value[band] = 1
         b.putpixel((63, 47), tuple(value) if len(mode) > 1 else value[0])
         assert not _equal(a, b), f"{mode} band {band}"
+
+
+@pytest.mark.parametrize("name", ["canon_eos_7d.jpg", "hopper_gray.jpg", "pil_sample_cmyk.jpg"])
+def test_libvips_shrink_matches_pillow_lanczos(name: str) -> None:
+    """fit() shrinks L/RGB/CMYK with libvips for speed: same size, and within rounding of Pillow's Lanczos."""
+    from hotfolder.imaging import fit  # noqa: PLC0415
+
+    with Image.open(corpus(name)) as im:
+        im.load()
+        edge = max(im.size) * 2 // 5
+        ours = fit(im, edge)
+        ref = im.resize(ours.size, Image.Resampling.LANCZOS)
+    assert max(ours.size) == edge and ours.mode == im.mode
+    diff = ImageChops.difference(ours, ref)
+    mean = sum(ImageStat.Stat(diff).mean) / len(ours.getbands())
+    assert mean < 0.5, f"mean difference {mean:.3f} levels"
+
+
+def test_smaller_outputs_derive_from_a_larger_one(tmp_path: Path) -> None:
+    """Three sizes of one photo: each is the right size and looks like a direct shrink of the original."""
+    from conftest import output, run_outputs  # noqa: PLC0415
+
+    outs = [output(format="png", max_edge=e, path=f"{e}/{{stem}}.png") for e in (600, 300, 150)]
+    outcome = run_outputs(tmp_path, corpus("canon_eos_7d.jpg"), *outs)
+    assert outcome.status == "done", outcome.error
+    with Image.open(corpus("canon_eos_7d.jpg")) as src:
+        upright = ImageOps.exif_transpose(src)
+        for w, edge in zip(outcome.written, (600, 300, 150), strict=True):
+            with Image.open(w.dst) as got:
+                assert max(got.size) == edge
+                ref = upright.resize(got.size, Image.Resampling.LANCZOS).convert(got.mode)
+                mean = sum(ImageStat.Stat(ImageChops.difference(got, ref)).mean) / 3
+                assert mean < 1.0, f"{edge}: mean difference {mean:.3f} levels"

@@ -20,6 +20,8 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from PIL import Image
+
 from . import atomic, encode, imaging, metadata
 from .errors import EncodeError, HotfolderError, InputError, is_transient
 from .formats import HEAD_BYTES, claimed_format, sniff
@@ -85,6 +87,7 @@ class Outcome:
 @dataclass
 class _Work:
     staged: list[tuple[Rule, Output, atomic.Staged]] = field(default_factory=list)
+    resized: dict[int, Image.Image] = field(default_factory=dict)  # max_edge -> shrunk source
     notes: imaging.Notes = field(default_factory=imaging.Notes)
 
 
@@ -292,7 +295,7 @@ def _produce(
                 if hashlib.sha256(staged.temp.read_bytes()).hexdigest() != digest:
                     raise EncodeError(f"copy {staged.temp} does not match the source")
             else:
-                rendered = imaging.render(source, output, work.notes)
+                rendered = imaging.render(source, output, work.notes, work.resized)
                 rendered.meta = output_metadata(source, rendered, output, work.notes)
                 staged = atomic.stage(final, partial(encode.encode, rendered, output, notes=work.notes))
                 work.staged.append((rule, output, staged))

@@ -47,6 +47,8 @@ STUCK_GRACE_SECONDS = 60.0  # past job_timeout plus this, the pool could not be 
 
 
 def _worker_init() -> None:
+    # One libvips thread per worker: the pool already keeps every core busy.
+    os.environ.setdefault("VIPS_CONCURRENCY", "1")
     # Ctrl-C reaches the whole process group; the daemon decides when workers stop, not the terminal.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # If the daemon dies (even kill -9), its workers die with it instead of writing on as orphans.
