@@ -193,6 +193,9 @@ def _write_tiff(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> Non
             notes.warn("option.substituted", format="tiff", error=why)
             compression = "deflate"
         data = deepmod.tiff_bytes(r.deep, compression=_VIPS_COMPRESSION[compression], predictor=predictor)
+    elif len(r.frames) == 1 and r.frames[0].mode in {"L", "RGB"} and output.compression != "zstd":
+        data = _vips_tiff(r.frames[0], r.meta.icc, compression=_VIPS_COMPRESSION[output.compression],
+                          predictor=predictor)  # fmt: skip
     else:
         frames = [_clean(f) for f in r.frames]
         kwargs: dict[str, Any] = {"compression": _TIFF_COMPRESSION[output.compression]}
@@ -206,6 +209,28 @@ def _write_tiff(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> Non
         frames[0].save(buf, "TIFF", **kwargs)
         data = buf.getvalue()
     fp.write(tiff_with_metadata(data, r.meta, notes, output))
+
+
+def _vips_tiff(im: Image.Image, icc: bytes | None, *, compression: str, predictor: bool) -> bytes:
+    """An 8-bit grey or RGB TIFF written by libvips: its libtiff deflates with libdeflate, twice as fast
+    as Pillow's (0.8 vs 1.6 s for 12.5 MP with the predictor) and a little smaller. Other modes,
+    pages and zstd stay with Pillow. Only pixels and ICC here; tiff_with_metadata adds the rest."""
+    import pyvips  # noqa: PLC0415
+
+    bands = len(im.getbands())
+    vimg = pyvips.Image.new_from_memory(im.tobytes(), im.width, im.height, bands, "uchar")
+    vimg = vimg.copy(interpretation="srgb" if bands == 3 else "b-w")
+    keep = "none"
+    if icc:
+        vimg.set_type(pyvips.GValue.blob_type, "icc-profile-data", icc)
+        keep = "icc"
+    options: dict[str, Any] = {"compression": compression, "keep": keep}
+    if compression != "none":
+        options["predictor"] = "horizontal" if predictor else "none"
+    try:
+        return bytes(vimg.tiffsave_buffer(**options))
+    except pyvips.Error as exc:
+        raise EncodeError(f"cannot write TIFF: {str(exc).strip()}") from None
 
 
 _TAG_INTEROP: Final = 0xA005
