@@ -83,9 +83,12 @@ class Source:
         return self._frames
 
 
-def identify(data: bytes) -> Image.Image:
-    """Open lazily with the format allowlist; raise InputError if the content is not an allowed image."""
+def identify(data: bytes, *, max_pixels: int | None = None) -> Image.Image:
+    """Open lazily with the format allowlist; raise InputError if the content is not an allowed image.
+    With max_pixels, Pillow's decompression-bomb check uses that limit."""
     register_codecs()
+    if max_pixels is not None:
+        Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         return Image.open(io.BytesIO(data), formats=PIL_ALLOWLIST)
     except UnidentifiedImageError:
@@ -127,7 +130,13 @@ def auxiliary_losses(im: Image.Image, meta: Metadata) -> list[str]:
     return losses
 
 
-def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, edge: int | None = None) -> Source:
+def decode(
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    edge: int | None = None,
+    opened: Image.Image | None = None,
+) -> Source:
     """Decode the primary image completely before anything is written; raise InputError if it is bad.
 
     `edge`: the longest edge any output needs (None: full size). A JPEG at least twice that size is
@@ -138,7 +147,9 @@ def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, edge: int | Non
     fmt_hint = data[4:12]
     if fmt_hint[:4] == b"ftyp":
         check_bmff(data)
-    im = identify(data)
+    # Reused only while nothing was decoded yet: PNG's getexif() loads the pixels (at 8 bits) and
+    # empties the tile list that the bit depth is read from.
+    im = opened if opened is not None and getattr(opened, "tile", None) else identify(data)
     fmt = name_of(im.format)
     if fmt is None:
         raise InputError(f"format {im.format} is not allowed")

@@ -91,10 +91,11 @@ class _Work:
     notes: imaging.Notes = field(default_factory=imaging.Notes)
 
 
-def content_facts(data: bytes, mtime: float | None) -> Content | None:
-    """Size, camera and date from the image header (no pixels decoded); None if it cannot be read."""
+def content_facts(data: bytes, mtime: float | None, opened: Image.Image | None = None) -> Content | None:
+    """Size, camera and date from the image header (no pixels decoded); None if it cannot be read.
+    `opened`: the same bytes already opened by imaging.identify (the header is parsed once per job)."""
     try:
-        im = imaging.identify(data)
+        im = opened if opened is not None else imaging.identify(data)
         ex = im.getexif()
     except (InputError, OSError, ValueError, SyntaxError):
         return None
@@ -186,7 +187,9 @@ def examine(data: bytes, relpath: str, rules: tuple[Rule, ...], *, facts: Facts 
     return decide(rules, replace(base, relpath=relpath, format=fmt, content=content))
 
 
-def _read(job: Job, started: float) -> Outcome | tuple[bytes, os.stat_result, Facts, tuple[Rule, ...]]:
+def _read(
+    job: Job, started: float
+) -> Outcome | tuple[bytes, os.stat_result, Facts, tuple[Rule, ...], Image.Image | None]:
     """Read the input once and decide; an Outcome when there is nothing more to do."""
     try:
         with job.src.open("rb") as fp:
@@ -206,11 +209,18 @@ def _read(job: Job, started: float) -> Outcome | tuple[bytes, os.stat_result, Fa
         if is_transient(exc) or exc.errno in (errno.EACCES, errno.EPERM):
             return Outcome(job.src, "retry", error=f"{type(exc).__name__}: {exc}", ms=_ms(started))
         raise
-    facts = replace(facts, content=content_facts(data, st.st_mtime))
+    try:
+        with warnings.catch_warnings():
+            # Past max_image_pixels: decode() refuses it with the limit in the message.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened: Image.Image | None = imaging.identify(data, max_pixels=job.max_pixels)
+    except InputError:
+        opened = None  # decode() says why, when a rule wants the pixels
+    facts = replace(facts, content=content_facts(data, st.st_mtime, opened))
     chain = examine(data, job.relpath, job.rules, facts=facts).rules
     if not chain:
         return Outcome(job.src, "unmatched", bytes_in=len(data), ms=_ms(started))
-    return data, st, facts, chain
+    return data, st, facts, chain, opened
 
 
 def run_job(job: Job) -> Outcome:
@@ -220,7 +230,7 @@ def run_job(job: Job) -> Outcome:
     got = _read(job, started)
     if isinstance(got, Outcome):
         return replace(got, started_at=began)
-    data, st, facts, chain = got
+    data, st, facts, chain, opened = got
     digest = hashlib.sha256(data).hexdigest()
     names = "+".join(r.name for r in chain)
     base = Outcome(job.src, "quarantined", rule=names, bytes_in=len(data), sha256=digest, started_at=began)
@@ -239,7 +249,9 @@ def run_job(job: Job) -> Outcome:
         with warnings.catch_warnings(record=True) as seen:
             source = None
             if any(o.format != "copy" for r in chain for o in r.outputs):
-                source = imaging.decode(data, max_pixels=job.max_pixels, edge=_largest_edge(chain))
+                source = imaging.decode(
+                    data, max_pixels=job.max_pixels, edge=_largest_edge(chain), opened=opened
+                )
                 base = replace(base, format=source.format, orientation=source.orientation)
                 for loss in source.losses:
                     work.notes.warn("auxiliary.dropped", error=loss)
