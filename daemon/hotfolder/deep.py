@@ -150,13 +150,18 @@ def png_bytes(deep: Deep, *, level: int) -> bytes:
 
 def tiff_bytes(deep: Deep, *, compression: str, predictor: bool) -> bytes:
     """A 16-bit TIFF of the pixels with its ICC profile; the caller adds the other metadata."""
+    vimg = _to_vips(deep.pixels).copy(interpretation="rgb16" if deep.bands >= 3 else "grey16")
+    return vips_tiff(vimg, deep.icc, compression=compression, predictor=predictor)
+
+
+def vips_tiff(vimg: Any, icc: bytes | None, *, compression: str, predictor: bool) -> bytes:
+    """A libvips image as TIFF bytes: pixels and ICC only (tiff_with_metadata adds the rest)."""
     import pyvips  # noqa: PLC0415
 
-    vimg = _to_vips(deep.pixels)
-    vimg = vimg.copy(interpretation="rgb16" if deep.bands >= 3 else "grey16")
     keep = "none"
-    if deep.icc:
-        vimg.set_type(pyvips.GValue.blob_type, "icc-profile-data", deep.icc)
+    if icc:
+        vimg = vimg.copy()  # metadata is set on a copy: libvips images are shared and immutable
+        vimg.set_type(pyvips.GValue.blob_type, "icc-profile-data", icc)
         keep = "icc"
     options: dict[str, Any] = {"compression": compression, "keep": keep}
     if compression != "none":
@@ -164,7 +169,7 @@ def tiff_bytes(deep: Deep, *, compression: str, predictor: bool) -> bytes:
     try:
         return bytes(vimg.tiffsave_buffer(**options))
     except pyvips.Error as exc:
-        raise EncodeError(f"cannot write 16-bit TIFF: {str(exc).strip()}") from None
+        raise EncodeError(f"cannot write TIFF: {str(exc).strip()}") from None
 
 
 def heif_file(deep: Deep, *, bit_depth: int) -> Any:

@@ -220,17 +220,7 @@ def _vips_tiff(im: Image.Image, icc: bytes | None, *, compression: str, predicto
     bands = len(im.getbands())
     vimg = pyvips.Image.new_from_memory(im.tobytes(), im.width, im.height, bands, "uchar")
     vimg = vimg.copy(interpretation="srgb" if bands == 3 else "b-w")
-    keep = "none"
-    if icc:
-        vimg.set_type(pyvips.GValue.blob_type, "icc-profile-data", icc)
-        keep = "icc"
-    options: dict[str, Any] = {"compression": compression, "keep": keep}
-    if compression != "none":
-        options["predictor"] = "horizontal" if predictor else "none"
-    try:
-        return bytes(vimg.tiffsave_buffer(**options))
-    except pyvips.Error as exc:
-        raise EncodeError(f"cannot write TIFF: {str(exc).strip()}") from None
+    return deepmod.vips_tiff(vimg, icc, compression=compression, predictor=predictor)
 
 
 _TAG_INTEROP: Final = 0xA005
