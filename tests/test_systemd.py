@@ -104,6 +104,9 @@ def test_every_codec_runs_under_memory_deny_write_execute(tmp_path: Path) -> Non
             ("heif", "lossless = true\n"),
         )
     ).replace('path = "heif/{stem}.heif"\nlossless', 'path = "heifl/{stem}.heif"\nlossless')
+    # Shrinking (libvips, Pillow for alpha) and 16-bit resizing run under MDWE too.
+    outputs += '[[rule.output]]\nformat = "jpeg"\nmax_edge = 60\npath = "small/{stem}.jpg"\n'
+    outputs += '[[rule.output]]\nformat = "png"\nmax_edge = 60\npath = "smallpng/{stem}.png"\n'
     write_config(tmp_path, '[[rule]]\nname = "all"\n' + outputs)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -116,5 +119,5 @@ def test_every_codec_runs_under_memory_deny_write_execute(tmp_path: Path) -> Non
                             capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
     assert "done 9" in result.stderr
-    for folder in ("png", "tiff", "jpeg", "webp", "avif", "heif", "heifl"):
+    for folder in ("png", "tiff", "jpeg", "webp", "avif", "heif", "heifl", "small", "smallpng"):
         assert len(list((tmp_path / "outbox" / folder).iterdir())) == len(names), folder
