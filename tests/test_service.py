@@ -252,3 +252,32 @@ def test_a_small_file_is_not_stuck_behind_heif_encodes(tmp_path: Path) -> None:
         wait_for(lambda: len(list((tmp_path / "outbox").glob("*.heic"))) == 3, seconds=180)
     finally:
         stop(proc, tmp_path)
+
+
+def test_a_crashed_worker_costs_one_attempt_not_the_daemon(tmp_path: Path) -> None:
+    """SIGKILL a worker in the middle of a job (as the OOM killer would): the pool is replaced, the job
+    is retried and its outputs appear; the daemon keeps running."""
+    rules = (
+        '[[rule]]\nname = "slow"\n[[rule.output]]\nformat = "heif"\nlossless = true\npath = "{stem}.heic"\n'
+    )
+    write_config(tmp_path, rules)
+    (tmp_path / "inbox").mkdir()
+    proc = start(tmp_path, {})
+    try:
+        wait_for((tmp_path / "state" / "lock").exists)
+        time.sleep(1.0)
+        photo = sorted((ROOT.parent / "shared" / "photos").glob("*.jpg"))[0]
+        shutil.copy(photo, tmp_path / "inbox" / "big.jpg")
+        wait_for(lambda: bool(_workers(proc.pid)))
+        time.sleep(1.5)  # inside the (long) lossless encode
+        for pid in _workers(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+        wait_for((tmp_path / "outbox" / "big.heic").exists, seconds=240)
+        assert proc.poll() is None
+    finally:
+        events = stop(proc, tmp_path)
+    names = [e["event"] for e in events]
+    assert "pool.restarted" in names
+    retry = next(e for e in events if e["event"] == "job.retry")
+    assert "worker process died" in str(retry["error"]) and retry["attempt"] == 1
+    assert names.count("job.done") == 1 and not (tmp_path / "quarantine").exists()
