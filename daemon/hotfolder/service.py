@@ -58,6 +58,12 @@ def _worker_init() -> None:
     register_codecs()
 
 
+def _kill_workers() -> None:
+    """SIGKILL every worker process (the daemon's only children)."""
+    for child in multiprocessing.active_children():
+        child.kill()
+
+
 def make_executor(workers: int) -> Executor:
     """A pool of worker processes; spawned (not forked) because the daemon runs observer threads."""
     return ProcessPoolExecutor(
@@ -199,6 +205,7 @@ class Engine:
             pending = self.inflight.pop(future)
             try:
                 outcome = future.result()
+                self.stuck.discard(pending.job.src)  # finished after all, just before its worker was stopped
             except BrokenProcessPool as exc:
                 broken = True
                 outcome = self._lost(pending, exc)
@@ -227,8 +234,7 @@ class Engine:
             self.log.error("job.timeout", src=str(p.job.src), error=f"still running after {limit:g} s",
                            ms=round((now - p.submitted) * 1000, 1))  # fmt: skip
         # Which worker runs which job is not known: all of them stop; the others' jobs are retried.
-        for child in multiprocessing.active_children():
-            child.kill()
+        _kill_workers()
 
     def _lost(self, pending: _Pending, exc: BaseException) -> Outcome:
         """The outcome of a job whose worker died: stuck ones are quarantined, the others retried."""
@@ -256,8 +262,7 @@ class Engine:
     def shutdown(self, *, abandon: bool) -> None:
         """Stop the pool: wait for it, or (abandon) kill its workers at once."""
         if abandon:
-            for child in multiprocessing.active_children():
-                child.kill()
+            _kill_workers()
             self.executor.shutdown(wait=False, cancel_futures=True)
         else:
             self.executor.shutdown(wait=True)
