@@ -278,7 +278,7 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def latency_inputs(folder: Path, n: int) -> list[bytes]:
+def latency_inputs(n: int) -> list[bytes]:
     """n distinct small JPEGs (crops of a real photo), so none is skipped as a duplicate."""
     with Image.open(PHOTOS[0]) as im:
         im.draft("RGB", (1020, 768))
@@ -299,7 +299,7 @@ def bench_latency() -> None:
     n = 200
     rules = '[[rule.output]]\nformat = "jpeg"\nprofile = "web"\nmax_edge = 320\npath = "{stem}.jpg"\n'
     folder = workspace("latency", rules)
-    payloads = latency_inputs(folder, n)
+    payloads = latency_inputs(n)
     seen: dict[str, float] = {}
 
     class Seen(FileSystemEventHandler):
