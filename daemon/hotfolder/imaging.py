@@ -147,9 +147,9 @@ def decode(
     fmt_hint = data[4:12]
     if fmt_hint[:4] == b"ftyp":
         check_bmff(data)
-    # Reused only while nothing was decoded yet: PNG's getexif() loads the pixels (at 8 bits) and
-    # empties the tile list that the bit depth is read from.
-    im = opened if opened is not None and getattr(opened, "tile", None) else identify(data)
+    # Reused as it is: a PNG without an early eXIf chunk was already decoded by getexif() (which
+    # looks for a late one), and decoding it again would double the job's biggest cost.
+    im = opened if opened is not None else identify(data)
     fmt = name_of(im.format)
     if fmt is None:
         raise InputError(f"format {im.format} is not allowed")
@@ -203,11 +203,9 @@ def _bit_depth(im: Image.Image, fmt: str, data: bytes) -> int:
         return int(im.info.get("bit_depth", 8))
     if fmt == "avif":
         return _pixi_depth(data)
-    tile = getattr(im, "tile", None)
-    if fmt == "png" and tile:
-        args = tile[0].args
-        rawmode = args[0] if isinstance(args, tuple) else args
-        return 16 if isinstance(rawmode, str) and ";16" in rawmode else 8
+    if fmt == "png":
+        # From IHDR, not from Pillow's tile list, which is gone once the pixels are loaded.
+        return 16 if data[12:16] == b"IHDR" and data[24] == 16 else 8
     if fmt == "tiff":
         depth = im.tag_v2.get(258, (8,))  # type: ignore[attr-defined]
         return max(depth) if isinstance(depth, tuple) else int(depth)

@@ -216,7 +216,10 @@ def _read(
             opened: Image.Image | None = imaging.identify(data, max_pixels=job.max_pixels)
     except InputError:
         opened = None  # decode() says why, when a rule wants the pixels
-    facts = replace(facts, content=content_facts(data, st.st_mtime, opened))
+    content = content_facts(data, st.st_mtime, opened)
+    if content is None:
+        opened = None  # it failed part way (a truncated file): decode() opens afresh and says why
+    facts = replace(facts, content=content)
     chain = examine(data, job.relpath, job.rules, facts=facts).rules
     if not chain:
         return Outcome(job.src, "unmatched", bytes_in=len(data), ms=_ms(started))
