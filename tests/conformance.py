@@ -23,15 +23,18 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "daemon"))
+sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np  # noqa: E402
 import pillow_heif  # noqa: E402
 import pyvips  # noqa: E402
 from PIL import Image, ImageChops, ImageOps  # noqa: E402
 
+from conftest import Processed as Outcome  # noqa: E402
+from conftest import process_job  # noqa: E402
 from hotfolder.formats import register_codecs  # noqa: E402
 from hotfolder.outputs import Output  # noqa: E402
-from hotfolder.pipeline import Job, Outcome, run_job  # noqa: E402
+from hotfolder.pipeline import Job  # noqa: E402
 from hotfolder.rules import Rule, load_rules  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -71,8 +74,8 @@ def run_one(args: tuple[Path, int, Output, Path]) -> tuple[str, str, Outcome, Pa
     (folder / "in").mkdir(parents=True)
     shutil.copy(src, folder / "in" / src.name)
     rule = Rule(name=recipe_name(output), file=None, outputs=(output,))
-    outcome = run_job(Job(src=folder / "in" / src.name, relpath=src.name, rules=(rule,),
-                          output_root=folder / "out", quarantine=folder / "quarantine"))  # fmt: skip
+    outcome = process_job(Job(src=folder / "in" / src.name, relpath=src.name, rules=(rule,),
+                          output_root=folder / "out"))  # fmt: skip
     return src.name, recipe_name(output), outcome, folder
 
 
@@ -154,7 +157,7 @@ def eight_bit(deep: np.ndarray) -> Image.Image:
 def judge(src: Path, output: Output, outcome: Outcome, folder: Path,
           src_meta: dict[str, Any], out_meta: dict[str, Any]) -> Cell:  # fmt: skip
     cell = Cell(src.name, recipe_name(output), "pass")
-    cell.notes = [f"{e}: {f.get('item', '')} {f.get('error', '')}".strip() for e, f in outcome.notes]
+    cell.notes = [f"{e}: {f.get('item', '')} {f.get('error', '')}".strip() for e, f in outcome.outcome.notes]
     if outcome.status == "quarantined":
         error = outcome.error or ""
         known = error.startswith("InputError") or any(k in error for k in KNOWN_LIMITS)

@@ -5,17 +5,26 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from hotfolder import dispose
+from hotfolder.commit import Committer, Written
+from hotfolder.dispose import Disposed, Read
+from hotfolder.engine import quarantine_note
+from hotfolder.ledger import Ledger, Record
 from hotfolder.outputs import Output, parse_output
 from hotfolder.pipeline import Job, Outcome, run_job
 from hotfolder.rules import Rule
+from hotfolder.status import Result
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -79,15 +88,69 @@ def output(**options: object) -> Output:
     return made
 
 
-def run_outputs(tmp_path: Path, src: Path, *outputs: Output, name: str | None = None) -> Outcome:
+@dataclass(frozen=True)
+class Processed:
+    """One job as the daemon ends it: staged by the worker code, then committed or quarantined."""
+
+    status: str
+    outcome: Outcome
+    written: tuple[Written, ...] = ()
+    quarantined_to: Path | None = None
+    original: str | None = None
+
+    @property
+    def error(self) -> str | None:
+        return self.outcome.error
+
+    @property
+    def rule(self) -> str | None:
+        return self.outcome.rule
+
+    @property
+    def format(self) -> str | None:
+        return self.outcome.format
+
+    @property
+    def notes(self) -> tuple[tuple[str, dict[str, object]], ...]:
+        return self.outcome.notes
+
+
+def process_job(job: Job, *, state: Path | None = None, quarantine: Path | None = None) -> Processed:
+    """run_job in this process, then the daemon's own commit (or quarantine, without the settle wait)."""
+    state = state or job.output_root.parent / "state"
+    quarantine = quarantine or job.output_root.parent / "quarantine"
+    outcome = run_job(job)
+    if outcome.result in (Result.STAGED, Result.DUPLICATE):
+        ledger = Ledger(state)
+        try:
+            status = "duplicate" if outcome.result is Result.DUPLICATE else "done"
+            assert outcome.identity is not None
+            record = Record(job.src, outcome.identity, status, sha256=outcome.sha256, rule=outcome.rule,
+                            chain=outcome.chain)  # fmt: skip
+            committed = Committer(ledger, output_root=job.output_root).commit(job, outcome, record)
+        finally:
+            ledger.close()
+        return Processed(status, outcome, committed.written, original=committed.disposed.summary)
+    if outcome.result is Result.BROKEN:
+        assert outcome.identity is not None
+        if outcome.identity.size == 0:
+            return Processed("empty", outcome)  # not an arrival yet: never quarantined
+        read = Read(job.src, outcome.identity, outcome.sha256, outcome.read_ns)
+        note = quarantine_note(job, outcome, attempts=1)
+        parked = dispose.quarantine(read, quarantine / job.relpath, quarantine, note)
+        assert not isinstance(parked, Disposed), parked
+        return Processed("quarantined", outcome, quarantined_to=parked[0])
+    return Processed(str(outcome.result), outcome)
+
+
+def run_outputs(tmp_path: Path, src: Path, *outputs: Output, name: str | None = None) -> Processed:
     """Copy a file into tmp_path/in and run one job over it with the given outputs."""
     inbox = tmp_path / "in"
     inbox.mkdir(exist_ok=True)
     dst = inbox / (name or src.name)
     shutil.copy(src, dst)
     rule = Rule(name="test", file=None, outputs=tuple(outputs))
-    return run_job(Job(src=dst, relpath=dst.name, rules=(rule,), output_root=tmp_path / "out",
-                       quarantine=tmp_path / "quarantine"))  # fmt: skip
+    return process_job(Job(src=dst, relpath=dst.name, rules=(rule,), output_root=tmp_path / "out"))
 
 
 def exiftool(path: Path) -> dict[str, object]:
@@ -98,3 +161,85 @@ def exiftool(path: Path) -> dict[str, object]:
                          check=True).stdout  # fmt: skip
     data: dict[str, object] = json.loads(out)[0]
     return data
+
+
+class DaemonProcess:
+    """The real daemon as a subprocess, its JSON log in a file; waits are for events, never sleeps."""
+
+    def __init__(self, cwd: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.cwd = cwd
+        self.log = cwd / f"daemon-{os.getpid()}-{id(self)}.jsonl"
+        full = {**os.environ, "PYTHONPATH": str(ROOT / "daemon"), **(env or {})}
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hotfolder", "run", "--log-format", "json", *args],
+                cwd=cwd, env=full, stdout=out, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+
+    def events(self) -> list[dict[str, object]]:
+        """Every event logged so far."""
+        found = []
+        for line in self.log.read_text().splitlines():
+            if line.startswith("{"):
+                try:
+                    found.append(json.loads(line))
+                except ValueError:
+                    continue  # the last line may be half written
+        return found
+
+    def named(self, event: str) -> list[dict[str, object]]:
+        return [e for e in self.events() if e["event"] == event]
+
+    def wait(self, check: object, seconds: float = 60, *, what: str = "") -> None:
+        """Until check() is true; fails at once, with the daemon's stderr, if the daemon exits."""
+        assert callable(check)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if check():
+                return
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read() if self.proc.stderr else ""
+                raise AssertionError(
+                    f"daemon exited ({self.proc.returncode}) while waiting for {what}: {err}"
+                )
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what or check}; last events: {self.events()[-5:]}")
+
+    def wait_event(self, event: str, seconds: float = 60, **fields: object) -> dict[str, object]:
+        """The first event of this name whose fields include `fields` (values compared as text)."""
+        found: list[dict[str, object]] = []
+
+        def seen() -> bool:
+            found[:] = [
+                e for e in self.named(event) if all(str(e.get(k)) == str(v) for k, v in fields.items())
+            ]
+            return bool(found)
+
+        self.wait(seen, seconds, what=f"{event} {fields}")
+        return found[0]
+
+    def started(self) -> DaemonProcess:
+        self.wait_event("daemon.started")
+        return self
+
+    def stop(self, *, expect: int = 0) -> list[dict[str, object]]:
+        """SIGTERM, then the whole log; the exit code must be `expect`."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        _, err = self.proc.communicate(timeout=90)
+        assert self.proc.returncode == expect, err
+        return self.events()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate(timeout=60)
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[DaemonProcess]]:
+    """Daemons a test starts are killed at its end, whatever happened."""
+    started: list[DaemonProcess] = []
+    yield started
+    for d in started:
+        d.kill()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -23,8 +24,8 @@ from conftest import CORPUS, ROOT
 pytestmark = pytest.mark.slow
 
 
-def spawn(cwd: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
+def spawn(cwd: Path, log: Path, extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon"), **(extra or {})}
     with log.open("ab") as out:
         command = [sys.executable, "-m", "hotfolder", "run", "--log-format", "json"]
         return subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -156,6 +157,114 @@ def test_kill_9_loop_leaves_no_partial_output_and_no_duplicate(tmp_path: Path) -
     )
 
 
+MOVE_RULES = """\
+[[rule]]
+name = "move"
+original = "move"
+original_path = "done/{name}"
+[[rule.output]]
+format = "png"
+path = "archive/{stem}.png"
+[[rule.output]]
+format = "jpeg"
+max_edge = 48
+path = "web/{stem}.jpg"
+"""
+
+
+def agreement(root: Path, sha_of: dict[str, str]) -> int:
+    """Ledger, outputs and originals tell the same story; returns how many inputs are done.
+
+    No commit is left open; every done row's outputs exist and its original is in done/ with the
+    bytes that were read; every visible output and every filed original belongs to a done row."""
+    db = sqlite3.connect(root / "state" / "ledger.sqlite3")
+    try:
+        assert db.execute("SELECT count(*) FROM intents").fetchone()[0] == 0, "a commit left open"
+        rows = db.execute("SELECT path, status, outputs, original FROM inputs").fetchall()
+    finally:
+        db.close()
+    outputs, filed = set(), set()
+    for path, status, written, original in rows:
+        assert status == "done", (path, status, original)
+        for out in json.loads(written):
+            assert Path(out).is_file(), f"recorded output missing: {out}"
+            outputs.add(out)
+        assert Path(original).is_file() and not Path(path).exists(), (path, original)
+        assert hashlib.sha256(Path(original).read_bytes()).hexdigest() == sha_of[Path(path).name]
+        filed.add(original)
+    visible = {str(p) for p in (root / "outbox").rglob("*") if p.is_file() and ".hf-" not in p.name}
+    assert visible == outputs | filed, sorted(visible ^ (outputs | filed))[:5]
+    return len(rows)
+
+
+def test_kill_9_inside_commits_keeps_ledger_outputs_and_originals_in_agreement(tmp_path: Path) -> None:
+    """Originals moved: 16 kills, half at random moments, half at a named point of a commit (after
+    the intent, after the renames, after the disposal of the original, before the ledger write). After
+    every restart, and at the end, the ledger, the outputs and the originals agree."""
+    rng = random.Random(20261201)
+    sources = make_images(tmp_path / "staging", 150)
+    sha_of = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sources}
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "main.toml").write_text(MOVE_RULES)
+    (tmp_path / "hotfolder.toml").write_text(
+        'rules = ["rules/*.toml"]\noutput_root = "outbox"\nstate_dir = "state"\nworkers = 2\n'
+        '[[watch]]\npath = "inbox"\n'
+    )
+    (tmp_path / "inbox").mkdir()
+    log = tmp_path / "daemon.log"
+
+    def feed() -> None:
+        for src in sources:
+            (tmp_path / "inbox" / src.name).write_bytes(src.read_bytes())
+            time.sleep(0.03)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    points = ["after-intent", "after-renames", "after-disposal"]
+    faults = 0
+    for kill in range(16):
+        flag = tmp_path / "recovered"
+        env = {"HOTFOLDER_TEST_PAUSE_AT": "recovered", "HOTFOLDER_TEST_PAUSE_FILE": str(flag)}
+        if kill % 2:
+            env["HOTFOLDER_TEST_KILL_AT"] = f"{points[kill % 3]}:{rng.randint(1, 6)}"
+        proc = spawn(tmp_path, log, env)
+        deadline = time.monotonic() + 60
+        while not flag.exists():  # paused once the interrupted commits are finished, before any new one
+            assert proc.poll() is None, "the daemon died at start"
+            assert time.monotonic() < deadline, "the daemon never finished its recovery"
+            time.sleep(0.02)
+        agreement(tmp_path, sha_of)
+        flag.unlink()
+        if "HOTFOLDER_TEST_KILL_AT" in env:
+            try:
+                proc.wait(timeout=30)  # it kills itself at the named point
+                faults += 1
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        else:
+            time.sleep(rng.uniform(0.2, 1.0))
+            proc.kill()
+            proc.wait()
+    feeder.join()
+    proc = spawn(tmp_path, log)
+    deadline = time.monotonic() + 300
+    while list((tmp_path / "inbox").iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 0
+    assert agreement(tmp_path, sha_of) == 150
+    assert sorted(p.name for p in (tmp_path / "outbox" / "done").iterdir()) == sorted(sha_of)
+    assert len(list((tmp_path / "outbox" / "archive").iterdir())) == 150
+    assert not [p for p in tmp_path.rglob("*") if ".hf-" in p.name], "temp files left"
+    assert faults >= 6, f"only {faults} kills at a named point"
+    finished = log.read_text().count('"intent.finished"')
+    print(
+        f"\nkill -9 inside commits: 150 files, 16 kills ({faults} at a named point), "
+        f"{finished} intents finished"
+    )
+
+
 def test_burst_of_2000_files(tmp_path: Path) -> None:
     """2,000 files dropped at once: all processed, none twice; peak memory of the process tree bounded."""
     (tmp_path / "inbox").mkdir()
@@ -193,9 +302,11 @@ def test_broken_corpus_files_are_quarantined_while_good_ones_flow(tmp_path: Path
     (tmp_path / "inbox").mkdir()
     proc = spawn(tmp_path, tmp_path / "daemon.log")
     time.sleep(2)
-    images = [p for p in CORPUS.iterdir() if p.suffix not in {".md", ".tsv"}]
-    for p in images:
+    everything = [p for p in CORPUS.iterdir() if p.suffix not in {".md", ".tsv"}]
+    for p in everything:
         shutil.copy(p, tmp_path / "inbox" / p.name)
+    # A zero-byte file is not an arrival: it is looked at for a minute, never quarantined.
+    images = [p for p in everything if p.stat().st_size]
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         events = [
@@ -210,7 +321,7 @@ def test_broken_corpus_files_are_quarantined_while_good_ones_flow(tmp_path: Path
     assert proc.wait(timeout=120) == 0
     quarantined = {Path(e["src"]).name: e["error"] for e in events if e["event"] == "job.quarantined"}
     broken = {
-        "truncated_jpeg.jpg", "truncated_image.png", "ultrahdr.jpg", "broken.png", "empty.heic",
+        "truncated_jpeg.jpg", "truncated_image.png", "ultrahdr.jpg", "broken.png",
         "corrupted.hif", "decompression_bomb.gif", "65536-uint32-limit.png", "png_decompression_dos.png",
         "monkey12.jpg",
     }  # fmt: skip
@@ -220,3 +331,4 @@ def test_broken_corpus_files_are_quarantined_while_good_ones_flow(tmp_path: Path
         assert note["error"] and note["error_class"] == "InputError"
     done = {Path(e["src"]).name for e in events if e["event"] in {"job.done", "file.duplicate"}}
     assert done == {p.name for p in images} - broken
+    assert (tmp_path / "inbox" / "empty.heic").exists()

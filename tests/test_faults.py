@@ -19,31 +19,32 @@ import pytest
 from conftest import ROOT, corpus, output
 from hotfolder import logs
 from hotfolder.config import load_config
+from hotfolder.identity import FileIdentity
 from hotfolder.pipeline import Job, run_job
 from hotfolder.rules import Rule
 from hotfolder.service import remove_leftover_temps
+from hotfolder.status import Result, RetryReason
 
 
 def test_truncated_file_still_growing_is_retried_not_quarantined(tmp_path: Path) -> None:
-    """A decode failure while the source differs from what the dispatcher saw is transient."""
+    """A file that differs from what the dispatcher saw is still arriving: deferred, not broken."""
     src = tmp_path / "in" / "photo.jpg"
     src.parent.mkdir()
     data = corpus("canon_eos_7d.jpg").read_bytes()
-    src.write_bytes(data[: len(data) // 2])
+    src.write_bytes(data[: len(data) // 4])
+    seen = FileIdentity.at(src)
+    with src.open("ab") as fp:
+        fp.write(data[len(data) // 4 : len(data) // 2])
     rule = Rule("r", None, outputs=(output(format="png"),))
-    where = {"output_root": tmp_path / "out", "quarantine": tmp_path / "q"}
-    job = Job(src=src, relpath="photo.jpg", rules=(rule,), seen=(len(data) // 4, 0), **where)
-    outcome = run_job(job)
-    assert outcome.status == "retry" and "still changing" in (outcome.error or "")
-    assert src.exists() and not (tmp_path / "q").exists()
-    stable = Job(
-        src=src,
-        relpath="photo.jpg",
-        rules=(rule,),
-        seen=(src.stat().st_size, src.stat().st_mtime_ns),
-        **where,
+    outcome = run_job(
+        Job(src=src, relpath="photo.jpg", rules=(rule,), output_root=tmp_path / "out", seen=seen)
     )
-    assert run_job(stable).status == "quarantined"  # once it holds still, a broken file is broken
+    assert (outcome.result, outcome.retry) == (Result.RETRY, RetryReason.DEFERRED)
+    assert src.exists() and not (tmp_path / "out").exists()
+    stable = Job(
+        src=src, relpath="photo.jpg", rules=(rule,), output_root=tmp_path / "out", seen=FileIdentity.at(src)
+    )
+    assert run_job(stable).result is Result.BROKEN  # once it holds still, a broken file is broken
 
 
 def test_leftover_temps_are_removed_at_start(tmp_path: Path) -> None:
@@ -154,20 +155,6 @@ def test_sigterm_abandons_a_long_job_cleanly_and_it_is_redone(tmp_path: Path) ->
     rerun.send_signal(signal.SIGTERM)
     rerun.communicate(timeout=60)
     assert (tmp_path / "outbox" / "pug.heic").exists()
-
-
-def test_redo_after_a_crash_reuses_the_claimed_name(tmp_path: Path) -> None:
-    """With on_conflict = counter, a job redone (its first run never recorded as done) writes to
-    the name it claimed, not to a new -1."""
-    src = tmp_path / "in" / "h.bmp"
-    src.parent.mkdir()
-    shutil.copy(corpus("hopper.bmp"), src)
-    rule = Rule("r", None, outputs=(output(format="png", on_conflict="counter"),))
-    where = {"output_root": tmp_path / "out", "quarantine": tmp_path / "q", "state_dir": tmp_path / "state"}
-    job = Job(src=src, relpath="h.bmp", rules=(rule,), **where)
-    first, redo = run_job(job), run_job(job)
-    assert first.written[0].dst == redo.written[0].dst == tmp_path / "out" / "h.png"
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["h.png"]
 
 
 @pytest.mark.slow

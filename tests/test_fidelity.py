@@ -13,12 +13,12 @@ import pytest
 import pyvips
 from PIL import Image, ImageChops, ImageCms
 
-from conftest import corpus, exiftool, output, run_outputs
+from conftest import corpus, exiftool, output, process_job, run_outputs
 from hotfolder import encode, imaging
 from hotfolder.formats import register_codecs
 from hotfolder.match import Facts, decide
 from hotfolder.metadata import Metadata
-from hotfolder.pipeline import Job, examine, run_job
+from hotfolder.pipeline import Job, examine
 from hotfolder.rules import Match, Rule
 
 register_codecs()
@@ -348,8 +348,8 @@ def test_pixel_limit_is_configurable(tmp_path: Path) -> None:
     src = tmp_path / "in.png"
     Image.new("RGB", (300, 300)).save(src)
     job = Job(src=src, relpath="in.png", rules=(Rule("r", None, outputs=(output(format="png"),)),),
-              output_root=tmp_path / "out", quarantine=tmp_path / "q", max_pixels=50_000)  # fmt: skip
-    outcome = run_job(job)
+              output_root=tmp_path / "out", max_pixels=50_000)  # fmt: skip
+    outcome = process_job(job)
     assert outcome.status == "quarantined" and "max_image_pixels" in (outcome.error or "")
 
 
@@ -362,9 +362,8 @@ def test_camera_raw_is_never_decoded_and_may_be_copied(tmp_path: Path) -> None:
     assert examine(head, "renamed.tif", (Rule("any", None, outputs=(output(format="png"),)),)).rule is None
     copy_rule = Rule("raw", None, match=Match(formats=frozenset({"raw"})), outputs=(output(format="copy"),))
     assert decide([copy_rule], Facts("photo.dng", "raw")).rule is copy_rule
-    job = Job(src=dng, relpath="photo.dng", rules=(copy_rule,), output_root=tmp_path / "out",
-              quarantine=tmp_path / "q")  # fmt: skip
-    assert only_output(run_job(job)).read_bytes() == dng.read_bytes()
+    job = Job(src=dng, relpath="photo.dng", rules=(copy_rule,), output_root=tmp_path / "out")  # fmt: skip
+    assert only_output(process_job(job)).read_bytes() == dng.read_bytes()
 
 
 # 8. Verify before commit, all or nothing -------------------------------------------------------

@@ -90,15 +90,15 @@ def test_mutated_inputs_never_crash_the_daemon(
     assert result.returncode in (0, 1), result.stderr[-3000:]
     counts = dict(part.rsplit(" ", 1) for part in result.stderr.strip().splitlines()[-1].split(", "))
     assert counts["failed"] == "0", result.stderr[-3000:]
-    ended = sum(int(counts[k]) for k in ("done", "quarantined", "unmatched", "duplicate"))
+    ended = sum(int(counts[k]) for k in ("done", "quarantined", "unmatched", "duplicate", "empty"))
     assert ended == BATCH, counts
     for sidecar in (work / "quarantine").glob("*.json"):
         note = json.loads(sidecar.read_text())
         assert note["error"] and (work / "quarantine" / sidecar.name[:-5]).exists()
     assert not [p for p in work.rglob("*") if ".hf-" in p.name], "temp files left behind"
     left = {p.name for p in inbox.iterdir()}
-    assert len(left) == int(counts["done"]) + int(counts["unmatched"]) + int(counts["duplicate"])
-    for key in ("done", "quarantined", "unmatched", "duplicate"):
+    assert len(left) == sum(int(counts[k]) for k in ("done", "unmatched", "duplicate", "empty"))
+    for key in ("done", "quarantined", "unmatched", "duplicate", "empty"):
         TRIED[key] = TRIED.get(key, 0) + int(counts[key])
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from conftest import corpus, run_cli
 from hotfolder.fsinfo import filesystem_type, is_network_fs
-from hotfolder.ledger import SCHEMA_VERSION, Identity, Ledger
-from hotfolder.pipeline import Outcome
+from hotfolder.identity import FileIdentity
+from hotfolder.ledger import SCHEMA_VERSION, Ledger, Record
 
 
 def outputs(root: Path) -> list[str]:
@@ -101,9 +101,9 @@ def test_old_ledger_is_migrated_in_place(tmp_path: Path) -> None:
     )
     db.close()
     ledger = Ledger(tmp_path)
-    assert ledger.is_handled(Path("/x"), Identity(1, 2, 3, 4))
+    assert ledger.is_handled(Path("/x"), FileIdentity(1, 2, 3, 4))
     ledger.record(
-        Outcome(Path("/y"), "quarantined", error="x"), Identity(5, 6, 7, 8), watch="inbox", attempts=3
+        Record(Path("/y"), FileIdentity(5, 6, 7, 8), "quarantined", error="x", watch="inbox", attempts=3)
     )
     assert ("inbox", "quarantined", 1) in ledger.summary()
     ledger.close()

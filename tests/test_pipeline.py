@@ -10,9 +10,9 @@ import exifread
 import pytest
 from PIL import Image, ImageChops, ImageOps, ImageStat
 
-from conftest import corpus
+from conftest import corpus, process_job
 from hotfolder.config import load_config
-from hotfolder.pipeline import Job, run_job
+from hotfolder.pipeline import Job
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def job_for(tmp_path: Path, config: object, name: str, as_name: str | None = Non
     dst = tmp_path / "inbox" / (as_name or name)
     shutil.copy(corpus(name), dst)
     return Job(src=dst, relpath=dst.name, rules=config.rules, output_root=config.output_root,  # type: ignore[attr-defined]
-               quarantine=config.quarantine, watch="inbox")  # type: ignore[attr-defined]  # fmt: skip
+               watch="inbox")  # type: ignore[attr-defined]  # fmt: skip
 
 
 def exif_of(path: Path) -> dict[str, str]:
@@ -37,7 +37,7 @@ def exif_of(path: Path) -> dict[str, str]:
 def test_camera_jpeg_gives_png_and_jpeg_with_exif(setup: tuple[Path, object]) -> None:
     """The default rule writes an archival PNG and a web JPEG carrying DateTimeOriginal, Make, Model."""
     tmp_path, config = setup
-    outcome = run_job(job_for(tmp_path, config, "canon_eos_7d.jpg"))
+    outcome = process_job(job_for(tmp_path, config, "canon_eos_7d.jpg"))
     assert outcome.status == "done", outcome.error
     png, jpg = tmp_path / "outbox/archive/canon_eos_7d.png", tmp_path / "outbox/web/canon_eos_7d.jpg"
     assert sorted(w.dst for w in outcome.written) == sorted([png, jpg])
@@ -53,7 +53,7 @@ def test_camera_jpeg_gives_png_and_jpeg_with_exif(setup: tuple[Path, object]) ->
 def test_orientation_is_applied_once(setup: tuple[Path, object]) -> None:
     """An EXIF Orientation=6 source comes out upright with Orientation 1, matching Landscape_1."""
     tmp_path, config = setup
-    outcome = run_job(job_for(tmp_path, config, "landscape_6.jpg"))
+    outcome = process_job(job_for(tmp_path, config, "landscape_6.jpg"))
     assert outcome.status == "done"
     with (
         Image.open(tmp_path / "outbox/archive/landscape_6.png") as out,
@@ -72,8 +72,7 @@ def test_web_output_is_resized_and_dimensions_updated(setup: tuple[Path, object]
     big = tmp_path / "inbox" / "big.jpg"
     with Image.open(corpus("samsung_gt-i9000_galaxy_s.jpg")) as im:  # Orientation 6, 640x480 stored
         im.resize((3600, 2700)).save(big, exif=im.info["exif"])
-    outcome = run_job(Job(src=big, relpath="big.jpg", rules=config.rules, output_root=config.output_root,  # type: ignore[attr-defined]
-                          quarantine=config.quarantine))  # type: ignore[attr-defined]  # fmt: skip
+    outcome = process_job(Job(src=big, relpath="big.jpg", rules=config.rules, output_root=config.output_root))  # type: ignore[attr-defined]
     assert outcome.status == "done"
     web = tmp_path / "outbox/web/big.jpg"
     with Image.open(web) as im:
@@ -84,12 +83,12 @@ def test_web_output_is_resized_and_dimensions_updated(setup: tuple[Path, object]
     assert not any(k.startswith("Thumbnail") for k in exif_of(web))
 
 
-@pytest.mark.parametrize("name", ["truncated_jpeg.jpg", "broken.png", "empty.heic", "truncated_image.png"])
+@pytest.mark.parametrize("name", ["truncated_jpeg.jpg", "broken.png", "truncated_image.png"])
 def test_broken_input_is_quarantined_with_reason(setup: tuple[Path, object], name: str) -> None:
     """A selected file that cannot be decoded is moved to quarantine with a JSON sidecar naming the cause."""
     tmp_path, config = setup
     job = job_for(tmp_path, config, name)
-    outcome = run_job(job)
+    outcome = process_job(job)
     assert outcome.status == "quarantined"
     assert not job.src.exists()
     moved = tmp_path / "quarantine" / name
@@ -105,8 +104,8 @@ def test_non_image_is_left_alone(setup: tuple[Path, object]) -> None:
     tmp_path, config = setup
     src = tmp_path / "inbox" / "notes.txt"
     src.write_text("shopping list")
-    outcome = run_job(Job(src=src, relpath="notes.txt", rules=config.rules,  # type: ignore[attr-defined]
-                          output_root=config.output_root, quarantine=config.quarantine))  # type: ignore[attr-defined]  # fmt: skip
+    outcome = process_job(Job(src=src, relpath="notes.txt", rules=config.rules,  # type: ignore[attr-defined]
+                          output_root=config.output_root))  # type: ignore[attr-defined]  # fmt: skip
     assert outcome.status == "unmatched"
     assert src.exists() and not (tmp_path / "outbox").exists() and not (tmp_path / "quarantine").exists()
 
@@ -114,7 +113,7 @@ def test_non_image_is_left_alone(setup: tuple[Path, object]) -> None:
 def test_content_decides_format_not_name(setup: tuple[Path, object]) -> None:
     """A HEIF named .jpg is decoded as HEIF and processed."""
     tmp_path, config = setup
-    outcome = run_job(job_for(tmp_path, config, "samplefilehub_heif_content.jpg"))
+    outcome = process_job(job_for(tmp_path, config, "samplefilehub_heif_content.jpg"))
     assert (outcome.status, outcome.format) == ("done", "heif")
 
 

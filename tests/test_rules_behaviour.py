@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import corpus, output, run_outputs
+from conftest import corpus, output, process_job, run_outputs
+from hotfolder.commit import Committer
 from hotfolder.errors import ConfigError
+from hotfolder.ledger import Ledger, Record
 from hotfolder.match import Facts
-from hotfolder.pipeline import Job, content_facts, examine, run_job, template_values
+from hotfolder.pipeline import Job, Outcome, content_facts, examine, run_job, template_values
 from hotfolder.rules import Match, Rule, load_rules
 from hotfolder.template import parse, render
-from hotfolder.workerstate import next_seq
 
 RULE = Rule("r", None, outputs=(output(format="png"),))
 
@@ -79,8 +80,9 @@ def test_continue_chains_rules_and_first_match_wins_otherwise(tmp_path: Path) ->
     src = tmp_path / "in" / "c.jpg"
     src.parent.mkdir()
     shutil.copy(corpus("canon_eos_7d.jpg"), src)
-    outcome = run_job(Job(src=src, relpath="c.jpg", rules=(backup, web, never), output_root=tmp_path / "out",
-                          quarantine=tmp_path / "q"))  # fmt: skip
+    outcome = process_job(
+        Job(src=src, relpath="c.jpg", rules=(backup, web, never), output_root=tmp_path / "out")
+    )
     assert outcome.status == "done" and outcome.rule == "backup+web"
     assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.*")) == [
         "backup/c.jpg", "web/c.jpg",
@@ -104,7 +106,7 @@ def test_every_template_field(tmp_path: Path) -> None:
     """Each field fills from the file, its EXIF, its hash and the rule."""
     data, facts = facts_for("canon_eos_7d.jpg")
     job = Job(src=corpus("canon_eos_7d.jpg"), relpath="cards/2010/canon_eos_7d.jpg", rules=(RULE,),
-              output_root=tmp_path, quarantine=tmp_path, watch="inbox")  # fmt: skip
+              output_root=tmp_path, watch="inbox")  # fmt: skip
     digest = hashlib.sha256(data).hexdigest()
     values = template_values(job, RULE, facts.content, digest)
     t = parse(
@@ -125,7 +127,6 @@ def test_fallback_chain_reaches_the_constant(tmp_path: Path) -> None:
         relpath="hopper.bmp",
         rules=(RULE,),
         output_root=tmp_path,
-        quarantine=tmp_path,
     )
     assert (
         render(parse("{model|make|'unknown'}/{stem}"), template_values(job, RULE, facts.content))
@@ -142,11 +143,19 @@ def test_taken_falls_back_to_the_file_mtime(tmp_path: Path) -> None:
     assert content is not None and content.taken == datetime(2020, 2, 29, 8, 0)
 
 
+def _seq(state: Path, rule: str) -> int:
+    ledger = Ledger(state)
+    try:
+        return ledger.next_seq(rule)
+    finally:
+        ledger.close()
+
+
 def test_seq_counts_per_rule_and_survives_restarts(tmp_path: Path) -> None:
-    """{seq} comes from the state folder: a new process continues where the last one stopped."""
-    assert [next_seq(tmp_path, "a"), next_seq(tmp_path, "a"), next_seq(tmp_path, "b")] == [1, 2, 1]
+    """{seq} comes from the ledger: a new process continues where the last one stopped."""
+    assert [_seq(tmp_path, "a"), _seq(tmp_path, "a"), _seq(tmp_path, "b")] == [1, 2, 1]
     with ProcessPoolExecutor(2) as pool:
-        got = sorted(pool.map(next_seq, [tmp_path] * 6, ["a"] * 6))
+        got = sorted(pool.map(_seq, [tmp_path] * 6, ["a"] * 6))
     assert got == [3, 4, 5, 6, 7, 8]
 
 
@@ -171,28 +180,33 @@ def test_missing_field_without_fallback_quarantines_with_reason(tmp_path: Path) 
     assert (tmp_path / "quarantine" / "hopper.bmp.json").exists()
 
 
-def _job(args: tuple[Path, int, str]) -> tuple[str, str]:
+def _stage(args: tuple[Path, int, str]) -> Outcome:
     """One worker's job: a distinct source, all aiming at the same output name."""
     root, i, policy = args
     src = root / f"in{i}" / "photo.png"
     rule = Rule("r", None, outputs=(output(format="png", path="same.png", on_conflict=policy),))
-    outcome = run_job(
-        Job(src=src, relpath="photo.png", rules=(rule,), output_root=root / "out", quarantine=root / "q")
-    )
-    (w,) = outcome.written
-    return w.dst.name, w.action
+    return run_job(Job(src=src, relpath="photo.png", rules=(rule,), output_root=root / "out"))
 
 
 @pytest.mark.parametrize("policy", ["counter", "skip_identical"])
 def test_concurrent_workers_never_share_a_name(tmp_path: Path, policy: str) -> None:
-    """Eight different images, one target name, two worker processes: eight files, none lost."""
+    """Eight different images staged by two worker processes, one target name: the daemon's commit
+    gives eight files, none lost, each under a name of its own."""
     for i in range(8):
         (tmp_path / f"in{i}").mkdir()
         Image.new("RGB", (32, 32), (i * 30, 0, 0)).save(tmp_path / f"in{i}" / "photo.png")
     with ProcessPoolExecutor(2) as pool:
-        results = list(pool.map(_job, [(tmp_path, i, policy) for i in range(8)]))
-    names = sorted(n for n, _ in results)
-    assert names == sorted(["same.png", *(f"same-{n}.png" for n in range(1, 8))])
+        staged = list(pool.map(_stage, [(tmp_path, i, policy) for i in range(8)]))
+    ledger = Ledger(tmp_path / "state")
+    committer = Committer(ledger, output_root=tmp_path / "out")
+    names = []
+    for i, outcome in enumerate(staged):
+        assert outcome.identity is not None
+        job = Job(src=outcome.src, relpath="photo.png", rules=(), output_root=tmp_path / "out", token=f"t{i}")
+        record = Record(outcome.src, outcome.identity, "done", sha256=outcome.sha256)
+        names.append(committer.commit(job, outcome, record).written[0].dst.name)
+    ledger.close()
+    assert sorted(names) == sorted(["same.png", *(f"same-{n}.png" for n in range(1, 8))])
     colours = {Image.open(p).getpixel((0, 0)) for p in (tmp_path / "out").iterdir()}
     assert len(colours) == 8
 
@@ -230,9 +244,7 @@ def test_original_policy(tmp_path: Path, policy: str) -> None:
     shutil.copy(corpus("hopper.bmp"), src)
     extra = {"original_path": parse("done/{name}")} if policy == "move" else {}
     rule = Rule("r", None, outputs=(output(format="png"),), original=policy, **extra)  # type: ignore[arg-type]
-    outcome = run_job(
-        Job(src=src, relpath="h.bmp", rules=(rule,), output_root=tmp_path / "out", quarantine=tmp_path / "q")
-    )
+    outcome = process_job(Job(src=src, relpath="h.bmp", rules=(rule,), output_root=tmp_path / "out"))
     assert outcome.status == "done"
     assert src.exists() is (policy == "keep")
     assert (tmp_path / "out" / "done" / "h.bmp").exists() is (policy == "move")
@@ -246,11 +258,9 @@ def test_original_is_never_deleted_after_a_partial_success(tmp_path: Path) -> No
     shutil.copy(corpus("hopper.bmp"), src)
     rule = Rule("r", None, original="delete",
                 outputs=(output(format="png"), output(format="png", path="{model}/{stem}.png")))  # fmt: skip
-    outcome = run_job(
-        Job(src=src, relpath="h.bmp", rules=(rule,), output_root=tmp_path / "out", quarantine=tmp_path / "q")
-    )
+    outcome = process_job(Job(src=src, relpath="h.bmp", rules=(rule,), output_root=tmp_path / "out"))
     assert outcome.status == "quarantined"
-    assert (tmp_path / "q" / "h.bmp").read_bytes() == corpus("hopper.bmp").read_bytes()
+    assert (tmp_path / "quarantine" / "h.bmp").read_bytes() == corpus("hopper.bmp").read_bytes()
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.png"))
 
 
@@ -260,8 +270,8 @@ def test_outputs_get_source_mtime_and_mode(tmp_path: Path) -> None:
     src.parent.mkdir()
     shutil.copy(corpus("hopper.bmp"), src)
     os.utime(src, (1_500_000_000, 1_500_000_000))
-    outcome = run_job(Job(src=src, relpath="h.bmp", rules=(RULE,), output_root=tmp_path / "out",
-                          quarantine=tmp_path / "q", file_mode=0o640))  # fmt: skip
+    outcome = process_job(Job(src=src, relpath="h.bmp", rules=(RULE,), output_root=tmp_path / "out",
+                          file_mode=0o640))  # fmt: skip
     st = outcome.written[0].dst.stat()
     assert int(st.st_mtime) == 1_500_000_000 and (st.st_mode & 0o777) == 0o640
 

@@ -2,7 +2,8 @@
 
 No partial file is ever visible under an output name: readers see either nothing or the whole,
 synced file, even if the process is killed at any moment. Temp names start with '.' and contain
-TEMP_MARK so the watcher and the startup cleanup recognise them.
+TEMP_MARK and the job's token, so the watcher, the start-up cleanup and the daemon (removing a
+dead job's files) recognise them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import filecmp
 import os
 import re
 import secrets
@@ -20,15 +20,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
 
-from .errors import UnsafePathError
+from .errors import EncodeError, UnsafePathError
 
 TEMP_MARK: Final = ".hf-"
 TEMP_SUFFIX: Final = ".tmp"
 _AT_FDCWD: Final = -100
 _RENAME_NOREPLACE: Final = 1
+MAX_NAME_BYTES: Final = 255
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _renameat2 = getattr(_libc, "renameat2", None)
+
+
+class StagingError(EncodeError):
+    """A staged file is not what was meant to be written (a copy that does not match its source)."""
 
 
 def is_temp_name(name: str) -> bool:
@@ -36,10 +41,10 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(".") and TEMP_MARK in name and name.endswith(TEMP_SUFFIX)
 
 
-def temp_path(final: Path) -> Path:
-    """A unique temp name beside `final` (same folder, so the rename is atomic)."""
-    stem = final.name[:100]
-    return final.with_name(f".{stem}{TEMP_MARK}{secrets.token_hex(4)}{TEMP_SUFFIX}")
+def temp_path(final: Path, *, token: str | None = None) -> Path:
+    """A unique temp name beside `final` (same folder, so the rename is atomic), carrying `token`."""
+    stem = final.name.encode()[:100].decode("utf-8", "ignore")
+    return final.with_name(f".{stem}{TEMP_MARK}{token or secrets.token_hex(4)}{TEMP_SUFFIX}")
 
 
 def fsync_dir(folder: Path) -> None:
@@ -53,17 +58,14 @@ def fsync_dir(folder: Path) -> None:
 
 @dataclass(frozen=True)
 class Staged:
-    """A complete, synced temp file waiting to be committed under `final`."""
+    """A complete, synced temp file."""
 
     temp: Path
-    final: Path
     size: int
 
 
-def stage(final: Path, write: Callable[[IO[bytes]], object]) -> Staged:
-    """Create the folders, write into a fresh temp file beside `final`, flush and fsync it."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    temp = temp_path(final)
+def stage_at(temp: Path, write: Callable[[IO[bytes]], object]) -> Staged:
+    """Write into a fresh temp file (never an existing one, never through a link), flush and fsync it."""
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     try:
         with os.fdopen(fd, "wb") as fp:
@@ -75,7 +77,7 @@ def stage(final: Path, write: Callable[[IO[bytes]], object]) -> Staged:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
         raise
-    return Staged(temp=temp, final=final, size=size)
+    return Staged(temp=temp, size=size)
 
 
 def make_folder(folder: Path, root: Path) -> None:
@@ -98,12 +100,6 @@ def make_folder(folder: Path, root: Path) -> None:
             )
 
 
-def discard(staged: Staged) -> None:
-    """Remove a staged temp file that will not be committed."""
-    with contextlib.suppress(FileNotFoundError):
-        staged.temp.unlink()
-
-
 def rename_noreplace(src: Path, dst: Path) -> None:
     """Rename atomically, failing with FileExistsError instead of replacing an existing dst."""
     if _renameat2 is not None:
@@ -117,96 +113,44 @@ def rename_noreplace(src: Path, dst: Path) -> None:
     src.unlink()
 
 
+# The counter in a counter_format: {n}, or {n:03d} for zero-padded (validated in outputs.py).
+COUNTER = re.compile(r"\{n(?::0?(\d)d)?\}")
+
+
 def numbered(final: Path, n: int, counter_format: str = "-{n}") -> Path:
-    """The n-th alternative name for `final`: photo.jpg → photo-1.jpg (n = 0: the name itself)."""
+    """The n-th alternative name for `final`: photo.jpg → photo-1.jpg (n = 0: the name itself).
+
+    The stem is shortened when the counter would push the name past 255 bytes.
+    """
     if n == 0:
         return final
     stem, dot, ext = final.name.rpartition(".")
     if not dot:
         stem, ext = final.name, ""
-    return final.with_name(
-        f"{stem}{COUNTER.sub(lambda m: str(n).zfill(int(m.group(1) or 0)), counter_format)}{dot}{ext}"
-    )
+    counter = COUNTER.sub(lambda m: str(n).zfill(int(m.group(1) or 0)), counter_format)
+    room = MAX_NAME_BYTES - len((counter + dot + ext).encode())
+    stem = stem.encode()[:room].decode("utf-8", "ignore")
+    return final.with_name(f"{stem}{counter}{dot}{ext}")
 
 
-# The counter in a counter_format: {n}, or {n:03d} for zero-padded (validated in outputs.py).
-COUNTER = re.compile(r"\{n(?::0?(\d)d)?\}")
-
-
-def commit(
-    staged: Staged,
-    *,
-    policy: str = "skip_identical",
-    counter_format: str = "-{n}",
-    before_rename: Callable[[Path], None] | None = None,
-) -> tuple[Path, str]:
-    """Move a staged file into place; returns where it is and what happened.
-
-    Policies for a name already taken: skip_identical (same bytes: nothing to do; else the next
-    numbered name), counter (always the next free numbered name), skip (leave the existing file),
-    overwrite (replace it atomically). Names are claimed with a no-clobber rename, so several
-    workers never take the same one. Actions: written, identical, skipped, overwritten.
-    """
-    if policy == "overwrite":
-        if before_rename is not None:
-            before_rename(staged.final)
-        replaced = staged.final.exists()
-        staged.temp.replace(staged.final)
-        fsync_dir(staged.final.parent)
-        return staged.final, "overwritten" if replaced else "written"
-    for n in range(10_000):
-        candidate = numbered(staged.final, n, counter_format)
-        if before_rename is not None:
-            before_rename(candidate)  # recorded first: a crash right after the rename still knows the name
-        try:
-            rename_noreplace(staged.temp, candidate)
-        except FileExistsError:
-            if policy == "skip":
-                discard(staged)
-                return candidate, "skipped"
-            if (
-                policy == "skip_identical"
-                and not candidate.is_symlink()
-                and candidate.is_file()
-                and filecmp.cmp(candidate, staged.temp, shallow=False)
-            ):
-                discard(staged)
-                return candidate, "identical"
-            continue
-        fsync_dir(candidate.parent)
-        return candidate, "written"
-    raise FileExistsError(errno.EEXIST, "no free name", str(staged.final))
-
-
-def move_into(src: Path, dest: Path) -> Path:
-    """Move a file to `dest` (or a numbered variant) without losing it on any failure or crash."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    for n in range(10_000):
-        candidate = numbered(dest, n)
-        try:
-            rename_noreplace(src, candidate)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-            staged = stage(candidate, lambda fp: _copy_from(src, fp))
-            final, _ = commit(staged, policy="counter")
-            src.unlink()
-            fsync_dir(src.parent)
-            return final
-        fsync_dir(candidate.parent)
-        fsync_dir(src.parent)
-        return candidate
-    raise FileExistsError(errno.EEXIST, "no free name", str(dest))
-
-
-def _copy_from(src: Path, fp: IO[bytes]) -> None:
+def copy_file(src: Path, fp: IO[bytes]) -> None:
+    """Copy a file's bytes into an open temp file."""
     with src.open("rb") as f:
         shutil.copyfileobj(f, fp, 1 << 20)
 
 
 def write_bytes(final: Path, data: bytes) -> Path:
-    """Write a small file atomically (sidecars) without replacing another; returns where it landed."""
-    path, _ = commit(stage(final, lambda fp: fp.write(data)), policy="counter")
-    return path
+    """Write a small file atomically (notes) without replacing another; returns where it landed."""
+    staged = stage_at(temp_path(final), lambda fp: fp.write(data))
+    try:
+        for n in range(10_000):
+            candidate = numbered(final, n)
+            try:
+                rename_noreplace(staged.temp, candidate)
+            except FileExistsError:
+                continue
+            fsync_dir(candidate.parent)
+            return candidate
+    finally:
+        staged.temp.unlink(missing_ok=True)
+    raise FileExistsError(errno.EEXIST, "no free name", str(final))

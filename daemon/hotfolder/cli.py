@@ -1,9 +1,11 @@
-"""Command line: run, check, process, explain. Maps our errors to exit codes (2 config, 3 lock)."""
+"""Command line: run, check, process, explain, status, retry, ledger. Maps our errors to exit codes
+(2 configuration or usage, 3 lock)."""
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -12,11 +14,13 @@ from pathlib import Path
 from . import __version__, atomic, logs
 from .config import LOG_FORMATS, LOG_LEVELS, Config, load_config
 from .errors import ConfigError, HotfolderError
-from .ledger import Ledger
-from .match import Facts
-from .pipeline import Job, content_facts, examine, output_path, template_values
-from .service import Daemon, given_inputs, process_paths, summary
+from .identity import kind_of
+from .ledger import LEDGER_NAME, Ledger
+from .pipeline import Job, NotRegularError, inspect_file, output_path, template_values
 from .template import camera
+
+EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a process ended by SIGPIPE (`explain ... | head`)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
         "explain", parents=[common], help="say which rule takes a file and why; writes nothing"
     )
     explain.add_argument("file", type=Path)
+    ledger = sub.add_parser("ledger", parents=[common], help="ledger maintenance")
+    ledger.add_argument(
+        "action", choices=["rebuild"], help="rebuild: set a damaged ledger aside and rebuild it"
+    )
     return parser
 
 
@@ -56,6 +64,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `hotfolder` console script."""
     args = _parser().parse_args(argv)
     logs.configure(fmt=args.log_format or "auto", level=args.log_level or "info")
+    try:
+        return _command(args)
+    except BrokenPipeError:
+        # The reader went away (`explain ... | head`): not an error of ours, and no traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _command(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         # The command line wins over the config file, also across reloads.
@@ -65,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             return _check(config)
         if args.command == "run":
+            from .service import Daemon  # noqa: PLC0415 - the daemon's stack is loaded only to run it
+
             overrides = {
                 k: v for k, v in (("log_format", args.log_format), ("log_level", args.log_level)) if v
             }
@@ -75,6 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _status(config)
         if args.command == "retry":
             return _retry(config, args.paths, every=args.all)
+        if args.command == "ledger":
+            from .rebuild import rebuild  # noqa: PLC0415
+
+            return rebuild(config)
         return _explain(config, args.file)
     except ConfigError as exc:
         print(f"hotfolder: {len(exc.problems)} configuration problem(s):", file=sys.stderr)
@@ -98,37 +122,77 @@ def _check(config: Config) -> int:
         print(f"rule {rule.name!r} ({rule.file}):")
         for output in rule.outputs:
             print(f"  -> {output.format}: {output.path.text}")
-    print(f"ok: {len(config.rules)} rule(s), {sum(len(r.outputs) for r in config.rules)} output(s)")
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"ok: {len(config.rules)} rule(s), {sum(len(r.outputs) for r in config.rules)} output(s)"
+          + (f", {len(config.warnings)} warning(s)" if config.warnings else ""))  # fmt: skip
     return 0
 
 
+def _refusal(config: Config, path: Path) -> str | None:
+    """Why `process` will not take a path it was given, or None."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return "no such file or folder"
+    if path.is_symlink():
+        return "is a symbolic link; links are never processed (give the file itself)"
+    if not (path.is_dir() or path.is_file()):
+        return f"is {kind_of(st)}, not a regular file or folder"
+    resolved = path.resolve()
+    for key, folder in (("output_root", config.output_root), ("quarantine", config.quarantine),
+                        ("state_dir", config.state_dir)):  # fmt: skip
+        if (
+            resolved == folder
+            or resolved.is_relative_to(folder)
+            or (path.is_dir() and folder.is_relative_to(resolved))
+        ):
+            return f"lies inside (or holds) {key} {folder}: hotfolder never takes its own files as inputs"
+    return None
+
+
 def _process(config: Config, paths: list[Path], *, force: bool, dry_run: bool) -> int:
-    missing = [p for p in paths if not p.exists()]
-    if missing:
-        print(f"hotfolder: no such file or folder: {', '.join(map(str, missing))}", file=sys.stderr)
-        return 2
+    refused = [(p, why) for p in paths if (why := _refusal(config, p)) is not None]
+    if refused:
+        for path, why in refused:
+            logs.get().error("process.refused", src=str(path), error=why)
+            print(f"hotfolder: {path} {why}", file=sys.stderr)
+        return EXIT_USAGE
+    from .service import given_inputs, process_paths, summary  # noqa: PLC0415
+
     if dry_run:
         for watch, f in given_inputs(config, paths):
-            data = f.read_bytes()
             relpath = f.relative_to(watch.path).as_posix()
-            facts = Facts(relpath=relpath, watch=watch.name, watch_path=str(watch.path), size=len(data),
-                          content=content_facts(data, f.stat().st_mtime))  # fmt: skip
-            decision = examine(data, relpath, config.rules, facts=facts)
-            print(f"{f}: {'+'.join(r.name for r in decision.rules) or 'no rule: left alone'}")
+            try:
+                seen = inspect_file(f, relpath, config.rules, max_pixels=config.max_image_pixels,
+                                    watch=watch.name, watch_path=watch.path)  # fmt: skip
+            except (NotRegularError, OSError) as exc:
+                print(f"{f}: refused: {exc}")
+                continue
+            verdict = "+".join(r.name for r in seen.decision.rules) or "no rule: left alone"
+            print(f"{f}: {verdict}" + (f" (would be refused: {seen.refusal})" if seen.refusal else ""))
         return 0
     counts = process_paths(config, paths, force=force)
     print(summary(counts), file=sys.stderr)
     return 1 if counts["quarantined"] or counts["failed"] else 0
 
 
+def _open_ledger(config: Config) -> Ledger | None:
+    if not (config.state_dir / LEDGER_NAME).exists():
+        return None
+    return Ledger(config.state_dir, readonly=True)
+
+
 def _status(config: Config) -> int:
-    ledger = Ledger(config.state_dir)
-    try:
-        rows = ledger.summary()
-        totals = ledger.counts()
-    finally:
-        ledger.close()
-    print(f"ledger: {config.state_dir / 'ledger.sqlite3'}")
+    ledger = _open_ledger(config)
+    rows, totals = [], {}
+    if ledger is not None:
+        try:
+            rows = ledger.summary()
+            totals = ledger.counts()
+        finally:
+            ledger.close()
+    print(f"ledger: {config.state_dir / LEDGER_NAME}")
     for watch, status, n in rows:
         print(f"  {watch:20s} {status:12s} {n}")
     print("total: " + (", ".join(f"{s} {n}" for s, n in sorted(totals.items())) or "nothing processed yet"))
@@ -136,58 +200,97 @@ def _status(config: Config) -> int:
 
 
 def _retry(config: Config, paths: list[Path], *, every: bool) -> int:
+    if every and paths:
+        print("hotfolder: retry --all takes no paths (name files, or use --all alone)", file=sys.stderr)
+        return EXIT_USAGE
     if not paths and not every:
         print("hotfolder: name quarantined files, or --all", file=sys.stderr)
-        return 2
-    wanted = {p.resolve() for p in paths}
+        return EXIT_USAGE
+    if not (config.state_dir / LEDGER_NAME).exists():
+        print(f"hotfolder: nothing is quarantined (no ledger in {config.state_dir})", file=sys.stderr)
+        return EXIT_USAGE if paths else 0
     ledger = Ledger(config.state_dir)
-    moved = 0
+    moved, problems = 0, 0
     try:
-        for original, parked in ledger.quarantined():
-            if not every and original not in wanted and parked not in wanted:
+        entries = ledger.quarantined()
+        wanted = {p.absolute(): p for p in paths}
+        found = set()
+        for entry in entries:
+            names = {entry.path, entry.parked, *([entry.note] if entry.note else [])}
+            hits = [given for resolved, given in wanted.items() if resolved in names]
+            if not every and not hits:
                 continue
-            if not parked.exists():
-                print(f"hotfolder: {parked} is no longer in quarantine", file=sys.stderr)
+            found.update(hits)
+            if not entry.parked.exists():
+                print(f"hotfolder: {entry.parked} is no longer in quarantine", file=sys.stderr)
+                problems += 1
                 continue
-            back = atomic.move_into(parked, original)  # a moved-in file: the daemon picks it up
-            parked.with_name(parked.name + ".json").unlink(missing_ok=True)
-            ledger.mark(original, "requeued")
-            print(f"{parked} -> {back}")
+            entry.path.parent.mkdir(parents=True, exist_ok=True)
+            back = _put_back(entry.parked, entry.path)  # a moved-in file: the daemon picks it up
+            if entry.note is not None:
+                entry.note.unlink(missing_ok=True)
+            ledger.mark(entry.path, "requeued")
+            print(f"{entry.parked} -> {back}")
             moved += 1
     finally:
         ledger.close()
+    for given in paths:
+        if given not in found:
+            print(f"hotfolder: {given} is not a quarantined input (see `hotfolder status`)", file=sys.stderr)
+            problems += 1
     print(f"{moved} input(s) put back", file=sys.stderr)
-    return 0
+    return EXIT_USAGE if problems else 0
+
+
+def _put_back(parked: Path, original: Path) -> Path:
+    for n in range(10_000):
+        candidate = atomic.numbered(original, n)
+        try:
+            atomic.rename_noreplace(parked, candidate)
+        except FileExistsError:
+            continue
+        atomic.fsync_dir(candidate.parent)
+        return candidate
+    raise FileExistsError(f"no free name beside {original}")
 
 
 def _explain(config: Config, file: Path) -> int:
-    file = file.resolve()
-    try:
-        data = file.read_bytes()
-        mtime = file.stat().st_mtime
-    except OSError as exc:
-        print(f"hotfolder: cannot read {file}: {exc.strerror}", file=sys.stderr)
-        return 2
+    file = file.absolute()
     watch = next((w for w in config.watches if file.is_relative_to(w.path)), None)
     root = watch.path if watch else file.parent
     relpath = file.relative_to(root).as_posix()
-    facts = Facts(relpath=relpath, watch=watch.name if watch else None,
-                  watch_path=str(watch.path) if watch else None, size=len(data),
-                  content=content_facts(data, mtime))  # fmt: skip
-    decision = examine(data, relpath, config.rules, facts=facts)
+    try:
+        seen = inspect_file(
+            file,
+            relpath,
+            config.rules,
+            max_pixels=config.max_image_pixels,
+            watch=watch.name if watch else None,
+            watch_path=watch.path if watch else None,
+        )
+    except NotRegularError as exc:
+        print(f"hotfolder: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"hotfolder: cannot read {file}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    facts, decision = seen.facts, seen.decision
     c = facts.content
     print(f"file: {file}\nrelative to {root}: {relpath}")
     if c is not None:
-        print(f"seen: {len(data)} bytes, {c.width}x{c.height}, camera {camera(c.make, c.model)!r}, "
+        print(f"seen: {facts.size} bytes, {c.width}x{c.height}, camera {camera(c.make, c.model)!r}, "
               f"taken {c.taken}, exif {c.has_exif}, gps {c.has_gps}")  # fmt: skip
     for verdict in decision.verdicts:
         print(f"  rule {verdict.rule!r}: {'MATCH' if verdict.matched else 'no'} - {verdict.reason}")
     if not decision.rules:
         print("no rule matches: the file would be left where it is")
         return 1
+    if seen.refusal is not None:
+        print(f"it would be quarantined: {seen.refusal}")
+        return 0
     job = Job(src=file, relpath=relpath, rules=decision.rules, output_root=config.output_root,
-              quarantine=config.quarantine, watch=watch.name if watch else None)  # fmt: skip
-    digest = hashlib.sha256(data).hexdigest()
+              watch=watch.name if watch else None)  # fmt: skip
+    digest = hashlib.sha256(seen.data or b"").hexdigest()
     for rule in decision.rules:
         print(f"rule {rule.name!r} would write:")
         values = template_values(job, rule, c, digest)
@@ -207,7 +310,9 @@ def _explain(config: Config, file: Path) -> int:
         print("the original is deleted once every output is written and verified")
     else:
         assert mover.original_path is not None
-        dest = output_path(mover.original_path, config.output_root, template_values(job, mover, c, digest))
+        values = template_values(job, mover, c, digest)
+        values["seq"] = "<next>"
+        dest = output_path(mover.original_path, config.output_root, values)
         print(f"the original moves to {dest} once every output is written and verified")
     return 0
 

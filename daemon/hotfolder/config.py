@@ -25,6 +25,7 @@ DEFAULT_STOP_TIMEOUT: Final = 30.0  # well inside systemd's default TimeoutStopS
 # A job still running after this long is stuck (a codec in a loop): its worker is stopped and the input
 # quarantined. Generous: a 100 MP lossless HEIF on a slow NAS takes minutes, not half an hour.
 DEFAULT_JOB_TIMEOUT: Final = 1800.0
+DEFAULT_SETTLE: Final = 1.0  # a file must hold still this long (arrivals, and broken files before quarantine)
 LOG_FORMATS: Final = ("auto", "json", "console")
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 
@@ -38,7 +39,7 @@ EMBEDDED: Final[Mapping[str, Any]] = {
 
 _KEYS: Final = frozenset(
     {"rules", "output_root", "state_dir", "quarantine", "workers", "watch", "max_image_pixels", "file_mode",
-     "group", "ignore", "rescan_interval", "stop_timeout", "job_timeout", "log_level", "log_format"}
+     "group", "ignore", "rescan_interval", "stop_timeout", "job_timeout", "log_level", "log_format", "settle"}
 )  # fmt: skip
 _WATCH_KEYS: Final = frozenset({"path", "recursive", "name", "mode", "poll_interval"})
 WATCH_MODES: Final = ("auto", "native", "poll")
@@ -74,6 +75,8 @@ class Config:
     job_timeout: float = DEFAULT_JOB_TIMEOUT  # 0: never
     log_level: str = "info"
     log_format: str = "auto"  # auto: JSON lines unless stdout is a terminal
+    settle: float = DEFAULT_SETTLE
+    warnings: tuple[Problem, ...] = ()  # legal but probably not meant: `check` prints them, `run` logs them
 
 
 def default_rules_path() -> Path:
@@ -116,9 +119,13 @@ def load_config(explicit: Path | None = None, *, cwd: Path | None = None) -> Con
 
 def _build(source: Path | None, doc: dict[str, Any], base: Path) -> Config:
     problems: list[Problem] = []
+    warnings: list[Problem] = []
 
     def problem(message: str, key: str) -> None:
         problems.append(Problem(source, message, key=key))
+
+    def warning(message: str, key: str) -> None:
+        warnings.append(Problem(source, message, key=key))
 
     for key in sorted(doc.keys() - _KEYS):
         problem(f"unknown key; config keys are {', '.join(sorted(_KEYS))}", key)
@@ -138,6 +145,9 @@ def _build(source: Path | None, doc: dict[str, Any], base: Path) -> Config:
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         problem(f"must be a whole number >= 1, not {workers!r}", "workers")
         workers = 1
+    elif workers > 4 * default_workers():
+        warning(f"{workers} workers for {default_workers()} CPUs: each worker holds a decoded image in "
+                "memory, and more than 4 per CPU only adds memory and contention", "workers")  # fmt: skip
 
     max_pixels = doc.get("max_image_pixels", DEFAULT_MAX_PIXELS)
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
@@ -151,10 +161,7 @@ def _build(source: Path | None, doc: dict[str, Any], base: Path) -> Config:
             ignore = tuple(raw_ignore)
         else:
             problem(f"must be a list of name patterns, not {raw_ignore!r}", "ignore")
-    rescan = doc.get("rescan_interval", DEFAULT_RESCAN_INTERVAL)
-    if isinstance(rescan, bool) or not isinstance(rescan, int | float) or rescan < 0:
-        problem(f"must be seconds >= 0 (0: off), not {rescan!r}", "rescan_interval")
-        rescan = DEFAULT_RESCAN_INTERVAL
+    rescan, settle = _intervals(doc, problem, warning)
     stop_timeout = _seconds(doc, "stop_timeout", DEFAULT_STOP_TIMEOUT, problem)
     job_timeout = _seconds(doc, "job_timeout", DEFAULT_JOB_TIMEOUT, problem)
     log_level = _choice(doc, "log_level", "info", LOG_LEVELS, problem)
@@ -165,22 +172,14 @@ def _build(source: Path | None, doc: dict[str, Any], base: Path) -> Config:
     watches = _watches(doc.get("watch", []), base, problem)
     rule_sources = _rule_sources(source, doc, base, problem)
 
-    for watch in watches:
-        for key, inside in (
-            ("output_root", output_root),
-            ("quarantine", quarantine),
-            ("state_dir", state_dir),
-        ):
-            if inside == watch.path or inside.is_relative_to(watch.path):
-                problem(f"{inside} lies inside the watched folder {watch.path}: outputs would loop", key)
-            elif watch.path.is_relative_to(inside):
-                problem(f"the watched folder {watch.path} lies inside {inside}", key)
-
+    _check_folders(watches, {"output_root": output_root, "quarantine": quarantine, "state_dir": state_dir},
+                   problem)  # fmt: skip
     rules: tuple[Rule, ...] = ()
     try:
         rules = load_rules(rule_sources)
     except ConfigError as exc:
         problems.extend(exc.problems)
+    problems.extend(_unknown_watches(rules, watches))
     if problems:
         raise ConfigError(problems)
     return Config(
@@ -201,7 +200,52 @@ def _build(source: Path | None, doc: dict[str, Any], base: Path) -> Config:
         job_timeout=job_timeout,
         log_level=log_level,
         log_format=log_format,
+        settle=float(settle),
+        warnings=tuple(warnings),
     )
+
+
+def _check_folders(watches: tuple[Watch, ...], folders: Mapping[str, Path], problem: Any) -> None:
+    """Watched folders must be folders, and never hold (or lie in) the output, quarantine or state."""
+    for i, watch in enumerate(watches):
+        if watch.path.exists() and not watch.path.is_dir():
+            problem(f"{watch.path} is not a folder", f"watch[{i}].path")
+        for key, inside in folders.items():
+            if inside == watch.path or inside.is_relative_to(watch.path):
+                problem(f"{inside} lies inside the watched folder {watch.path}: outputs would loop", key)
+            elif watch.path.is_relative_to(inside):
+                problem(f"the watched folder {watch.path} lies inside {inside}", key)
+
+
+def _unknown_watches(rules: tuple[Rule, ...], watches: tuple[Watch, ...]) -> list[Problem]:
+    """A rule's `watch` must name a watch (a config without watches is for `process` only)."""
+    problems = []
+    for rule in rules if watches else ():
+        wanted = rule.match.watch
+        if wanted is not None and not any(wanted in (w.name, str(w.path)) for w in watches):
+            known = ", ".join(repr(w.name) for w in watches)
+            problems.append(Problem(rule.file, f"no watch is named {wanted!r} (watches: {known})", rule.name,
+                                    "match.watch", rule.lines.get("match.watch")))  # fmt: skip
+    return problems
+
+
+def _intervals(doc: Mapping[str, Any], problem: Any, warning: Any) -> tuple[float, float]:
+    """rescan_interval and settle: seconds, with a warning for a rescan far more often than useful."""
+    rescan = doc.get("rescan_interval", DEFAULT_RESCAN_INTERVAL)
+    if isinstance(rescan, bool) or not isinstance(rescan, int | float) or rescan < 0:
+        problem(f"must be seconds >= 0 (0: off), not {rescan!r}", "rescan_interval")
+        rescan = DEFAULT_RESCAN_INTERVAL
+    elif 0 < rescan < 60:
+        warning(
+            f"a full rescan every {rescan:g} s walks every watched folder that often; the watchers "
+            "already see changes, the rescan is only a safety net (default 3600 s)",
+            "rescan_interval",
+        )
+    settle = doc.get("settle", DEFAULT_SETTLE)
+    if isinstance(settle, bool) or not isinstance(settle, int | float) or not 0 < settle <= 600:
+        problem(f"must be seconds, more than 0 and at most 600, not {settle!r}", "settle")
+        settle = DEFAULT_SETTLE
+    return float(rescan), float(settle)
 
 
 def _seconds(doc: Mapping[str, Any], key: str, default: float, problem: Any) -> float:

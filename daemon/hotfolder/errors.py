@@ -73,3 +73,19 @@ class EncodeError(HotfolderError):
 
 class UnsafePathError(HotfolderError):
     """An output or quarantine folder is a symlink (or not a folder): nothing is written through it."""
+
+
+class LedgerCorruptError(HotfolderError):
+    """The ledger file is damaged: say so, and how to recover, instead of a traceback."""
+
+    event = "ledger.corrupt"  # logged when it stops the daemon
+    exit_code = 2  # the unit does not restart on 2: a restart cannot mend a damaged file
+
+    def __init__(self, path: Path, detail: str) -> None:
+        self.path = path
+        super().__init__(
+            f"the ledger {path} is damaged ({detail}); nothing more was written to it. To recover: stop "
+            f"hotfolder and run `hotfolder ledger rebuild` (it moves the damaged file aside and rebuilds "
+            f"the ledger from what it can still read and from the quarantine notes), or move {path.name} "
+            "aside by hand and start again (files already processed are then recognised by their outputs)"
+        )

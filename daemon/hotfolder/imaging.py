@@ -76,9 +76,14 @@ class Source:
         """Every frame with its duration in ms, decoded once and kept for all outputs."""
         if self._frames is None:
             frames = []
-            for frame in ImageSequence.Iterator(self.image):
-                frames.append((frame.copy(), frame.info.get("duration")))
-            self.image.seek(0)
+            try:
+                for frame in ImageSequence.Iterator(self.image):
+                    frames.append((frame.copy(), frame.info.get("duration")))
+                self.image.seek(0)
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+                raise too_many_pixels() from None
+            except (OSError, ValueError, EOFError, SyntaxError) as exc:
+                raise InputError(f"cannot decode every frame: {type(exc).__name__}: {exc}") from None
             self._frames = frames
         return self._frames
 
@@ -91,6 +96,8 @@ def identify(data: bytes, *, max_pixels: int | None = None) -> Image.Image:
         Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         return Image.open(io.BytesIO(data), formats=PIL_ALLOWLIST)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise too_many_pixels() from None
     except UnidentifiedImageError:
         precision = jpeg_precision(data)
         if precision not in (None, 8):
@@ -101,6 +108,15 @@ def identify(data: bytes, *, max_pixels: int | None = None) -> Image.Image:
     # Decoders raise many types on hostile input; every one of them means "this input is bad".
     except Exception as exc:  # noqa: BLE001
         raise InputError(f"cannot open: {type(exc).__name__}: {exc}") from None
+
+
+def too_many_pixels() -> InputError:
+    """Pillow's bomb check, in the words of the setting that decides it (not Pillow's 2x threshold)."""
+    limit = Image.MAX_IMAGE_PIXELS or DEFAULT_MAX_PIXELS
+    return InputError(
+        f"the image (or one of its frames) has more than max_image_pixels ({limit:,}) pixels; "
+        "raise max_image_pixels in the config to accept it"
+    )
 
 
 def jpeg_precision(data: bytes) -> int | None:
@@ -180,6 +196,8 @@ def decode(
             image = im
     except InputError:
         raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise too_many_pixels() from None
     except Exception as exc:  # noqa: BLE001 - same boundary as identify()
         raise InputError(f"cannot decode {fmt}: {type(exc).__name__}: {exc}") from None
     n = getattr(im, "n_frames", 1)

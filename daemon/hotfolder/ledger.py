@@ -1,4 +1,8 @@
-"""SQLite state in state_dir: what was seen and done, and the single-instance lock."""
+"""SQLite state in state_dir: every input's story, the commit intents, {seq} counters, and the lock.
+
+The daemon (the coordinator) is the only writer: workers never open the state folder. Readers
+(`status`, monitoring, a status page) may open it read-only at any time (WAL mode).
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,18 @@ import json
 import os
 import sqlite3
 import threading
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
-from .errors import ConfigError, LockHeldError, Problem
+from .errors import ConfigError, LedgerCorruptError, LockHeldError, Problem
 from .fsinfo import filesystem_type, is_network_fs
-from .pipeline import Outcome
-from .workerstate import SEQ_SCHEMA
+from .identity import FileIdentity
 
-SCHEMA_VERSION: Final = 3
+LEDGER_NAME: Final = "ledger.sqlite3"
+SCHEMA_VERSION: Final = 4
 # Each entry brings the schema from version i to i + 1; a ledger is migrated in place at open.
 _MIGRATIONS: Final = (
     """
@@ -47,23 +52,96 @@ _MIGRATIONS: Final = (
     """
     ALTER TABLE inputs ADD COLUMN orientation INTEGER;
     """,
+    # 4: the commit intents (written before the first rename, so a crash is finished, never
+    # redone); {seq} counters and duplicates by content per rule chain, kept by the daemon only
+    # (workers used to open this file); the quarantine note's path; the rule set an 'unmatched'
+    # verdict was reached with (a rules change re-offers those files).
+    """
+    ALTER TABLE inputs ADD COLUMN chain TEXT;
+    ALTER TABLE inputs ADD COLUMN rules_fp TEXT;
+    ALTER TABLE inputs ADD COLUMN note TEXT;
+    CREATE INDEX IF NOT EXISTS inputs_size ON inputs (size) WHERE status = 'done';
+    CREATE TABLE IF NOT EXISTS seq (rule TEXT PRIMARY KEY, n INTEGER NOT NULL);
+    DROP TABLE IF EXISTS claims;
+    CREATE TABLE IF NOT EXISTS intents (
+        id        INTEGER PRIMARY KEY,
+        path      TEXT NOT NULL,
+        dev       INTEGER NOT NULL,
+        ino       INTEGER NOT NULL,
+        size      INTEGER NOT NULL,
+        mtime_ns  INTEGER NOT NULL,
+        sha256    TEXT NOT NULL,
+        token     TEXT NOT NULL,
+        plan      TEXT NOT NULL,
+        record    TEXT NOT NULL,
+        opened    TEXT NOT NULL
+    );
+    """,
 )
 # Statuses that end an input's story: a restart skips these when the file is unchanged.
-FINAL: Final = ("done", "quarantined", "unmatched", "duplicate")
+FINAL: Final = ("done", "quarantined", "unmatched", "duplicate", "empty")
+
+# SQLite's primary result codes for a damaged file (extended codes keep these in the low byte).
+_SQLITE_CORRUPT: Final = 11
+_SQLITE_NOTADB: Final = 26
 
 
 @dataclass(frozen=True)
-class Identity:
-    """The fast identity of a file: it changes when the file is replaced or edited."""
+class Record:
+    """One input's row: what happened to it, as `status` and monitoring read it."""
 
-    dev: int
-    ino: int
-    size: int
-    mtime_ns: int
+    path: Path
+    identity: FileIdentity
+    status: str
+    sha256: str | None = None
+    rule: str | None = None
+    chain: str | None = None  # the rule chain's fingerprint: duplicates by content are per chain
+    outputs: tuple[str, ...] = ()
+    error: str | None = None
+    watch: str | None = None
+    attempts: int = 1
+    quarantined_to: str | None = None
+    note: str | None = None
+    original: str | None = None  # kept, deleted, or where it moved (and why it was kept)
+    orientation: int | None = None
+    rules_fp: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["path"] = str(self.path)
+        data["identity"] = list(self.identity.as_tuple())
+        data["outputs"] = list(self.outputs)
+        return data
 
     @classmethod
-    def of(cls, st: os.stat_result) -> Identity:
-        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    def from_json(cls, data: Mapping[str, Any]) -> Record:
+        values = dict(data)
+        values["path"] = Path(values["path"])
+        values["identity"] = FileIdentity(*values["identity"])
+        values["outputs"] = tuple(values["outputs"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A commit that was started: the input read, every destination, and the row to write when done."""
+
+    id: int
+    path: Path
+    identity: FileIdentity
+    sha256: str
+    token: str
+    plan: dict[str, Any]
+    record: Record
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """A quarantined input: where it came from, where it is, and its note."""
+
+    path: Path
+    parked: Path
+    note: Path | None = field(default=None)
 
 
 class Lock:
@@ -93,85 +171,212 @@ class Lock:
             os.close(self._fd)
 
 
+def is_corruption(exc: sqlite3.Error) -> bool:
+    """Whether SQLite says the file itself is damaged (not merely busy or misused)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and (code & 0xFF) in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
 class Ledger:
     """Remembers every input's identity and outcome; safe to call from several threads."""
 
-    def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(
-            state_dir / "ledger.sqlite3", check_same_thread=False, isolation_level=None, timeout=30
-        )
+    def __init__(self, state_dir: Path, *, readonly: bool = False) -> None:
+        self.path = state_dir / LEDGER_NAME
         self._mutex = threading.Lock()
-        with self._mutex:
+        with self._guard():
+            if readonly:
+                self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False,
+                                           isolation_level=None, timeout=30)  # fmt: skip
+                self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return
+            state_dir.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
             if version > SCHEMA_VERSION:
                 raise LockHeldError(f"ledger in {state_dir} has schema {version}, newer than this hotfolder")
-            for step in _MIGRATIONS[version:]:
+            for number in range(version, SCHEMA_VERSION):
                 self._db.executescript(
-                    f"BEGIN; {step} PRAGMA user_version={_MIGRATIONS.index(step) + 1}; COMMIT;"
+                    f"BEGIN; {_MIGRATIONS[number]} PRAGMA user_version={number + 1}; COMMIT;"
                 )
-            self._db.execute(SEQ_SCHEMA)
+            # A page damaged where nothing reads it yet would surface in the middle of a run.
+            check = self._db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise LedgerCorruptError(self.path, f"integrity check: {check}")
 
-    def is_handled(self, path: Path, identity: Identity) -> bool:
-        """Whether this very file (same path and identity) already reached a final state."""
-        with self._mutex:
-            row = self._db.execute(
-                "SELECT dev, ino, size, mtime_ns, status FROM inputs WHERE path = ?", (str(path),)
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turn SQLite's "this file is damaged" into one error a user can act on."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if is_corruption(exc):
+                raise LedgerCorruptError(self.path, str(exc)) from None
+            raise
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[sqlite3.Connection]:
+        with self._mutex, self._guard():
+            yield self._db
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._locked() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    # What is known of one file ----------------------------------------------------------------
+
+    def is_handled(self, path: Path, identity: FileIdentity, *, rules_fp: str | None = None) -> bool:
+        """Whether this very file (same path and identity) already reached a final state.
+
+        An 'unmatched' verdict holds only for the rule set it was reached with: after a rules
+        change the file is offered again.
+        """
+        with self._locked() as db:
+            row = db.execute(
+                "SELECT dev, ino, size, mtime_ns, status, rules_fp FROM inputs WHERE path = ?", (str(path),)
             ).fetchone()
-        return row is not None and Identity(*row[:4]) == identity and row[4] in FINAL
+        if row is None or FileIdentity(*row[:4]) != identity or row[4] not in FINAL:
+            return False
+        return row[4] != "unmatched" or rules_fp is None or row[5] == rules_fp
 
-    def record(
-        self, outcome: Outcome, identity: Identity, *, watch: str | None = None, attempts: int = 0
-    ) -> None:
+    def twins(self, size: int, path: Path) -> tuple[tuple[str, str, str], ...]:
+        """(sha256, chain, path) of the inputs done with this size under other names: duplicate candidates."""
+        with self._locked() as db:
+            rows = db.execute(
+                "SELECT sha256, coalesce(chain, rule, ''), path FROM inputs"
+                " WHERE size = ? AND status = 'done' AND path != ? AND sha256 IS NOT NULL",
+                (size, str(path)),
+            ).fetchall()
+        return tuple((str(s), str(c), str(p)) for s, c, p in rows)
+
+    def done_twin(self, sha256: str, chain: str, path: Path) -> Path | None:
+        """Another input already done with exactly these bytes by the same rule chain."""
+        with self._locked() as db:
+            row = db.execute(
+                "SELECT path FROM inputs WHERE sha256 = ? AND status = 'done' AND path != ?"
+                " AND coalesce(chain, rule, '') = ? LIMIT 1",
+                (sha256, str(path), chain),
+            ).fetchone()
+        return Path(row[0]) if row else None
+
+    def next_seq(self, rule: str) -> int:
+        """Count one more for a rule's {seq} (kept across restarts)."""
+        with self._transaction() as db:
+            db.execute("INSERT INTO seq VALUES (?, 0) ON CONFLICT(rule) DO NOTHING", (rule,))
+            (n,) = db.execute("UPDATE seq SET n = n + 1 WHERE rule = ? RETURNING n", (rule,)).fetchone()
+        return int(n)
+
+    # Writing what happened -----------------------------------------------------------------------
+
+    def record(self, record: Record) -> None:
         """Store what happened to one input (replacing what was known of that path)."""
-        outputs = json.dumps([str(w.dst) for w in outcome.written])
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        moved = str(outcome.quarantined_to) if outcome.quarantined_to else None
-        with self._mutex:
-            self._db.execute(
-                """INSERT INTO inputs (path, dev, ino, size, mtime_ns, sha256, rule, status, outputs, error,
-                       updated, watch, attempts, first_seen, quarantined_to, original, orientation)
-                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-                   ON CONFLICT(path) DO UPDATE SET dev=excluded.dev, ino=excluded.ino, size=excluded.size,
-                       mtime_ns=excluded.mtime_ns, sha256=excluded.sha256, rule=excluded.rule,
-                       status=excluded.status, outputs=excluded.outputs, error=excluded.error,
-                       updated=excluded.updated, watch=excluded.watch, attempts=excluded.attempts,
-                       quarantined_to=excluded.quarantined_to, original=excluded.original,
-                       orientation=excluded.orientation""",
-                (str(outcome.src), identity.dev, identity.ino, identity.size, identity.mtime_ns,
-                 outcome.sha256, outcome.rule, outcome.status, outputs, outcome.error, now, watch, attempts,
-                 now, moved, outcome.original, outcome.orientation),
+        with self._transaction() as db:
+            self._write(db, record)
+
+    @staticmethod
+    def _write(db: sqlite3.Connection, r: Record) -> None:
+        now = _now()
+        i = r.identity
+        db.execute(
+            """INSERT INTO inputs (path, dev, ino, size, mtime_ns, sha256, rule, status, outputs, error,
+                   updated, watch, attempts, first_seen, quarantined_to, original, orientation, chain,
+                   rules_fp, note)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+               ON CONFLICT(path) DO UPDATE SET dev=excluded.dev, ino=excluded.ino, size=excluded.size,
+                   mtime_ns=excluded.mtime_ns, sha256=excluded.sha256, rule=excluded.rule,
+                   status=excluded.status, outputs=excluded.outputs, error=excluded.error,
+                   updated=excluded.updated, watch=excluded.watch, attempts=excluded.attempts,
+                   quarantined_to=excluded.quarantined_to, original=excluded.original,
+                   orientation=excluded.orientation, chain=excluded.chain, rules_fp=excluded.rules_fp,
+                   note=excluded.note""",
+            (str(r.path), i.dev, i.ino, i.size, i.mtime_ns, r.sha256, r.rule, r.status,
+             json.dumps(list(r.outputs)), r.error, now, r.watch, r.attempts, now, r.quarantined_to,
+             r.original, r.orientation, r.chain, r.rules_fp, r.note),
+        )  # fmt: skip
+
+    # Intents -------------------------------------------------------------------------------------
+
+    def open_intent(self, identity: FileIdentity, sha256: str, token: str, plan: dict[str, Any],
+                    record: Record) -> int:  # fmt: skip
+        """Write down a commit before its first rename; returns its id."""
+        i = identity
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO intents (path, dev, ino, size, mtime_ns, sha256, token, plan, record, opened)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (str(record.path), i.dev, i.ino, i.size, i.mtime_ns, sha256, token, json.dumps(plan),
+                 json.dumps(record.to_json()), _now()),
             )  # fmt: skip
+            assert cursor.lastrowid is not None
+            return int(cursor.lastrowid)
+
+    def update_intent(self, intent_id: int, plan: dict[str, Any]) -> None:
+        """Record a destination that changed on the way (a name taken meanwhile by someone else)."""
+        with self._transaction() as db:
+            db.execute("UPDATE intents SET plan = ? WHERE id = ?", (json.dumps(plan), intent_id))
+
+    def close_intent(self, intent_id: int, record: Record | None) -> None:
+        """The commit is complete (or abandoned before anything was visible): write its row, drop it."""
+        with self._transaction() as db:
+            if record is not None:
+                self._write(db, record)
+            db.execute("DELETE FROM intents WHERE id = ?", (intent_id,))
+
+    def intents(self) -> list[Intent]:
+        """Every commit that was started and not finished (a crash, or a failure after a rename)."""
+        with self._locked() as db:
+            rows = db.execute(
+                "SELECT id, path, dev, ino, size, mtime_ns, sha256, token, plan, record"
+                " FROM intents ORDER BY id"
+            ).fetchall()
+        return [
+            Intent(id=int(r[0]), path=Path(r[1]), identity=FileIdentity(*r[2:6]), sha256=str(r[6]),
+                   token=str(r[7]), plan=json.loads(r[8]), record=Record.from_json(json.loads(r[9])))
+            for r in rows
+        ]  # fmt: skip
+
+    # Reading for people and monitors -------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
         """How many inputs are in each status."""
-        with self._mutex:
-            return dict(self._db.execute("SELECT status, count(*) FROM inputs GROUP BY status").fetchall())
+        with self._locked() as db:
+            return dict(db.execute("SELECT status, count(*) FROM inputs GROUP BY status").fetchall())
 
     def summary(self) -> list[tuple[str, str, int]]:
         """(watch, status, count) over the whole ledger."""
-        with self._mutex:
-            rows = self._db.execute(
+        with self._locked() as db:
+            rows = db.execute(
                 "SELECT coalesce(watch, '-'), status, count(*) FROM inputs GROUP BY 1, 2 ORDER BY 1, 2"
             ).fetchall()
         return [(str(w), str(s), int(n)) for w, s, n in rows]
 
-    def quarantined(self) -> list[tuple[Path, Path]]:
-        """(original path, where it is now) for every quarantined input."""
-        with self._mutex:
-            rows = self._db.execute(
-                "SELECT path, quarantined_to FROM inputs"
+    def quarantined(self) -> list[Quarantined]:
+        """Every quarantined input: its original path, where it is now, its note."""
+        with self._locked() as db:
+            rows = db.execute(
+                "SELECT path, quarantined_to, note FROM inputs"
                 " WHERE status = 'quarantined' AND quarantined_to IS NOT NULL"
             ).fetchall()
-        return [(Path(a), Path(b)) for a, b in rows]
+        return [Quarantined(Path(a), Path(b), Path(n) if n else None) for a, b, n in rows]
 
     def mark(self, path: Path, status: str) -> None:
         """Set one input's status (retry re-queues a quarantined input)."""
-        with self._mutex:
-            self._db.execute(
-                "UPDATE inputs SET status = ?, quarantined_to = NULL WHERE path = ?", (status, str(path))
+        with self._locked() as db:
+            db.execute(
+                "UPDATE inputs SET status = ?, quarantined_to = NULL, note = NULL WHERE path = ?",
+                (status, str(path)),
             )
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -73,9 +74,20 @@ def _names(globs: tuple[str, ...]) -> Any:
     return fnmatch.compile(list(globs), flags=fnmatch.IGNORECASE)
 
 
+@lru_cache(maxsize=512)
+def _nfc_globs(globs: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(unicodedata.normalize("NFC", g) for g in globs)
+
+
 def path_matches(rule: Rule, relpath: str) -> bool:
-    """Whether the rule's path conditions (its globs) accept this relative path."""
-    return not rule.match.globs or bool(_compiled(rule.match.globs).match(relpath))
+    """Whether the rule's path conditions (its globs) accept this relative path.
+
+    Both sides are compared in Unicode NFC: macOS writes 'été' decomposed (NFD), rule files
+    usually hold it composed; the same name must match either way.
+    """
+    if not rule.match.globs:
+        return True
+    return bool(_compiled(_nfc_globs(rule.match.globs)).match(unicodedata.normalize("NFC", relpath)))
 
 
 def judge(rule: Rule, facts: Facts, *, partial: bool = False) -> Verdict:
@@ -123,7 +135,9 @@ def _content_mismatch(m: Match, c: Content) -> str | None:
     if m.max_pixels is not None and pixels > m.max_pixels:
         return f"{c.width}x{c.height} = {pixels} pixels > max_pixels {m.max_pixels}"
     for label, globs, value in (("Make", m.exif_make, c.make), ("Model", m.exif_model, c.model)):
-        if globs and not (value and _names(globs).match(value.strip())):
+        if globs and not (
+            value and _names(_nfc_globs(globs)).match(unicodedata.normalize("NFC", value.strip()))
+        ):
             return f"EXIF {label} {value!r} matches none of {list(globs)}"
     if m.has_exif is not None and c.has_exif != m.has_exif:
         return f"has_exif is {c.has_exif}"

@@ -1,36 +1,46 @@
-"""One job end to end, in a worker: read once, match, decode once, every output, verify, commit.
+"""One job in a worker: read the input once, decide, name every output, decode once, stage and verify.
 
-A job is plain picklable data and run_job is a plain function, so any concurrent.futures.Executor
-(a process pool here, dask.distributed's executor elsewhere) can run it. Workers never log: what
-happened comes back in the Outcome, and the daemon logs and records it.
+A worker never makes anything visible and never touches the state folder: it writes each output
+to a synced temp file beside its final name (named with the job's token), verifies it, and returns
+what it staged. The daemon then commits (names, intent, renames, the original, the ledger), so
+every visible change happens in one process, in one order (commit.py). A job is plain picklable
+data and run_job a plain function, so any concurrent.futures.Executor can run it.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import os
+import secrets
+import stat
 import time
 import traceback
+import unicodedata
 import warnings
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Final
 
 from PIL import Image
 
 from . import atomic, encode, imaging, metadata
-from .errors import EncodeError, HotfolderError, InputError, is_transient
-from .formats import HEAD_BYTES, claimed_format, sniff
+from .errors import HotfolderError, InputError, is_transient
+from .formats import HEAD_BYTES, INPUT_FORMATS, claimed_format, sniff
+from .identity import FileIdentity, kind_of
 from .match import Content, Decision, Facts, decide
 from .metadata import Metadata
 from .outputs import Output
+from .probe import probe
 from .rules import Rule
+from .status import Result, RetryReason
 from .template import Template, Value, When, camera, render
-from .workerstate import claim, claimed, done_with_hash, next_seq
+
+# {seq} is counted by the daemon when it commits (no gaps for inputs that fail): a worker renders
+# names with this mark, and the daemon puts the number in.
+SEQ_MARK: Final = "\ue000seq\ue001"
 
 
 @dataclass(frozen=True)
@@ -41,44 +51,62 @@ class Job:
     relpath: str  # below the watch root (or the folder given to `process`), '/'-separated
     rules: tuple[Rule, ...]
     output_root: Path
-    quarantine: Path
     watch: str | None = None
     watch_path: Path | None = None
     max_pixels: int = imaging.DEFAULT_MAX_PIXELS
-    state_dir: Path | None = None  # holds {seq} counters; None: {seq} is unavailable
     file_mode: int | None = None  # mode of outputs; None: the umask decides
     gid: int | None = None  # group of outputs, so shared folders stay usable
-    seen: tuple[int, int] | None = None  # (size, mtime_ns) when the dispatcher looked
+    seen: FileIdentity | None = None  # what the dispatcher saw (a change since means: still arriving)
     force: bool = False  # process even byte-identical copies of inputs already done
+    twins: tuple[tuple[str, str, str], ...] = ()  # (sha256, chain, path) of done inputs of this size
+    token: str = field(default_factory=lambda: secrets.token_hex(4))  # names this job's temp files
 
 
 @dataclass(frozen=True)
-class Written:
-    dst: Path
-    format: str
-    bytes_out: int
-    action: str  # written | identical | skipped | overwritten
-    rule: str = ""
-    ms: float = 0.0  # transform, encode and verify of this output
+class StagedOutput:
+    """One output written, synced and verified in a temp file beside the name it will take."""
 
-    @property
-    def new(self) -> bool:
-        return self.action in {"written", "overwritten"}
+    temp: Path
+    final: Path  # may hold SEQ_MARK, which the daemon fills in
+    rule: str
+    format: str
+    size: int
+    sha256: str
+    on_conflict: str
+    counter_format: str
+    ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class Disposal:
+    """What becomes of the original once the outputs are in place."""
+
+    policy: str  # keep | delete | move
+    rule: str | None = None
+    dest: Path | None = None  # move: its name under output_root (may hold SEQ_MARK)
+    staged: Path | None = None  # move to another filesystem: a verified copy beside dest
 
 
 @dataclass(frozen=True)
 class Outcome:
+    """What a worker's job came back with."""
+
     src: Path
-    status: str  # done | unmatched | quarantined | gone | duplicate | retry (transient: try again later)
+    result: Result
+    identity: FileIdentity | None = None  # of the file that was read (fstat of the open descriptor)
+    read_ns: int = 0  # wall clock when it was read
     rule: str | None = None
+    chain: str | None = None
     format: str | None = None
     bytes_in: int = 0
     sha256: str | None = None
-    written: tuple[Written, ...] = ()
-    quarantined_to: Path | None = None
-    original: str | None = None  # what happened to the original: kept, deleted, or where it moved
+    outputs: tuple[StagedOutput, ...] = ()
+    disposal: Disposal = Disposal("keep")
     orientation: int | None = None  # provenance: the stored orientation the outputs had applied
+    error_class: str | None = None  # one of hotfolder's own error names
     error: str | None = None
+    retry: RetryReason | None = None
+    twin: Path | None = None  # duplicate: the input done with the same bytes
     ms: float = 0.0
     notes: tuple[tuple[str, dict[str, Any]], ...] = ()
     started_at: str | None = None  # wall clock when a worker began it (latency, from the logs alone)
@@ -86,9 +114,20 @@ class Outcome:
 
 @dataclass
 class _Work:
-    staged: list[tuple[Rule, Output, atomic.Staged]] = field(default_factory=list)
+    base: Outcome
+    staged: list[StagedOutput] = field(default_factory=list)
+    copy: Path | None = None
     resized: dict[int, Image.Image] = field(default_factory=dict)  # max_edge -> shrunk source
     notes: imaging.Notes = field(default_factory=imaging.Notes)
+
+    def discard(self) -> None:
+        for s in self.staged:
+            s.temp.unlink(missing_ok=True)
+        if self.copy is not None:
+            self.copy.unlink(missing_ok=True)
+
+
+# Facts from the header ---------------------------------------------------------------------------
 
 
 def content_facts(data: bytes, mtime: float | None, opened: Image.Image | None = None) -> Content | None:
@@ -107,8 +146,8 @@ def content_facts(data: bytes, mtime: float | None, opened: Image.Image | None =
     return Content(
         width=width,
         height=height,
-        make=_text(ex.get(0x010F)),
-        model=_text(ex.get(0x0110)),
+        make=exif_text(ex.get(0x010F)),
+        model=exif_text(ex.get(0x0110)),
         has_exif=len(ex) > 0,
         has_gps=bool(ex.get_ifd(metadata.TAG_GPS_IFD)),
         taken=taken,
@@ -116,20 +155,31 @@ def content_facts(data: bytes, mtime: float | None, opened: Image.Image | None =
     )
 
 
-def _text(value: Any) -> str | None:
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    return (value.strip("\x00 ") or None) if isinstance(value, str) else None
+def exif_text(value: Any) -> str | None:
+    """An EXIF text value as the camera meant it: UTF-8 when the bytes are valid UTF-8, else Latin-1.
+
+    Pillow decodes ASCII-typed tags as Latin-1, so a UTF-8 Make ('Ünïcode Kamera') came out as
+    'Ã\x9cnÃ¯code Kamera'; the Latin-1 round trip gives back the bytes the camera wrote.
+    """
+    if isinstance(value, str):
+        value = value.encode("latin-1", "replace")
+    if not isinstance(value, bytes):
+        return None
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        text = value.decode("latin-1")
+    return unicodedata.normalize("NFC", text.strip("\x00 ")) or None
 
 
 def _taken(sub: Any, mtime: float | None) -> tuple[datetime | None, str]:
     """DateTimeOriginal (+ SubSecTimeOriginal), then CreateDate, then the file's mtime."""
     for tag, subsec in ((0x9003, 0x9291), (0x9004, 0x9292)):
-        raw = _text(sub.get(tag))
+        raw = exif_text(sub.get(tag))
         if raw:
             try:
                 return datetime.strptime(raw[:19], "%Y:%m:%d %H:%M:%S"), (
-                    _text(sub.get(subsec)) or ""
+                    exif_text(sub.get(subsec)) or ""
                 ).strip()
             except ValueError:
                 continue
@@ -140,17 +190,18 @@ def _taken(sub: Any, mtime: float | None) -> tuple[datetime | None, str]:
 def template_values(
     job: Job, rule: Rule, content: Content | None, digest: str | None = None
 ) -> dict[str, Value]:
-    """Every template field for one input and rule ({seq} is filled only when a template uses it)."""
+    """Every template field for one input and rule ({seq} is the daemon's: a mark here)."""
     rel = PurePosixPath(job.relpath)
     values: dict[str, Value] = {
         "stem": rel.stem,
         "ext": rel.suffix.lower().lstrip(".") or None,
         "name": rel.name,
         "relpath": str(rel.with_suffix("")) if rel.suffix else str(rel),
-        "reldir": str(rel.parent) if str(rel.parent) != "." else None,
+        "reldir": str(rel.parent) if str(rel.parent) != "." else "",  # at the root: nothing
         "watch": job.watch,
         "rule": rule.name,
         "hash8": digest[:8] if digest else None,
+        "seq": SEQ_MARK,
     }
     if content is not None:
         values.update(
@@ -174,6 +225,63 @@ def output_path(template: Template, output_root: Path, values: dict[str, Value])
     return output_root / render(template, values)
 
 
+def chain_key(chain: tuple[Rule, ...]) -> str:
+    """A rule chain's fingerprint: the same bytes through the same chain give the same outputs."""
+    names = "+".join(r.name for r in chain)
+    made = repr(tuple((r.name, r.outputs, r.original, r.original_path) for r in chain))
+    return f"{names}#{hashlib.sha1(made.encode(), usedforsecurity=False).hexdigest()[:12]}"
+
+
+# Reading ------------------------------------------------------------------------------------------
+
+
+class NotRegularError(HotfolderError):
+    """The path is a link, a FIFO, a device or a folder: never read, never disposed of."""
+
+
+def open_regular(path: Path) -> tuple[int, os.stat_result]:
+    """Open a regular file for reading without following a link or blocking on a FIFO."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotRegularError(f"{path} is a symbolic link; links are never processed") from None
+        raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise NotRegularError(f"{path} is {kind_of(st)}, not a regular file")
+    return fd, st
+
+
+def read_all(fd: int, size: int) -> bytes:
+    """The whole file, by positioned reads (the descriptor's offset is never relied on)."""
+    chunks, pos = [], 0
+    while pos < size:
+        chunk = os.pread(fd, min(size - pos, 8 << 20), pos)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        pos += len(chunk)
+    return b"".join(chunks)
+
+
+def sniffed(fd: int, relpath: str) -> tuple[str | None, bool]:
+    """(our format name, whether the content itself says so) from the first bytes of a file."""
+    head = os.pread(fd, HEAD_BYTES, 0)
+    by_content = sniff(head, relpath)
+    return by_content or claimed_format(relpath), by_content is not None
+
+
+def read_bounded(fd: int, st: os.stat_result, fmt: str | None, *, by_content: bool, max_pixels: int) -> bytes:
+    """The whole file, once its header says it is an image of a plausible length (probe.py)."""
+    if fmt is not None and fmt in INPUT_FORMATS and by_content:
+        probe(fd, st.st_size, fmt, max_pixels=max_pixels)
+    elif fmt is not None and fmt in INPUT_FORMATS:
+        raise InputError(f"content is not a recognisable image (its name says {fmt.upper()})")
+    return read_all(fd, st.st_size)
+
+
 def examine(data: bytes, relpath: str, rules: tuple[Rule, ...], *, facts: Facts | None = None,
             mtime: float | None = None) -> Decision:  # fmt: skip
     """Decide which rules take a file from its bytes and path.
@@ -187,180 +295,222 @@ def examine(data: bytes, relpath: str, rules: tuple[Rule, ...], *, facts: Facts 
     return decide(rules, replace(base, relpath=relpath, format=fmt, content=content))
 
 
-def _read(
-    job: Job, started: float
-) -> Outcome | tuple[bytes, os.stat_result, Facts, tuple[Rule, ...], Image.Image | None]:
-    """Read the input once and decide; an Outcome when there is nothing more to do."""
+@dataclass(frozen=True)
+class Inspection:
+    """What `explain` and `process --dry-run` learn of a file, by the same reads a worker makes."""
+
+    facts: Facts
+    decision: Decision
+    data: bytes | None = None  # None: refused before it was read (the reason is in `refusal`)
+    refusal: str | None = None
+
+
+def inspect_file(path: Path, relpath: str, rules: tuple[Rule, ...], *, max_pixels: int,
+                 watch: str | None = None, watch_path: Path | None = None) -> Inspection:  # fmt: skip
+    """Decide which rules take a file, reading it as a worker would (bounded, never a FIFO or a link)."""
+    fd, st = open_regular(path)
     try:
-        with job.src.open("rb") as fp:
-            st = os.fstat(fp.fileno())
-            head = fp.read(HEAD_BYTES)
-            facts = Facts(relpath=job.relpath, watch=job.watch, size=st.st_size,
-                          watch_path=str(job.watch_path) if job.watch_path else None)  # fmt: skip
-            fmt = sniff(head, job.relpath) or claimed_format(job.relpath)
-            if not decide(job.rules, replace(facts, format=fmt), partial=True).rules:
-                return Outcome(job.src, "unmatched", bytes_in=st.st_size, ms=_ms(started))
-            data = head + fp.read()
+        fmt, by_content = sniffed(fd, relpath)
+        facts = Facts(relpath=relpath, watch=watch, watch_path=str(watch_path) if watch_path else None,
+                      size=st.st_size, format=fmt)  # fmt: skip
+        if st.st_size == 0:
+            return Inspection(
+                facts, decide(rules, facts, partial=True), refusal="the file is empty (0 bytes)"
+            )
+        try:
+            data = read_bounded(fd, st, fmt, by_content=by_content, max_pixels=max_pixels)
+        except InputError as exc:
+            return Inspection(facts, decide(rules, facts, partial=True), refusal=str(exc))
+    finally:
+        os.close(fd)
+    try:
+        opened = imaging.identify(data, max_pixels=max_pixels)  # the config's limit, as `run` applies it
+    except InputError as exc:
+        return Inspection(facts, decide(rules, facts, partial=True), data=data, refusal=str(exc))
+    facts = replace(facts, content=content_facts(data, st.st_mtime, opened))
+    return Inspection(facts, examine(data, relpath, rules, facts=facts), data=data)
+
+
+# The job ------------------------------------------------------------------------------------------
+
+
+def run_job(job: Job) -> Outcome:
+    """Handle one input up to its staged outputs; never raises for a bad input (it comes back BROKEN)."""
+    started = time.perf_counter()
+    began = datetime.now(UTC).isoformat(timespec="microseconds")
+    work = _Work(base=Outcome(job.src, Result.BROKEN))
+    try:
+        with warnings.catch_warnings(record=True) as seen:
+            outcome = _run(job, work)
+        for w in seen:
+            work.notes.warn("decoder.warning", error=f"{w.category.__name__}: {w.message}")
+    except NotRegularError as exc:
+        outcome = Outcome(job.src, Result.GONE, error=str(exc))
     except FileNotFoundError:
-        return Outcome(job.src, "gone", ms=_ms(started))
+        outcome = Outcome(job.src, Result.GONE)
+    except HotfolderError as exc:
+        outcome = _broken(work.base, type(exc).__name__, str(exc))
     except OSError as exc:
-        # A share gone, a disk error, or a file its writer still holds without read permission:
-        # not the file's fault (yet). Retried with backoff, quarantined past the cap.
         if is_transient(exc) or exc.errno in (errno.EACCES, errno.EPERM):
-            return Outcome(job.src, "retry", error=f"{type(exc).__name__}: {exc}", ms=_ms(started))
-        raise
+            # A share gone, a disk error, or a file its writer still holds without read permission:
+            # not the file's fault (yet). Retried with backoff, quarantined past the cap.
+            outcome = replace(work.base, result=Result.RETRY, retry=RetryReason.TRANSIENT,
+                              error=f"{exc.strerror or exc} ({exc.filename or job.src})")  # fmt: skip
+        else:
+            why = f"cannot read or write {exc.filename or job.src}: {exc.strerror or exc}"
+            outcome = _broken(work.base, "InputError", why)
+    # The one broad boundary per job: whatever went wrong, the input is parked and the daemon goes on.
+    except Exception as exc:  # noqa: BLE001
+        work.notes.warn("job.crashed", error=f"{type(exc).__name__}: {exc}",
+                        traceback=traceback.format_exc(limit=8))  # fmt: skip
+        outcome = _broken(work.base, "EncodeError", f"internal error ({type(exc).__name__}: {exc}); the "
+                          "input is kept in quarantine, please report this with its note")  # fmt: skip
+    if outcome.result is not Result.STAGED:
+        work.discard()
+    return replace(outcome, ms=_ms(started), started_at=began, notes=tuple(work.notes.items) + outcome.notes)
+
+
+def _broken(base: Outcome, error_class: str, error: str) -> Outcome:
+    return replace(base, result=Result.BROKEN, error_class=error_class, error=f"{error_class}: {error}")
+
+
+def _run(job: Job, work: _Work) -> Outcome:
+    fd, st = open_regular(job.src)
     try:
-        with warnings.catch_warnings():
-            # Past max_image_pixels: decode() refuses it with the limit in the message.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        identity = FileIdentity.of(st)
+        work.base = replace(work.base, identity=identity, bytes_in=st.st_size)
+        fmt, by_content = sniffed(fd, job.relpath)
+        facts = Facts(relpath=job.relpath, watch=job.watch, size=st.st_size, format=fmt,
+                      watch_path=str(job.watch_path) if job.watch_path else None)  # fmt: skip
+        maybe = decide(job.rules, facts, partial=True).rules
+        if not maybe:
+            return Outcome(job.src, Result.UNMATCHED, identity=identity, bytes_in=st.st_size)
+        work.base = replace(work.base, rule="+".join(r.name for r in maybe))
+        if st.st_size == 0:
+            return Outcome(job.src, Result.BROKEN, identity=identity, error_class="InputError",
+                           error="InputError: the file is empty (0 bytes)")  # fmt: skip
+        read_ns = time.time_ns()
+        data = read_bounded(fd, st, fmt, by_content=by_content, max_pixels=job.max_pixels)
+        after = FileIdentity.of(os.fstat(fd))
+    finally:
+        os.close(fd)
+    if after != identity or (job.seen is not None and job.seen != identity):
+        return Outcome(job.src, Result.RETRY, identity=identity, retry=RetryReason.DEFERRED,
+                       error="the file changed while it was read")  # fmt: skip
+    work.base = replace(work.base, read_ns=read_ns)
+    return _stage(job, data, facts, st, work)
+
+
+def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: _Work) -> Outcome:
+    base = replace(work.base, result=Result.STAGED)
+    with warnings.catch_warnings():
+        # Past max_image_pixels: decode() refuses it with the limit in the message.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
             opened: Image.Image | None = imaging.identify(data, max_pixels=job.max_pixels)
-    except InputError:
-        opened = None  # decode() says why, when a rule wants the pixels
+        except InputError:
+            opened = None  # decode() says why, when a rule wants the pixels
     content = content_facts(data, st.st_mtime, opened)
     if content is None:
         opened = None  # it failed part way (a truncated file): decode() opens afresh and says why
     facts = replace(facts, content=content)
     chain = examine(data, job.relpath, job.rules, facts=facts).rules
     if not chain:
-        return Outcome(job.src, "unmatched", bytes_in=len(data), ms=_ms(started))
-    return data, st, facts, chain, opened
-
-
-def run_job(job: Job) -> Outcome:
-    """Handle one input completely; never raises for a bad input (it is quarantined instead)."""
-    started = time.perf_counter()
-    began = datetime.now(UTC).isoformat(timespec="microseconds")
-    got = _read(job, started)
-    if isinstance(got, Outcome):
-        return replace(got, started_at=began)
-    data, st, facts, chain, opened = got
+        return replace(base, result=Result.UNMATCHED)
     digest = hashlib.sha256(data).hexdigest()
-    names = "+".join(r.name for r in chain)
-    base = Outcome(job.src, "quarantined", rule=names, bytes_in=len(data), sha256=digest, started_at=began)
-    twin = done_with_hash(job.state_dir, digest, job.src) if job.state_dir and not job.force else None
-    if twin is not None:
-        # The same bytes were already processed under another name: no outputs again, but the
-        # original still follows the rule's policy (a re-imported card is cleaned up too).
-        original = _dispose_original(job, chain, facts.content, digest)
-        return replace(
-            base, status="duplicate", error=f"same content as {twin}", original=original, ms=_ms(started)
-        )
-    work = _Work()
-    try:
-        # Decoder warnings (odd TIFF tags, ...) become structured notes instead of stray stderr text.
-        # Filters are kept as set, so DecompressionBombWarning still raises.
-        with warnings.catch_warnings(record=True) as seen:
-            source = None
-            if any(o.format != "copy" for r in chain for o in r.outputs):
-                source = imaging.decode(
-                    data, max_pixels=job.max_pixels, edge=_largest_edge(chain), opened=opened
-                )
-                base = replace(base, format=source.format, orientation=source.orientation)
-                for loss in source.losses:
-                    work.notes.warn("auxiliary.dropped", error=loss)
-            written = _produce(
-                job, chain, data, content=facts.content, digest=digest, source=source, work=work, st=st
-            )
-            original = _dispose_original(job, chain, facts.content, digest)
-        for w in seen:
-            work.notes.warn("decoder.warning", error=f"{w.category.__name__}: {w.message}")
-        return replace(base, status="done", written=written, original=original, ms=_ms(started),
-                       notes=tuple(work.notes.items))  # fmt: skip
-    except InputError as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        if _still_changing(job, st):
-            # A file still being written is not broken yet: try again once it holds still.
-            return replace(base, status="retry", error=f"source still changing: {error}", ms=_ms(started))
-    except HotfolderError as exc:
-        error = f"{type(exc).__name__}: {exc}"
-    except OSError as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        if is_transient(exc):
-            # Disk full, share gone, I/O hiccup: nothing is wrong with the input; wait and retry.
-            return replace(base, status="retry", error=error, ms=_ms(started), notes=tuple(work.notes.items))
-        work.notes.warn("job.crashed", error=error, traceback=traceback.format_exc(limit=8))
-    # The one broad boundary per job: whatever went wrong, the input is parked and the daemon goes on.
-    except Exception as exc:  # noqa: BLE001
-        error = f"{type(exc).__name__}: {exc}"
-        work.notes.warn("job.crashed", error=error, traceback=traceback.format_exc(limit=8))
-    finally:
-        for _, _, staged in work.staged:
-            atomic.discard(staged)
-    moved = quarantine(job, names, error)
-    return replace(base, quarantined_to=moved, error=error, ms=_ms(started), notes=tuple(work.notes.items))
+    key = chain_key(chain)
+    base = work.base = replace(base, rule="+".join(r.name for r in chain), chain=key, sha256=digest)
+    # Every name first: a template that cannot render fails the job before anything is written.
+    names = _names(job, chain, content, digest)
+    disposal = _disposal(job, chain, content, digest)
+    twin = next((Path(p) for sha, c, p in job.twins if sha == digest and c == key), None)
+    if twin is not None and not job.force:
+        # The same bytes were already done by this chain: no outputs again, but the original
+        # still follows the rule's policy (a re-imported card is cleaned up too).
+        if disposal.policy == "move":
+            disposal = _stage_move(job, disposal, data, digest, work)
+        return replace(base, result=Result.DUPLICATE, disposal=disposal, twin=twin)
+    source = None
+    if any(o.format != "copy" for _, o, _ in names):
+        source = imaging.decode(data, max_pixels=job.max_pixels, edge=_largest_edge(chain), opened=opened)
+        base = work.base = replace(base, format=source.format, orientation=source.orientation)
+        for loss in source.losses:
+            work.notes.warn("auxiliary.dropped", error=loss)
+    for index, (rule, output, final) in enumerate(names):
+        t0 = time.perf_counter()
+        folder = _staging_folder(final, job.output_root)
+        atomic.make_folder(folder, job.output_root)
+        temp = atomic.temp_path(folder / final.name.replace(SEQ_MARK, "seq"), token=f"{job.token}{index:02x}")
+        if output.format == "copy" or source is None:
+            staged = atomic.stage_at(temp, lambda fp: fp.write(data))
+            written = staged.temp.read_bytes()
+            if hashlib.sha256(written).hexdigest() != digest:
+                raise atomic.StagingError(f"copy {staged.temp} does not match the source")
+        else:
+            rendered = imaging.render(source, output, work.notes, work.resized)
+            rendered.meta = output_metadata(source, rendered, output, work.notes)
+            staged = atomic.stage_at(temp, partial(encode.encode, rendered, output, notes=work.notes))
+            written = staged.temp.read_bytes()
+            encode.verify(written, rendered, output)
+        _finish_file(staged.temp, job, st)
+        work.staged.append(StagedOutput(temp=staged.temp, final=final, rule=rule.name, format=output.format,
+                                        size=staged.size, sha256=hashlib.sha256(written).hexdigest(),
+                                        on_conflict=output.on_conflict, counter_format=output.counter_format,
+                                        ms=_ms(t0)))  # fmt: skip
+    if disposal.policy == "move":
+        disposal = _stage_move(job, disposal, data, digest, work)
+    return replace(base, outputs=tuple(work.staged), disposal=disposal)
 
 
-def _produce(
-    job: Job, chain: tuple[Rule, ...], data: bytes, *, content: Content | None, digest: str,
-    source: imaging.Source | None, work: _Work, st: os.stat_result,
-) -> tuple[Written, ...]:  # fmt: skip
-    """Stage and verify every output of every rule, then commit them all; if any fails, none is."""
-    spent: list[float] = []
+def _names(
+    job: Job, chain: tuple[Rule, ...], content: Content | None, digest: str
+) -> list[tuple[Rule, Output, Path]]:
+    names = []
     for rule in chain:
         values = template_values(job, rule, content, digest)
         for output in rule.outputs:
-            t0 = time.perf_counter()
-            if "seq" in output.path.fields:
-                values["seq"] = str(next_seq(job.state_dir, rule.name)) if job.state_dir else None
-            final = output_path(output.path, job.output_root, values)
-            atomic.make_folder(final.parent, job.output_root)
-            if output.format == "copy" or source is None:
-                staged = atomic.stage(final, lambda fp: fp.write(data))
-                work.staged.append((rule, output, staged))
-                if hashlib.sha256(staged.temp.read_bytes()).hexdigest() != digest:
-                    raise EncodeError(f"copy {staged.temp} does not match the source")
-            else:
-                rendered = imaging.render(source, output, work.notes, work.resized)
-                rendered.meta = output_metadata(source, rendered, output, work.notes)
-                staged = atomic.stage(final, partial(encode.encode, rendered, output, notes=work.notes))
-                work.staged.append((rule, output, staged))
-                encode.verify(staged.temp.read_bytes(), rendered, output)
-            _finish_file(staged.temp, job, st)
-            spent.append(_ms(t0))
-    written: list[Written] = []
-    try:
-        for index, ((rule, output, staged), ms) in enumerate(zip(work.staged, spent, strict=True)):
-            dst, action = _commit(job, digest, f"{rule.name}#{index}", staged, output)
-            written.append(Written(dst=dst, format=output.format, bytes_out=staged.size, action=action,
-                                   rule=rule.name, ms=ms))  # fmt: skip
-    except OSError as exc:
-        for w in written:
-            if w.action == "written":
-                w.dst.unlink(missing_ok=True)
-        raise EncodeError(f"could not put outputs in place: {exc}") from exc
-    work.staged.clear()
-    return tuple(written)
+            names.append((rule, output, output_path(output.path, job.output_root, values)))
+    return names
+
+
+def _disposal(job: Job, chain: tuple[Rule, ...], content: Content | None, digest: str) -> Disposal:
+    rule = next((r for r in chain if r.original != "keep"), None)
+    if rule is None:
+        return Disposal("keep")
+    if rule.original == "delete":
+        return Disposal("delete", rule=rule.name)
+    assert rule.original_path is not None
+    dest = output_path(rule.original_path, job.output_root, template_values(job, rule, content, digest))
+    return Disposal("move", rule=rule.name, dest=dest)
+
+
+def _staging_folder(final: Path, root: Path) -> Path:
+    """The folder a temp file is written in: the final one, or the nearest one above a {seq} folder."""
+    folder = final.parent
+    while SEQ_MARK in str(folder.relative_to(root)):
+        folder = folder.parent
+    return folder
+
+
+def _stage_move(job: Job, disposal: Disposal, data: bytes, digest: str, work: _Work) -> Disposal:
+    """A move to another filesystem is a copy: made and verified here, renamed into place by the daemon."""
+    assert disposal.dest is not None
+    folder = _staging_folder(disposal.dest, job.output_root)
+    atomic.make_folder(folder, job.output_root)
+    if folder.stat().st_dev == job.src.parent.stat().st_dev:
+        return disposal  # a rename, done by the daemon
+    temp = atomic.temp_path(folder / disposal.dest.name.replace(SEQ_MARK, "seq"), token=f"{job.token}ff")
+    staged = atomic.stage_at(temp, lambda fp: fp.write(data))
+    work.copy = staged.temp
+    if hashlib.sha256(staged.temp.read_bytes()).hexdigest() != digest:
+        raise atomic.StagingError(f"copy of the original {staged.temp} does not match it")
+    return replace(disposal, staged=staged.temp)
 
 
 def _largest_edge(chain: tuple[Rule, ...]) -> int | None:
     """The longest edge any encoded output of the chain needs; None when one wants full size."""
     edges = [o.max_edge for r in chain for o in r.outputs if o.format != "copy"]
     return None if not edges or None in edges else max(e for e in edges if e is not None)
-
-
-def _still_changing(job: Job, st: os.stat_result) -> bool:
-    """Whether the source differs from what was read, or from what the dispatcher saw."""
-    try:
-        now = job.src.stat()
-    except OSError:
-        return False
-    read = (st.st_size, st.st_mtime_ns)
-    return (now.st_size, now.st_mtime_ns) != read or (job.seen is not None and job.seen != read)
-
-
-def _commit(job: Job, digest: str, key: str, staged: atomic.Staged, output: Output) -> tuple[Path, str]:
-    """Put one output in place. Its name is claimed in the ledger before the rename, so a job
-    redone after a crash writes to the same name again instead of taking a new counter."""
-    if job.state_dir is None:
-        return atomic.commit(staged, policy=output.on_conflict, counter_format=output.counter_format)
-    prior = claimed(job.state_dir, digest, key)
-    if prior is not None and prior.parent == staged.final.parent:
-        # Ours from the interrupted run (complete or never written): the same bytes go there again.
-        mine = atomic.Staged(temp=staged.temp, final=prior, size=staged.size)
-        return atomic.commit(mine, policy="overwrite")
-    state = job.state_dir
-    return atomic.commit(staged, policy=output.on_conflict, counter_format=output.counter_format,
-                         before_rename=lambda name: claim(state, digest, key, name))  # fmt: skip
 
 
 def _finish_file(temp: Path, job: Job, st: os.stat_result) -> None:
@@ -370,21 +520,6 @@ def _finish_file(temp: Path, job: Job, st: os.stat_result) -> None:
         temp.chmod(job.file_mode)
     if job.gid is not None:
         os.chown(temp, -1, job.gid)
-
-
-def _dispose_original(job: Job, chain: tuple[Rule, ...], content: Content | None, digest: str) -> str:
-    """keep, delete or move the original, only now that every output is written, synced and verified."""
-    rule = next((r for r in chain if r.original != "keep"), None)
-    if rule is None:
-        return "kept"
-    if rule.original == "delete":
-        job.src.unlink()
-        atomic.fsync_dir(job.src.parent)
-        return "deleted"
-    assert rule.original_path is not None
-    dest = output_path(rule.original_path, job.output_root, template_values(job, rule, content, digest))
-    atomic.make_folder(dest.parent, job.output_root)
-    return str(atomic.move_into(job.src, dest))
 
 
 def output_metadata(
@@ -433,28 +568,6 @@ def output_metadata(
         iptc=meta.iptc if keep_iptc else None,
         nclx=meta.nclx,
     )
-
-
-def quarantine(job: Job, rule: str | None, error: str, *, attempts: int = 1) -> Path | None:
-    """Move the input into the quarantine folder with a JSON sidecar saying why; None if it is gone."""
-    dest = job.quarantine / job.relpath
-    try:
-        atomic.make_folder(dest.parent, job.quarantine)
-        moved = atomic.move_into(job.src, dest)
-    except FileNotFoundError:
-        return None
-    note = {
-        "src": str(job.src),
-        "quarantined_to": str(moved),
-        "rule": rule,
-        "watch": job.watch,
-        "error_class": error.split(":", 1)[0],
-        "error": error,
-        "attempts": attempts,
-        "time": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    atomic.write_bytes(moved.with_name(moved.name + ".json"), json.dumps(note, indent=2).encode() + b"\n")
-    return moved
 
 
 def _ms(started: float) -> float:

@@ -57,6 +57,12 @@ class Rule:
     continue_: bool = False  # `continue = true`: later rules are tried too
     original: str = "keep"
     original_path: Template | None = None  # where `move` puts the original, under output_root
+    # Lines of keys that are checked against the config later (a rule's watch), for the error message.
+    where: tuple[tuple[str, int], ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def lines(self) -> dict[str, int]:
+        return dict(self.where)
 
 
 def _globs(value: Any) -> tuple[str, ...]:
@@ -228,34 +234,7 @@ def _parse_rule(
     for key in entry.keys() - _RULE_KEYS:
         problem(f"unknown key; rule keys are {', '.join(sorted(_RULE_KEYS))}", key, where.line(i, key))
 
-    match_kwargs: dict[str, Any] = {}
-    raw_match = entry.get("match", {})
-    if not isinstance(raw_match, dict):
-        problem("must be a table [rule.match]", "match", where.line(i, "match"))
-        raw_match = {}
-    for key, value in raw_match.items():
-        check = _MATCH_KEYS.get(key)
-        line = where.line(i, key, section="rule.match")
-        if check is None:
-            problem(f"unknown key in [rule.match]; known: {', '.join(_MATCH_KEYS)}", f"match.{key}", line)
-            continue
-        try:
-            checked = check(value)
-        except ValueError as exc:
-            problem(str(exc), f"match.{key}", line)
-            continue
-        if key == "exif":
-            match_kwargs.update({f"exif_{k.lower()}": v for k, v in checked.items()})
-        else:
-            match_kwargs[_MATCH_FIELDS.get(key, key)] = checked
-    for low, high in (
-        ("min_bytes", "max_bytes"),
-        ("min_pixels", "max_pixels"),
-        ("taken_after", "taken_before"),
-    ):
-        if low in match_kwargs and high in match_kwargs and match_kwargs[low] > match_kwargs[high]:
-            problem(f"{low} is after {high}: nothing could ever match", f"match.{low}",
-                    where.line(i, low, section="rule.match"))  # fmt: skip
+    match_kwargs = _parse_match(i, entry, where, problem)
 
     rule_kwargs: dict[str, Any] = {}
     for key, check in (("continue", schema.boolean), ("original", schema.choice(ORIGINAL_POLICIES)),
@@ -290,7 +269,43 @@ def _parse_rule(
                 "match.formats", where.line(i, "formats", section="rule.match"))  # fmt: skip
     if len(problems) > before:
         return None
-    return Rule(name=str(name), file=path, match=Match(**match_kwargs), outputs=tuple(outputs), **rule_kwargs)
+    watch_line = where.line(i, "watch", section="rule.match")
+    lines = (("match.watch", watch_line),) if watch_line is not None else ()
+    return Rule(name=str(name), file=path, match=Match(**match_kwargs), outputs=tuple(outputs), where=lines,
+                **rule_kwargs)  # fmt: skip
+
+
+def _parse_match(i: int, entry: dict[str, Any], where: _Locator, problem: Any) -> dict[str, Any]:
+    """The [rule.match] table as Match keyword arguments; each problem reported with its line."""
+    match_kwargs: dict[str, Any] = {}
+    raw_match = entry.get("match", {})
+    if not isinstance(raw_match, dict):
+        problem("must be a table [rule.match]", "match", where.line(i, "match"))
+        raw_match = {}
+    for key, value in raw_match.items():
+        check = _MATCH_KEYS.get(key)
+        line = where.line(i, key, section="rule.match")
+        if check is None:
+            problem(f"unknown key in [rule.match]; known: {', '.join(_MATCH_KEYS)}", f"match.{key}", line)
+            continue
+        try:
+            checked = check(value)
+        except ValueError as exc:
+            problem(str(exc), f"match.{key}", line)
+            continue
+        if key == "exif":
+            match_kwargs.update({f"exif_{k.lower()}": v for k, v in checked.items()})
+        else:
+            match_kwargs[_MATCH_FIELDS.get(key, key)] = checked
+    for low, high in (
+        ("min_bytes", "max_bytes"),
+        ("min_pixels", "max_pixels"),
+        ("taken_after", "taken_before"),
+    ):
+        if low in match_kwargs and high in match_kwargs and match_kwargs[low] > match_kwargs[high]:
+            problem(f"{low} is after {high}: nothing could ever match", f"match.{low}",
+                    where.line(i, low, section="rule.match"))  # fmt: skip
+    return match_kwargs
 
 
 def _output_line(where: _Locator, rule: int, index: int, key: str | None) -> int | None:

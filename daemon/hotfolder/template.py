@@ -23,6 +23,11 @@ FIELDS: Final[frozenset[str]] = frozenset(
      "width", "height", "hash8", "seq", "taken"}
 )  # fmt: skip
 MULTI_COMPONENT: Final[frozenset[str]] = frozenset({"relpath", "reldir", "taken"})
+# Fields whose value may be empty rather than missing: {reldir} of a file at the watch root.
+MAY_BE_EMPTY: Final[frozenset[str]] = frozenset({"reldir"})
+# strftime directives with a meaning on every platform (C99 and Python's %f); anything else
+# (%Q, %K) would be copied literally into folder names by glibc.
+_DATE_DIRECTIVES: Final = frozenset("aAbBcdHIjmMpSUwWxXyYzZfGuVeCgDFhnrRtT%")
 DATED: Final[frozenset[str]] = frozenset({"taken"})  # fields that take a strftime format: {taken:%Y/%m}
 DEFAULT_DATE_FORMAT: Final = "%Y-%m-%d"
 MAX_NAME_BYTES: Final = 255
@@ -142,6 +147,12 @@ def _parse_field(body: str, text: str, known: frozenset[str]) -> Field:
 def _check_date_format(spec: str, text: str) -> None:
     if not spec or "%" not in spec:
         raise TemplateSyntaxError(f"empty or directive-less date format {spec!r} in {text!r}")
+    for directive in re.findall(r"%[-_0^#]?(.?)", spec):
+        if directive not in _DATE_DIRECTIVES:
+            raise TemplateSyntaxError(
+                f"unknown date directive %{directive} in {spec!r} of {text!r}; "
+                "use %Y, %m, %d, %H, %M, %S, %f, ..."
+            )
     try:
         When(datetime(2001, 2, 3, 4, 5, 6), "7").format(spec)
     except ValueError as exc:
@@ -172,6 +183,7 @@ def render(template: Template, values: Mapping[str, Value]) -> str:
         if isinstance(part, Literal):
             out.append(part.text)
             continue
+        empty = False
         for (value, quoted), spec in zip(
             part.alternatives, part.specs or [None] * len(part.alternatives), strict=True
         ):
@@ -184,8 +196,10 @@ def render(template: Template, values: Mapping[str, Value]) -> str:
             if got:
                 out.append(sanitise_value(value, got))
                 break
+            empty = empty or (got == "" and value in MAY_BE_EMPTY)
         else:
-            raise MissingFieldError(f"template {template.text!r}: no value for {{{part.source}}}")
+            if not empty:
+                raise MissingFieldError(f"template {template.text!r}: no value for {{{part.source}}}")
     return normalise("".join(out))
 
 

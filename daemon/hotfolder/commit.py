@@ -1,0 +1,315 @@
+"""The commit, in the daemon: every visible change a job makes happens here, in this order.
+
+1. Names: each staged output gets its final name ({seq} is counted now, `on_conflict` decided by
+   looking at what is there), and so does the original's destination.
+2. Intent: the input's identity and SHA-256 and every destination, written to the ledger.
+3. Renames: each output into place, then one fsync per folder.
+4. The original: deleted, moved or kept; exactly the file that was read (dispose.py).
+5. Done: the ledger row written and the intent closed, in one transaction.
+
+A failure before the first rename leaves nothing visible (the temps are removed). After it, the
+intent stays open and is finished, never redone: at the next start, or by the retry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import signal
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Final
+
+from . import atomic, dispose
+from .dispose import Disposed, Read
+from .errors import HotfolderError
+from .identity import FileIdentity
+from .ledger import Intent, Ledger, Record
+from .pipeline import SEQ_MARK, Job, Outcome, StagedOutput
+from .status import Result
+
+# Tests only: "after-intent", "after-renames", "after-disposal" (in a commit) or "recovered" (at start,
+# once interrupted commits are finished), optionally ":N" for the N-th time.
+# KILL_AT: the daemon kills itself with SIGKILL there (fault injection into the real process, not
+# a mock). PAUSE_AT: it creates PAUSE_FILE and waits until the test removes it (a race made exact).
+KILL_AT_ENV: Final = "HOTFOLDER_TEST_KILL_AT"
+PAUSE_AT_ENV: Final = "HOTFOLDER_TEST_PAUSE_AT"
+PAUSE_FILE_ENV: Final = "HOTFOLDER_TEST_PAUSE_FILE"
+_reached: dict[str, int] = {}
+
+
+def _due(env: str, name: str) -> bool:
+    wanted = os.environ.get(env)
+    if not wanted:
+        return False
+    point, _, nth = wanted.partition(":")
+    if point != name:
+        return False
+    key = f"{env}:{name}"
+    _reached[key] = _reached.get(key, 0) + 1
+    return _reached[key] == int(nth or 1) or (env == KILL_AT_ENV and _reached[key] > int(nth or 1))
+
+
+def checkpoint(name: str) -> None:
+    """A named point in the commit where a test may have the process killed or paused."""
+    if _due(KILL_AT_ENV, name):
+        os.kill(os.getpid(), signal.SIGKILL)
+    if _due(PAUSE_AT_ENV, name):
+        flag = Path(os.environ[PAUSE_FILE_ENV])
+        flag.write_text(str(os.getpid()))
+        deadline = time.monotonic() + 120
+        while flag.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+@dataclass(frozen=True)
+class Written:
+    """An output as it ended: where, what happened there, and how long it took to make."""
+
+    dst: Path
+    format: str
+    bytes_out: int
+    action: str  # written | identical | skipped | overwritten
+    rule: str = ""
+    ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class Committed:
+    """A finished commit: the ledger row, each output, and what became of the original."""
+
+    record: Record
+    written: tuple[Written, ...]
+    disposed: Disposed
+
+
+class CommitIncompleteError(HotfolderError):
+    """Outputs are in place but the commit could not be finished; its intent stays open for a retry."""
+
+    def __init__(self, intent_id: int, cause: OSError) -> None:
+        self.intent_id = intent_id
+        self.cause = cause
+        super().__init__(f"outputs are in place, but {cause.filename or 'a file'}: {cause.strerror or cause}")
+
+
+def _sha256(path: Path) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as fp:
+            while chunk := fp.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def _choose(out: StagedOutput, final: Path, taken: set[Path]) -> tuple[Path, str]:
+    """The name an output takes and what happens there, by looking at what the name holds now."""
+    if out.on_conflict == "overwrite":
+        there = final.exists() or final.is_symlink() or final in taken
+        return final, "overwritten" if there else "written"
+    for n in range(10_000):
+        candidate = atomic.numbered(final, n, out.counter_format)
+        occupied = candidate in taken or candidate.exists() or candidate.is_symlink()
+        if not occupied:
+            return candidate, "written"
+        if out.on_conflict == "skip":
+            return candidate, "skipped"
+        if (
+            out.on_conflict == "skip_identical"
+            and candidate not in taken
+            and candidate.is_file()
+            and not candidate.is_symlink()
+            and candidate.stat().st_size == out.size
+            and _sha256(candidate) == out.sha256
+        ):
+            return candidate, "identical"
+    raise FileExistsError(errno.EEXIST, "no free name", str(final))
+
+
+class Committer:
+    """Commits what workers staged, and finishes what an interrupted commit left open."""
+
+    def __init__(self, ledger: Ledger, *, output_root: Path) -> None:
+        self.ledger = ledger
+        self.output_root = output_root
+
+    # A fresh commit ----------------------------------------------------------------------------
+
+    def commit(self, job: Job, outcome: Outcome, record: Record) -> Committed:
+        """Commit one staged (or duplicate) outcome; `record` is its ledger row, without the outputs."""
+        assert outcome.identity is not None and outcome.sha256 is not None
+        seqs: dict[str, int] = {}
+
+        def numbered_seq(path: Path | None, rule: str | None) -> Path | None:
+            if path is None or SEQ_MARK not in str(path):
+                return path
+            assert rule is not None
+            if rule not in seqs:
+                seqs[rule] = self.ledger.next_seq(rule)
+            return Path(str(path).replace(SEQ_MARK, str(seqs[rule])))
+
+        outputs = []
+        taken: set[Path] = set()
+        for out in outcome.outputs:
+            final = numbered_seq(out.final, out.rule)
+            assert final is not None
+            name, action = _choose(out, final, taken)
+            taken.add(name)
+            outputs.append({"temp": str(out.temp), "final": str(name), "action": action, "format": out.format,
+                            "rule": out.rule, "size": out.size, "sha256": out.sha256, "ms": out.ms,
+                            "policy": out.on_conflict, "counter_format": out.counter_format})  # fmt: skip
+        d = outcome.disposal
+        disposal: dict[str, Any] = {"policy": d.policy}
+        if d.policy == "move":
+            dest = numbered_seq(d.dest, d.rule)
+            assert dest is not None
+            disposal.update(
+                dest=str(dispose.free_name(dest, taken)), staged=str(d.staged) if d.staged else None
+            )
+        plan = {"token": job.token, "read_ns": outcome.read_ns, "outputs": outputs, "disposal": disposal}
+        intent = self.ledger.open_intent(outcome.identity, outcome.sha256, job.token, plan, record)
+        checkpoint("after-intent")
+        return self._finish(intent, outcome.identity, outcome.sha256, record, plan, fresh=True)
+
+    # Finishing (a fresh commit, a retry, or a restart) ------------------------------------------
+
+    def finish(self, intent: Intent) -> Committed:
+        """Complete an intent left open by a crash or a failure after its first rename."""
+        return self._finish(
+            intent.id, intent.identity, intent.sha256, intent.record, intent.plan, fresh=False
+        )
+
+    def _finish(self, intent: int, identity: FileIdentity, sha256: str, record: Record, plan: dict[str, Any],
+                *, fresh: bool) -> Committed:  # fmt: skip
+        read = Read(record.path, identity, sha256, int(plan.get("read_ns", 0)))
+        renamed = False
+        try:
+            written = self._place_outputs(intent, plan, fresh=fresh)
+            renamed = True
+            checkpoint("after-renames")
+            disposed = self._dispose(read, plan, fresh=fresh)
+            checkpoint("after-disposal")
+        except OSError as exc:
+            if fresh and not renamed:
+                self._abandon(intent, plan)
+                raise
+            raise CommitIncompleteError(intent, exc) from exc
+        outputs = tuple(str(w.dst) for w in written)
+        done = replace(record, outputs=outputs, original=disposed.summary)
+        self.ledger.close_intent(intent, done)
+        return Committed(done, tuple(written), disposed)
+
+    def _abandon(self, intent: int, plan: dict[str, Any]) -> None:
+        """Nothing is visible yet: drop the staged files and the intent; the job may be tried again."""
+        for out in plan["outputs"]:
+            Path(out["temp"]).unlink(missing_ok=True)
+        staged = plan["disposal"].get("staged")
+        if staged:
+            Path(staged).unlink(missing_ok=True)
+        self.ledger.close_intent(intent, None)
+
+    def _place_outputs(self, intent: int, plan: dict[str, Any], *, fresh: bool) -> list[Written]:
+        written, folders, changed = [], set(), False
+        for out in plan["outputs"]:
+            temp, final, action = Path(out["temp"]), Path(out["final"]), out["action"]
+            if action in ("identical", "skipped"):
+                temp.unlink(missing_ok=True)
+            elif temp.exists():
+                atomic.make_folder(final.parent, self.output_root)
+                if action == "overwritten":
+                    temp.replace(final)
+                else:
+                    final = self._rename_free(temp, final, out)
+                    changed = changed or str(final) != out["final"]
+                    out["final"] = str(final)
+                folders.add(final.parent)
+            elif not fresh and final.exists():
+                pass  # renamed before the interruption
+            else:
+                raise FileNotFoundError(
+                    errno.ENOENT, "the staged output vanished before its rename", str(temp)
+                )
+            written.append(Written(dst=final, format=out["format"], bytes_out=int(out["size"]), action=action,
+                                   rule=out["rule"], ms=float(out.get("ms", 0.0))))  # fmt: skip
+        if changed:
+            self.ledger.update_intent(intent, plan)
+        for folder in folders:
+            atomic.fsync_dir(folder)
+        return written
+
+    def _rename_free(self, temp: Path, final: Path, out: dict[str, Any]) -> Path:
+        """Rename into `final`; if someone took it since it was chosen, the next name the policy allows."""
+        try:
+            atomic.rename_noreplace(temp, final)
+        except FileExistsError:
+            if _sha256(final) == out["sha256"]:
+                temp.unlink()  # the same bytes: this output is already there (a redo after a crash)
+                return final
+            staged = StagedOutput(temp, final, out["rule"], out["format"], int(out["size"]), out["sha256"],
+                                  out["policy"], out["counter_format"])  # fmt: skip
+            name, action = _choose(staged, final, set())
+            if action != "written":
+                temp.unlink()
+                return name
+            atomic.rename_noreplace(temp, name)
+            return name
+        return final
+
+    def _dispose(self, read: Read, plan: dict[str, Any], *, fresh: bool) -> Disposed:
+        d = plan["disposal"]
+        if d["policy"] == "keep":
+            return Disposed("kept")
+        if d["policy"] == "delete":
+            hidden = dispose.hidden_name(read, plan["token"])
+            if not fresh and FileIdentity.at(hidden) is not None:
+                return dispose.finish_delete(read, hidden)
+            if not fresh and FileIdentity.at(read.path) is None:
+                return Disposed("deleted")  # deleted before the interruption
+            return dispose.delete(read, plan["token"])
+        dest = Path(d["dest"])
+        if d.get("staged"):
+            staged = Path(d["staged"])
+            if staged.exists():
+                dest = dispose.place_copy(staged, dest, self.output_root)
+                if str(dest) != d["dest"]:
+                    d["dest"] = str(dest)
+            elif fresh or _sha256(dest) != read.sha256:
+                raise FileNotFoundError(errno.ENOENT, "the copy of the original vanished", str(staged))
+            # The copy is in place: only the unlink of the source remains (never a second copy).
+            return dispose.unlink_copied(read, dest)
+        if not fresh and FileIdentity.at(dest) == read.identity:
+            return Disposed("moved", where=dest)  # moved before the interruption
+        return dispose.move(read, dest, self.output_root)
+
+
+def remove_job_temps(token: str, roots: Iterable[Path]) -> int:
+    """Remove the temp files of one job (a worker that died or timed out), found by its token."""
+    mark = f"{atomic.TEMP_MARK}{token}"
+    removed = 0
+    for root in roots:
+        for dirpath, _, names in os.walk(root):
+            for name in names:
+                if atomic.is_temp_name(name) and mark in name:
+                    with contextlib.suppress(FileNotFoundError):
+                        (Path(dirpath) / name).unlink()
+                        removed += 1
+    return removed
+
+
+def duplicate_of(ledger: Ledger, outcome: Outcome, job: Job) -> Path | None:
+    """The input already done with this one's bytes by the same chain, unless forced."""
+    if job.force or outcome.sha256 is None or outcome.chain is None:
+        return None
+    return ledger.done_twin(outcome.sha256, outcome.chain, job.src)
+
+
+def as_duplicate(outcome: Outcome, twin: Path) -> Outcome:
+    """The outcome of a job whose bytes turned out to be done already: no outputs, the original per policy."""
+    for out in outcome.outputs:
+        out.temp.unlink(missing_ok=True)
+    return replace(outcome, result=Result.DUPLICATE, outputs=(), twin=twin)

@@ -1,0 +1,149 @@
+"""`hotfolder ledger rebuild`: set a damaged ledger aside and rebuild it from what can still be read.
+
+Rows are salvaged from the damaged file (SQLite reads the pages that are intact), and every
+quarantine note adds its input back as quarantined, so `status` and `retry` see them again. Inputs
+whose rows were lost are simply looked at again at the next start; their outputs are already
+there, so `skip_identical` (the default) finds them identical and writes nothing twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .config import Config
+from .errors import LedgerCorruptError
+from .identity import FileIdentity
+from .ledger import LEDGER_NAME, Ledger, Lock, Record
+
+_COLUMNS = ("path", "dev", "ino", "size", "mtime_ns", "sha256", "rule", "status", "outputs", "error", "watch",
+            "attempts", "quarantined_to", "original", "orientation", "chain", "rules_fp", "note")  # fmt: skip
+
+
+def _salvage(damaged: Path) -> list[dict[str, Any]]:
+    """The rows of `inputs` SQLite can still read, from both ends of the table."""
+    rows: dict[str, dict[str, Any]] = {}
+    try:
+        db = sqlite3.connect(f"file:{damaged}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return []
+    try:
+        names = [c for c in _COLUMNS if _has_column(db, c)]
+        for order in ("ASC", "DESC"):
+            with contextlib.suppress(sqlite3.Error):
+                for values in db.execute(f"SELECT {', '.join(names)} FROM inputs ORDER BY rowid {order}"):  # noqa: S608 - fixed names
+                    row = dict(zip(names, values, strict=True))
+                    rows.setdefault(str(row["path"]), row)
+    finally:
+        db.close()
+    return list(rows.values())
+
+
+def _has_column(db: sqlite3.Connection, name: str) -> bool:
+    try:
+        return any(r[1] == name for r in db.execute("PRAGMA table_info(inputs)"))
+    except sqlite3.Error:
+        return name in _COLUMNS[:10]
+
+
+def _record(row: dict[str, Any]) -> Record | None:
+    try:
+        identity = FileIdentity(int(row["dev"]), int(row["ino"]), int(row["size"]), int(row["mtime_ns"]))
+        return Record(
+            path=Path(row["path"]),
+            identity=identity,
+            status=str(row["status"]),
+            sha256=row.get("sha256"),
+            rule=row.get("rule"),
+            chain=row.get("chain"),
+            outputs=tuple(json.loads(row.get("outputs") or "[]")),
+            error=row.get("error"),
+            watch=row.get("watch"),
+            attempts=int(row.get("attempts") or 1),
+            quarantined_to=row.get("quarantined_to"),
+            note=row.get("note"),
+            original=row.get("original"),
+            orientation=row.get("orientation"),
+            rules_fp=row.get("rules_fp"),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _from_notes(quarantine: Path) -> list[Record]:
+    """One quarantined row per note whose file is still in quarantine."""
+    found = []
+    for note in sorted(quarantine.rglob("*.json")) if quarantine.is_dir() else []:
+        try:
+            body = json.loads(note.read_text(encoding="utf-8"))
+            parked = Path(body["quarantined_to"])
+            identity = FileIdentity.at(parked)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if identity is None:
+            continue
+        found.append(
+            Record(
+                path=Path(body["src"]),
+                identity=identity,
+                status="quarantined",
+                rule=body.get("rule"),
+                watch=body.get("watch"),
+                attempts=int(body.get("attempts") or 1),
+                error=body.get("error"),
+                quarantined_to=str(parked),
+                note=str(note),
+            )
+        )
+    return found
+
+
+def _healthy(config: Config) -> bool:
+    try:
+        Ledger(config.state_dir).close()
+    except LedgerCorruptError:
+        return False
+    return True
+
+
+def rebuild(config: Config) -> int:
+    """Set the ledger aside if it is damaged, and rebuild it; exit code 0."""
+    lock = Lock(config.state_dir)  # the daemon must be stopped: exit 3 otherwise
+    try:
+        path = config.state_dir / LEDGER_NAME
+        if path.exists() and _healthy(config):
+            print(f"{path} is readable and passes SQLite's integrity check: nothing to rebuild")
+            return 0
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        damaged = path.with_name(f"{LEDGER_NAME}.damaged-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                path.with_name(path.name + suffix).rename(damaged.with_name(damaged.name + suffix))
+        salvaged = [r for r in map(_record, _salvage(damaged)) if r is not None] if damaged.exists() else []
+        from_notes = _from_notes(config.quarantine)
+        ledger = Ledger(config.state_dir)
+        try:
+            for record in salvaged:
+                ledger.record(record)
+            known = {r.path for r in salvaged if r.status == "quarantined"}
+            for record in from_notes:
+                if record.path not in known:
+                    ledger.record(record)
+        finally:
+            ledger.close()
+        print(f"rebuilt {path}: {len(salvaged)} row(s) salvaged, {len(from_notes)} quarantine note(s) read")
+        if damaged.exists():
+            print(f"the damaged ledger is kept at {damaged}", file=sys.stderr)
+        print(
+            "inputs whose rows were lost are looked at again at the next start; their outputs are found "
+            "identical and nothing is written twice (with on_conflict = 'skip_identical')",
+            file=sys.stderr,
+        )
+        return 0
+    finally:
+        lock.release()

@@ -1,0 +1,97 @@
+"""The engine with an injected clock: what waits for time (empty files, broken files holding still)
+is decided by advancing the clock, not by sleeping. Real files, a real ledger, real workers."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from conftest import corpus, write_config
+from hotfolder.config import Config, load_config
+from hotfolder.engine import EMPTY_WAIT_SECONDS, Engine
+from hotfolder.ledger import Ledger
+
+RULE = '[[rule]]\nname = "r"\n[[rule.output]]\nformat = "png"\npath = "{stem}.png"\n'
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[tuple[Engine, Config, Clock]]:
+    config = load_config(write_config(tmp_path, RULE), cwd=tmp_path)
+    config.watches[0].path.mkdir()
+    ledger = Ledger(config.state_dir)
+    clock = Clock()
+    made = Engine(config, ledger, clock=clock)
+    yield made, config, clock
+    made.shutdown(abandon=False)
+    ledger.close()
+
+
+def test_an_empty_file_is_looked_at_for_a_minute_then_left_alone(
+    engine: tuple[Engine, Config, Clock],
+) -> None:
+    """`touch`: not an arrival; after 60 s of nothing, one file.empty and a ledger row, never quarantine."""
+    eng, config, clock = engine
+    watch = config.watches[0]
+    touched = watch.path / "touched.jpg"
+    touched.touch()
+    with capture_logs() as logs:
+        eng.offer(watch, touched, watch.path)
+        clock.now += EMPTY_WAIT_SECONDS - 1
+        eng.tick()
+        assert eng.pending() == 1 and not [e for e in logs if e["event"] == "file.empty"]
+        clock.now += 2
+        eng.tick()
+        eng.offer(watch, touched, watch.path)  # a rescan: known, skipped
+    assert [e["event"] for e in logs].count("file.empty") == 1
+    assert eng.pending() == 0 and eng.counts["skipped"] == 1 and touched.exists()
+    assert eng.ledger.counts() == {"empty": 1}
+    assert not config.quarantine.exists()
+
+
+def test_an_empty_file_that_gets_content_is_processed_once_it_holds_still(
+    engine: tuple[Engine, Config, Clock],
+) -> None:
+    eng, config, clock = engine
+    watch = config.watches[0]
+    target = watch.path / "later.bmp"
+    target.touch()
+    eng.offer(watch, target, watch.path)
+    clock.now += 5
+    eng.tick()
+    shutil.copy(corpus("hopper.bmp"), target)
+    eng.tick()  # content seen: now it must hold still for `settle`
+    assert not eng.inflight
+    clock.now += config.settle + 0.1
+    eng.tick()
+    eng.tick()  # the second look finds it unchanged: offered
+    assert eng.inflight
+    eng.drain()
+    assert (config.output_root / "later.png").exists() and eng.counts["done"] == 1
+
+
+def test_a_broken_fresh_file_is_quarantined_only_after_two_looks(
+    engine: tuple[Engine, Config, Clock], tmp_path: Path
+) -> None:
+    """Read just after its last write and broken: it waits `settle` on the engine clock, then goes."""
+    eng, config, clock = engine
+    watch = config.watches[0]
+    bad = watch.path / "bad.jpg"
+    shutil.copy(corpus("truncated_jpeg.jpg"), bad)
+    eng.offer(watch, bad, watch.path)
+    eng.drain()
+    assert bad.exists() and eng.pending() == 1  # held, not quarantined yet
+    clock.now += config.settle
+    eng.tick()
+    assert not bad.exists() and (config.quarantine / "bad.jpg").exists() and eng.counts["quarantined"] == 1
