@@ -32,10 +32,10 @@ from PIL import Image, ImageChops, ImageOps  # noqa: E402
 
 from conftest import Processed as Outcome  # noqa: E402
 from conftest import process_job  # noqa: E402
-from hotfolder.formats import register_codecs  # noqa: E402
 from hotfolder.outputs import Output  # noqa: E402
 from hotfolder.pipeline import Job  # noqa: E402
 from hotfolder.rules import Rule, load_rules  # noqa: E402
+from hotfolder.sniffing import register_codecs  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus"
 RECIPES = ROOT / "rules" / "examples" / "recipes.toml"
@@ -162,6 +162,9 @@ def judge(src: Path, output: Output, outcome: Outcome, folder: Path,
         error = outcome.error or ""
         known = error.startswith("InputError") or any(k in error for k in KNOWN_LIMITS)
         cell.verdict, cell.why = ("refused" if known else "FAIL"), [error]
+        return cell
+    if outcome.status == "empty":  # README Limits: a zero-byte file is not an arrival, never quarantined
+        cell.verdict, cell.why = "refused", ["empty file (0 bytes): left alone"]
         return cell
     if outcome.status != "done":
         cell.verdict, cell.why = "FAIL", [f"status {outcome.status}"]
