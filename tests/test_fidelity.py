@@ -15,11 +15,11 @@ from PIL import Image, ImageChops, ImageCms
 
 from conftest import corpus, exiftool, output, process_job, run_outputs
 from hotfolder import encode, imaging
-from hotfolder.formats import register_codecs
 from hotfolder.match import Facts, decide
 from hotfolder.metadata import Metadata
 from hotfolder.pipeline import Job, examine
 from hotfolder.rules import Match, Rule
+from hotfolder.sniffing import register_codecs
 
 register_codecs()
 

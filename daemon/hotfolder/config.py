@@ -346,9 +346,12 @@ def _rule_sources(
     files: list[Path] = []
     for entry in entries:
         pattern = str(base / Path(entry).expanduser())
-        found = sorted(Path(p) for p in glob.glob(pattern))  # noqa: PTH207 - patterns may be absolute if glob.has_magic(entry) else [Path(pattern)]
-        if not found:
-            problem(f"{entry!r} matches no rule file", "rules")
+        if glob.has_magic(entry):
+            found = sorted(Path(p) for p in glob.glob(pattern))  # noqa: PTH207 - patterns may be absolute
+            if not found:
+                problem(f"{entry!r} matches no rule file", "rules")
+        else:
+            found = [Path(pattern)]  # a plain path: it must exist (checked below, with its own message)
         for f in found:
             if not f.is_file():
                 problem(f"rule file {f} does not exist", "rules")

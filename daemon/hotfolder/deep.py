@@ -54,11 +54,29 @@ _ORIENT: Final = {
 
 @dataclass(frozen=True)
 class Deep:
-    """Full-precision pixels: uint16 samples, `bits` of which are significant in the source."""
+    """Full-precision pixels: uint16 samples, `bits` of which are significant in the source, and
+    `extra` trailing channels beyond colour and alpha (TIFF's saved selections, spot or NIR channels)."""
 
     pixels: np.ndarray
     bits: int
     icc: bytes | None = None
+    extra: int = 0
+
+    @classmethod
+    def from_8bit(cls, im: Image.Image, icc: bytes | None) -> Deep:
+        """An 8-bit image in the 16-bit holder (v * 257, exact both ways), for a 10/12-bit output."""
+        rgb = im if im.mode in {"RGB", "RGBA"} else im.convert("RGBA" if "A" in im.getbands() else "RGB")
+        pixels = np.asarray(rgb).astype(np.uint16) * 257
+        return cls(pixels=pixels, bits=8, icc=icc)
+
+    @property
+    def visible(self) -> Deep:
+        """Colour and alpha only: what a format without extra channels can hold."""
+        if not self.extra:
+            return self
+        return replace(
+            self, pixels=np.ascontiguousarray(self.pixels[:, :, : self.bands - self.extra]), extra=0
+        )
 
     @property
     def size(self) -> tuple[int, int]:
@@ -69,10 +87,12 @@ class Deep:
         return int(self.pixels.shape[2])
 
     def to_8bit(self) -> Image.Image:
-        """The same pixels scaled (rounded, never clamped) to 8 bits, as a Pillow image."""
-        scaled = ((self.pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-        mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[self.bands]
-        return Image.fromarray(scaled if self.bands > 1 else scaled[:, :, 0], mode)
+        """The colour (and alpha) scaled (rounded, never clamped) to 8 bits, as a Pillow image."""
+        pixels = self.visible.pixels
+        bands = int(pixels.shape[2])
+        scaled = ((pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[bands]
+        return Image.fromarray(scaled if bands > 1 else scaled[:, :, 0], mode)
 
     def oriented(self, orientation: int) -> Deep:
         """Stored pixels made upright for an EXIF orientation value (a lossless permutation)."""
@@ -118,9 +138,12 @@ def load_vips(data: bytes, *, bits: int) -> Deep:
 
     try:
         vimg = pyvips.Image.new_from_buffer(data, "", access="sequential", fail=True)
-        if vimg.format != "ushort":
+        if vimg.format == "uchar":  # 8-bit with extra channels: held as v * 257, exact both ways
+            pixels = _from_vips((vimg.cast("ushort") * 257).cast("ushort"))
+        elif vimg.format != "ushort":
             raise InputError(f"unsupported sample format {vimg.format} for a deep image")
-        pixels = _from_vips(vimg)  # libvips scales 10/12-bit samples to 16 bits
+        else:
+            pixels = _from_vips(vimg)  # libvips scales 10/12-bit samples to 16 bits
     except pyvips.Error as exc:
         raise InputError(f"cannot decode {bits}-bit samples: {str(exc).strip()}") from None
     icc = vimg.get("icc-profile-data") if "icc-profile-data" in vimg.get_fields() else None
@@ -143,18 +166,28 @@ def load_heif(data: bytes, *, bits: int) -> Deep:
     return Deep(pixels=pixels.astype(np.uint16), bits=bits, icc=icc if isinstance(icc, bytes) else None)
 
 
-def png_bytes(deep: Deep, *, level: int) -> bytes:
-    """A 16-bit PNG of the pixels with no metadata chunks (those are added by the caller)."""
-    return bytes(_to_vips(deep.pixels).pngsave_buffer(bitdepth=16, compression=level, keep="none"))
+def png_bytes(deep: Deep, *, level: int, optimize: bool = False) -> bytes:
+    """A 16-bit PNG of the colour and alpha with no metadata chunks (those are added by the caller)."""
+    options: dict[str, Any] = {"bitdepth": 16, "compression": 9 if optimize else level, "keep": "none"}
+    if optimize:
+        options["filter"] = "all"  # try every filter per row: the smallest file, slowly
+    return bytes(_to_vips(deep.visible.pixels).pngsave_buffer(**options))
 
 
-def tiff_bytes(deep: Deep, *, compression: str, predictor: bool) -> bytes:
-    """A 16-bit TIFF of the pixels with its ICC profile; the caller adds the other metadata."""
-    vimg = _to_vips(deep.pixels).copy(interpretation="rgb16" if deep.bands >= 3 else "grey16")
-    return vips_tiff(vimg, deep.icc, compression=compression, predictor=predictor)
+def tiff_bytes(deep: Deep, *, compression: str, predictor: bool, level: int | None = None) -> bytes:
+    """A TIFF of every channel at the source's precision (16 bits, or 8 for an 8-bit source with extra
+    channels) with its ICC profile; the caller adds the other metadata."""
+    vimg = _to_vips(deep.pixels)
+    colour = deep.bands - deep.extra >= 3
+    if deep.bits <= 8:
+        vimg = (vimg >> 8).cast("uchar").copy(interpretation="srgb" if colour else "b-w")
+    else:
+        vimg = vimg.copy(interpretation="rgb16" if colour else "grey16")
+    return vips_tiff(vimg, deep.icc, compression=compression, predictor=predictor, level=level)
 
 
-def vips_tiff(vimg: Any, icc: bytes | None, *, compression: str, predictor: bool) -> bytes:
+def vips_tiff(vimg: Any, icc: bytes | None, *, compression: str, predictor: bool, level: int | None = None,
+              float_predictor: bool = False, bitdepth: int | None = None) -> bytes:  # fmt: skip
     """A libvips image as TIFF bytes: pixels and ICC only (tiff_with_metadata adds the rest)."""
     import pyvips  # noqa: PLC0415
 
@@ -165,7 +198,11 @@ def vips_tiff(vimg: Any, icc: bytes | None, *, compression: str, predictor: bool
         keep = "icc"
     options: dict[str, Any] = {"compression": compression, "keep": keep}
     if compression != "none":
-        options["predictor"] = "horizontal" if predictor else "none"
+        options["predictor"] = ("float" if float_predictor else "horizontal") if predictor else "none"
+    if level is not None and compression in ("deflate", "zstd"):
+        options["level"] = level
+    if bitdepth is not None:
+        options["bitdepth"] = bitdepth
     try:
         return bytes(vimg.tiffsave_buffer(**options))
     except pyvips.Error as exc:
@@ -176,10 +213,11 @@ def heif_file(deep: Deep, *, bit_depth: int) -> Any:
     """A pillow-heif HeifFile holding the pixels, to be saved at 10 or 12 bits."""
     import pillow_heif  # noqa: PLC0415
 
-    mode = {3: "RGB;16", 4: "RGBA;16"}.get(deep.bands)
+    visible = deep.visible
+    mode = {3: "RGB;16", 4: "RGBA;16"}.get(visible.bands)
     if mode is None:
-        raise EncodeError(f"HEIF at {bit_depth} bits needs colour samples, not {deep.bands} band(s)")
-    return pillow_heif.from_bytes(mode, deep.size, np.ascontiguousarray(deep.pixels).tobytes())
+        raise EncodeError(f"HEIF at {bit_depth} bits needs colour samples, not {visible.bands} band(s)")
+    return pillow_heif.from_bytes(mode, visible.size, np.ascontiguousarray(visible.pixels).tobytes())
 
 
 def decode_for_verify(data: bytes, fmt: str) -> np.ndarray:

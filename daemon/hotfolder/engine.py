@@ -28,12 +28,12 @@ from .commit import CommitIncompleteError, Committed, Committer, as_duplicate, d
 from .config import Config, Watch
 from .dispose import Disposed, Read
 from .errors import HotfolderError, is_transient
-from .formats import register_codecs
 from .identity import FileIdentity
 from .ignore import Ignore
 from .ledger import Intent, Ledger, Record
 from .match import candidates
 from .pipeline import Job, Outcome, run_job
+from .sniffing import register_codecs
 from .status import Result, RetryReason, Status
 from .watch import Arrival
 
@@ -607,8 +607,8 @@ class Engine:
                            error=f"InputError: {error}")  # fmt: skip
         # A worker crashed (a codec fault, the OOM killer): maybe this input's doing, maybe a neighbour's.
         # Retried with the attempt counted, so an input that keeps crashing ends in quarantine.
-        return Outcome(job.src, Result.RETRY, identity=job.seen, retry=RetryReason.TRANSIENT,
-                       error=f"worker process died: {type(exc).__name__}: {exc}")  # fmt: skip
+        why = f"the worker process died (a codec crash, or the out-of-memory killer): {exc}"
+        return Outcome(job.src, Result.RETRY, identity=job.seen, retry=RetryReason.TRANSIENT, error=why)
 
     def _replace_pool(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

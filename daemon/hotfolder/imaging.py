@@ -16,9 +16,10 @@ from PIL import Image, ImageCms, ImageSequence, UnidentifiedImageError
 from . import metadata
 from .deep import Deep, load_heif, load_vips
 from .errors import EncodeError, InputError
-from .formats import PIL_ALLOWLIST, name_of, register_codecs
+from .formats import PIL_ALLOWLIST, name_of
 from .metadata import Metadata
 from .outputs import Output
+from .sniffing import register_codecs
 
 DEFAULT_MAX_PIXELS: Final = 250_000_000  # admits real 200 MP phone photos; refuses the 4 Gpx bombs
 
@@ -70,6 +71,8 @@ class Source:
     loop: int | None = None
     deep: Deep | None = None
     losses: tuple[str, ...] = ()  # auxiliary content no output can carry
+    damaged: tuple[str, ...] = ()  # metadata blocks recovered in part or dropped
+    channels: str | None = None  # channels beyond colour and alpha, said in words (only TIFF keeps them)
     _frames: list[tuple[Image.Image, int | None]] | None = None
 
     def frames(self) -> list[tuple[Image.Image, int | None]]:
@@ -83,9 +86,29 @@ class Source:
             except (Image.DecompressionBombError, Image.DecompressionBombWarning):
                 raise too_many_pixels() from None
             except (OSError, ValueError, EOFError, SyntaxError) as exc:
-                raise InputError(f"cannot decode every frame: {type(exc).__name__}: {exc}") from None
-            self._frames = frames
+                raise InputError(f"cannot decode every frame: {exc}") from None
+            self._frames = _one_mode(frames)
         return self._frames
+
+
+def _transparent(im: Image.Image) -> bool:
+    if im.mode in {"RGBA", "LA", "PA"}:
+        lowest = im.getchannel("A").getextrema()[0]
+        return isinstance(lowest, int | float) and lowest < 255
+    return im.has_transparency_data
+
+
+def _one_mode(frames: list[tuple[Image.Image, int | None]]) -> list[tuple[Image.Image, int | None]]:
+    """Every frame in one mode. Pillow gives a GIF's first frame as P with a transparency index and
+    the later ones as RGBA; writers take one mode (and one transparency) for a whole animation."""
+    modes = {f.mode for f, _ in frames}
+    alpha = any(_transparent(f) for f, _ in frames)
+    if modes == {"RGBA"} and not alpha:
+        return [(f.convert("RGB"), d) for f, d in frames]  # alpha 255 everywhere: an opaque animation
+    if len(modes) == 1 and not (alpha and "P" in modes):
+        return frames
+    target = "RGBA" if alpha else "RGB"
+    return [(f if f.mode == target else f.convert(target), d) for f, d in frames]
 
 
 def identify(data: bytes, *, max_pixels: int | None = None) -> Image.Image:
@@ -95,7 +118,7 @@ def identify(data: bytes, *, max_pixels: int | None = None) -> Image.Image:
     if max_pixels is not None:
         Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        return Image.open(io.BytesIO(data), formats=PIL_ALLOWLIST)
+        im = Image.open(io.BytesIO(webp_alpha_flag(data)), formats=PIL_ALLOWLIST)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise too_many_pixels() from None
     except UnidentifiedImageError:
@@ -107,7 +130,24 @@ def identify(data: bytes, *, max_pixels: int | None = None) -> Image.Image:
         raise InputError("content is not a recognisable image of an allowed format") from None
     # Decoders raise many types on hostile input; every one of them means "this input is bad".
     except Exception as exc:  # noqa: BLE001
-        raise InputError(f"cannot open: {type(exc).__name__}: {exc}") from None
+        raise InputError(f"cannot open it: {exc}") from None
+    # A damaged metadata block never costs the picture (capture() reports what happened).
+    im.info[metadata.DAMAGED_KEY] = tuple(metadata.recover_raw_profiles(im))
+    return im
+
+
+def webp_alpha_flag(data: bytes) -> bytes:
+    """An animated WebP with VP8X's alpha flag set, so that Pillow decodes its transparency.
+
+    libwebp's animation encoder (so Pillow and others writing animated WebP) may leave the flag off
+    although the canvas is transparent where frames do not cover it, or frames carry alpha; Pillow
+    trusts the flag and would decode the whole animation as opaque RGB (transparency turned black).
+    An animation that is opaque after all comes out RGBA with alpha 255, and _one_mode makes it RGB."""
+    if data[8:12] != b"WEBP" or data[12:16] != b"VP8X" or not data[20] & 0x02 or data[20] & 0x10:
+        return data
+    patched = bytearray(data)
+    patched[20] |= 0x10
+    return bytes(patched)
 
 
 def too_many_pixels() -> InputError:
@@ -174,18 +214,22 @@ def decode(
         raise InputError(f"{im.width}x{im.height} exceeds max_image_pixels ({max_pixels})")
     if im.width < 1 or im.height < 1:
         raise InputError(f"empty image ({im.width}x{im.height})")
-    meta = metadata.capture(im)
+    damaged: list[str] = []
+    meta = metadata.capture(im, damaged)
     bits = _bit_depth(im, fmt, data)
+    extra, channels = _extra_channels(im, fmt)
+    if extra:
+        meta = replace(meta, extra_samples=_extra_samples(im))
     deep: Deep | None = None
     try:
         if bits > 8 and fmt == "heif":
             deep = load_heif(data, bits=bits)
         elif (
-            bits > 8
+            (bits > 8 or extra)
             and fmt in {"png", "tiff", "avif"}
             and im.mode not in {"I;16", "I;16B", "I;16L", "I", "F"}
         ):
-            deep = load_vips(data, bits=bits)
+            deep = replace(load_vips(data, bits=bits), extra=extra)
         if deep is not None:
             image = deep.to_8bit()
         else:
@@ -199,11 +243,13 @@ def decode(
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise too_many_pixels() from None
     except Exception as exc:  # noqa: BLE001 - same boundary as identify()
-        raise InputError(f"cannot decode {fmt}: {type(exc).__name__}: {exc}") from None
+        raise InputError(f"cannot decode this {fmt.upper()}: {exc}") from None
     n = getattr(im, "n_frames", 1)
     animated = bool(getattr(im, "is_animated", False)) and fmt in {"gif", "png", "webp", "avif"}
     return Source(
         losses=tuple(auxiliary_losses(im, meta)),
+        damaged=tuple(damaged),
+        channels=channels,
         image=image,
         format=fmt,
         meta=meta,
@@ -213,6 +259,39 @@ def decode(
         loop=im.info.get("loop"),
         deep=deep,
     )
+
+
+_COLOUR_BANDS: Final = {
+    "L": 1,
+    "LA": 2,
+    "RGB": 3,
+    "RGBA": 4,
+    "CMYK": 4,
+    "I;16": 1,
+    "I;16B": 1,
+    "I": 1,
+    "F": 1,
+}
+
+
+def _extra_channels(im: Image.Image, fmt: str) -> tuple[int, str | None]:
+    """(extra channels libvips can carry, a description of every extra channel) of a TIFF.
+
+    Pillow opens RGB plus unspecified extra samples as plain RGB ("RGBXX") without a word."""
+    if fmt != "tiff":
+        return 0, None
+    samples = int(im.tag_v2.get(277, 1))  # type: ignore[attr-defined]
+    extra = samples - _COLOUR_BANDS.get(im.mode, samples)
+    if extra <= 0:
+        return 0, None
+    kinds = _extra_samples(im)
+    what = f"{extra} extra channel(s) beyond {im.mode} (ExtraSamples {kinds}: saved selections, spot or NIR)"
+    return (extra if im.mode in {"L", "LA", "RGB", "RGBA"} else 0), what
+
+
+def _extra_samples(im: Image.Image) -> tuple[int, ...]:
+    value = im.tag_v2.get(338, ())  # type: ignore[attr-defined]
+    return tuple(value) if isinstance(value, tuple) else (int(value),)
 
 
 def _bit_depth(im: Image.Image, fmt: str, data: bytes) -> int:
@@ -446,12 +525,17 @@ class Rendered:
 
 
 def wants_deep(source: Source, output: Output) -> bool:
-    """Whether this output keeps more than 8 bits: PNG/TIFF always can, HEIF at 10/12 bits."""
+    """Whether this output keeps more than 8 bits (PNG, TIFF; HEIF at 10/12 bits, also when asked for
+    an 8-bit source) or the extra channels (TIFF)."""
+    if output.format == "heif" and output.bit_depth in (10, 12):
+        return True
     if source.deep is None:
         return False
-    if output.format in {"png", "tiff"}:
+    if output.format == "tiff":
         return True
-    return output.format == "heif" and output.bit_depth != 8
+    if output.format == "png":
+        return source.deep.bits > 8
+    return output.format == "heif" and output.bit_depth != 8 and source.deep.bits > 8
 
 
 def render(
@@ -464,18 +548,25 @@ def render(
     """
     upright = output.orientation == "upright"
     turn = source.orientation if upright else 1
+    if source.channels and not (output.format == "tiff" and source.deep is not None and source.deep.extra):
+        kept = "colour and alpha only" if output.format != "tiff" else "none of them from this source"
+        notes.warn(
+            "channels.dropped", format=output.format, error=f"{source.channels}: {output.format} keeps {kept}"
+        )
     if wants_deep(source, output):
-        assert source.deep is not None
-        deep = source.deep.fitted(output.max_edge).oriented(turn)
+        held = source.deep if source.deep is not None else Deep.from_8bit(source.image, source.meta.icc)
+        deep = held.fitted(output.max_edge).oriented(turn)
+        if output.format != "tiff":
+            deep = deep.visible
         if output.icc == "srgb":
             if deep.icc is None and source.meta.nclx:
                 nclx_as_icc(source.meta.nclx, "RGB", notes)  # refuses a wide-gamut or HDR NCLX
             deep = deep.to_srgb(srgb_profile())
         elif deep.icc is None and source.meta.nclx and output.format != "heif":
-            deep = Deep(deep.pixels, deep.bits, nclx_as_icc(source.meta.nclx, "RGB", notes))
+            deep = replace(deep, icc=nclx_as_icc(source.meta.nclx, "RGB", notes))
         meta = source.meta if deep.icc == source.meta.icc else _with_icc(source.meta, deep.icc)
         return Rendered(frames=[deep.to_8bit()], meta=meta, deep=deep)
-    if source.deep is not None:
+    if source.deep is not None and source.deep.bits > 8:
         notes.warn("precision.reduced", format=output.format,
                    error=f"{source.deep.bits}-bit source written at 8 bits per sample (scaled)")  # fmt: skip
     wide = source.image.mode.startswith("I;16") or source.image.mode in {"I", "F"}

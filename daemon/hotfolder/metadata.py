@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from defusedxml import ElementTree as SafeET
-from PIL import Image
+from PIL import Image, TiffImagePlugin
+
+from . import resolution as res
+from .resolution import Resolution
 
 EXIF_PREFIX: Final = b"Exif\x00\x00"
 
@@ -33,6 +36,7 @@ TAG_MAKERNOTE: Final = 0x927C
 TAG_XMP: Final = 700
 TAG_IPTC: Final = 33723
 TAG_PHOTOSHOP: Final = 34377
+TAG_IMAGE_SOURCE_DATA: Final = 37724  # Photoshop's layers in a TIFF
 PHOTOSHOP_HEADER: Final = b"Photoshop 3.0\x00"
 
 # Tags that describe a TIFF file's own layout: meaningless (and harmful) in another file's EXIF.
@@ -61,20 +65,40 @@ class Metadata:
     iptc: bytes | None = None  # raw IPTC-NAA records, when the source stores them on their own
     nclx: dict[str, Any] | None = None  # HEIF colour description without an ICC profile
     exif_reserialised: bool = False  # the source's EXIF had to be rebuilt (PNG text, TIFF IFD)
+    resolution: Resolution | None = None  # print resolution, in the source's unit
+    layers: bytes | None = None  # Photoshop's layers (TIFF ImageSourceData), valid only for these pixels
+    extra_samples: tuple[int, ...] | None = None  # TIFF ExtraSamples of channels beyond colour and alpha
 
     @property
     def has_iptc(self) -> bool:
         return bool(self.photoshop or self.iptc)
 
 
-def capture(im: Image.Image) -> Metadata:
-    """Take EXIF, ICC, XMP, IPTC and NCLX from a freshly opened image (a TIFF's own layout removed)."""
+# Where identify() leaves what recover_raw_profiles() found (writers never see `info` implicitly).
+DAMAGED_KEY: Final = "hotfolder:damaged"
+
+
+class MetadataDamageError(ValueError):
+    """A metadata block that cannot be read whole: what can be recovered is, the rest is dropped."""
+
+
+def capture(im: Image.Image, damaged: list[str] | None = None) -> Metadata:
+    """Take EXIF, ICC, XMP, IPTC and NCLX from a freshly opened image (a TIFF's own layout removed).
+    A damaged block never costs the picture: it is recovered or dropped, and `damaged` says which."""
     info = im.info
+    if damaged is not None:
+        damaged.extend(info.get(DAMAGED_KEY, ()))
     exif: bytes | None = info.get("exif") or None
     rebuilt = False
-    if exif is None and (im.format == "TIFF" or "Raw profile type exif" in info):
-        # TIFF keeps EXIF in its own IFD0; ImageMagick PNGs keep it as hex text. Both need rebuilding.
+    ex: Image.Exif | None = None
+    try:
         ex = im.getexif()
+    except (ValueError, SyntaxError, OSError, struct.error) as error:
+        if damaged is not None:
+            damaged.append(f"exif: {error}; dropped")
+        exif = None
+    if ex is not None and exif is None and im.format == "TIFF":
+        # TIFF keeps EXIF in its own IFD0: it is rebuilt without the TIFF's own layout tags.
         for tag in TIFF_STRUCTURAL:
             ex.pop(tag, None)
         if len(ex):
@@ -83,6 +107,8 @@ def capture(im: Image.Image) -> Metadata:
     if isinstance(xmp, str):
         xmp = xmp.encode("utf-8")
     photoshop, iptc = _capture_iptc(im)
+    tags = getattr(im, "tag_v2", {}) if im.format == "TIFF" else {}
+    layers = tags.get(TAG_IMAGE_SOURCE_DATA)
     return Metadata(
         exif=with_prefix(exif) if exif else None,
         icc=info.get("icc_profile") or None,
@@ -91,7 +117,59 @@ def capture(im: Image.Image) -> Metadata:
         iptc=iptc,
         nclx=info.get("nclx_profile") if not info.get("icc_profile") else None,
         exif_reserialised=rebuilt,
+        resolution=res.from_image(im, ex if ex is not None else {}),
+        layers=layers if isinstance(layers, bytes) and layers else None,
     )
+
+
+def recover_raw_profiles(im: Image.Image) -> list[str]:
+    """ImageMagick keeps EXIF, IPTC and XMP in PNG text chunks as "\\nexif\\n  <length>\\n<hex>". When the
+    length or the line breaks are off, Pillow's getexif() raises (non-hexadecimal number found); the hex
+    itself is usually whole, as exiftool shows with a warning. Read what the hex says; say what was off."""
+    notes = []
+    for key, kind in (("Raw profile type exif", "exif"), ("Raw profile type iptc", "iptc"),
+                      ("Raw profile type xmp", "xmp")):  # fmt: skip
+        text = im.info.get(key)
+        if not isinstance(text, str):
+            continue
+        try:
+            payload, why = _raw_profile(text)
+        except MetadataDamageError as exc:
+            del im.info[key]
+            notes.append(f"{kind} (ImageMagick text): {exc}; dropped")
+            continue
+        if why:
+            notes.append(f"{kind} (ImageMagick text): {why}; the data was read as exiftool reads it")
+        if kind == "exif":
+            del im.info[key]
+            if payload.startswith(EXIF_PREFIX) or payload[:4] in (b"II*\x00", b"MM\x00*"):
+                im.info["exif"] = payload  # Pillow's getexif() reads this before the text chunk
+            else:
+                notes.append("exif (ImageMagick text): not an EXIF block; dropped")
+        elif kind == "xmp":
+            im.info.setdefault("xmp", payload)
+        else:
+            im.info[key] = "\n".join(["", kind, f"{len(payload):8d}", payload.hex()])
+    return notes
+
+
+def _raw_profile(text: str) -> tuple[bytes, str | None]:
+    """(payload, what was off) of an ImageMagick raw profile text; MetadataDamage if nothing is readable."""
+    lines = text.strip("\n").split("\n")
+    digits = next((i for i, line in enumerate(lines[:4]) if line.strip().isdigit()), None)
+    if digits is None:
+        raise MetadataDamageError("no length line before the hex data")
+    declared = int(lines[digits].strip())
+    hexes = "".join(c for c in "".join(lines[digits + 1 :]) if c in "0123456789abcdefABCDEF")
+    if len(hexes) % 2:
+        hexes = hexes[:-1]
+    payload = bytes.fromhex(hexes)
+    if not payload:
+        raise MetadataDamageError("no hex data")
+    off = [] if digits == 1 else ["the header lines are not where ImageMagick puts them"]
+    if declared != len(payload):
+        off.append(f"its length field says {declared} bytes, the data holds {len(payload)}")
+    return payload, "; ".join(off) or None
 
 
 def _capture_iptc(im: Image.Image) -> tuple[bytes | None, bytes | None]:
@@ -180,6 +258,16 @@ class _Tiff:
         self.scalar(entry)  # validates type and count
         self._pack("H" if kind == _SHORT else "I", entry + 8, value)
 
+    def set_rational(self, entry: int, value: tuple[int, int]) -> None:
+        """Overwrite a single RATIONAL value where it lies (8 bytes out of line)."""
+        kind, count = self._unpack("H", entry + 2), self._unpack("I", entry + 4)
+        if kind != 5 or count != 1:
+            raise ExifStructureError(f"tag {self._unpack('H', entry):#06x} is not a single RATIONAL")
+        at = self._unpack("I", entry + 8)
+        self._unpack("I", at + 4)  # bounds
+        self._pack("I", at, value[0])
+        self._pack("I", at + 4, value[1])
+
     def value_span(self, entry: int) -> tuple[int, int] | None:
         """(offset, length) of an entry's out-of-line value, or None when it fits in the entry."""
         kind, count = self._unpack("H", entry + 2), self._unpack("I", entry + 4)
@@ -242,8 +330,9 @@ def patch(
     drop_thumbnail: bool,
     drop_gps: bool = False,
     drop_orientation: bool = False,
+    resolution: Resolution | None = None,
 ) -> bytes:
-    """Edit raw EXIF in place: set Orientation, update dimensions, unlink IFD1 and GPS.
+    """Edit raw EXIF in place: set Orientation, dimensions and resolution, unlink IFD1 and GPS.
 
     Everything else keeps its exact bytes and offsets (MakerNotes stay valid). Removed data is
     blanked, not just unlinked, so no GPS or stale thumbnail travels with the file. Raises
@@ -266,6 +355,13 @@ def patch(
             for tag, value in ((TAG_PIXEL_X, size[0]), (TAG_PIXEL_Y, size[1])):
                 if tag in exif_entries:
                     tiff.set_scalar(exif_entries[tag], value)
+    if resolution is not None:
+        entries = tiff.entries(ifd0)
+        for tag, per in ((res.TAG_X, resolution.x), (res.TAG_Y, resolution.y)):
+            if tag in entries:
+                tiff.set_rational(entries[tag], res.rational(per))
+        if res.TAG_UNIT in entries:
+            tiff.set_scalar(entries[res.TAG_UNIT], resolution.tiff_unit)
     if drop_gps and TAG_GPS_IFD in tiff.entries(ifd0):
         gps = tiff.scalar(tiff.entries(ifd0)[TAG_GPS_IFD])
         tiff.blank_ifd(gps)
@@ -276,7 +372,8 @@ def patch(
 
 
 def reserialise(raw: bytes, *, size: tuple[int, int] | None, orientation: int | None, drop_gps: bool,
-                drop_orientation: bool = False, drop_makernote: bool = False) -> bytes:  # fmt: skip
+                drop_orientation: bool = False, drop_makernote: bool = False,
+                resolution: Resolution | None = None) -> bytes:  # fmt: skip
     """Rebuild EXIF with Pillow (drops IFD1; may move MakerNote data): the fallback when patching fails."""
     ex = Image.Exif()
     ex.load(raw)
@@ -293,6 +390,12 @@ def reserialise(raw: bytes, *, size: tuple[int, int] | None, orientation: int | 
                 sub[tag] = value
     if drop_makernote:
         sub.pop(TAG_MAKERNOTE, None)
+    if resolution is not None and res.TAG_X in ex:
+        ex[res.TAG_X], ex[res.TAG_Y] = (
+            TiffImagePlugin.IFDRational(resolution.x),
+            TiffImagePlugin.IFDRational(resolution.y),
+        )
+        ex[res.TAG_UNIT] = resolution.tiff_unit
     return with_prefix(ex.tobytes())
 
 

@@ -13,7 +13,8 @@ from typing import Any, Final
 
 from . import schema
 from .atomic import COUNTER
-from .template import Template
+from .formats import OUTPUT_EXTENSIONS
+from .template import FIELDS, Field, Literal, Template, TemplateSyntaxError, parse
 
 ENCODED_FORMATS: Final = ("png", "tiff", "jpeg", "heif", "webp", "avif")
 # `copy` writes the source's bytes unchanged (the only thing a rule may do with camera RAW).
@@ -30,6 +31,12 @@ DEFAULT_PROFILE: Final = {
 }  # fmt: skip
 DEFAULT_QUALITY: Final = {"jpeg": 85, "heif": 80, "webp": 85, "avif": 70}
 TIFF_COMPRESSIONS: Final = ("none", "lzw", "deflate", "zstd")
+# compress_level ranges per format (and TIFF compression); deflate 6 is zlib's and libvips' default.
+COMPRESS_LEVELS: Final = {"png": (0, 9), "deflate": (1, 9), "zstd": (1, 22)}
+DEFAULT_PNG_LEVEL: Final = 6
+# What a stamp may set; each is written to every place the output's format holds it (metadata.py).
+STAMP_FIELDS: Final = ("artist", "copyright", "credit", "title", "description", "keywords", "rights_url")
+_STAMP_TEMPLATE_FIELDS: Final = FIELDS - {"seq"}
 
 
 # x265's presets, fastest first. Defaults chosen by measurement on a 12.5 MP photo (README: Performance).
@@ -54,9 +61,10 @@ class Output:
     frames: str = "all"
     max_edge: int | None = None
     quality: int = 85
-    compress_level: int = 6
+    compress_level: int | None = None  # png: 0-9 (6); tiff deflate 1-9, zstd 1-22 (the library's default)
     compression: str = "deflate"
     progressive: bool = False
+    optimize: bool = False  # jpeg: optimal Huffman tables (always with progressive); png: smallest file
     subsampling: str = "4:2:0"
     background: tuple[int, int, int] = (255, 255, 255)
     lossless: bool = False
@@ -66,6 +74,9 @@ class Output:
     speed: int = DEFAULT_AVIF_SPEED  # avif: the AV1 encoder's speed, 0 (slowest) .. 10
     on_conflict: str = "skip_identical"
     counter_format: str = "-{n}"
+    dpi: int | None = None  # set the print resolution instead of carrying the source's
+    # (field, template(s)): authorship written over the source's for those fields only
+    stamp: tuple[tuple[str, Template | tuple[Template, ...]], ...] = ()
 
     @property
     def is_lossless(self) -> bool:
@@ -74,6 +85,48 @@ class Output:
 
 
 CONFLICT_POLICIES: Final = ("skip_identical", "skip", "overwrite", "counter")
+
+
+def stamp(value: Any) -> tuple[tuple[str, Template | tuple[Template, ...]], ...]:
+    """A table of authorship fields, each a text template (keywords: a list of them)."""
+    if not isinstance(value, dict) or not value:
+        raise ValueError('must be a table of fields, e.g. stamp = { artist = "Jane Doe" }')
+    unknown = sorted(value.keys() - set(STAMP_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown stamp field {unknown[0]!r}; known: {', '.join(STAMP_FIELDS)}")
+    parsed: list[tuple[str, Template | tuple[Template, ...]]] = []
+    for key in STAMP_FIELDS:
+        if key not in value:
+            continue
+        raw = value[key]
+        texts = raw if key == "keywords" and isinstance(raw, list) else [raw]
+        if not texts or not all(isinstance(t, str) and t for t in texts):
+            kind = "a text or a list of texts" if key == "keywords" else "a non-empty text"
+            raise ValueError(f"stamp.{key} must be {kind}, not {raw!r}")
+        try:
+            templates = tuple(parse(t, known=_STAMP_TEMPLATE_FIELDS, path=False) for t in texts)
+        except TemplateSyntaxError as exc:
+            raise ValueError(f"stamp.{key}: {exc}") from None
+        parsed.append((key, templates if key == "keywords" else templates[0]))
+    return tuple(parsed)
+
+
+def extension_problem(fmt: str, template: Template) -> str | None:
+    """Why an encoded output's path cannot end as it does, or None: the extension must say the format."""
+    if fmt not in OUTPUT_EXTENSIONS:
+        return None  # copy: the source's own bytes, under whatever name
+    fits = " ".join(f".{e}" for e in OUTPUT_EXTENSIONS[fmt])
+    last = template.parts[-1] if template.parts else None
+    if isinstance(last, Field) or last is None:
+        return (f"the file name has no literal extension (it ends in a field: '.{{ext}}' fits only copy); "
+                f"{fmt} outputs end in {fits}")  # fmt: skip
+    assert isinstance(last, Literal)
+    name = last.text.rsplit("/", 1)[-1]
+    _, dot, ext = name.rpartition(".")
+    if not dot or ext.lower() not in OUTPUT_EXTENSIONS[fmt]:
+        said = f"'.{ext}'" if dot else "no extension"
+        return f"the file name ends in {said}, which is not {fmt}; {fmt} outputs end in {fits} (any case)"
+    return None
 
 
 def counter_format(value: Any) -> str:
@@ -97,9 +150,10 @@ _KEYS: Final[Mapping[str, tuple[schema.Validator, frozenset[str] | None]]] = {
     "frames": (schema.choice(("all", "first")), frozenset(ENCODED_FORMATS)),
     "max_edge": (schema.int_range(1), frozenset(ENCODED_FORMATS)),
     "quality": (schema.int_range(0, 100), frozenset({"jpeg", "heif", "webp", "avif"})),
-    "compress_level": (schema.int_range(0, 9), frozenset({"png"})),
+    "compress_level": (schema.int_range(0, 22), frozenset({"png", "tiff"})),
     "compression": (schema.choice(TIFF_COMPRESSIONS), frozenset({"tiff"})),
     "progressive": (schema.boolean, frozenset({"jpeg"})),
+    "optimize": (schema.boolean, frozenset({"jpeg", "png"})),
     "subsampling": (schema.choice(("4:4:4", "4:2:2", "4:2:0")), frozenset({"jpeg"})),
     "background": (schema.colour, frozenset({"jpeg"})),
     "lossless": (schema.boolean, frozenset({"heif", "webp"})),
@@ -109,6 +163,8 @@ _KEYS: Final[Mapping[str, tuple[schema.Validator, frozenset[str] | None]]] = {
     "speed": (schema.int_range(0, 10), frozenset({"avif"})),
     "on_conflict": (schema.choice(CONFLICT_POLICIES), _ALL),
     "counter_format": (counter_format, _ALL),
+    "dpi": (schema.int_range(1, 10_000), frozenset(ENCODED_FORMATS)),
+    "stamp": (stamp, frozenset(ENCODED_FORMATS)),
 }
 KNOWN_KEYS: Final = tuple(_KEYS)
 
@@ -148,6 +204,9 @@ def parse_output(
         problem("lossless HEIF needs chroma 444 (a subsampled image cannot be lossless)", "output.chroma",
                 line_of("chroma"))  # fmt: skip
         ok = False
+    for message, key in _cross_checks(values):
+        problem(message, f"output.{key}", line_of(key))
+        ok = False
     if not ok:
         return None
     fmt = values["format"]
@@ -155,4 +214,34 @@ def parse_output(
     resolved = {**PROFILES[profile], "profile": profile, **values}
     if fmt in DEFAULT_QUALITY:
         resolved.setdefault("quality", DEFAULT_QUALITY[fmt])
+    if fmt == "png":
+        resolved.setdefault("compress_level", DEFAULT_PNG_LEVEL)
     return Output(**resolved)
+
+
+def _cross_checks(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Options that are fine alone but not together, and a path whose extension contradicts the format."""
+    found = []
+    fmt = values.get("format")
+    if isinstance(fmt, str) and isinstance(values.get("path"), Template):
+        why = extension_problem(fmt, values["path"])
+        if why is not None:
+            found.append((why, "path"))
+    level = values.get("compress_level")
+    if level is not None and fmt in ("png", "tiff"):
+        kind = "png" if fmt == "png" else values.get("compression", "deflate")
+        if kind not in COMPRESS_LEVELS:
+            found.append((f"compression {kind!r} takes no level; compress_level applies to deflate (1-9) "
+                          "and zstd (1-22)", "compress_level"))  # fmt: skip
+        elif kind == "zstd":
+            why = (
+                "a zstd level cannot be set here: Pillow's TIFF writer has no level setting and the libvips "
+                'build (which has one) has no zstd; use compression = "deflate" with compress_level 1-9, or '
+                "zstd at its default level"
+            )
+            found.append((why, "compress_level"))
+        else:
+            lo, hi = COMPRESS_LEVELS[kind]
+            if not lo <= level <= hi:
+                found.append((f"{kind} levels are {lo}..{hi}, not {level}", "compress_level"))
+    return found

@@ -14,6 +14,7 @@ import hashlib
 import os
 import secrets
 import stat
+import struct
 import time
 import traceback
 import unicodedata
@@ -26,17 +27,19 @@ from typing import Any, Final
 
 from PIL import Image
 
-from . import atomic, encode, imaging, metadata
+from . import atomic, encode, imaging, metadata, stamp
 from .errors import HotfolderError, InputError, is_transient
-from .formats import HEAD_BYTES, INPUT_FORMATS, claimed_format, sniff
+from .formats import HEAD_BYTES, INPUT_FORMATS, claimed_format
 from .identity import FileIdentity, kind_of
 from .match import Content, Decision, Facts, decide
 from .metadata import Metadata
 from .outputs import Output
 from .probe import probe
+from .resolution import Resolution
 from .rules import Rule
+from .sniffing import sniff
 from .status import Result, RetryReason
-from .template import Template, Value, When, camera, render
+from .template import Template, Value, When, camera, render, render_text
 
 # {seq} is counted by the daemon when it commits (no gaps for inputs that fail): a worker renders
 # names with this mark, and the daemon puts the number in.
@@ -363,8 +366,9 @@ def run_job(job: Job) -> Outcome:
     except Exception as exc:  # noqa: BLE001
         work.notes.warn("job.crashed", error=f"{type(exc).__name__}: {exc}",
                         traceback=traceback.format_exc(limit=8))  # fmt: skip
-        outcome = _broken(work.base, "EncodeError", f"internal error ({type(exc).__name__}: {exc}); the "
-                          "input is kept in quarantine, please report this with its note")  # fmt: skip
+        why = (f"internal error ({exc}); the job.crashed log event has the details; the input is kept in "
+               "quarantine, please report this with its note")  # fmt: skip
+        outcome = _broken(work.base, "EncodeError", why)
     if outcome.result is not Result.STAGED:
         work.discard()
     return replace(outcome, ms=_ms(started), started_at=began, notes=tuple(work.notes.items) + outcome.notes)
@@ -431,12 +435,14 @@ def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: _Work)
             disposal = _stage_move(job, disposal, data, digest, work)
         return replace(base, result=Result.DUPLICATE, disposal=disposal, twin=twin)
     source = None
-    if any(o.format != "copy" for _, o, _ in names):
+    if any(o.format != "copy" for _, o, _, _ in names):
         source = imaging.decode(data, max_pixels=job.max_pixels, edge=_largest_edge(chain), opened=opened)
         base = work.base = replace(base, format=source.format, orientation=source.orientation)
         for loss in source.losses:
             work.notes.warn("auxiliary.dropped", error=loss)
-    for index, (rule, output, final) in enumerate(names):
+        for damage in source.damaged:
+            work.notes.warn("metadata.damaged", item=damage.split(" ", 1)[0], error=damage)
+    for index, (rule, output, final, stamped) in enumerate(names):
         t0 = time.perf_counter()
         folder = _staging_folder(final, job.output_root)
         atomic.make_folder(folder, job.output_root)
@@ -448,7 +454,7 @@ def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: _Work)
                 raise atomic.StagingError(f"copy {staged.temp} does not match the source")
         else:
             rendered = imaging.render(source, output, work.notes, work.resized)
-            rendered.meta = output_metadata(source, rendered, output, work.notes)
+            rendered.meta = output_metadata(source, rendered, output, work.notes, stamped)
             staged = atomic.stage_at(temp, partial(encode.encode, rendered, output, notes=work.notes))
             written = staged.temp.read_bytes()
             encode.verify(written, rendered, output)
@@ -464,12 +470,19 @@ def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: _Work)
 
 def _names(
     job: Job, chain: tuple[Rule, ...], content: Content | None, digest: str
-) -> list[tuple[Rule, Output, Path]]:
-    names = []
+) -> list[tuple[Rule, Output, Path, stamp.Stamped]]:
+    """Every output's name and stamp, rendered before anything is decoded or written."""
+    names: list[tuple[Rule, Output, Path, stamp.Stamped]] = []
     for rule in chain:
         values = template_values(job, rule, content, digest)
         for output in rule.outputs:
-            names.append((rule, output, output_path(output.path, job.output_root, values)))
+            stamped: dict[str, str | tuple[str, ...]] = {}
+            for key, templates in output.stamp:
+                if isinstance(templates, tuple):
+                    stamped[key] = tuple(render_text(t, values) for t in templates)
+                else:
+                    stamped[key] = render_text(templates, values)
+            names.append((rule, output, output_path(output.path, job.output_root, values), stamped))
     return names
 
 
@@ -523,13 +536,18 @@ def _finish_file(temp: Path, job: Job, st: os.stat_result) -> None:
 
 
 def output_metadata(
-    source: imaging.Source, rendered: imaging.Rendered, output: Output, notes: imaging.Notes
+    source: imaging.Source,
+    rendered: imaging.Rendered,
+    output: Output,
+    notes: imaging.Notes,
+    stamped: stamp.Stamped | None = None,
 ) -> Metadata:
-    """Exactly the EXIF, XMP, IPTC and ICC this output's options allow, as they must read on its pixels.
+    """Exactly the EXIF, XMP, IPTC, ICC and resolution this output's options allow, as they must read
+    on its pixels, with its stamp written over the source's values for those fields.
 
-    Orientation is set to 1 wherever the pixels are upright (never applied twice); dimensions
-    follow the pixels; a thumbnail that no longer shows the pixels is removed; GPS goes when
-    asked, from EXIF and XMP alike.
+    Orientation is set to 1 wherever the pixels are upright (never applied twice); dimensions and
+    resolution follow the pixels; a thumbnail that no longer shows the pixels is removed; GPS goes
+    when asked, from EXIF and XMP alike. A block that cannot be edited is dropped and said so.
     """
     meta = rendered.meta
     applied = output.orientation == "upright" or source.orientation == 1
@@ -538,36 +556,67 @@ def output_metadata(
     resized = rendered.size != expected
     turned = applied and source.orientation != 1
     drop_gps = output.gps == "strip"
+    resolution = _output_resolution(
+        meta.resolution, output, expected, rendered.size, swap=turned and source.orientation >= 5
+    )
     exif = None
     if output.exif == "keep" and meta.exif:
-        args: dict[str, Any] = {
-            "size": rendered.size,
-            "orientation": 1 if applied else None,
-            "drop_gps": drop_gps,
-            # Pillow's AVIF writer turns an Orientation tag into irot and re-serialises EXIF.
-            "drop_orientation": applied and output.format == "avif",
-        }
-        try:
-            exif = metadata.patch(meta.exif, drop_thumbnail=resized or turned, **args)
-        except metadata.ExifStructureError as exc:
-            notes.warn("metadata.reserialised", item="exif", format=output.format, error=str(exc))
-            exif = metadata.reserialise(meta.exif, **args)
+        exif = _output_exif(meta.exif, output, notes, size=rendered.size, orientation=1 if applied else None,
+                            drop_gps=drop_gps, drop_thumbnail=resized or turned, resolution=resolution,
+                            drop_orientation=applied and output.format == "avif")  # fmt: skip
     xmp = None
     if output.xmp == "keep" and meta.xmp:
         try:
             xmp = metadata.edit_xmp(meta.xmp, drop_orientation=applied, drop_gps=drop_gps)
         except (ValueError, SyntaxError) as exc:
-            notes.warn("metadata.dropped", item="xmp", format=output.format,
-                       error=f"XMP could not be parsed to remove orientation/GPS: {exc}")  # fmt: skip
+            why = f"XMP cannot be parsed (so orientation and GPS cannot be removed from it): {exc}; dropped"
+            notes.warn("metadata.damaged", item="xmp", format=output.format, error=why)
     keep_iptc = output.iptc == "keep"
-    return Metadata(
-        exif=exif,
-        icc=meta.icc,
-        xmp=xmp,
-        photoshop=meta.photoshop if keep_iptc else None,
-        iptc=meta.iptc if keep_iptc else None,
-        nclx=meta.nclx,
-    )
+    photoshop, iptc = (meta.photoshop, meta.iptc) if keep_iptc else (None, None)
+    if stamped:
+        exif = stamp.exif(exif, stamped)
+        xmp = stamp.xmp(xmp, stamped)
+        if output.format in ("jpeg", "tiff") and any(f in stamped for f in stamp.IPTC_FIELDS):
+            records = stamp.iptc(iptc or stamp.records_in(photoshop), stamped, notes)
+            photoshop, iptc = (
+                (stamp.replace_iptc_resource(photoshop, records), None) if photoshop else (None, records)
+            )
+    layers = meta.layers
+    if layers is not None and (output.format != "tiff" or resized or turned or meta.icc != source.meta.icc):
+        why = ("Photoshop layers describe the source's pixels exactly; they are kept only in a TIFF of the "
+               "same pixels")  # fmt: skip
+        notes.warn("layers.dropped", format=output.format, error=why)
+        layers = None
+    return Metadata(exif=exif, icc=meta.icc, xmp=xmp, photoshop=photoshop, iptc=iptc, nclx=meta.nclx,
+                    resolution=resolution, layers=layers, extra_samples=meta.extra_samples)  # fmt: skip
+
+
+def _output_exif(raw: bytes, output: Output, notes: imaging.Notes, **args: Any) -> bytes | None:
+    """The source's EXIF patched in place, else rebuilt (logged), else dropped (logged)."""
+    drop_thumbnail = args.pop("drop_thumbnail")
+    try:
+        return metadata.patch(raw, drop_thumbnail=drop_thumbnail, **args)
+    except metadata.ExifStructureError as exc:
+        notes.warn("metadata.reserialised", item="exif", format=output.format, error=str(exc))
+    try:
+        return metadata.reserialise(raw, **args)
+    except (ValueError, SyntaxError, struct.error, TypeError, KeyError) as exc:
+        notes.warn("metadata.damaged", item="exif", format=output.format,
+                   error=f"the EXIF block cannot be read or rebuilt ({exc}); dropped")  # fmt: skip
+        return None
+
+
+def _output_resolution(source: Resolution | None, output: Output, upright: tuple[int, int],
+                       size: tuple[int, int], *, swap: bool) -> Resolution | None:  # fmt: skip
+    """The output's print resolution: `dpi` if set, else the source's, following a turn and a resize."""
+    if output.dpi is not None:
+        return Resolution(float(output.dpi), float(output.dpi))
+    if source is None:
+        return None
+    turned = source.swapped() if swap else source
+    if size == upright:
+        return turned
+    return turned.scaled(size[0] / upright[0], size[1] / upright[1])
 
 
 def _ms(started: float) -> float:

@@ -211,7 +211,7 @@ def _tiff(fd: int, size: int, _max_pixels: int) -> Header:
     except InputError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error, KeyError) as exc:
-        raise InputError(f"corrupt TIFF header: {type(exc).__name__}: {exc}") from None
+        raise InputError(f"corrupt TIFF header: {exc}") from None
     return Header(width, height, limit)
 
 

@@ -86,8 +86,9 @@ class Template:
         )
 
 
-def parse(text: str, *, known: frozenset[str] = FIELDS) -> Template:
-    """Parse a template; raise TemplateSyntaxError naming the position and the problem."""
+def parse(text: str, *, known: frozenset[str] = FIELDS, path: bool = True) -> Template:
+    """Parse a template; raise TemplateSyntaxError naming the position and the problem.
+    path=False: a text (a stamp's caption), not a path: '/' and '..' are just characters."""
     parts: list[Literal | Field] = []
     buf: list[str] = []
     i = 0
@@ -113,7 +114,8 @@ def parse(text: str, *, known: frozenset[str] = FIELDS) -> Template:
     if buf:
         parts.append(Literal("".join(buf)))
     template = Template(text, tuple(parts))
-    _check_fixed_text(template)
+    if path:
+        _check_fixed_text(template)
     return template
 
 
@@ -201,6 +203,29 @@ def render(template: Template, values: Mapping[str, Value]) -> str:
             if not empty:
                 raise MissingFieldError(f"template {template.text!r}: no value for {{{part.source}}}")
     return normalise("".join(out))
+
+
+def render_text(template: Template, values: Mapping[str, Value]) -> str:
+    """Fill a text template (a stamp): the same fields and fallbacks as a path, but no path rules;
+    only control characters other than line breaks are removed."""
+    out: list[str] = []
+    for part in template.parts:
+        if isinstance(part, Literal):
+            out.append(part.text)
+            continue
+        for (value, quoted), spec in zip(
+            part.alternatives, part.specs or [None] * len(part.alternatives), strict=True
+        ):
+            got = value if quoted else values.get(value)
+            if isinstance(got, When):
+                got = got.format(spec or DEFAULT_DATE_FORMAT)
+            if got:
+                out.append(got)
+                break
+        else:
+            raise MissingFieldError(f"stamp {template.text!r}: no value for {{{part.source}}}")
+    text = "".join(out)
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in {"Cc", "Cf"}).strip()
 
 
 def sanitise_component(value: str) -> str:

@@ -1,0 +1,56 @@
+"""Recognising a file by its first bytes (RAW first, then Pillow's own acceptance tests), and the
+process-wide codec registration every decoder needs."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import PurePath
+from typing import Final
+
+from PIL import Image
+
+from .formats import PIL_ALLOWLIST, RAW, RAW_EXTENSIONS, name_of
+
+_registered = False
+
+
+def register_codecs() -> None:
+    """Make the HEIF opener known to Pillow and turn bomb warnings into errors; idempotent."""
+    global _registered  # noqa: PLW0603 - registration is process-wide by nature
+    if _registered:
+        return
+    import pillow_heif  # noqa: PLC0415 - imported only where images are decoded
+
+    pillow_heif.register_heif_opener()
+    warnings.simplefilter("error", Image.DecompressionBombWarning)
+    _registered = True
+
+
+_RAW_MAGIC: Final = (b"IIRO", b"IIRS", b"MMOR", b"IIU\x00", b"FUJIFILMCCD-RAW", b"FOVb")
+_TAG_DNG_VERSION: Final = 50706
+
+
+def is_camera_raw(head: bytes, name: PurePath | str) -> bool:
+    """Camera RAW by name or content: many RAW files are TIFF containers Pillow would happily open."""
+    if PurePath(name).suffix.lower().lstrip(".") in RAW_EXTENSIONS:
+        return True
+    if head.startswith(_RAW_MAGIC) or head[8:11] == b"CR\x02" or head[4:12] == b"ftypcrx ":
+        return True
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        from .metadata import ifd0_tags  # noqa: PLC0415 - metadata imports Pillow plugins lazily
+
+        return _TAG_DNG_VERSION in ifd0_tags(head)
+    return False
+
+
+def sniff(head: bytes, name: PurePath | str = "") -> str | None:
+    """Our format name for a file's first bytes (RAW first), by Pillow's own acceptance tests."""
+    if is_camera_raw(head, name):
+        return RAW
+    register_codecs()
+    Image.init()
+    for pil in PIL_ALLOWLIST:
+        entry = Image.OPEN.get(pil)
+        if entry is not None and entry[1] is not None and entry[1](head):
+            return name_of(pil)
+    return None
