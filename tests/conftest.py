@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from hotfolder import dispose
-from hotfolder.commit import Committer, Written
-from hotfolder.dispose import Disposed, Read
-from hotfolder.engine import quarantine_note
-from hotfolder.ledger import Ledger, Record
-from hotfolder.outputs import Output, parse_output
-from hotfolder.pipeline import Job, Outcome, run_job
-from hotfolder.rules import Rule
-from hotfolder.status import Result
+from hotfolder.commit import dispose
+from hotfolder.commit.committer import Committer, Written
+from hotfolder.commit.dispose import Disposed, Read
+from hotfolder.commit.ledger import Ledger, Record
+from hotfolder.core.status import Result
+from hotfolder.run.engine import quarantine_note
+from hotfolder.run.job import Job, Outcome, run_job
+from hotfolder.settings.outputs import Output, parse_output
+from hotfolder.settings.rules import Rule
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hotfolder.arrival import Settler
-from hotfolder.config import Watch
-from hotfolder.watch import Arrival
+from hotfolder.arrive.queue import Settler
+from hotfolder.arrive.watch import Arrival
+from hotfolder.settings.config import Watch
 
 
 class Clock:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hotfolder import atomic
+from hotfolder.commit import atomic
 
 
 def test_staged_file_is_a_synced_temp_beside_its_final_name(tmp_path: Path) -> None:

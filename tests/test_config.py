@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, write_config
-from hotfolder.config import default_rules_path, load_config
 from hotfolder.errors import ConfigError
+from hotfolder.settings.config import default_rules_path, load_config
 
 RULE = '[[rule]]\nname = "r"\n[[rule.output]]\nformat = "png"\npath = "{stem}.png"\n'
 

@@ -11,9 +11,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from conftest import corpus, write_config
-from hotfolder.config import Config, load_config
-from hotfolder.engine import EMPTY_WAIT_SECONDS, Engine
-from hotfolder.ledger import Ledger
+from hotfolder.commit.ledger import Ledger
+from hotfolder.run.engine import EMPTY_WAIT_SECONDS, Engine
+from hotfolder.settings.config import Config, load_config
 
 RULE = '[[rule]]\nname = "r"\n[[rule.output]]\nformat = "png"\npath = "{stem}.png"\n'
 

@@ -18,12 +18,12 @@ import pytest
 
 from conftest import ROOT, corpus, output
 from hotfolder import logs
-from hotfolder.config import load_config
-from hotfolder.identity import FileIdentity
-from hotfolder.pipeline import Job, run_job
-from hotfolder.rules import Rule
-from hotfolder.service import remove_leftover_temps
-from hotfolder.status import Result, RetryReason
+from hotfolder.core.identity import FileIdentity
+from hotfolder.core.status import Result, RetryReason
+from hotfolder.run.daemon import remove_leftover_temps
+from hotfolder.run.job import Job, run_job
+from hotfolder.settings.config import load_config
+from hotfolder.settings.rules import Rule
 
 
 def test_truncated_file_still_growing_is_retried_not_quarantined(tmp_path: Path) -> None:

@@ -14,12 +14,12 @@ import pyvips
 from PIL import Image, ImageChops, ImageCms
 
 from conftest import corpus, exiftool, output, process_job, run_outputs
-from hotfolder import encode, imaging
-from hotfolder.match import Facts, decide
-from hotfolder.metadata import Metadata
-from hotfolder.pipeline import Job, examine
-from hotfolder.rules import Match, Rule
-from hotfolder.sniffing import register_codecs
+from hotfolder.decide.match import Facts, decide
+from hotfolder.decide.sniff import register_codecs
+from hotfolder.render import encode, imaging
+from hotfolder.render.metadata import Metadata
+from hotfolder.run.job import Job, examine
+from hotfolder.settings.rules import Match, Rule
 
 register_codecs()
 

@@ -8,9 +8,9 @@ import sqlite3
 from pathlib import Path
 
 from conftest import corpus, run_cli
-from hotfolder.fsinfo import filesystem_type, is_network_fs
-from hotfolder.identity import FileIdentity
-from hotfolder.ledger import SCHEMA_VERSION, Ledger, Record
+from hotfolder.commit.ledger import SCHEMA_VERSION, Ledger, Record
+from hotfolder.core.fsinfo import filesystem_type, is_network_fs
+from hotfolder.core.identity import FileIdentity
 
 
 def outputs(root: Path) -> list[str]:

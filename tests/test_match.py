@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hotfolder.match import Facts, decide
-from hotfolder.rules import Match, Rule
+from hotfolder.decide.match import Facts, decide
+from hotfolder.settings.rules import Match, Rule
 
 
 def rule(name: str, globs: tuple[str, ...] = (), formats: frozenset[str] = frozenset()) -> Rule:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from conftest import corpus
-from hotfolder import metadata
+from hotfolder.render import metadata
 
 
 def raw_exif(name: str) -> bytes:

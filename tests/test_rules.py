@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hotfolder.errors import ConfigError
-from hotfolder.rules import load_rules
+from hotfolder.settings.rules import load_rules
 
 GOOD = """
 [[rule]]

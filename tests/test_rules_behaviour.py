@@ -14,13 +14,13 @@ import pytest
 from PIL import Image
 
 from conftest import corpus, output, process_job, run_outputs
-from hotfolder.commit import Committer
+from hotfolder.commit.committer import Committer
+from hotfolder.commit.ledger import Ledger, Record
+from hotfolder.core.template import parse, render
+from hotfolder.decide.match import Facts
 from hotfolder.errors import ConfigError
-from hotfolder.ledger import Ledger, Record
-from hotfolder.match import Facts
-from hotfolder.pipeline import Job, Outcome, content_facts, examine, run_job, template_values
-from hotfolder.rules import Match, Rule, load_rules
-from hotfolder.template import parse, render
+from hotfolder.run.job import Job, Outcome, content_facts, examine, run_job, template_values
+from hotfolder.settings.rules import Match, Rule, load_rules
 
 RULE = Rule("r", None, outputs=(output(format="png"),))
 

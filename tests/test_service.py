@@ -18,10 +18,10 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, corpus, write_config
-from hotfolder.config import load_config
-from hotfolder.ledger import Ledger
-from hotfolder.notify import Notifier
-from hotfolder.service import Daemon, Engine
+from hotfolder.commit.ledger import Ledger
+from hotfolder.run.daemon import Daemon, Engine
+from hotfolder.run.notify import Notifier
+from hotfolder.settings.config import load_config
 from test_daemon import wait_for
 
 PNG_RULE = '[[rule]]\nname = "png"\n[[rule.output]]\nformat = "png"\npath = "{stem}.png"\n'

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from hotfolder.rules import load_rules
+from hotfolder.settings.rules import load_rules
 
 SHIPPED = sorted((ROOT / "rules").rglob("*.toml"))
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, corpus, write_config
-from hotfolder.config import DEFAULT_STOP_TIMEOUT
 from hotfolder.errors import ConfigError, LockHeldError
+from hotfolder.settings.config import DEFAULT_STOP_TIMEOUT
 
 UNIT = ROOT / "systemd" / "hotfolder.service"
 DROP_IN = ROOT / "systemd" / "hotfolder.service.d" / "folders.conf"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hotfolder.template import MissingFieldError, TemplateSyntaxError, parse, render
+from hotfolder.core.template import MissingFieldError, TemplateSyntaxError, parse, render
 
 
 def test_fields_render() -> None:

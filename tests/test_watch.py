@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from hotfolder.config import Watch
-from hotfolder.ignore import Ignore
-from hotfolder.watch import Arrival, ReadyQueue, scan, start_observer
+from hotfolder.arrive.ignore import Ignore
+from hotfolder.arrive.watch import Arrival, ReadyQueue, scan, start_observer
+from hotfolder.settings.config import Watch
 
 
 @pytest.fixture

@@ -11,13 +11,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from . import __version__, atomic, logs
-from .config import LOG_FORMATS, LOG_LEVELS, Config, load_config
-from .errors import ConfigError, HotfolderError
-from .identity import kind_of
-from .ledger import LEDGER_NAME, Ledger
-from .pipeline import Job, NotRegularError, inspect_file, output_path, template_values
-from .template import camera
+from hotfolder import __version__, logs
+from hotfolder.commit import atomic
+from hotfolder.commit.ledger import LEDGER_NAME, Ledger
+from hotfolder.core.identity import kind_of
+from hotfolder.core.template import camera
+from hotfolder.errors import ConfigError, HotfolderError
+from hotfolder.run.job import Job, NotRegularError, inspect_file, output_path, template_values
+from hotfolder.settings.config import LOG_FORMATS, LOG_LEVELS, Config, load_config
 
 EXIT_USAGE = 2
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a process ended by SIGPIPE (`explain ... | head`)
@@ -83,7 +84,7 @@ def _command(args: argparse.Namespace) -> int:
         if args.command == "check":
             return _check(config)
         if args.command == "run":
-            from .service import Daemon  # noqa: PLC0415 - the daemon's stack is loaded only to run it
+            from hotfolder.run.daemon import Daemon  # noqa: PLC0415 - the daemon's stack is loaded only to run it
 
             overrides = {
                 k: v for k, v in (("log_format", args.log_format), ("log_level", args.log_level)) if v
@@ -96,7 +97,7 @@ def _command(args: argparse.Namespace) -> int:
         if args.command == "retry":
             return _retry(config, args.paths, every=args.all)
         if args.command == "ledger":
-            from .rebuild import rebuild  # noqa: PLC0415
+            from hotfolder.commit.rebuild import rebuild  # noqa: PLC0415
 
             return rebuild(config)
         return _explain(config, args.file)
@@ -158,7 +159,7 @@ def _process(config: Config, paths: list[Path], *, force: bool, dry_run: bool) -
             logs.get().error("process.refused", src=str(path), error=why)
             print(f"hotfolder: {path} {why}", file=sys.stderr)
         return EXIT_USAGE
-    from .service import given_inputs, process_paths, summary  # noqa: PLC0415
+    from hotfolder.run.daemon import given_inputs, process_paths, summary  # noqa: PLC0415
 
     if dry_run:
         for watch, f in given_inputs(config, paths):

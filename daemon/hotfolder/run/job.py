@@ -27,19 +27,20 @@ from typing import Any, Final
 
 from PIL import Image
 
-from . import atomic, encode, imaging, metadata, stamp
-from .errors import HotfolderError, InputError, is_transient
-from .formats import HEAD_BYTES, INPUT_FORMATS, claimed_format
-from .identity import FileIdentity, kind_of
-from .match import Content, Decision, Facts, decide
-from .metadata import Metadata
-from .outputs import Output
-from .probe import probe
-from .resolution import Resolution
-from .rules import Rule
-from .sniffing import sniff
-from .status import Result, RetryReason
-from .template import Template, Value, When, camera, render, render_text
+from hotfolder.commit import atomic
+from hotfolder.core.formats import HEAD_BYTES, INPUT_FORMATS, claimed_format
+from hotfolder.core.identity import FileIdentity, kind_of
+from hotfolder.core.resolution import Resolution
+from hotfolder.core.status import Result, RetryReason
+from hotfolder.core.template import Template, Value, When, camera, render, render_text
+from hotfolder.decide.match import Content, Decision, Facts, decide
+from hotfolder.decide.probe import probe
+from hotfolder.decide.sniff import sniff
+from hotfolder.errors import HotfolderError, InputError, is_transient
+from hotfolder.render import encode, imaging, metadata, stamp
+from hotfolder.render.metadata import Metadata
+from hotfolder.settings.outputs import Output
+from hotfolder.settings.rules import Rule
 
 # {seq} is counted by the daemon when it commits (no gaps for inputs that fail): a worker renders
 # names with this mark, and the daemon puts the number in.

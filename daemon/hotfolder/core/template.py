@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from .errors import InputError
+from hotfolder.errors import InputError
 
 # Fields every job can fill. `relpath`, `reldir` and `taken` (through its format) may hold
 # folders; every other value is one path component.

@@ -22,20 +22,28 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
-from . import dispose, logs
-from .arrival import Settler
-from .commit import CommitIncompleteError, Committed, Committer, as_duplicate, duplicate_of, remove_job_temps
-from .config import Config, Watch
-from .dispose import Disposed, Read
-from .errors import HotfolderError, is_transient
-from .identity import FileIdentity
-from .ignore import Ignore
-from .ledger import Intent, Ledger, Record
-from .match import candidates
-from .pipeline import Job, Outcome, run_job
-from .sniffing import register_codecs
-from .status import Result, RetryReason, Status
-from .watch import Arrival
+from hotfolder import logs
+from hotfolder.arrive.ignore import Ignore
+from hotfolder.arrive.queue import Settler
+from hotfolder.arrive.watch import Arrival
+from hotfolder.commit import dispose
+from hotfolder.commit.committer import (
+    CommitIncompleteError,
+    Committed,
+    Committer,
+    as_duplicate,
+    duplicate_of,
+    remove_job_temps,
+)
+from hotfolder.commit.dispose import Disposed, Read
+from hotfolder.commit.ledger import Intent, Ledger, Record
+from hotfolder.core.identity import FileIdentity
+from hotfolder.core.status import Result, RetryReason, Status
+from hotfolder.decide.match import candidates
+from hotfolder.decide.sniff import register_codecs
+from hotfolder.errors import HotfolderError, is_transient
+from hotfolder.run.job import Job, Outcome, run_job
+from hotfolder.settings.config import Config, Watch
 
 _PR_SET_PDEATHSIG: Final = 1
 RETRY_BASE_SECONDS: Final = 2.0  # transient failures wait 2, 4, 8, ... seconds

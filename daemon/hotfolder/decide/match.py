@@ -12,8 +12,8 @@ from typing import Any
 from wcmatch import fnmatch
 from wcmatch import glob as wglob
 
-from .formats import INPUT_FORMATS, RAW
-from .rules import Match, Rule
+from hotfolder.core.formats import INPUT_FORMATS, RAW
+from hotfolder.settings.rules import Match, Rule
 
 # `**/` matches zero or more folders; matching ignores case; dot files are ordinary names
 # (temp and hidden files are the ignore list's business, not the glob's).

@@ -24,9 +24,9 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
-from .config import Watch
-from .fsinfo import filesystem_type, is_network_fs
-from .ignore import Ignore
+from hotfolder.arrive.ignore import Ignore
+from hotfolder.core.fsinfo import filesystem_type, is_network_fs
+from hotfolder.settings.config import Watch
 
 
 @dataclass(frozen=True)

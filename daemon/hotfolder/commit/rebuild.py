@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .config import Config
-from .errors import LedgerCorruptError
-from .identity import FileIdentity
-from .ledger import LEDGER_NAME, Ledger, Lock, Record
+from hotfolder.commit.ledger import LEDGER_NAME, Ledger, Lock, Record
+from hotfolder.core.identity import FileIdentity
+from hotfolder.errors import LedgerCorruptError
+from hotfolder.settings.config import Config
 
 _COLUMNS = ("path", "dev", "ino", "size", "mtime_ns", "sha256", "rule", "status", "outputs", "error", "watch",
             "attempts", "quarantined_to", "original", "orientation", "chain", "rules_fp", "note")  # fmt: skip

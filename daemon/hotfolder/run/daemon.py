@@ -14,16 +14,16 @@ from typing import Any
 
 from watchdog.observers.api import BaseObserver
 
-from . import logs
-from .atomic import TEMP_MARK, is_temp_name
-from .commit import checkpoint
-from .config import Config, Watch, load_config
-from .engine import Engine
-from .errors import ConfigError, LedgerCorruptError
-from .ignore import Ignore
-from .ledger import Ledger, Lock
-from .notify import Notifier
-from .watch import Arrival, ReadyQueue, healthy, scan, start_observer
+from hotfolder import logs
+from hotfolder.arrive.ignore import Ignore
+from hotfolder.arrive.watch import Arrival, ReadyQueue, healthy, scan, start_observer
+from hotfolder.commit.atomic import TEMP_MARK, is_temp_name
+from hotfolder.commit.committer import checkpoint
+from hotfolder.commit.ledger import Ledger, Lock
+from hotfolder.errors import ConfigError, LedgerCorruptError
+from hotfolder.run.engine import Engine
+from hotfolder.run.notify import Notifier
+from hotfolder.settings.config import Config, Watch, load_config
 
 RULE_POLL_SECONDS = 1.0  # how often rule files are checked for changes
 SUPERVISE_SECONDS = 2.0  # how often observers are checked

@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from . import atomic
-from .identity import FileIdentity
+from hotfolder.commit import atomic
+from hotfolder.core.identity import FileIdentity
 
 FRESH_NS: Final = 2_000_000_000  # read this soon after its last write: the bytes decide, not the stat
 _NOTE_SUFFIX: Final = ".json"

@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass
 from typing import IO, Final, cast
 
-from .errors import InputError
+from hotfolder.errors import InputError
 
 SLACK: Final = 16 << 20  # metadata a header may carry beyond the pixels (EXIF, ICC, XMP, previews)
 HEADER_BUDGET: Final = 16 << 20  # bytes a parser may ask for before the header must be complete

@@ -11,10 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from . import schema
-from .atomic import COUNTER
-from .formats import OUTPUT_EXTENSIONS
-from .template import FIELDS, Field, Literal, Template, TemplateSyntaxError, parse
+from hotfolder.commit.atomic import COUNTER
+from hotfolder.core.formats import OUTPUT_EXTENSIONS
+from hotfolder.core.template import FIELDS, Field, Literal, Template, TemplateSyntaxError, parse
+from hotfolder.settings import schema
 
 ENCODED_FORMATS: Final = ("png", "tiff", "jpeg", "heif", "webp", "avif")
 # `copy` writes the source's bytes unchanged (the only thing a rule may do with camera RAW).

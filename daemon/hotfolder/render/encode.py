@@ -16,14 +16,14 @@ from typing import IO, Any, Final
 from PIL import Image, ImageChops, PngImagePlugin, TiffImagePlugin, TiffTags
 from PIL.TiffImagePlugin import IFDRational
 
-from . import deep as deepmod
-from . import metadata
-from .errors import EncodeError, is_transient
-from .imaging import Notes, Rendered
-from .metadata import Metadata
-from .outputs import DEFAULT_PNG_LEVEL, Output
-from .resolution import png_phys, rational, with_jfif_density
-from .sniffing import register_codecs
+from hotfolder.core.resolution import png_phys, rational, with_jfif_density
+from hotfolder.decide.sniff import register_codecs
+from hotfolder.errors import EncodeError, is_transient
+from hotfolder.render import deep as deepmod
+from hotfolder.render import metadata
+from hotfolder.render.imaging import Notes, Rendered
+from hotfolder.render.metadata import Metadata
+from hotfolder.settings.outputs import DEFAULT_PNG_LEVEL, Output
 
 JPEG_MAX_EXIF: Final = 65533
 JPEG_MAX_XMP: Final = 65504

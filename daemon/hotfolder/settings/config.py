@@ -13,9 +13,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
-from .errors import ConfigError, Problem
-from .imaging import DEFAULT_MAX_PIXELS
-from .rules import Rule, load_rules
+from hotfolder.errors import ConfigError, Problem
+from hotfolder.render.imaging import DEFAULT_MAX_PIXELS
+from hotfolder.settings.rules import Rule, load_rules
 
 CONFIG_NAME: Final = "hotfolder.toml"
 # 10 s: polling 10,000 files costs 0.98% of a core here (7.8% at watchdog's 1 s default).

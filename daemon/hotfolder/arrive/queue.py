@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .watch import Arrival
+from hotfolder.arrive.watch import Arrival
 
 DEFAULT_QUIET = 1.0
 

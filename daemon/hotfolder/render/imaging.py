@@ -13,13 +13,13 @@ from typing import Any, Final
 
 from PIL import Image, ImageCms, ImageSequence, UnidentifiedImageError
 
-from . import metadata
-from .deep import Deep, load_heif, load_vips
-from .errors import EncodeError, InputError
-from .formats import PIL_ALLOWLIST, name_of
-from .metadata import Metadata
-from .outputs import Output
-from .sniffing import register_codecs
+from hotfolder.core.formats import PIL_ALLOWLIST, name_of
+from hotfolder.decide.sniff import register_codecs
+from hotfolder.errors import EncodeError, InputError
+from hotfolder.render import metadata
+from hotfolder.render.deep import Deep, load_heif, load_vips
+from hotfolder.render.metadata import Metadata
+from hotfolder.settings.outputs import Output
 
 DEFAULT_MAX_PIXELS: Final = 250_000_000  # admits real 200 MP phone photos; refuses the 4 Gpx bombs
 

@@ -18,8 +18,8 @@ from typing import Any, Final
 from defusedxml import ElementTree as SafeET
 from PIL import Image, TiffImagePlugin
 
-from . import resolution as res
-from .resolution import Resolution
+from hotfolder.core import resolution as res
+from hotfolder.core.resolution import Resolution
 
 EXIF_PREFIX: Final = b"Exif\x00\x00"
 

@@ -24,13 +24,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
-from . import atomic, dispose
-from .dispose import Disposed, Read
-from .errors import HotfolderError
-from .identity import FileIdentity
-from .ledger import Intent, Ledger, Record
-from .pipeline import SEQ_MARK, Job, Outcome, StagedOutput
-from .status import Result
+from hotfolder.commit import atomic, dispose
+from hotfolder.commit.dispose import Disposed, Read
+from hotfolder.commit.ledger import Intent, Ledger, Record
+from hotfolder.core.identity import FileIdentity
+from hotfolder.core.status import Result
+from hotfolder.errors import HotfolderError
+from hotfolder.run.job import SEQ_MARK, Job, Outcome, StagedOutput
 
 # Tests only: "after-intent", "after-renames", "after-disposal" (in a commit) or "recovered" (at start,
 # once interrupted commits are finished), optionally ":N" for the N-th time.

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .template import Template, TemplateSyntaxError, parse
+from hotfolder.core.template import Template, TemplateSyntaxError, parse
 
 Validator = Callable[[Any], Any]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
 
-from .errors import EncodeError, UnsafePathError
+from hotfolder.errors import EncodeError, UnsafePathError
 
 TEMP_MARK: Final = ".hf-"
 TEMP_SUFFIX: Final = ".tmp"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from PIL import Image
 
-from .errors import EncodeError, InputError
+from hotfolder.errors import EncodeError, InputError
 
 
 def _lazy_module(name: str) -> ModuleType:

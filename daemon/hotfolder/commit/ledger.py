@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from .errors import ConfigError, LedgerCorruptError, LockHeldError, Problem
-from .fsinfo import filesystem_type, is_network_fs
-from .identity import FileIdentity
+from hotfolder.core.fsinfo import filesystem_type, is_network_fs
+from hotfolder.core.identity import FileIdentity
+from hotfolder.errors import ConfigError, LedgerCorruptError, LockHeldError, Problem
 
 LEDGER_NAME: Final = "ledger.sqlite3"
 SCHEMA_VERSION: Final = 4

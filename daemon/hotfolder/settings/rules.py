@@ -11,11 +11,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
-from . import schema
-from .errors import ConfigError, Problem
-from .formats import MATCH_FORMATS
-from .outputs import Output, parse_output
-from .template import Template
+from hotfolder.core.formats import MATCH_FORMATS
+from hotfolder.core.template import Template
+from hotfolder.errors import ConfigError, Problem
+from hotfolder.settings import schema
+from hotfolder.settings.outputs import Output, parse_output
 
 
 @dataclass(frozen=True)
