@@ -32,8 +32,8 @@ from PIL import Image, ImageChops, ImageOps  # noqa: E402
 
 from conftest import Processed as Outcome  # noqa: E402
 from conftest import process_job  # noqa: E402
+from hotfolder.decide.job import Job  # noqa: E402
 from hotfolder.decide.sniff import register_codecs  # noqa: E402
-from hotfolder.run.job import Job  # noqa: E402
 from hotfolder.settings.outputs import Output  # noqa: E402
 from hotfolder.settings.rules import Rule, load_rules  # noqa: E402
 

@@ -20,9 +20,11 @@ from hotfolder.commit import dispose
 from hotfolder.commit.committer import Committer, Written
 from hotfolder.commit.dispose import Disposed, Read
 from hotfolder.commit.ledger import Ledger, Record
+from hotfolder.commit.staged import Outcome
 from hotfolder.core.status import Result
+from hotfolder.decide.job import Job
 from hotfolder.run.engine import quarantine_note
-from hotfolder.run.job import Job, Outcome, run_job
+from hotfolder.run.job import run_job
 from hotfolder.settings.outputs import Output, parse_output
 from hotfolder.settings.rules import Rule
 

@@ -7,21 +7,22 @@ from pathlib import Path
 import pytest
 
 from hotfolder.commit import atomic
+from hotfolder.core import tempnames
 
 
 def test_staged_file_is_a_synced_temp_beside_its_final_name(tmp_path: Path) -> None:
     """A staged file is a hidden temp (recognised as ours) holding the full content."""
-    temp = atomic.temp_path(tmp_path / "a.bin", token="abcd1234")
+    temp = tempnames.temp_path(tmp_path / "a.bin", token="abcd1234")
     staged = atomic.stage_at(temp, lambda fp: fp.write(b"x" * 1000))
     assert staged.size == 1000 and staged.temp.read_bytes() == b"x" * 1000
-    assert atomic.is_temp_name(staged.temp.name) and "abcd1234" in staged.temp.name
+    assert tempnames.is_temp_name(staged.temp.name) and "abcd1234" in staged.temp.name
 
 
 def test_stage_never_opens_an_existing_file_or_a_link(tmp_path: Path) -> None:
     """O_EXCL | O_NOFOLLOW: a name planted where the temp goes is never written through."""
     victim = tmp_path / "victim"
     victim.write_bytes(b"keep")
-    temp = atomic.temp_path(tmp_path / "a.png", token="t")
+    temp = tempnames.temp_path(tmp_path / "a.png", token="t")
     temp.symlink_to(victim)
     with pytest.raises(FileExistsError):
         atomic.stage_at(temp, lambda fp: fp.write(b"evil"))
@@ -35,7 +36,7 @@ def test_failed_write_leaves_no_temp(tmp_path: Path) -> None:
         raise RuntimeError("encoder failed")
 
     with pytest.raises(RuntimeError):
-        atomic.stage_at(atomic.temp_path(tmp_path / "a.png"), boom)
+        atomic.stage_at(tempnames.temp_path(tmp_path / "a.png"), boom)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -52,7 +53,7 @@ def test_numbered_names_fit_in_255_bytes(tmp_path: Path) -> None:
     """A counter added to a 255-byte name shortens the stem, never the extension."""
     long = tmp_path / ("é" * 123 + "xyz.jpeg")
     assert len(long.name.encode()) == 254
-    numbered = atomic.numbered(long, 12)
+    numbered = tempnames.numbered(long, 12)
     assert len(numbered.name.encode()) <= 255 and numbered.name.endswith("-12.jpeg")
 
 
@@ -61,4 +62,4 @@ def test_write_bytes_never_replaces_another_file(tmp_path: Path) -> None:
     (tmp_path / "n.json").write_bytes(b"old")
     assert atomic.write_bytes(tmp_path / "n.json", b"new") == tmp_path / "n-1.json"
     assert (tmp_path / "n.json").read_bytes() == b"old"
-    assert not [p for p in tmp_path.iterdir() if atomic.is_temp_name(p.name)]
+    assert not [p for p in tmp_path.iterdir() if tempnames.is_temp_name(p.name)]

@@ -14,11 +14,14 @@ import pyvips
 from PIL import Image, ImageChops, ImageCms
 
 from conftest import corpus, exiftool, output, process_job, run_outputs
+from hotfolder.decide.inspect import examine
+from hotfolder.decide.job import Job
 from hotfolder.decide.match import Facts, decide
 from hotfolder.decide.sniff import register_codecs
-from hotfolder.render import encode, imaging
+from hotfolder.errors import EncodeError
 from hotfolder.render.metadata import Metadata
-from hotfolder.run.job import Job, examine
+from hotfolder.render.transform import Rendered
+from hotfolder.render.verify import verify
 from hotfolder.settings.rules import Match, Rule
 
 register_codecs()
@@ -386,12 +389,12 @@ def test_one_failing_output_commits_none(tmp_path: Path) -> None:
 def test_verify_catches_a_lossless_mismatch() -> None:
     """verify() decodes the written bytes and refuses a lossless output whose pixels differ."""
     im = Image.new("RGB", (20, 10), (1, 2, 3))
-    rendered = imaging.Rendered(frames=[im], meta=Metadata())
+    rendered = Rendered(frames=[im], meta=Metadata())
     out = output(format="png")
     buf = io.BytesIO()
     Image.new("RGB", (20, 10), (1, 2, 4)).save(buf, "PNG")
-    with pytest.raises(encode.EncodeError, match="differs"):
-        encode.verify(buf.getvalue(), rendered, out)
+    with pytest.raises(EncodeError, match="differs"):
+        verify(buf.getvalue(), rendered, out)
 
 
 @pytest.mark.parametrize(("name", "expected"), [("ultra-hdr.jpg", "gain map"), ("pug.heic", "depth map")])

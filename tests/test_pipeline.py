@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageChops, ImageOps, ImageStat
 
 from conftest import corpus, process_job
-from hotfolder.run.job import Job
+from hotfolder.decide.job import Job
 from hotfolder.settings.config import load_config
 
 
@@ -120,7 +120,7 @@ def test_content_decides_format_not_name(setup: tuple[Path, object]) -> None:
 @pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA", "CMYK"])
 def test_lossless_verification_sees_one_sample_off_in_any_band(mode: str) -> None:
     """The fast pixel comparison (ImageChops) must still catch a single wrong sample, alpha included."""
-    from hotfolder.render.encode import _equal  # noqa: PLC0415 - the comparison itself is under test
+    from hotfolder.render.verify import _equal  # noqa: PLC0415 - the comparison itself is under test
 
     a = Image.new(mode, (64, 48), 0)
     assert _equal(a, a.copy())
@@ -135,7 +135,7 @@ def test_lossless_verification_sees_one_sample_off_in_any_band(mode: str) -> Non
 @pytest.mark.parametrize("name", ["canon_eos_7d.jpg", "hopper_gray.jpg", "pil_sample_cmyk.jpg"])
 def test_libvips_shrink_matches_pillow_lanczos(name: str) -> None:
     """fit() shrinks L/RGB/CMYK with libvips for speed: same size, and within rounding of Pillow's Lanczos."""
-    from hotfolder.render.imaging import fit  # noqa: PLC0415
+    from hotfolder.render.transform import fit  # noqa: PLC0415
 
     with Image.open(corpus(name)) as im:
         im.load()

@@ -16,10 +16,15 @@ from PIL import Image
 from conftest import corpus, output, process_job, run_outputs
 from hotfolder.commit.committer import Committer
 from hotfolder.commit.ledger import Ledger, Record
+from hotfolder.commit.staged import Outcome
 from hotfolder.core.template import parse, render
+from hotfolder.decide.facts import content_facts
+from hotfolder.decide.inspect import examine
+from hotfolder.decide.job import Job
 from hotfolder.decide.match import Facts
+from hotfolder.decide.naming import template_values
 from hotfolder.errors import ConfigError
-from hotfolder.run.job import Job, Outcome, content_facts, examine, run_job, template_values
+from hotfolder.run.job import run_job
 from hotfolder.settings.rules import Match, Rule, load_rules
 
 RULE = Rule("r", None, outputs=(output(format="png"),))

@@ -19,7 +19,8 @@ from PIL import Image
 
 from conftest import ROOT, corpus, write_config
 from hotfolder.commit.ledger import Ledger
-from hotfolder.run.daemon import Daemon, Engine
+from hotfolder.run.daemon import Daemon
+from hotfolder.run.engine import Engine
 from hotfolder.run.notify import Notifier
 from hotfolder.settings.config import load_config
 from test_daemon import wait_for

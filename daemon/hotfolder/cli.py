@@ -14,10 +14,13 @@ from pathlib import Path
 from hotfolder import __version__, logs
 from hotfolder.commit import atomic
 from hotfolder.commit.ledger import LEDGER_NAME, Ledger
+from hotfolder.core import tempnames
 from hotfolder.core.identity import kind_of
 from hotfolder.core.template import camera
-from hotfolder.errors import ConfigError, HotfolderError
-from hotfolder.run.job import Job, NotRegularError, inspect_file, output_path, template_values
+from hotfolder.decide.inspect import inspect_file
+from hotfolder.decide.job import Job
+from hotfolder.decide.naming import output_path, template_values
+from hotfolder.errors import ConfigError, HotfolderError, NotRegularError
 from hotfolder.settings.config import LOG_FORMATS, LOG_LEVELS, Config, load_config
 
 EXIT_USAGE = 2
@@ -245,7 +248,7 @@ def _retry(config: Config, paths: list[Path], *, every: bool) -> int:
 
 def _put_back(parked: Path, original: Path) -> Path:
     for n in range(10_000):
-        candidate = atomic.numbered(original, n)
+        candidate = tempnames.numbered(original, n)
         try:
             atomic.rename_noreplace(parked, candidate)
         except FileExistsError:

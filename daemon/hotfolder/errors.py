@@ -89,3 +89,7 @@ class LedgerCorruptError(HotfolderError):
             f"the ledger from what it can still read and from the quarantine notes), or move {path.name} "
             "aside by hand and start again (files already processed are then recognised by their outputs)"
         )
+
+
+class NotRegularError(HotfolderError):
+    """The path is a link, a FIFO, a device or a folder: never read, never disposed of."""

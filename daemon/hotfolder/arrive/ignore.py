@@ -7,7 +7,7 @@ from typing import Final
 
 from wcmatch import fnmatch
 
-from hotfolder.commit.atomic import is_temp_name
+from hotfolder.core.tempnames import is_temp_name
 
 DEFAULT_PATTERNS: Final[tuple[str, ...]] = (
     # browsers and uploaders

@@ -12,21 +12,17 @@ import contextlib
 import ctypes
 import errno
 import os
-import re
-import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
 
+from hotfolder.core.tempnames import numbered, temp_path
 from hotfolder.errors import EncodeError, UnsafePathError
 
-TEMP_MARK: Final = ".hf-"
-TEMP_SUFFIX: Final = ".tmp"
 _AT_FDCWD: Final = -100
 _RENAME_NOREPLACE: Final = 1
-MAX_NAME_BYTES: Final = 255
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _renameat2 = getattr(_libc, "renameat2", None)
@@ -34,17 +30,6 @@ _renameat2 = getattr(_libc, "renameat2", None)
 
 class StagingError(EncodeError):
     """A staged file is not what was meant to be written (a copy that does not match its source)."""
-
-
-def is_temp_name(name: str) -> bool:
-    """Whether a file name is one of hotfolder's own temp files."""
-    return name.startswith(".") and TEMP_MARK in name and name.endswith(TEMP_SUFFIX)
-
-
-def temp_path(final: Path, *, token: str | None = None) -> Path:
-    """A unique temp name beside `final` (same folder, so the rename is atomic), carrying `token`."""
-    stem = final.name.encode()[:100].decode("utf-8", "ignore")
-    return final.with_name(f".{stem}{TEMP_MARK}{token or secrets.token_hex(4)}{TEMP_SUFFIX}")
 
 
 def fsync_dir(folder: Path) -> None:
@@ -111,26 +96,6 @@ def rename_noreplace(src: Path, dst: Path) -> None:
     # Filesystems without RENAME_NOREPLACE: a hard link is just as exclusive.
     os.link(src, dst)
     src.unlink()
-
-
-# The counter in a counter_format: {n}, or {n:03d} for zero-padded (validated in outputs.py).
-COUNTER = re.compile(r"\{n(?::0?(\d)d)?\}")
-
-
-def numbered(final: Path, n: int, counter_format: str = "-{n}") -> Path:
-    """The n-th alternative name for `final`: photo.jpg → photo-1.jpg (n = 0: the name itself).
-
-    The stem is shortened when the counter would push the name past 255 bytes.
-    """
-    if n == 0:
-        return final
-    stem, dot, ext = final.name.rpartition(".")
-    if not dot:
-        stem, ext = final.name, ""
-    counter = COUNTER.sub(lambda m: str(n).zfill(int(m.group(1) or 0)), counter_format)
-    room = MAX_NAME_BYTES - len((counter + dot + ext).encode())
-    stem = stem.encode()[:room].decode("utf-8", "ignore")
-    return final.with_name(f"{stem}{counter}{dot}{ext}")
 
 
 def copy_file(src: Path, fp: IO[bytes]) -> None:

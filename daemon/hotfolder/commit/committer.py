@@ -27,10 +27,13 @@ from typing import Any, Final
 from hotfolder.commit import atomic, dispose
 from hotfolder.commit.dispose import Disposed, Read
 from hotfolder.commit.ledger import Intent, Ledger, Record
+from hotfolder.commit.staged import Outcome, StagedOutput
+from hotfolder.core import tempnames
 from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Result
+from hotfolder.decide.job import Job
+from hotfolder.decide.naming import SEQ_MARK
 from hotfolder.errors import HotfolderError
-from hotfolder.run.job import SEQ_MARK, Job, Outcome, StagedOutput
 
 # Tests only: "after-intent", "after-renames", "after-disposal" (in a commit) or "recovered" (at start,
 # once interrupted commits are finished), optionally ":N" for the N-th time.
@@ -113,7 +116,7 @@ def _choose(out: StagedOutput, final: Path, taken: set[Path]) -> tuple[Path, str
         there = final.exists() or final.is_symlink() or final in taken
         return final, "overwritten" if there else "written"
     for n in range(10_000):
-        candidate = atomic.numbered(final, n, out.counter_format)
+        candidate = tempnames.numbered(final, n, out.counter_format)
         occupied = candidate in taken or candidate.exists() or candidate.is_symlink()
         if not occupied:
             return candidate, "written"
@@ -289,12 +292,12 @@ class Committer:
 
 def remove_job_temps(token: str, roots: Iterable[Path]) -> int:
     """Remove the temp files of one job (a worker that died or timed out), found by its token."""
-    mark = f"{atomic.TEMP_MARK}{token}"
+    mark = f"{tempnames.TEMP_MARK}{token}"
     removed = 0
     for root in roots:
         for dirpath, _, names in os.walk(root):
             for name in names:
-                if atomic.is_temp_name(name) and mark in name:
+                if tempnames.is_temp_name(name) and mark in name:
                     with contextlib.suppress(FileNotFoundError):
                         (Path(dirpath) / name).unlink()
                         removed += 1

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from hotfolder.commit import atomic
+from hotfolder.core import tempnames
 from hotfolder.core.identity import FileIdentity
 
 FRESH_NS: Final = 2_000_000_000  # read this soon after its last write: the bytes decide, not the stat
@@ -78,7 +79,7 @@ GONE: Final = "the file is no longer at its path (moved or deleted by someone el
 
 def hidden_name(read: Read, token: str) -> Path:
     """Where a deleted original waits, beside itself, while it is checked (the watcher ignores it)."""
-    return atomic.temp_path(read.path, token=f"{token}dl")
+    return tempnames.temp_path(read.path, token=f"{token}dl")
 
 
 def delete(read: Read, token: str) -> Disposed:
@@ -106,7 +107,7 @@ def finish_delete(read: Read, hidden: Path) -> Disposed:
 def _put_back(moved: Path, path: Path) -> Path:
     """Return a file taken by mistake to its path (or beside it, numbered, if the path is taken again)."""
     for n in range(10_000):
-        candidate = atomic.numbered(path, n)
+        candidate = tempnames.numbered(path, n)
         try:
             atomic.rename_noreplace(moved, candidate)
         except FileExistsError:
@@ -119,7 +120,7 @@ def _put_back(moved: Path, path: Path) -> Path:
 def free_name(dest: Path, taken: set[Path] | None = None) -> Path:
     """The first numbered variant of `dest` that nothing holds (nor this commit has chosen)."""
     for n in range(10_000):
-        candidate = atomic.numbered(dest, n)
+        candidate = tempnames.numbered(dest, n)
         if not candidate.exists() and not candidate.is_symlink() and candidate not in (taken or set()):
             return candidate
     raise FileExistsError(errno.EEXIST, "no free name", str(dest))
@@ -151,7 +152,7 @@ def move(read: Read, dest: Path, root: Path) -> Disposed:
 
 def copy_across(read: Read, dest: Path, root: Path) -> Disposed:
     """Move to another filesystem: copy, check the copy against what was read, place it, unlink the source."""
-    staged = atomic.stage_at(atomic.temp_path(dest), lambda fp: atomic.copy_file(read.path, fp))
+    staged = atomic.stage_at(tempnames.temp_path(dest), lambda fp: atomic.copy_file(read.path, fp))
     try:
         if FileIdentity.at(read.path) != read.identity or (
             read.sha256 is not None and _sha256(staged.temp) != read.sha256
@@ -195,10 +196,10 @@ def unlink_copied(read: Read, copy: Path) -> Disposed:
 def note_path(parked: Path) -> Path:
     """The note beside a quarantined file; shortened (with a unique suffix) when the name is long."""
     name = parked.name + _NOTE_SUFFIX
-    if len(name.encode()) <= atomic.MAX_NAME_BYTES:
+    if len(name.encode()) <= tempnames.MAX_NAME_BYTES:
         return parked.with_name(name)
     tag = "~" + hashlib.sha1(parked.name.encode(), usedforsecurity=False).hexdigest()[:10] + _NOTE_SUFFIX
-    room = atomic.MAX_NAME_BYTES - len(tag.encode())
+    room = tempnames.MAX_NAME_BYTES - len(tag.encode())
     return parked.with_name(parked.name.encode()[:room].decode("utf-8", "ignore") + tag)
 
 

@@ -72,3 +72,33 @@ def claimed_format(path: PurePath | str) -> str | None:
     """The format a file's extension claims, or None if the name claims no image format."""
     suffix = PurePath(path).suffix.lower().lstrip(".")
     return _EXTENSION_CLAIMS.get(suffix)
+
+
+# Modes each encoder holds exactly; anything else is converted explicitly, never by accident.
+NATIVE_MODES: Final = {
+    "png": {"1", "L", "LA", "P", "RGB", "RGBA", "I;16"},
+    "tiff": {"1", "L", "LA", "RGB", "RGBA", "CMYK", "I;16"},
+    "jpeg": {"L", "RGB", "CMYK"},
+    "heif": {"L", "RGB", "RGBA"},
+    "webp": {"RGB", "RGBA"},
+    "avif": {"RGB", "RGBA"},
+}
+
+
+ALPHA_FORMATS: Final = {"png", "tiff", "heif", "webp", "avif"}
+
+
+ANIMATION_FORMATS: Final = {"png", "webp", "avif"}  # hold frames with timing
+
+
+PAGE_FORMATS: Final = {"tiff"}  # hold several images, without timing
+
+
+PIL_FORMAT: Final = {
+    "png": "PNG",
+    "tiff": "TIFF",
+    "jpeg": "JPEG",
+    "heif": "HEIF",
+    "webp": "WEBP",
+    "avif": "AVIF",
+}

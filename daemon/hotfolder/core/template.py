@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
+from hotfolder.core.tempnames import MAX_NAME_BYTES
 from hotfolder.errors import InputError
 
 # Fields every job can fill. `relpath`, `reldir` and `taken` (through its format) may hold
@@ -30,7 +31,6 @@ MAY_BE_EMPTY: Final[frozenset[str]] = frozenset({"reldir"})
 _DATE_DIRECTIVES: Final = frozenset("aAbBcdHIjmMpSUwWxXyYzZfGuVeCgDFhnrRtT%")
 DATED: Final[frozenset[str]] = frozenset({"taken"})  # fields that take a strftime format: {taken:%Y/%m}
 DEFAULT_DATE_FORMAT: Final = "%Y-%m-%d"
-MAX_NAME_BYTES: Final = 255
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 

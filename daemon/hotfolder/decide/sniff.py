@@ -9,6 +9,7 @@ from typing import Final
 
 from PIL import Image
 
+from hotfolder.core.exiftiff import ifd0_tags
 from hotfolder.core.formats import PIL_ALLOWLIST, RAW, RAW_EXTENSIONS, name_of
 
 _registered = False
@@ -37,8 +38,6 @@ def is_camera_raw(head: bytes, name: PurePath | str) -> bool:
     if head.startswith(_RAW_MAGIC) or head[8:11] == b"CR\x02" or head[4:12] == b"ftypcrx ":
         return True
     if head[:4] in (b"II*\x00", b"MM\x00*"):
-        from hotfolder.render.metadata import ifd0_tags  # noqa: PLC0415 - metadata imports Pillow plugins lazily
-
         return _TAG_DNG_VERSION in ifd0_tags(head)
     return False
 

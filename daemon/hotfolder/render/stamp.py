@@ -18,7 +18,7 @@ from typing import Any, Final
 from defusedxml import ElementTree as SafeET
 from PIL import Image
 
-from hotfolder.render.metadata import ExifStructureError, _Tiff, with_prefix
+from hotfolder.core.exiftiff import ExifStructureError, _Tiff, with_prefix
 
 Stamped = Mapping[str, str | tuple[str, ...]]
 

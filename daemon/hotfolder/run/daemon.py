@@ -17,9 +17,9 @@ from watchdog.observers.api import BaseObserver
 from hotfolder import logs
 from hotfolder.arrive.ignore import Ignore
 from hotfolder.arrive.watch import Arrival, ReadyQueue, healthy, scan, start_observer
-from hotfolder.commit.atomic import TEMP_MARK, is_temp_name
 from hotfolder.commit.committer import checkpoint
 from hotfolder.commit.ledger import Ledger, Lock
+from hotfolder.core.tempnames import TEMP_MARK, is_temp_name
 from hotfolder.errors import ConfigError, LedgerCorruptError
 from hotfolder.run.engine import Engine
 from hotfolder.run.notify import Notifier

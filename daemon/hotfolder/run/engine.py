@@ -37,12 +37,14 @@ from hotfolder.commit.committer import (
 )
 from hotfolder.commit.dispose import Disposed, Read
 from hotfolder.commit.ledger import Intent, Ledger, Record
+from hotfolder.commit.staged import Outcome
 from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Result, RetryReason, Status
+from hotfolder.decide.job import Job
 from hotfolder.decide.match import candidates
 from hotfolder.decide.sniff import register_codecs
 from hotfolder.errors import HotfolderError, is_transient
-from hotfolder.run.job import Job, Outcome, run_job
+from hotfolder.run.job import run_job
 from hotfolder.settings.config import Config, Watch
 
 _PR_SET_PDEATHSIG: Final = 1

@@ -12,108 +12,39 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import secrets
-import stat
-import struct
 import time
 import traceback
-import unicodedata
 import warnings
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path, PurePosixPath
-from typing import Any, Final
+from pathlib import Path
 
 from PIL import Image
 
 from hotfolder.commit import atomic
-from hotfolder.core.formats import HEAD_BYTES, INPUT_FORMATS, claimed_format
-from hotfolder.core.identity import FileIdentity, kind_of
-from hotfolder.core.resolution import Resolution
+from hotfolder.commit.staged import Disposal, Outcome, StagedOutput
+from hotfolder.core import tempnames
+from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Result, RetryReason
-from hotfolder.core.template import Template, Value, When, camera, render, render_text
-from hotfolder.decide.match import Content, Decision, Facts, decide
-from hotfolder.decide.probe import probe
-from hotfolder.decide.sniff import sniff
-from hotfolder.errors import HotfolderError, InputError, is_transient
-from hotfolder.render import encode, imaging, metadata, stamp
-from hotfolder.render.metadata import Metadata
+from hotfolder.core.template import render_text
+from hotfolder.decide.facts import content_facts
+from hotfolder.decide.header import identify
+from hotfolder.decide.inspect import examine
+from hotfolder.decide.job import Job
+from hotfolder.decide.match import Content, Facts, decide
+from hotfolder.decide.naming import SEQ_MARK, chain_key, output_path, template_values
+from hotfolder.decide.read import open_regular, read_bounded, sniffed
+from hotfolder.errors import HotfolderError, InputError, NotRegularError, is_transient
+from hotfolder.render import stamp
+from hotfolder.render.decode import decode
+from hotfolder.render.encode import encode
+from hotfolder.render.notes import Notes
+from hotfolder.render.policy import output_metadata
+from hotfolder.render.transform import render as render_output
+from hotfolder.render.verify import verify
 from hotfolder.settings.outputs import Output
 from hotfolder.settings.rules import Rule
-
-# {seq} is counted by the daemon when it commits (no gaps for inputs that fail): a worker renders
-# names with this mark, and the daemon puts the number in.
-SEQ_MARK: Final = "\ue000seq\ue001"
-
-
-@dataclass(frozen=True)
-class Job:
-    """Everything a worker needs to handle one input; plain data so that it pickles."""
-
-    src: Path
-    relpath: str  # below the watch root (or the folder given to `process`), '/'-separated
-    rules: tuple[Rule, ...]
-    output_root: Path
-    watch: str | None = None
-    watch_path: Path | None = None
-    max_pixels: int = imaging.DEFAULT_MAX_PIXELS
-    file_mode: int | None = None  # mode of outputs; None: the umask decides
-    gid: int | None = None  # group of outputs, so shared folders stay usable
-    seen: FileIdentity | None = None  # what the dispatcher saw (a change since means: still arriving)
-    force: bool = False  # process even byte-identical copies of inputs already done
-    twins: tuple[tuple[str, str, str], ...] = ()  # (sha256, chain, path) of done inputs of this size
-    token: str = field(default_factory=lambda: secrets.token_hex(4))  # names this job's temp files
-
-
-@dataclass(frozen=True)
-class StagedOutput:
-    """One output written, synced and verified in a temp file beside the name it will take."""
-
-    temp: Path
-    final: Path  # may hold SEQ_MARK, which the daemon fills in
-    rule: str
-    format: str
-    size: int
-    sha256: str
-    on_conflict: str
-    counter_format: str
-    ms: float = 0.0
-
-
-@dataclass(frozen=True)
-class Disposal:
-    """What becomes of the original once the outputs are in place."""
-
-    policy: str  # keep | delete | move
-    rule: str | None = None
-    dest: Path | None = None  # move: its name under output_root (may hold SEQ_MARK)
-    staged: Path | None = None  # move to another filesystem: a verified copy beside dest
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a worker's job came back with."""
-
-    src: Path
-    result: Result
-    identity: FileIdentity | None = None  # of the file that was read (fstat of the open descriptor)
-    read_ns: int = 0  # wall clock when it was read
-    rule: str | None = None
-    chain: str | None = None
-    format: str | None = None
-    bytes_in: int = 0
-    sha256: str | None = None
-    outputs: tuple[StagedOutput, ...] = ()
-    disposal: Disposal = Disposal("keep")
-    orientation: int | None = None  # provenance: the stored orientation the outputs had applied
-    error_class: str | None = None  # one of hotfolder's own error names
-    error: str | None = None
-    retry: RetryReason | None = None
-    twin: Path | None = None  # duplicate: the input done with the same bytes
-    ms: float = 0.0
-    notes: tuple[tuple[str, dict[str, Any]], ...] = ()
-    started_at: str | None = None  # wall clock when a worker began it (latency, from the logs alone)
 
 
 @dataclass
@@ -122,217 +53,13 @@ class _Work:
     staged: list[StagedOutput] = field(default_factory=list)
     copy: Path | None = None
     resized: dict[int, Image.Image] = field(default_factory=dict)  # max_edge -> shrunk source
-    notes: imaging.Notes = field(default_factory=imaging.Notes)
+    notes: Notes = field(default_factory=Notes)
 
     def discard(self) -> None:
         for s in self.staged:
             s.temp.unlink(missing_ok=True)
         if self.copy is not None:
             self.copy.unlink(missing_ok=True)
-
-
-# Facts from the header ---------------------------------------------------------------------------
-
-
-def content_facts(data: bytes, mtime: float | None, opened: Image.Image | None = None) -> Content | None:
-    """Size, camera and date from the image header (no pixels decoded); None if it cannot be read.
-    `opened`: the same bytes already opened by imaging.identify (the header is parsed once per job)."""
-    try:
-        im = opened if opened is not None else imaging.identify(data)
-        ex = im.getexif()
-    except (InputError, OSError, ValueError, SyntaxError):
-        return None
-    sub = ex.get_ifd(metadata.TAG_EXIF_IFD)
-    width, height = im.size
-    if im.format not in {"HEIF", "AVIF", "TIFF"} and ex.get(metadata.TAG_ORIENTATION) in (5, 6, 7, 8):
-        width, height = height, width
-    taken, subsec = _taken(sub, mtime)
-    return Content(
-        width=width,
-        height=height,
-        make=exif_text(ex.get(0x010F)),
-        model=exif_text(ex.get(0x0110)),
-        has_exif=len(ex) > 0,
-        has_gps=bool(ex.get_ifd(metadata.TAG_GPS_IFD)),
-        taken=taken,
-        subsec=subsec,
-    )
-
-
-def exif_text(value: Any) -> str | None:
-    """An EXIF text value as the camera meant it: UTF-8 when the bytes are valid UTF-8, else Latin-1.
-
-    Pillow decodes ASCII-typed tags as Latin-1, so a UTF-8 Make ('Ünïcode Kamera') came out as
-    'Ã\x9cnÃ¯code Kamera'; the Latin-1 round trip gives back the bytes the camera wrote.
-    """
-    if isinstance(value, str):
-        value = value.encode("latin-1", "replace")
-    if not isinstance(value, bytes):
-        return None
-    try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError:
-        text = value.decode("latin-1")
-    return unicodedata.normalize("NFC", text.strip("\x00 ")) or None
-
-
-def _taken(sub: Any, mtime: float | None) -> tuple[datetime | None, str]:
-    """DateTimeOriginal (+ SubSecTimeOriginal), then CreateDate, then the file's mtime."""
-    for tag, subsec in ((0x9003, 0x9291), (0x9004, 0x9292)):
-        raw = exif_text(sub.get(tag))
-        if raw:
-            try:
-                return datetime.strptime(raw[:19], "%Y:%m:%d %H:%M:%S"), (
-                    exif_text(sub.get(subsec)) or ""
-                ).strip()
-            except ValueError:
-                continue
-    # Local time, as cameras write it: no time zone is implied anywhere in EXIF dates.
-    return (datetime.fromtimestamp(mtime) if mtime is not None else None), ""
-
-
-def template_values(
-    job: Job, rule: Rule, content: Content | None, digest: str | None = None
-) -> dict[str, Value]:
-    """Every template field for one input and rule ({seq} is the daemon's: a mark here)."""
-    rel = PurePosixPath(job.relpath)
-    values: dict[str, Value] = {
-        "stem": rel.stem,
-        "ext": rel.suffix.lower().lstrip(".") or None,
-        "name": rel.name,
-        "relpath": str(rel.with_suffix("")) if rel.suffix else str(rel),
-        "reldir": str(rel.parent) if str(rel.parent) != "." else "",  # at the root: nothing
-        "watch": job.watch,
-        "rule": rule.name,
-        "hash8": digest[:8] if digest else None,
-        "seq": SEQ_MARK,
-    }
-    if content is not None:
-        values.update(
-            make=content.make,
-            model=content.model,
-            camera=camera(content.make, content.model),
-            width=str(content.width),
-            height=str(content.height),
-            taken=When(content.taken, content.subsec) if content.taken else None,
-        )
-    return values
-
-
-def output_path(template: Template, output_root: Path, values: dict[str, Value]) -> Path:
-    """Where an output lands: the rendered template, always under output_root.
-
-    render() refuses '..' and absolute parts; links are dealt with where files are written:
-    atomic.make_folder refuses a linked folder, and a link at the name itself is replaced or
-    skipped by the rename, never written through.
-    """
-    return output_root / render(template, values)
-
-
-def chain_key(chain: tuple[Rule, ...]) -> str:
-    """A rule chain's fingerprint: the same bytes through the same chain give the same outputs."""
-    names = "+".join(r.name for r in chain)
-    made = repr(tuple((r.name, r.outputs, r.original, r.original_path) for r in chain))
-    return f"{names}#{hashlib.sha1(made.encode(), usedforsecurity=False).hexdigest()[:12]}"
-
-
-# Reading ------------------------------------------------------------------------------------------
-
-
-class NotRegularError(HotfolderError):
-    """The path is a link, a FIFO, a device or a folder: never read, never disposed of."""
-
-
-def open_regular(path: Path) -> tuple[int, os.stat_result]:
-    """Open a regular file for reading without following a link or blocking on a FIFO."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise NotRegularError(f"{path} is a symbolic link; links are never processed") from None
-        raise
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise NotRegularError(f"{path} is {kind_of(st)}, not a regular file")
-    return fd, st
-
-
-def read_all(fd: int, size: int) -> bytes:
-    """The whole file, by positioned reads (the descriptor's offset is never relied on)."""
-    chunks, pos = [], 0
-    while pos < size:
-        chunk = os.pread(fd, min(size - pos, 8 << 20), pos)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        pos += len(chunk)
-    return b"".join(chunks)
-
-
-def sniffed(fd: int, relpath: str) -> tuple[str | None, bool]:
-    """(our format name, whether the content itself says so) from the first bytes of a file."""
-    head = os.pread(fd, HEAD_BYTES, 0)
-    by_content = sniff(head, relpath)
-    return by_content or claimed_format(relpath), by_content is not None
-
-
-def read_bounded(fd: int, st: os.stat_result, fmt: str | None, *, by_content: bool, max_pixels: int) -> bytes:
-    """The whole file, once its header says it is an image of a plausible length (probe.py)."""
-    if fmt is not None and fmt in INPUT_FORMATS and by_content:
-        probe(fd, st.st_size, fmt, max_pixels=max_pixels)
-    elif fmt is not None and fmt in INPUT_FORMATS:
-        raise InputError(f"content is not a recognisable image (its name says {fmt.upper()})")
-    return read_all(fd, st.st_size)
-
-
-def examine(data: bytes, relpath: str, rules: tuple[Rule, ...], *, facts: Facts | None = None,
-            mtime: float | None = None) -> Decision:  # fmt: skip
-    """Decide which rules take a file from its bytes and path.
-
-    Content the decoders do not recognise still counts as the format its name claims: a
-    zero-byte `.heic` is a broken image to quarantine, while a `.mov` is simply not ours.
-    """
-    base = facts or Facts(relpath=relpath, size=len(data))
-    fmt = sniff(data[:HEAD_BYTES], relpath) or claimed_format(relpath)
-    content = base.content or (content_facts(data, mtime) if fmt else None)
-    return decide(rules, replace(base, relpath=relpath, format=fmt, content=content))
-
-
-@dataclass(frozen=True)
-class Inspection:
-    """What `explain` and `process --dry-run` learn of a file, by the same reads a worker makes."""
-
-    facts: Facts
-    decision: Decision
-    data: bytes | None = None  # None: refused before it was read (the reason is in `refusal`)
-    refusal: str | None = None
-
-
-def inspect_file(path: Path, relpath: str, rules: tuple[Rule, ...], *, max_pixels: int,
-                 watch: str | None = None, watch_path: Path | None = None) -> Inspection:  # fmt: skip
-    """Decide which rules take a file, reading it as a worker would (bounded, never a FIFO or a link)."""
-    fd, st = open_regular(path)
-    try:
-        fmt, by_content = sniffed(fd, relpath)
-        facts = Facts(relpath=relpath, watch=watch, watch_path=str(watch_path) if watch_path else None,
-                      size=st.st_size, format=fmt)  # fmt: skip
-        if st.st_size == 0:
-            return Inspection(
-                facts, decide(rules, facts, partial=True), refusal="the file is empty (0 bytes)"
-            )
-        try:
-            data = read_bounded(fd, st, fmt, by_content=by_content, max_pixels=max_pixels)
-        except InputError as exc:
-            return Inspection(facts, decide(rules, facts, partial=True), refusal=str(exc))
-    finally:
-        os.close(fd)
-    try:
-        opened = imaging.identify(data, max_pixels=max_pixels)  # the config's limit, as `run` applies it
-    except InputError as exc:
-        return Inspection(facts, decide(rules, facts, partial=True), data=data, refusal=str(exc))
-    facts = replace(facts, content=content_facts(data, st.st_mtime, opened))
-    return Inspection(facts, examine(data, relpath, rules, facts=facts), data=data)
 
 
 # The job ------------------------------------------------------------------------------------------
@@ -412,7 +139,7 @@ def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: _Work)
         # Past max_image_pixels: decode() refuses it with the limit in the message.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            opened: Image.Image | None = imaging.identify(data, max_pixels=job.max_pixels)
+            opened: Image.Image | None = identify(data, max_pixels=job.max_pixels)
         except InputError:
             opened = None  # decode() says why, when a rule wants the pixels
     content = content_facts(data, st.st_mtime, opened)
@@ -437,7 +164,7 @@ def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: _Work)
         return replace(base, result=Result.DUPLICATE, disposal=disposal, twin=twin)
     source = None
     if any(o.format != "copy" for _, o, _, _ in names):
-        source = imaging.decode(data, max_pixels=job.max_pixels, edge=_largest_edge(chain), opened=opened)
+        source = decode(data, max_pixels=job.max_pixels, edge=_largest_edge(chain), opened=opened)
         base = work.base = replace(base, format=source.format, orientation=source.orientation)
         for loss in source.losses:
             work.notes.warn("auxiliary.dropped", error=loss)
@@ -447,18 +174,20 @@ def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: _Work)
         t0 = time.perf_counter()
         folder = _staging_folder(final, job.output_root)
         atomic.make_folder(folder, job.output_root)
-        temp = atomic.temp_path(folder / final.name.replace(SEQ_MARK, "seq"), token=f"{job.token}{index:02x}")
+        temp = tempnames.temp_path(
+            folder / final.name.replace(SEQ_MARK, "seq"), token=f"{job.token}{index:02x}"
+        )
         if output.format == "copy" or source is None:
             staged = atomic.stage_at(temp, lambda fp: fp.write(data))
             written = staged.temp.read_bytes()
             if hashlib.sha256(written).hexdigest() != digest:
                 raise atomic.StagingError(f"copy {staged.temp} does not match the source")
         else:
-            rendered = imaging.render(source, output, work.notes, work.resized)
+            rendered = render_output(source, output, work.notes, work.resized)
             rendered.meta = output_metadata(source, rendered, output, work.notes, stamped)
-            staged = atomic.stage_at(temp, partial(encode.encode, rendered, output, notes=work.notes))
+            staged = atomic.stage_at(temp, partial(encode, rendered, output, notes=work.notes))
             written = staged.temp.read_bytes()
-            encode.verify(written, rendered, output)
+            verify(written, rendered, output)
         _finish_file(staged.temp, job, st)
         work.staged.append(StagedOutput(temp=staged.temp, final=final, rule=rule.name, format=output.format,
                                         size=staged.size, sha256=hashlib.sha256(written).hexdigest(),
@@ -513,7 +242,7 @@ def _stage_move(job: Job, disposal: Disposal, data: bytes, digest: str, work: _W
     atomic.make_folder(folder, job.output_root)
     if folder.stat().st_dev == job.src.parent.stat().st_dev:
         return disposal  # a rename, done by the daemon
-    temp = atomic.temp_path(folder / disposal.dest.name.replace(SEQ_MARK, "seq"), token=f"{job.token}ff")
+    temp = tempnames.temp_path(folder / disposal.dest.name.replace(SEQ_MARK, "seq"), token=f"{job.token}ff")
     staged = atomic.stage_at(temp, lambda fp: fp.write(data))
     work.copy = staged.temp
     if hashlib.sha256(staged.temp.read_bytes()).hexdigest() != digest:
@@ -534,90 +263,6 @@ def _finish_file(temp: Path, job: Job, st: os.stat_result) -> None:
         temp.chmod(job.file_mode)
     if job.gid is not None:
         os.chown(temp, -1, job.gid)
-
-
-def output_metadata(
-    source: imaging.Source,
-    rendered: imaging.Rendered,
-    output: Output,
-    notes: imaging.Notes,
-    stamped: stamp.Stamped | None = None,
-) -> Metadata:
-    """Exactly the EXIF, XMP, IPTC, ICC and resolution this output's options allow, as they must read
-    on its pixels, with its stamp written over the source's values for those fields.
-
-    Orientation is set to 1 wherever the pixels are upright (never applied twice); dimensions and
-    resolution follow the pixels; a thumbnail that no longer shows the pixels is removed; GPS goes
-    when asked, from EXIF and XMP alike. A block that cannot be edited is dropped and said so.
-    """
-    meta = rendered.meta
-    applied = output.orientation == "upright" or source.orientation == 1
-    stored = source.image.size
-    expected = stored[::-1] if applied and source.orientation >= 5 else stored
-    resized = rendered.size != expected
-    turned = applied and source.orientation != 1
-    drop_gps = output.gps == "strip"
-    resolution = _output_resolution(
-        meta.resolution, output, expected, rendered.size, swap=turned and source.orientation >= 5
-    )
-    exif = None
-    if output.exif == "keep" and meta.exif:
-        exif = _output_exif(meta.exif, output, notes, size=rendered.size, orientation=1 if applied else None,
-                            drop_gps=drop_gps, drop_thumbnail=resized or turned, resolution=resolution,
-                            drop_orientation=applied and output.format == "avif")  # fmt: skip
-    xmp = None
-    if output.xmp == "keep" and meta.xmp:
-        try:
-            xmp = metadata.edit_xmp(meta.xmp, drop_orientation=applied, drop_gps=drop_gps)
-        except (ValueError, SyntaxError) as exc:
-            why = f"XMP cannot be parsed (so orientation and GPS cannot be removed from it): {exc}; dropped"
-            notes.warn("metadata.damaged", item="xmp", format=output.format, error=why)
-    keep_iptc = output.iptc == "keep"
-    photoshop, iptc = (meta.photoshop, meta.iptc) if keep_iptc else (None, None)
-    if stamped:
-        exif = stamp.exif(exif, stamped)
-        xmp = stamp.xmp(xmp, stamped)
-        if output.format in ("jpeg", "tiff") and any(f in stamped for f in stamp.IPTC_FIELDS):
-            records = stamp.iptc(iptc or stamp.records_in(photoshop), stamped, notes)
-            photoshop, iptc = (
-                (stamp.replace_iptc_resource(photoshop, records), None) if photoshop else (None, records)
-            )
-    layers = meta.layers
-    if layers is not None and (output.format != "tiff" or resized or turned or meta.icc != source.meta.icc):
-        why = ("Photoshop layers describe the source's pixels exactly; they are kept only in a TIFF of the "
-               "same pixels")  # fmt: skip
-        notes.warn("layers.dropped", format=output.format, error=why)
-        layers = None
-    return Metadata(exif=exif, icc=meta.icc, xmp=xmp, photoshop=photoshop, iptc=iptc, nclx=meta.nclx,
-                    resolution=resolution, layers=layers, extra_samples=meta.extra_samples)  # fmt: skip
-
-
-def _output_exif(raw: bytes, output: Output, notes: imaging.Notes, **args: Any) -> bytes | None:
-    """The source's EXIF patched in place, else rebuilt (logged), else dropped (logged)."""
-    drop_thumbnail = args.pop("drop_thumbnail")
-    try:
-        return metadata.patch(raw, drop_thumbnail=drop_thumbnail, **args)
-    except metadata.ExifStructureError as exc:
-        notes.warn("metadata.reserialised", item="exif", format=output.format, error=str(exc))
-    try:
-        return metadata.reserialise(raw, **args)
-    except (ValueError, SyntaxError, struct.error, TypeError, KeyError) as exc:
-        notes.warn("metadata.damaged", item="exif", format=output.format,
-                   error=f"the EXIF block cannot be read or rebuilt ({exc}); dropped")  # fmt: skip
-        return None
-
-
-def _output_resolution(source: Resolution | None, output: Output, upright: tuple[int, int],
-                       size: tuple[int, int], *, swap: bool) -> Resolution | None:  # fmt: skip
-    """The output's print resolution: `dpi` if set, else the source's, following a turn and a resize."""
-    if output.dpi is not None:
-        return Resolution(float(output.dpi), float(output.dpi))
-    if source is None:
-        return None
-    turned = source.swapped() if swap else source
-    if size == upright:
-        return turned
-    return turned.scaled(size[0] / upright[0], size[1] / upright[1])
 
 
 def _ms(started: float) -> float:

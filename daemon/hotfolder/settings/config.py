@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from hotfolder.errors import ConfigError, Problem
-from hotfolder.render.imaging import DEFAULT_MAX_PIXELS
 from hotfolder.settings.rules import Rule, load_rules
 
+DEFAULT_MAX_PIXELS: Final = 250_000_000  # admits real 200 MP phone photos; refuses the 4 Gpx bombs
 CONFIG_NAME: Final = "hotfolder.toml"
 # 10 s: polling 10,000 files costs 0.98% of a core here (7.8% at watchdog's 1 s default).
 DEFAULT_POLL_INTERVAL: Final = 10.0

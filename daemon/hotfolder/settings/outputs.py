@@ -11,9 +11,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from hotfolder.commit.atomic import COUNTER
 from hotfolder.core.formats import OUTPUT_EXTENSIONS
 from hotfolder.core.template import FIELDS, Field, Literal, Template, TemplateSyntaxError, parse
+from hotfolder.core.tempnames import COUNTER
 from hotfolder.settings import schema
 
 ENCODED_FORMATS: Final = ("png", "tiff", "jpeg", "heif", "webp", "avif")

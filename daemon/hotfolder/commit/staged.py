@@ -1,0 +1,60 @@
+"""What a worker hands back: outputs staged and verified, and what becomes of the original."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hotfolder.core.identity import FileIdentity
+from hotfolder.core.status import Result, RetryReason
+
+
+@dataclass(frozen=True)
+class StagedOutput:
+    """One output written, synced and verified in a temp file beside the name it will take."""
+
+    temp: Path
+    final: Path  # may hold SEQ_MARK, which the daemon fills in
+    rule: str
+    format: str
+    size: int
+    sha256: str
+    on_conflict: str
+    counter_format: str
+    ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class Disposal:
+    """What becomes of the original once the outputs are in place."""
+
+    policy: str  # keep | delete | move
+    rule: str | None = None
+    dest: Path | None = None  # move: its name under output_root (may hold SEQ_MARK)
+    staged: Path | None = None  # move to another filesystem: a verified copy beside dest
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a worker's job came back with."""
+
+    src: Path
+    result: Result
+    identity: FileIdentity | None = None  # of the file that was read (fstat of the open descriptor)
+    read_ns: int = 0  # wall clock when it was read
+    rule: str | None = None
+    chain: str | None = None
+    format: str | None = None
+    bytes_in: int = 0
+    sha256: str | None = None
+    outputs: tuple[StagedOutput, ...] = ()
+    disposal: Disposal = Disposal("keep")
+    orientation: int | None = None  # provenance: the stored orientation the outputs had applied
+    error_class: str | None = None  # one of hotfolder's own error names
+    error: str | None = None
+    retry: RetryReason | None = None
+    twin: Path | None = None  # duplicate: the input done with the same bytes
+    ms: float = 0.0
+    notes: tuple[tuple[str, dict[str, Any]], ...] = ()
+    started_at: str | None = None  # wall clock when a worker began it (latency, from the logs alone)

@@ -1,0 +1,71 @@
+"""Facts about a candidate from its header (size, date taken, camera, GPS), which rules match on."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime
+from typing import Any
+
+from PIL import Image
+
+from hotfolder.core.exiftiff import TAG_EXIF_IFD, TAG_GPS_IFD, TAG_ORIENTATION
+from hotfolder.decide.header import identify
+from hotfolder.decide.match import Content
+from hotfolder.errors import InputError
+
+
+def content_facts(data: bytes, mtime: float | None, opened: Image.Image | None = None) -> Content | None:
+    """Size, camera and date from the image header (no pixels decoded); None if it cannot be read.
+    `opened`: the same bytes already opened by identify (the header is parsed once per job)."""
+    try:
+        im = opened if opened is not None else identify(data)
+        ex = im.getexif()
+    except (InputError, OSError, ValueError, SyntaxError):
+        return None
+    sub = ex.get_ifd(TAG_EXIF_IFD)
+    width, height = im.size
+    if im.format not in {"HEIF", "AVIF", "TIFF"} and ex.get(TAG_ORIENTATION) in (5, 6, 7, 8):
+        width, height = height, width
+    taken, subsec = _taken(sub, mtime)
+    return Content(
+        width=width,
+        height=height,
+        make=exif_text(ex.get(0x010F)),
+        model=exif_text(ex.get(0x0110)),
+        has_exif=len(ex) > 0,
+        has_gps=bool(ex.get_ifd(TAG_GPS_IFD)),
+        taken=taken,
+        subsec=subsec,
+    )
+
+
+def exif_text(value: Any) -> str | None:
+    """An EXIF text value as the camera meant it: UTF-8 when the bytes are valid UTF-8, else Latin-1.
+
+    Pillow decodes ASCII-typed tags as Latin-1, so a UTF-8 Make ('Ünïcode Kamera') came out as
+    'Ã\x9cnÃ¯code Kamera'; the Latin-1 round trip gives back the bytes the camera wrote.
+    """
+    if isinstance(value, str):
+        value = value.encode("latin-1", "replace")
+    if not isinstance(value, bytes):
+        return None
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        text = value.decode("latin-1")
+    return unicodedata.normalize("NFC", text.strip("\x00 ")) or None
+
+
+def _taken(sub: Any, mtime: float | None) -> tuple[datetime | None, str]:
+    """DateTimeOriginal (+ SubSecTimeOriginal), then CreateDate, then the file's mtime."""
+    for tag, subsec in ((0x9003, 0x9291), (0x9004, 0x9292)):
+        raw = exif_text(sub.get(tag))
+        if raw:
+            try:
+                return datetime.strptime(raw[:19], "%Y:%m:%d %H:%M:%S"), (
+                    exif_text(sub.get(subsec)) or ""
+                ).strip()
+            except ValueError:
+                continue
+    # Local time, as cameras write it: no time zone is implied anywhere in EXIF dates.
+    return (datetime.fromtimestamp(mtime) if mtime is not None else None), ""

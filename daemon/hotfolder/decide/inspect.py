@@ -1,0 +1,65 @@
+"""What `explain` and `process --dry-run` show: the same read and decision a job makes, without writing."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from hotfolder.core.formats import HEAD_BYTES, claimed_format
+from hotfolder.decide.facts import content_facts
+from hotfolder.decide.header import identify
+from hotfolder.decide.match import Decision, Facts, decide
+from hotfolder.decide.read import open_regular, read_bounded, sniffed
+from hotfolder.decide.sniff import sniff
+from hotfolder.errors import InputError
+from hotfolder.settings.rules import Rule
+
+
+def examine(data: bytes, relpath: str, rules: tuple[Rule, ...], *, facts: Facts | None = None,
+            mtime: float | None = None) -> Decision:  # fmt: skip
+    """Decide which rules take a file from its bytes and path.
+
+    Content the decoders do not recognise still counts as the format its name claims: a
+    zero-byte `.heic` is a broken image to quarantine, while a `.mov` is simply not ours.
+    """
+    base = facts or Facts(relpath=relpath, size=len(data))
+    fmt = sniff(data[:HEAD_BYTES], relpath) or claimed_format(relpath)
+    content = base.content or (content_facts(data, mtime) if fmt else None)
+    return decide(rules, replace(base, relpath=relpath, format=fmt, content=content))
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What `explain` and `process --dry-run` learn of a file, by the same reads a worker makes."""
+
+    facts: Facts
+    decision: Decision
+    data: bytes | None = None  # None: refused before it was read (the reason is in `refusal`)
+    refusal: str | None = None
+
+
+def inspect_file(path: Path, relpath: str, rules: tuple[Rule, ...], *, max_pixels: int,
+                 watch: str | None = None, watch_path: Path | None = None) -> Inspection:  # fmt: skip
+    """Decide which rules take a file, reading it as a worker would (bounded, never a FIFO or a link)."""
+    fd, st = open_regular(path)
+    try:
+        fmt, by_content = sniffed(fd, relpath)
+        facts = Facts(relpath=relpath, watch=watch, watch_path=str(watch_path) if watch_path else None,
+                      size=st.st_size, format=fmt)  # fmt: skip
+        if st.st_size == 0:
+            return Inspection(
+                facts, decide(rules, facts, partial=True), refusal="the file is empty (0 bytes)"
+            )
+        try:
+            data = read_bounded(fd, st, fmt, by_content=by_content, max_pixels=max_pixels)
+        except InputError as exc:
+            return Inspection(facts, decide(rules, facts, partial=True), refusal=str(exc))
+    finally:
+        os.close(fd)
+    try:
+        opened = identify(data, max_pixels=max_pixels)  # the config's limit, as `run` applies it
+    except InputError as exc:
+        return Inspection(facts, decide(rules, facts, partial=True), data=data, refusal=str(exc))
+    facts = replace(facts, content=content_facts(data, st.st_mtime, opened))
+    return Inspection(facts, examine(data, relpath, rules, facts=facts), data=data)

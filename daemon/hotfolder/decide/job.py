@@ -1,0 +1,30 @@
+"""The job: everything a worker needs to handle one input, as plain picklable data."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hotfolder.core.identity import FileIdentity
+from hotfolder.settings.config import DEFAULT_MAX_PIXELS
+from hotfolder.settings.rules import Rule
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker needs to handle one input; plain data so that it pickles."""
+
+    src: Path
+    relpath: str  # below the watch root (or the folder given to `process`), '/'-separated
+    rules: tuple[Rule, ...]
+    output_root: Path
+    watch: str | None = None
+    watch_path: Path | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    file_mode: int | None = None  # mode of outputs; None: the umask decides
+    gid: int | None = None  # group of outputs, so shared folders stay usable
+    seen: FileIdentity | None = None  # what the dispatcher saw (a change since means: still arriving)
+    force: bool = False  # process even byte-identical copies of inputs already done
+    twins: tuple[tuple[str, str, str], ...] = ()  # (sha256, chain, path) of done inputs of this size
+    token: str = field(default_factory=lambda: secrets.token_hex(4))  # names this job's temp files

@@ -1,0 +1,92 @@
+"""Colour: the output's profile (kept, converted to sRGB, or dropped), and NCLX described as ICC."""
+
+from __future__ import annotations
+
+import io
+import struct
+from functools import cache
+from typing import Any, Final
+
+from PIL import Image, ImageCms
+
+from hotfolder.core.formats import NATIVE_MODES
+from hotfolder.errors import EncodeError
+from hotfolder.render.metadata import Metadata
+from hotfolder.render.notes import Notes
+from hotfolder.settings.outputs import Output
+
+
+@cache
+def srgb_profile() -> bytes:
+    """The sRGB profile embedded in converted outputs (lcms' built-in, 588 bytes).
+
+    lcms stamps the creation time into the header, which would make every run's output differ
+    (and defeat skip_identical and redo-after-crash); the date is pinned. The profile ID is 0.
+    """
+    data = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    data[24:36] = struct.pack(">6H", 2024, 1, 1, 0, 0, 0)
+    return bytes(data)
+
+
+def colour(im: Image.Image, meta: Metadata, output: Output, notes: Notes) -> tuple[Image.Image, bytes | None]:
+    """Pixels and the ICC profile to embed, as the output's `icc` option and format require."""
+    fmt = output.format
+    cmyk_out = im.mode == "CMYK" and "CMYK" in NATIVE_MODES[fmt] and output.icc == "keep"
+    if output.icc == "keep" and (im.mode != "CMYK" or cmyk_out):
+        if meta.icc is None and meta.nclx:
+            return im, nclx_as_icc(meta.nclx, im.mode, notes) if fmt != "heif" else None
+        return im, meta.icc
+    # icc = "srgb", or CMYK that the format cannot hold: convert through the embedded profile.
+    if output.icc == "keep":
+        why = f"{fmt} cannot hold CMYK: converted to sRGB" + (" through its ICC profile" if meta.icc else "")
+        notes.warn("colour.converted", format=fmt, error=why)
+    if meta.icc is None:
+        if im.mode == "CMYK":
+            notes.warn(
+                "colour.naive_cmyk", error="CMYK without an ICC profile: converted without colour management"
+            )
+            return im.convert("RGB"), srgb_profile()
+        if meta.nclx and fmt != "heif":
+            nclx_as_icc(meta.nclx, im.mode, notes)  # refuses what cannot be represented
+        return im, srgb_profile() if im.mode in {"RGB", "RGBA", "P", "PA"} else None
+    try:
+        source_profile = ImageCms.ImageCmsProfile(io.BytesIO(meta.icc))
+    except (OSError, ImageCms.PyCMSError) as exc:
+        raise EncodeError(f"the embedded ICC profile is unreadable, cannot convert to sRGB: {exc}") from None
+    if "sRGB" in ImageCms.getProfileDescription(source_profile) and im.mode != "CMYK":
+        return im, meta.icc  # already sRGB: keep its own profile, no conversion round trip
+    alpha = im.getchannel("A") if im.mode in {"RGBA", "LA", "PA"} else None
+    base = im.convert("RGB") if im.mode in {"P", "PA", "RGBA"} else im.convert("L") if im.mode == "LA" else im
+    try:
+        converted = ImageCms.profileToProfile(
+            base, source_profile, ImageCms.createProfile("sRGB"), outputMode="RGB",
+            renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+        )  # fmt: skip
+    except ImageCms.PyCMSError as exc:
+        raise EncodeError(f"cannot convert {im.mode} through its ICC profile to sRGB: {exc}") from None
+    assert converted is not None
+    if alpha is not None:
+        converted.putalpha(alpha)
+    return converted, srgb_profile()
+
+
+_SRGB_LIKE_PRIMARIES: Final = {1, 5, 6}  # BT.709 (sRGB), and the BT.601 sets within 1% of it
+
+
+_SRGB_LIKE_TRANSFER: Final = {1, 6, 13, 14, 15}
+
+
+def nclx_as_icc(nclx: dict[str, Any], mode: str, notes: Notes) -> bytes | None:
+    """An ICC profile saying what an NCLX box says, for formats without NCLX; refuse what differs."""
+    primaries, transfer = nclx.get("color_primaries"), nclx.get("transfer_characteristics")
+    if primaries in _SRGB_LIKE_PRIMARIES and transfer in _SRGB_LIKE_TRANSFER:
+        if (primaries, transfer) != (1, 13):
+            notes.warn(
+                "colour.approximated",
+                error=f"NCLX primaries {primaries}, transfer {transfer} written as sRGB",
+            )
+        return srgb_profile() if mode in {"RGB", "RGBA"} else None
+    raise EncodeError(
+        f"the source's colour is NCLX primaries {primaries}, transfer {transfer} (wide gamut or HDR), "
+        "which only a HEIF output can carry; use format heif for this file"
+    )

@@ -1,0 +1,262 @@
+"""Decode once: the allowlist, completeness, bomb limits, bit depth, orientation and extra channels.
+
+Per output work (frames, size, colour, mode) is transform.py's; writing each format is writers.py's.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+from dataclasses import dataclass, replace
+from typing import Final
+
+from PIL import Image, ImageSequence
+
+from hotfolder.core.exiftiff import orientation
+from hotfolder.core.formats import name_of
+from hotfolder.decide.header import identify, too_many_pixels
+from hotfolder.decide.sniff import register_codecs
+from hotfolder.errors import InputError
+from hotfolder.render.deep import Deep, load_heif, load_vips
+from hotfolder.render.metadata import Metadata, capture
+from hotfolder.settings.config import DEFAULT_MAX_PIXELS
+
+_XMP_ORIENTATION = re.compile(rb'tiff:Orientation(?:="|>)\s*([1-8])')
+
+
+@dataclass
+class Source:
+    """A decoded input: primary image loaded, metadata captured before any transform."""
+
+    image: Image.Image  # primary image; 8 bits per sample (scaled) when the source is deeper
+    format: str
+    meta: Metadata
+    orientation: int  # what still has to be applied to `image` to show it upright (1: nothing)
+    frame_count: int = 1
+    animated: bool = False  # frames with timing (GIF, APNG, WebP); else pages or images
+    loop: int | None = None
+    deep: Deep | None = None
+    losses: tuple[str, ...] = ()  # auxiliary content no output can carry
+    damaged: tuple[str, ...] = ()  # metadata blocks recovered in part or dropped
+    channels: str | None = None  # channels beyond colour and alpha, said in words (only TIFF keeps them)
+    _frames: list[tuple[Image.Image, int | None]] | None = None
+
+    def frames(self) -> list[tuple[Image.Image, int | None]]:
+        """Every frame with its duration in ms, decoded once and kept for all outputs."""
+        if self._frames is None:
+            frames = []
+            try:
+                for frame in ImageSequence.Iterator(self.image):
+                    frames.append((frame.copy(), frame.info.get("duration")))
+                self.image.seek(0)
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+                raise too_many_pixels() from None
+            except (OSError, ValueError, EOFError, SyntaxError) as exc:
+                raise InputError(f"cannot decode every frame: {exc}") from None
+            self._frames = _one_mode(frames)
+        return self._frames
+
+
+def _transparent(im: Image.Image) -> bool:
+    if im.mode in {"RGBA", "LA", "PA"}:
+        lowest = im.getchannel("A").getextrema()[0]
+        return isinstance(lowest, int | float) and lowest < 255
+    return im.has_transparency_data
+
+
+def _one_mode(frames: list[tuple[Image.Image, int | None]]) -> list[tuple[Image.Image, int | None]]:
+    """Every frame in one mode. Pillow gives a GIF's first frame as P with a transparency index and
+    the later ones as RGBA; writers take one mode (and one transparency) for a whole animation."""
+    modes = {f.mode for f, _ in frames}
+    alpha = any(_transparent(f) for f, _ in frames)
+    if modes == {"RGBA"} and not alpha:
+        return [(f.convert("RGB"), d) for f, d in frames]  # alpha 255 everywhere: an opaque animation
+    if len(modes) == 1 and not (alpha and "P" in modes):
+        return frames
+    target = "RGBA" if alpha else "RGB"
+    return [(f if f.mode == target else f.convert(target), d) for f, d in frames]
+
+
+def auxiliary_losses(im: Image.Image, meta: Metadata) -> list[str]:
+    """What the source holds beyond its primary image that no output can carry (logged per job)."""
+    losses = []
+    if im.info.get("depth_images"):
+        losses.append("HEIF depth map: pillow-heif/libheif cannot write auxiliary images")
+    if im.info.get("aux"):
+        losses.append("HEIF auxiliary images (HDR gain map, alpha/matte): cannot be written")
+    if meta.xmp and (b"hdrgm:" in meta.xmp or b"GainMap" in meta.xmp):
+        losses.append("Ultra HDR gain map after the primary JPEG: re-encoding keeps the SDR image only")
+    if meta.xmp and b"GDepth:" in meta.xmp:
+        losses.append("Google depth map in extended XMP: not carried")
+    return losses
+
+
+def decode(
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    edge: int | None = None,
+    opened: Image.Image | None = None,
+) -> Source:
+    """Decode the primary image completely before anything is written; raise InputError if it is bad.
+
+    `edge`: the longest edge any output needs (None: full size). A JPEG at least twice that size is
+    decoded at 1/2, 1/4 or 1/8 scale by libjpeg's DCT scaling, never below `edge`.
+    """
+    register_codecs()
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    fmt_hint = data[4:12]
+    if fmt_hint[:4] == b"ftyp":
+        check_bmff(data)
+    # Reused as it is: a PNG without an early eXIf chunk was already decoded by getexif() (which
+    # looks for a late one), and decoding it again would double the job's biggest cost.
+    im = opened if opened is not None else identify(data)
+    fmt = name_of(im.format)
+    if fmt is None:
+        raise InputError(f"format {im.format} is not allowed")
+    if im.width * im.height > max_pixels:
+        # pillow-heif opens without Pillow's bomb check, so the limit is enforced here for all.
+        raise InputError(f"{im.width}x{im.height} exceeds max_image_pixels ({max_pixels})")
+    if im.width < 1 or im.height < 1:
+        raise InputError(f"empty image ({im.width}x{im.height})")
+    damaged: list[str] = []
+    meta = capture(im, damaged)
+    bits = _bit_depth(im, fmt, data)
+    extra, channels = _extra_channels(im, fmt)
+    if extra:
+        meta = replace(meta, extra_samples=_extra_samples(im))
+    deep: Deep | None = None
+    try:
+        if bits > 8 and fmt == "heif":
+            deep = load_heif(data, bits=bits)
+        elif (
+            (bits > 8 or extra)
+            and fmt in {"png", "tiff", "avif"}
+            and im.mode not in {"I;16", "I;16B", "I;16L", "I", "F"}
+        ):
+            deep = replace(load_vips(data, bits=bits), extra=extra)
+        if deep is not None:
+            image = deep.to_8bit()
+        else:
+            if edge is not None and fmt == "jpeg" and max(im.size) >= 2 * edge:
+                scale = edge / max(im.size)
+                im.draft(im.mode, (math.ceil(im.width * scale), math.ceil(im.height * scale)))
+            im.load()
+            image = im
+    except InputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise too_many_pixels() from None
+    except Exception as exc:  # noqa: BLE001 - same boundary as identify()
+        raise InputError(f"cannot decode this {fmt.upper()}: {exc}") from None
+    n = getattr(im, "n_frames", 1)
+    animated = bool(getattr(im, "is_animated", False)) and fmt in {"gif", "png", "webp", "avif"}
+    return Source(
+        losses=tuple(auxiliary_losses(im, meta)),
+        damaged=tuple(damaged),
+        channels=channels,
+        image=image,
+        format=fmt,
+        meta=meta,
+        orientation=_orientation(im, fmt, meta, deep=deep is not None),
+        frame_count=1 if im.format == "MPO" else n,
+        animated=animated,
+        loop=im.info.get("loop"),
+        deep=deep,
+    )
+
+
+_COLOUR_BANDS: Final = {
+    "L": 1,
+    "LA": 2,
+    "RGB": 3,
+    "RGBA": 4,
+    "CMYK": 4,
+    "I;16": 1,
+    "I;16B": 1,
+    "I": 1,
+    "F": 1,
+}
+
+
+def _extra_channels(im: Image.Image, fmt: str) -> tuple[int, str | None]:
+    """(extra channels libvips can carry, a description of every extra channel) of a TIFF.
+
+    Pillow opens RGB plus unspecified extra samples as plain RGB ("RGBXX") without a word."""
+    if fmt != "tiff":
+        return 0, None
+    samples = int(im.tag_v2.get(277, 1))  # type: ignore[attr-defined]
+    extra = samples - _COLOUR_BANDS.get(im.mode, samples)
+    if extra <= 0:
+        return 0, None
+    kinds = _extra_samples(im)
+    what = f"{extra} extra channel(s) beyond {im.mode} (ExtraSamples {kinds}: saved selections, spot or NIR)"
+    return (extra if im.mode in {"L", "LA", "RGB", "RGBA"} else 0), what
+
+
+def _extra_samples(im: Image.Image) -> tuple[int, ...]:
+    value = im.tag_v2.get(338, ())  # type: ignore[attr-defined]
+    return tuple(value) if isinstance(value, tuple) else (int(value),)
+
+
+def _bit_depth(im: Image.Image, fmt: str, data: bytes) -> int:
+    """Bits per sample the file really stores (Pillow reports 16-bit colour as 8-bit)."""
+    if fmt == "heif":
+        return int(im.info.get("bit_depth", 8))
+    if fmt == "avif":
+        return _pixi_depth(data)
+    if fmt == "png":
+        # From IHDR, not from Pillow's tile list, which is gone once the pixels are loaded.
+        return 16 if data[12:16] == b"IHDR" and data[24] == 16 else 8
+    if fmt == "tiff":
+        depth = im.tag_v2.get(258, (8,))  # type: ignore[attr-defined]
+        return max(depth) if isinstance(depth, tuple) else int(depth)
+    return 8
+
+
+def _pixi_depth(data: bytes) -> int:
+    # Pillow's AVIF plugin decodes to 8 bits and does not say the stored depth; the pixi box does.
+    at = data.find(b"pixi", 0, 1 << 16)
+    if at < 0 or at + 10 > len(data):
+        return 8
+    channels = data[at + 8]
+    return max(data[at + 9 : at + 9 + channels] or b"\x08")
+
+
+def _orientation(im: Image.Image, fmt: str, meta: Metadata, *, deep: bool) -> int:
+    if fmt in {"heif", "avif"}:
+        return 1  # libheif/libavif already applied irot/imir; EXIF orientation is informational
+    if fmt == "tiff" and not deep:
+        return 1  # Pillow applies TIFF Orientation at load
+    value = orientation(meta.exif)
+    if value is None and meta.xmp:
+        m = _XMP_ORIENTATION.search(meta.xmp)
+        value = int(m.group(1)) if m else None
+    if value is None and fmt == "tiff":
+        value = im.tag_v2.get(274)  # type: ignore[attr-defined]
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def check_bmff(data: bytes) -> None:
+    """Every top-level ISO-BMFF box must end inside the file: libheif decodes half a HEIC silently."""
+    pos = 0
+    end = len(data)
+    while pos < end:
+        if end - pos < 8:
+            raise InputError(f"truncated HEIF/AVIF: {end - pos} stray bytes after the last box")
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        header = 8
+        if size == 1:
+            if end - pos < 16:
+                raise InputError("truncated HEIF/AVIF: incomplete large box header")
+            size = struct.unpack_from(">Q", data, pos + 8)[0]
+            header = 16
+        elif size == 0:
+            size = end - pos  # the box runs to the end of the file
+        if size < header:
+            raise InputError(f"corrupt HEIF/AVIF: box {kind!r} has impossible size {size}")
+        if pos + size > end:
+            name = kind.decode("latin-1")
+            raise InputError(f"truncated HEIF/AVIF: box {name!r} ends at {pos + size}, file has {end} bytes")
+        pos += size

@@ -1,0 +1,99 @@
+"""Which metadata each output carries: EXIF patched to the output's size and orientation, XMP, resolution."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from hotfolder.core.exiftiff import ExifStructureError, patch
+from hotfolder.core.resolution import Resolution
+from hotfolder.render import stamp
+from hotfolder.render.decode import Source
+from hotfolder.render.metadata import Metadata, edit_xmp, reserialise
+from hotfolder.render.notes import Notes
+from hotfolder.render.transform import Rendered
+from hotfolder.settings.outputs import Output
+
+
+def output_metadata(
+    source: Source,
+    rendered: Rendered,
+    output: Output,
+    notes: Notes,
+    stamped: stamp.Stamped | None = None,
+) -> Metadata:
+    """Exactly the EXIF, XMP, IPTC, ICC and resolution this output's options allow, as they must read
+    on its pixels, with its stamp written over the source's values for those fields.
+
+    Orientation is set to 1 wherever the pixels are upright (never applied twice); dimensions and
+    resolution follow the pixels; a thumbnail that no longer shows the pixels is removed; GPS goes
+    when asked, from EXIF and XMP alike. A block that cannot be edited is dropped and said so.
+    """
+    meta = rendered.meta
+    applied = output.orientation == "upright" or source.orientation == 1
+    stored = source.image.size
+    expected = stored[::-1] if applied and source.orientation >= 5 else stored
+    resized = rendered.size != expected
+    turned = applied and source.orientation != 1
+    drop_gps = output.gps == "strip"
+    resolution = _output_resolution(
+        meta.resolution, output, expected, rendered.size, swap=turned and source.orientation >= 5
+    )
+    exif = None
+    if output.exif == "keep" and meta.exif:
+        exif = _output_exif(meta.exif, output, notes, size=rendered.size, orientation=1 if applied else None,
+                            drop_gps=drop_gps, drop_thumbnail=resized or turned, resolution=resolution,
+                            drop_orientation=applied and output.format == "avif")  # fmt: skip
+    xmp = None
+    if output.xmp == "keep" and meta.xmp:
+        try:
+            xmp = edit_xmp(meta.xmp, drop_orientation=applied, drop_gps=drop_gps)
+        except (ValueError, SyntaxError) as exc:
+            why = f"XMP cannot be parsed (so orientation and GPS cannot be removed from it): {exc}; dropped"
+            notes.warn("metadata.damaged", item="xmp", format=output.format, error=why)
+    keep_iptc = output.iptc == "keep"
+    photoshop, iptc = (meta.photoshop, meta.iptc) if keep_iptc else (None, None)
+    if stamped:
+        exif = stamp.exif(exif, stamped)
+        xmp = stamp.xmp(xmp, stamped)
+        if output.format in ("jpeg", "tiff") and any(f in stamped for f in stamp.IPTC_FIELDS):
+            records = stamp.iptc(iptc or stamp.records_in(photoshop), stamped, notes)
+            photoshop, iptc = (
+                (stamp.replace_iptc_resource(photoshop, records), None) if photoshop else (None, records)
+            )
+    layers = meta.layers
+    if layers is not None and (output.format != "tiff" or resized or turned or meta.icc != source.meta.icc):
+        why = ("Photoshop layers describe the source's pixels exactly; they are kept only in a TIFF of the "
+               "same pixels")  # fmt: skip
+        notes.warn("layers.dropped", format=output.format, error=why)
+        layers = None
+    return Metadata(exif=exif, icc=meta.icc, xmp=xmp, photoshop=photoshop, iptc=iptc, nclx=meta.nclx,
+                    resolution=resolution, layers=layers, extra_samples=meta.extra_samples)  # fmt: skip
+
+
+def _output_exif(raw: bytes, output: Output, notes: Notes, **args: Any) -> bytes | None:
+    """The source's EXIF patched in place, else rebuilt (logged), else dropped (logged)."""
+    drop_thumbnail = args.pop("drop_thumbnail")
+    try:
+        return patch(raw, drop_thumbnail=drop_thumbnail, **args)
+    except ExifStructureError as exc:
+        notes.warn("metadata.reserialised", item="exif", format=output.format, error=str(exc))
+    try:
+        return reserialise(raw, **args)
+    except (ValueError, SyntaxError, struct.error, TypeError, KeyError) as exc:
+        notes.warn("metadata.damaged", item="exif", format=output.format,
+                   error=f"the EXIF block cannot be read or rebuilt ({exc}); dropped")  # fmt: skip
+        return None
+
+
+def _output_resolution(source: Resolution | None, output: Output, upright: tuple[int, int],
+                       size: tuple[int, int], *, swap: bool) -> Resolution | None:  # fmt: skip
+    """The output's print resolution: `dpi` if set, else the source's, following a turn and a resize."""
+    if output.dpi is not None:
+        return Resolution(float(output.dpi), float(output.dpi))
+    if source is None:
+        return None
+    turned = source.swapped() if swap else source
+    if size == upright:
+        return turned
+    return turned.scaled(size[0] / upright[0], size[1] / upright[1])
