@@ -23,13 +23,23 @@ from hotfolder.commit.ledger import Ledger, Record
 from hotfolder.commit.staged import Outcome
 from hotfolder.core.status import Result
 from hotfolder.decide.job import Job
-from hotfolder.run.engine import quarantine_note
 from hotfolder.run.job import run_job
+from hotfolder.run.recorder import quarantine_note
 from hotfolder.settings.outputs import Output, parse_output
 from hotfolder.settings.rules import Rule
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+class Clock:
+    """A clock the test advances (engine, daemon, settler take it): waiting for time without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def corpus(name: str) -> Path:

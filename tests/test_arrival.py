@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hotfolder.arrive.queue import Settler
-from hotfolder.arrive.watch import Arrival
+from hotfolder.arrive.queue import Arrival
+from hotfolder.arrive.settle import Settler
 from hotfolder.settings.config import Watch
 
 

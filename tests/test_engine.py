@@ -10,20 +10,12 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from conftest import corpus, write_config
+from conftest import Clock, corpus, write_config
 from hotfolder.commit.ledger import Ledger
 from hotfolder.run.engine import EMPTY_WAIT_SECONDS, Engine
 from hotfolder.settings.config import Config, load_config
 
 RULE = '[[rule]]\nname = "r"\n[[rule.output]]\nformat = "png"\npath = "{stem}.png"\n'
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -72,11 +64,11 @@ def test_an_empty_file_that_gets_content_is_processed_once_it_holds_still(
     eng.tick()
     shutil.copy(corpus("hopper.bmp"), target)
     eng.tick()  # content seen: now it must hold still for `settle`
-    assert not eng.inflight
+    assert not eng.pool
     clock.now += config.settle + 0.1
     eng.tick()
     eng.tick()  # the second look finds it unchanged: offered
-    assert eng.inflight
+    assert eng.pool
     eng.drain()
     assert (config.output_root / "later.png").exists() and eng.counts["done"] == 1
 

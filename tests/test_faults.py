@@ -18,10 +18,10 @@ import pytest
 
 from conftest import ROOT, corpus, output
 from hotfolder import logs
+from hotfolder.commit.cleanup import remove_leftover_temps
 from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Result, RetryReason
 from hotfolder.decide.job import Job
-from hotfolder.run.daemon import remove_leftover_temps
 from hotfolder.run.job import run_job
 from hotfolder.settings.config import load_config
 from hotfolder.settings.rules import Rule

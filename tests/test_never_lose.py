@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from conftest import CORPUS, ROOT, DaemonProcess, corpus, run_cli, write_config
-from hotfolder.commit.committer import KILL_AT_ENV, PAUSE_AT_ENV, PAUSE_FILE_ENV
+from hotfolder.commit.faults import KILL_AT_ENV, PAUSE_AT_ENV, PAUSE_FILE_ENV
 
 PNG = '[[rule.output]]\nformat = "png"\npath = "{stem}.png"\n'
 

@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import ROOT, corpus, write_config
+from conftest import ROOT, Clock, corpus, write_config
 from hotfolder.commit.ledger import Ledger
 from hotfolder.run.daemon import Daemon
 from hotfolder.run.engine import Engine
 from hotfolder.run.notify import Notifier
+from hotfolder.run.supervise import SUPERVISE_SECONDS
 from hotfolder.settings.config import load_config
 from test_daemon import wait_for
 
@@ -129,23 +130,33 @@ def test_ready_status_watchdog_reload_and_stopping(tmp_path: Path, systemd: Fake
 
 
 def test_vitals_name_a_dead_observer_but_not_an_offline_root(tmp_path: Path) -> None:
-    """The watchdog is fed only while every observer is alive; a root being retried is no fault."""
+    """The watchdog is fed only while every observer is alive; a root being retried is no fault.
+    The daemon's parts share one injected clock: supervision's turns come by advancing it."""
     write_config(tmp_path, PNG_RULE)
     config = load_config(cwd=tmp_path)
-    daemon = Daemon(config, cwd=tmp_path)
+    clock = Clock()
+    daemon = Daemon(config, cwd=tmp_path, clock=clock)
     ledger = Ledger(config.state_dir)
-    engine = Engine(config, ledger)
+    engine = Engine(config, ledger, clock=clock)
+    (watch,) = config.watches
     try:
-        (watch,) = config.watches
-        daemon._arm(watch)
+        daemon.watches.arm(watch)
         assert daemon.vitals(engine) is None
-        daemon.observers[watch.name].stop()
-        daemon.observers[watch.name].join(timeout=5)
-        daemon._next_check = 0.0  # supervision has had its turn and did not mend it
+        daemon.watches.stop()
+        daemon.watches.join()
+        assert daemon.vitals(engine) is None, "supervision has not had its turn yet"
+        clock.now += SUPERVISE_SECONDS
         assert daemon.vitals(engine) == "observer of watch 'inbox' is dead"
-        daemon._rearm[watch.name] = (time.monotonic() + 60, 60.0)  # offline root, being retried
-        assert daemon.vitals(engine) is None
+        shutil.rmtree(watch.path)  # the root goes offline (an unmounted disk): supervision cannot mend it
+        daemon.watches.supervise()
+        assert watch.name in daemon.watches.rearm and daemon.vitals(engine) is None
+        watch.path.mkdir()  # back: re-armed at the next turn past its backoff
+        clock.now += SUPERVISE_SECONDS
+        daemon.watches.supervise()
+        assert watch.name not in daemon.watches.rearm and daemon.vitals(engine) is None
     finally:
+        daemon.watches.stop()
+        daemon.watches.join()
         engine.shutdown(abandon=False)
         ledger.close()
 

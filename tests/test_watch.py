@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from hotfolder.arrive.ignore import Ignore
-from hotfolder.arrive.watch import Arrival, ReadyQueue, scan, start_observer
+from hotfolder.arrive.queue import Arrival, ReadyQueue
+from hotfolder.arrive.scan import scan
+from hotfolder.arrive.watch import start_observer
 from hotfolder.settings.config import Watch
 
 

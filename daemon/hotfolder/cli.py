@@ -162,7 +162,7 @@ def _process(config: Config, paths: list[Path], *, force: bool, dry_run: bool) -
             logs.get().error("process.refused", src=str(path), error=why)
             print(f"hotfolder: {path} {why}", file=sys.stderr)
         return EXIT_USAGE
-    from hotfolder.run.daemon import given_inputs, process_paths, summary  # noqa: PLC0415
+    from hotfolder.run.batch import given_inputs, process_paths, summary  # noqa: PLC0415
 
     if dry_run:
         for watch, f in given_inputs(config, paths):

@@ -1,81 +1,57 @@
-"""When a file is ready to process.
-
-A file is ready when:
-- it was closed after writing, or moved/renamed into the root (the watcher says so), or
-- it was seen created (or found by a scan) and, across two looks at least `quiet` seconds apart,
-  it is still a regular file with unchanged size and mtime.
-
-The second rule covers files that never get a close-after-write event in their folder: a file
-copied into a subfolder before its watch was armed, hard links, a copy in progress at startup.
-A pending file is never dropped while it exists; one that disappears is forgotten.
-"""
+"""Arrivals: what a watcher or a scan saw, and the bounded queue they wait in for the dispatcher."""
 
 from __future__ import annotations
 
-import os
-import stat
-import time
-from collections.abc import Callable
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from hotfolder.arrive.watch import Arrival
-
-DEFAULT_QUIET = 1.0
+from hotfolder.settings.config import Watch
 
 
-@dataclass
-class _Look:
-    arrival: Arrival
-    size: int
-    mtime_ns: int
-    since: float  # clock time of the last change seen
+@dataclass(frozen=True)
+class Arrival:
+    """A path that became ready (a closed-after-write or moved-in file), or a folder to scan."""
+
+    watch: Watch
+    path: Path
+    is_folder: bool = False
+    settle: bool = False  # True: may still be written; ready once it holds still (see arrival.py)
 
 
-class Settler:
-    """Tracks pending files until they hold still; the clock is injectable so tests need no sleeps."""
+class ReadyQueue:
+    """Arrivals in order, each path at most once while it waits; safe between threads."""
 
-    def __init__(self, *, quiet: float = DEFAULT_QUIET, clock: Callable[[], float] = time.monotonic) -> None:
-        self.quiet = quiet
-        self.clock = clock
-        self._pending: dict[Path, _Look] = {}
+    def __init__(self) -> None:
+        self._items: dict[Path, Arrival] = {}
+        self._cond = threading.Condition()
+
+    def put_waiting(self, arrival: Arrival, *, limit: int, stop: threading.Event) -> None:
+        """put() for scans: wait while `limit` arrivals are queued, so a huge tree streams in."""
+        with self._cond:
+            while len(self._items) >= limit and not stop.is_set():
+                self._cond.wait(0.2)
+        self.put(arrival)
+
+    def put(self, arrival: Arrival) -> None:
+        with self._cond:
+            waiting = self._items.get(arrival.path)
+            # A definite arrival (closed, moved in) replaces a tentative one, keeping its place.
+            if waiting is None or (waiting.settle and not arrival.settle):
+                self._items[arrival.path] = arrival
+            self._cond.notify()
+
+    def pop(self, timeout: float) -> Arrival | None:
+        """The oldest arrival, waiting up to `timeout` seconds for one."""
+        with self._cond:
+            if not self._items and not self._cond.wait(timeout):
+                return None
+            if not self._items:
+                return None
+            path = next(iter(self._items))
+            self._cond.notify_all()  # a scan may be waiting for room
+            return self._items.pop(path)
 
     def __len__(self) -> int:
-        return len(self._pending)
-
-    def track(self, arrival: Arrival) -> None:
-        """Start (or keep) watching a file that may still be written."""
-        if arrival.path in self._pending:
-            return
-        st = _stat(arrival.path)
-        if st is not None:
-            self._pending[arrival.path] = _Look(arrival, st.st_size, st.st_mtime_ns, self.clock())
-
-    def forget(self, path: Path) -> None:
-        """The file became ready another way (a close event): stop tracking it."""
-        self._pending.pop(path, None)
-
-    def due(self) -> list[Arrival]:
-        """Pending files that held still for the quiet period; they leave the tracker."""
-        now = self.clock()
-        ready = []
-        for path, look in list(self._pending.items()):
-            if now - look.since < self.quiet:
-                continue
-            st = _stat(path)
-            if st is None:
-                del self._pending[path]
-            elif (st.st_size, st.st_mtime_ns) != (look.size, look.mtime_ns):
-                look.size, look.mtime_ns, look.since = st.st_size, st.st_mtime_ns, now
-            else:
-                del self._pending[path]
-                ready.append(look.arrival)
-        return ready
-
-
-def _stat(path: Path) -> os.stat_result | None:
-    try:
-        st = path.lstat()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return st if stat.S_ISREG(st.st_mode) else None
+        with self._cond:
+            return len(self._items)

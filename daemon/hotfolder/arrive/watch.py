@@ -5,9 +5,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,57 +21,9 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
-from hotfolder.arrive.ignore import Ignore
+from hotfolder.arrive.queue import Arrival, ReadyQueue
 from hotfolder.core.fsinfo import filesystem_type, is_network_fs
 from hotfolder.settings.config import Watch
-
-
-@dataclass(frozen=True)
-class Arrival:
-    """A path that became ready (a closed-after-write or moved-in file), or a folder to scan."""
-
-    watch: Watch
-    path: Path
-    is_folder: bool = False
-    settle: bool = False  # True: may still be written; ready once it holds still (see arrival.py)
-
-
-class ReadyQueue:
-    """Arrivals in order, each path at most once while it waits; safe between threads."""
-
-    def __init__(self) -> None:
-        self._items: dict[Path, Arrival] = {}
-        self._cond = threading.Condition()
-
-    def put_waiting(self, arrival: Arrival, *, limit: int, stop: threading.Event) -> None:
-        """put() for scans: wait while `limit` arrivals are queued, so a huge tree streams in."""
-        with self._cond:
-            while len(self._items) >= limit and not stop.is_set():
-                self._cond.wait(0.2)
-        self.put(arrival)
-
-    def put(self, arrival: Arrival) -> None:
-        with self._cond:
-            waiting = self._items.get(arrival.path)
-            # A definite arrival (closed, moved in) replaces a tentative one, keeping its place.
-            if waiting is None or (waiting.settle and not arrival.settle):
-                self._items[arrival.path] = arrival
-            self._cond.notify()
-
-    def pop(self, timeout: float) -> Arrival | None:
-        """The oldest arrival, waiting up to `timeout` seconds for one."""
-        with self._cond:
-            if not self._items and not self._cond.wait(timeout):
-                return None
-            if not self._items:
-                return None
-            path = next(iter(self._items))
-            self._cond.notify_all()  # a scan may be waiting for room
-            return self._items.pop(path)
-
-    def __len__(self) -> int:
-        with self._cond:
-            return len(self._items)
 
 
 class _Recorder(FileSystemEventHandler):
@@ -198,19 +147,3 @@ def healthy(observer: BaseObserver, watch: Watch) -> bool:
     (for inotify) no sub-folder left unwatched because the kernel's watch limit is spent."""
     alive = observer.is_alive() and watch.path.is_dir() and all(e.is_alive() for e in observer.emitters)
     return alive and (not isinstance(observer, InotifyObserver) or inotify_exhausted(watch.path) is None)
-
-
-def scan(root: Path, *, recursive: bool, ignore: Ignore) -> Iterator[Path]:
-    """Every regular file below root, in name order, without following symlinks or ignored names."""
-    try:
-        entries = sorted(os.scandir(root), key=lambda e: e.name)
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
-        return
-    for entry in entries:
-        if ignore(entry.name):
-            continue
-        if entry.is_dir(follow_symlinks=False):
-            if recursive:
-                yield from scan(Path(entry.path), recursive=recursive, ignore=ignore)
-        elif entry.is_file(follow_symlinks=False):
-            yield Path(entry.path)

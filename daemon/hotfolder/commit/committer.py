@@ -13,19 +13,15 @@ intent stays open and is finished, never redone: at the next start, or by the re
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
-import os
-import signal
-import time
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from hotfolder.commit import atomic, dispose
 from hotfolder.commit.dispose import Disposed, Read
+from hotfolder.commit.faults import checkpoint
 from hotfolder.commit.ledger import Intent, Ledger, Record
 from hotfolder.commit.staged import Outcome, StagedOutput
 from hotfolder.core import tempnames
@@ -34,39 +30,6 @@ from hotfolder.core.status import Result
 from hotfolder.decide.job import Job
 from hotfolder.decide.naming import SEQ_MARK
 from hotfolder.errors import HotfolderError
-
-# Tests only: "after-intent", "after-renames", "after-disposal" (in a commit) or "recovered" (at start,
-# once interrupted commits are finished), optionally ":N" for the N-th time.
-# KILL_AT: the daemon kills itself with SIGKILL there (fault injection into the real process, not
-# a mock). PAUSE_AT: it creates PAUSE_FILE and waits until the test removes it (a race made exact).
-KILL_AT_ENV: Final = "HOTFOLDER_TEST_KILL_AT"
-PAUSE_AT_ENV: Final = "HOTFOLDER_TEST_PAUSE_AT"
-PAUSE_FILE_ENV: Final = "HOTFOLDER_TEST_PAUSE_FILE"
-_reached: dict[str, int] = {}
-
-
-def _due(env: str, name: str) -> bool:
-    wanted = os.environ.get(env)
-    if not wanted:
-        return False
-    point, _, nth = wanted.partition(":")
-    if point != name:
-        return False
-    key = f"{env}:{name}"
-    _reached[key] = _reached.get(key, 0) + 1
-    return _reached[key] == int(nth or 1) or (env == KILL_AT_ENV and _reached[key] > int(nth or 1))
-
-
-def checkpoint(name: str) -> None:
-    """A named point in the commit where a test may have the process killed or paused."""
-    if _due(KILL_AT_ENV, name):
-        os.kill(os.getpid(), signal.SIGKILL)
-    if _due(PAUSE_AT_ENV, name):
-        flag = Path(os.environ[PAUSE_FILE_ENV])
-        flag.write_text(str(os.getpid()))
-        deadline = time.monotonic() + 120
-        while flag.exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
 
 
 @dataclass(frozen=True)
@@ -288,20 +251,6 @@ class Committer:
         if not fresh and FileIdentity.at(dest) == read.identity:
             return Disposed("moved", where=dest)  # moved before the interruption
         return dispose.move(read, dest, self.output_root)
-
-
-def remove_job_temps(token: str, roots: Iterable[Path]) -> int:
-    """Remove the temp files of one job (a worker that died or timed out), found by its token."""
-    mark = f"{tempnames.TEMP_MARK}{token}"
-    removed = 0
-    for root in roots:
-        for dirpath, _, names in os.walk(root):
-            for name in names:
-                if tempnames.is_temp_name(name) and mark in name:
-                    with contextlib.suppress(FileNotFoundError):
-                        (Path(dirpath) / name).unlink()
-                        removed += 1
-    return removed
 
 
 def duplicate_of(ledger: Ledger, outcome: Outcome, job: Job) -> Path | None:

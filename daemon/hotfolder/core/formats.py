@@ -4,6 +4,7 @@ extensions of each. Data only, so settings and `check` know formats without impo
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Final
 
@@ -43,17 +44,6 @@ _EXTENSION_CLAIMS: Final[Mapping[str, str]] = {
     "avif": "avif", "avifs": "avif",
 }  # fmt: skip
 
-# The extensions an output of each format may have (any case): a name that says PNG must hold PNG,
-# because web servers and CDNs set Content-Type from the extension.
-OUTPUT_EXTENSIONS: Final[Mapping[str, tuple[str, ...]]] = {
-    "jpeg": ("jpg", "jpeg", "jpe"),
-    "png": ("png",),
-    "tiff": ("tif", "tiff"),
-    "heif": ("heic", "heif", "hif"),
-    "webp": ("webp",),
-    "avif": ("avif",),
-}
-
 RAW_EXTENSIONS: Final = frozenset(
     {"dng", "nef", "nrw", "cr2", "cr3", "crw", "arw", "srf", "sr2", "orf", "rw2", "raw", "rwl", "pef",
      "srw", "raf", "3fr", "fff", "erf", "kdc", "dcr", "mrw", "mos", "iiq", "x3f", "gpr"}
@@ -74,31 +64,63 @@ def claimed_format(path: PurePath | str) -> str | None:
     return _EXTENSION_CLAIMS.get(suffix)
 
 
-# Modes each encoder holds exactly; anything else is converted explicitly, never by accident.
-NATIVE_MODES: Final = {
-    "png": {"1", "L", "LA", "P", "RGB", "RGBA", "I;16"},
-    "tiff": {"1", "L", "LA", "RGB", "RGBA", "CMYK", "I;16"},
-    "jpeg": {"L", "RGB", "CMYK"},
-    "heif": {"L", "RGB", "RGBA"},
-    "webp": {"RGB", "RGBA"},
-    "avif": {"RGB", "RGBA"},
-}
+@dataclass(frozen=True)
+class OutputFormat:
+    """What one output format can hold, and how hotfolder writes it."""
+
+    name: str
+    # The extensions an output may have (any case): a name that says PNG must hold PNG, because web
+    # servers and CDNs set Content-Type from the extension.
+    extensions: tuple[str, ...]
+    pil: str  # Pillow's id for its writer (and the only opener asked when verifying)
+    # Modes the encoder holds exactly; anything else is converted explicitly, never by accident.
+    modes: frozenset[str]
+    bits: tuple[int, ...]  # sample depths it holds
+    alpha: bool
+    animation: bool  # frames with timing
+    pages: bool  # several images, without timing
+    lossless: str  # "always", "option" (`lossless = true`), or "never"
+    # x265 and AV1 use every core on their own: such jobs get a lane of half the workers.
+    heavy: bool
+    profile: str  # the default metadata profile (settings/outputs.py: PROFILES)
+    quality: int | None  # the default quality of a lossy encoder
 
 
-ALPHA_FORMATS: Final = {"png", "tiff", "heif", "webp", "avif"}
+def _modes(*modes: str) -> frozenset[str]:
+    return frozenset(modes)
 
 
-ANIMATION_FORMATS: Final = {"png", "webp", "avif"}  # hold frames with timing
+_TABLE: Final = (
+    # name, extensions, Pillow's writer, the modes held exactly, the sample depths held
+    OutputFormat("png", ("png",), "PNG", _modes("1", "L", "LA", "P", "RGB", "RGBA", "I;16"), (8, 16),
+                 alpha=True, animation=True, pages=False, lossless="always", heavy=False,
+                 profile="archival", quality=None),
+    OutputFormat("tiff", ("tif", "tiff"), "TIFF",
+                 _modes("1", "L", "LA", "RGB", "RGBA", "CMYK", "I;16"), (8, 16),
+                 alpha=True, animation=False, pages=True, lossless="always", heavy=False,
+                 profile="archival", quality=None),
+    OutputFormat("jpeg", ("jpg", "jpeg", "jpe"), "JPEG", _modes("L", "RGB", "CMYK"), (8,),
+                 alpha=False, animation=False, pages=False, lossless="never", heavy=False,
+                 profile="web", quality=85),
+    OutputFormat("heif", ("heic", "heif", "hif"), "HEIF", _modes("L", "RGB", "RGBA"), (8, 10, 12),
+                 alpha=True, animation=False, pages=False, lossless="option", heavy=True,
+                 profile="web", quality=80),
+    OutputFormat("webp", ("webp",), "WEBP", _modes("RGB", "RGBA"), (8,),
+                 alpha=True, animation=True, pages=False, lossless="option", heavy=False,
+                 profile="web", quality=85),
+    OutputFormat("avif", ("avif",), "AVIF", _modes("RGB", "RGBA"), (8,),
+                 alpha=True, animation=True, pages=False, lossless="never", heavy=True,
+                 profile="web", quality=70),
+)  # fmt: skip
+FORMATS: Final[Mapping[str, OutputFormat]] = {f.name: f for f in _TABLE}
 
-
-PAGE_FORMATS: Final = {"tiff"}  # hold several images, without timing
-
-
-PIL_FORMAT: Final = {
-    "png": "PNG",
-    "tiff": "TIFF",
-    "jpeg": "JPEG",
-    "heif": "HEIF",
-    "webp": "WEBP",
-    "avif": "AVIF",
-}
+# Views of the table, for the stages that ask one question of it.
+ENCODED_FORMATS: Final = tuple(FORMATS)
+OUTPUT_EXTENSIONS: Final = {n: f.extensions for n, f in FORMATS.items()}
+NATIVE_MODES: Final = {n: f.modes for n, f in FORMATS.items()}
+ALPHA_FORMATS: Final = frozenset(n for n, f in FORMATS.items() if f.alpha)
+ANIMATION_FORMATS: Final = frozenset(n for n, f in FORMATS.items() if f.animation)
+PAGE_FORMATS: Final = frozenset(n for n, f in FORMATS.items() if f.pages)
+HEAVY_FORMATS: Final = frozenset(n for n, f in FORMATS.items() if f.heavy)
+PIL_FORMAT: Final = {n: f.pil for n, f in FORMATS.items()}
+DEFAULT_QUALITY: Final = {n: f.quality for n, f in FORMATS.items() if f.quality is not None}

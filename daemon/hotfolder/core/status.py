@@ -33,3 +33,16 @@ class RetryReason(StrEnum):
 
     DEFERRED = "deferred"  # the source changed while it was read: look again once it holds still
     TRANSIENT = "transient"  # disk full, a share gone, EACCES while a writer holds it: back off
+
+
+class Tally(StrEnum):
+    """What a run counts (the `daemon.stopped` event, `process`' summary, systemd's status line)."""
+
+    DONE = Status.DONE.value
+    QUARANTINED = Status.QUARANTINED.value
+    UNMATCHED = Status.UNMATCHED.value
+    DUPLICATE = Status.DUPLICATE.value
+    FAILED = Status.FAILED.value
+    SKIPPED = "skipped"  # known and unchanged: not looked at again
+    RETRIED = "retried"
+    EMPTY = Status.EMPTY.value

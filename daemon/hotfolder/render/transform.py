@@ -10,6 +10,7 @@ from PIL import Image
 from hotfolder.core.formats import (
     ALPHA_FORMATS,
     ANIMATION_FORMATS,
+    FORMATS,
     NATIVE_MODES,
     PAGE_FORMATS,
 )
@@ -71,7 +72,7 @@ def to_mode(im: Image.Image, output: Output) -> Image.Image:
     if mode in NATIVE_MODES[fmt] and mode != "P":
         return im
     if mode.startswith("I;16") or mode in {"I", "F"}:
-        if fmt in {"png", "tiff"} and mode != "F":
+        if 16 in FORMATS[fmt].bits and mode != "F":
             return im.convert("I;16") if mode != "I;16" else im
         if fmt == "tiff":
             return im  # float TIFF holds F exactly
@@ -158,7 +159,7 @@ def render(
         notes.warn("precision.reduced", format=output.format,
                    error=f"{source.deep.bits}-bit source written at 8 bits per sample (scaled)")  # fmt: skip
     wide = source.image.mode.startswith("I;16") or source.image.mode in {"I", "F"}
-    if wide and output.format not in {"png", "tiff"}:
+    if wide and 16 not in FORMATS[output.format].bits:
         notes.warn("precision.reduced", format=output.format,
                    error=f"{source.image.mode} samples written at 8 bits (scaled)")  # fmt: skip
     frames, durations = _frames_for(source, output, notes)

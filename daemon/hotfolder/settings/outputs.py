@@ -11,12 +11,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from hotfolder.core.formats import OUTPUT_EXTENSIONS
+from hotfolder.core.formats import DEFAULT_QUALITY, ENCODED_FORMATS, FORMATS, OUTPUT_EXTENSIONS
 from hotfolder.core.template import FIELDS, Field, Literal, Template, TemplateSyntaxError, parse
 from hotfolder.core.tempnames import COUNTER
 from hotfolder.settings import schema
 
-ENCODED_FORMATS: Final = ("png", "tiff", "jpeg", "heif", "webp", "avif")
 # `copy` writes the source's bytes unchanged (the only thing a rule may do with camera RAW).
 OUTPUT_FORMATS: Final = (*ENCODED_FORMATS, "copy")
 KEEP_STRIP: Final = ("keep", "strip")
@@ -25,11 +24,7 @@ PROFILES: Final[Mapping[str, Mapping[str, str]]] = {
     "archival": {"exif": "keep", "gps": "keep", "xmp": "keep", "iptc": "keep", "icc": "keep"},
     "web": {"exif": "keep", "gps": "strip", "xmp": "strip", "iptc": "strip", "icc": "srgb"},
 }
-DEFAULT_PROFILE: Final = {
-    "png": "archival", "tiff": "archival", "copy": "archival",
-    "jpeg": "web", "heif": "web", "webp": "web", "avif": "web",
-}  # fmt: skip
-DEFAULT_QUALITY: Final = {"jpeg": 85, "heif": 80, "webp": 85, "avif": 70}
+DEFAULT_PROFILE: Final = {**{n: f.profile for n, f in FORMATS.items()}, "copy": "archival"}
 TIFF_COMPRESSIONS: Final = ("none", "lzw", "deflate", "zstd")
 # compress_level ranges per format (and TIFF compression); deflate 6 is zlib's and libvips' default.
 COMPRESS_LEVELS: Final = {"png": (0, 9), "deflate": (1, 9), "zstd": (1, 22)}
@@ -81,7 +76,10 @@ class Output:
     @property
     def is_lossless(self) -> bool:
         """Whether the written pixels must equal the transformed source exactly."""
-        return self.format in {"png", "tiff", "copy"} or (self.format in {"heif", "webp"} and self.lossless)
+        if self.format == "copy":
+            return True
+        kind = FORMATS[self.format].lossless
+        return kind == "always" or (kind == "option" and self.lossless)
 
 
 CONFLICT_POLICIES: Final = ("skip_identical", "skip", "overwrite", "counter")
@@ -156,7 +154,7 @@ _KEYS: Final[Mapping[str, tuple[schema.Validator, frozenset[str] | None]]] = {
     "optimize": (schema.boolean, frozenset({"jpeg", "png"})),
     "subsampling": (schema.choice(("4:4:4", "4:2:2", "4:2:0")), frozenset({"jpeg"})),
     "background": (schema.colour, frozenset({"jpeg"})),
-    "lossless": (schema.boolean, frozenset({"heif", "webp"})),
+    "lossless": (schema.boolean, frozenset(n for n, f in FORMATS.items() if f.lossless == "option")),
     "bit_depth": (schema.choice((8, 10, 12)), frozenset({"heif"})),
     "chroma": (schema.choice(("420", "422", "444")), frozenset({"heif"})),
     "preset": (schema.choice(HEIF_PRESETS), frozenset({"heif"})),

@@ -1,0 +1,81 @@
+"""When a file is ready to process.
+
+A file is ready when:
+- it was closed after writing, or moved/renamed into the root (the watcher says so), or
+- it was seen created (or found by a scan) and, across two looks at least `quiet` seconds apart,
+  it is still a regular file with unchanged size and mtime.
+
+The second rule covers files that never get a close-after-write event in their folder: a file
+copied into a subfolder before its watch was armed, hard links, a copy in progress at startup.
+A pending file is never dropped while it exists; one that disappears is forgotten.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from hotfolder.arrive.queue import Arrival
+
+DEFAULT_QUIET = 1.0
+
+
+@dataclass
+class _Look:
+    arrival: Arrival
+    size: int
+    mtime_ns: int
+    since: float  # clock time of the last change seen
+
+
+class Settler:
+    """Tracks pending files until they hold still; the clock is injectable so tests need no sleeps."""
+
+    def __init__(self, *, quiet: float = DEFAULT_QUIET, clock: Callable[[], float] = time.monotonic) -> None:
+        self.quiet = quiet
+        self.clock = clock
+        self._pending: dict[Path, _Look] = {}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def track(self, arrival: Arrival) -> None:
+        """Start (or keep) watching a file that may still be written."""
+        if arrival.path in self._pending:
+            return
+        st = _stat(arrival.path)
+        if st is not None:
+            self._pending[arrival.path] = _Look(arrival, st.st_size, st.st_mtime_ns, self.clock())
+
+    def forget(self, path: Path) -> None:
+        """The file became ready another way (a close event): stop tracking it."""
+        self._pending.pop(path, None)
+
+    def due(self) -> list[Arrival]:
+        """Pending files that held still for the quiet period; they leave the tracker."""
+        now = self.clock()
+        ready = []
+        for path, look in list(self._pending.items()):
+            if now - look.since < self.quiet:
+                continue
+            st = _stat(path)
+            if st is None:
+                del self._pending[path]
+            elif (st.st_size, st.st_mtime_ns) != (look.size, look.mtime_ns):
+                look.size, look.mtime_ns, look.since = st.st_size, st.st_mtime_ns, now
+            else:
+                del self._pending[path]
+                ready.append(look.arrival)
+        return ready
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        st = path.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None

@@ -1,0 +1,189 @@
+"""The pool: worker processes, at most `limit` jobs in flight, a lane for heavy encoders, and a pool
+broken by a crashed or stuck worker replaced while the daemon goes on."""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Final
+
+from hotfolder.commit.cleanup import remove_job_temps
+from hotfolder.commit.staged import Outcome
+from hotfolder.core.formats import HEAVY_FORMATS
+from hotfolder.core.status import Result, RetryReason
+from hotfolder.decide.job import Job
+from hotfolder.decide.sniff import register_codecs
+from hotfolder.run.job import run_job
+
+_PR_SET_PDEATHSIG: Final = 1
+
+
+def _worker_init() -> None:
+    # One libvips thread per worker: the pool already keeps every core busy.
+    os.environ.setdefault("VIPS_CONCURRENCY", "1")
+    # Ctrl-C reaches the whole process group; the daemon decides when workers stop, not the terminal.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # If the daemon dies (even kill -9), its workers die with it instead of writing on as orphans.
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the daemon died while this worker was starting: no signal will come
+        os._exit(1)
+    register_codecs()
+
+
+def kill_workers() -> None:
+    """SIGKILL every worker process (the daemon's only children)."""
+    for child in multiprocessing.active_children():
+        child.kill()
+
+
+def make_executor(workers: int) -> Executor:
+    """A pool of worker processes; spawned (not forked) because the daemon runs observer threads."""
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init
+    )
+
+
+@dataclass(frozen=True)
+class _Pending:
+    job: Job
+    heavy: bool  # writes HEIF or AVIF: a multi-threaded encoder that keeps every core busy by itself
+    submitted: float = 0.0  # engine clock
+
+
+class Pool:
+    """Jobs queued oldest first and run on worker processes; `collect` hands back what finished."""
+
+    def __init__(self, workers: int, *, clock: Callable[[], float], job_timeout: float,
+                 temp_roots: tuple[Path, ...], log: Any) -> None:  # fmt: skip
+        self.workers = workers
+        self.clock = clock
+        self.job_timeout = job_timeout
+        self.temp_roots = temp_roots  # where a dead worker's temp files may lie
+        self.log = log
+        self.executor: Executor = make_executor(workers)
+        # Submitted at most: a job per worker plus one ready to start, so no worker waits for the
+        # dispatcher, and nothing sits in the pool's own first-come queue for long.
+        self.limit = workers + 1
+        # x265 and AV1 encoders use every core on their own (two HEIF encodes at once finish only 7%
+        # sooner than one after the other here), so they get half the workers; the rest stay free
+        # for small jobs, which pass queued heavy ones instead of waiting minutes behind them.
+        self.heavy_limit = max(1, workers // 2)
+        self.backlog = self.limit + 8 * workers  # past this, the dispatcher waits (backpressure)
+        self.queued: deque[_Pending] = deque()
+        self.inflight: dict[Future[Outcome], _Pending] = {}
+        self.stuck: set[Path] = set()
+
+    def __len__(self) -> int:
+        return len(self.inflight) + len(self.queued)
+
+    def full(self) -> bool:
+        """Whether the dispatcher must wait before adding more."""
+        return len(self) >= self.backlog
+
+    def has(self, path: Path) -> bool:
+        """Whether a job for this path is queued or running."""
+        return any(p.job.src == path for p in (*self.inflight.values(), *self.queued))
+
+    def add(self, job: Job) -> None:
+        """Queue a job; it starts as soon as there is room (`start`)."""
+        heavy = any(o.format in HEAVY_FORMATS for r in job.rules for o in r.outputs)
+        self.queued.append(_Pending(job, heavy))
+
+    def start(self, prepare: Callable[[Job], Job]) -> None:
+        """Start queued jobs, oldest first, while there is room; a heavy job waits for its lane.
+        `prepare` adds what is known only now (the ledger's twins of the input's size)."""
+        heavy_now = sum(p.heavy for p in self.inflight.values())
+        for pending in list(self.queued):
+            if len(self.inflight) >= self.limit:
+                return
+            if pending.heavy and heavy_now >= self.heavy_limit:
+                continue
+            self.queued.remove(pending)
+            job = prepare(pending.job)
+            try:
+                future = self.executor.submit(run_job, job)
+            except BrokenProcessPool:
+                self._replace()
+                future = self.executor.submit(run_job, job)
+            self.inflight[future] = replace(pending, job=job, submitted=self.clock())
+            heavy_now += pending.heavy
+
+    def collect(self, timeout: float | None) -> list[tuple[Job, Outcome]]:
+        """The jobs that finish within `timeout` seconds (None: wait for at least one)."""
+        if not self.inflight:
+            return []
+        self._stop_stuck()
+        done, _ = wait(list(self.inflight), timeout=timeout, return_when=FIRST_COMPLETED)
+        broken, finished = False, []
+        for future in done:
+            pending = self.inflight.pop(future)
+            try:
+                outcome = future.result()
+                self.stuck.discard(pending.job.src)  # finished after all, just before its worker was stopped
+            except BrokenProcessPool as exc:
+                broken = True
+                outcome = self._lost(pending, exc)
+            finished.append((pending.job, outcome))
+        if broken:
+            self._replace()
+        return finished
+
+    def _stop_stuck(self) -> None:
+        """Stop the pool when a job outlives job_timeout: a codec in an endless loop holds a worker."""
+        limit = self.job_timeout
+        if not limit:
+            return
+        now = self.clock()
+        late = [
+            p for p in self.inflight.values() if now - p.submitted > limit and p.job.src not in self.stuck
+        ]
+        if not late:
+            return
+        for p in late:
+            self.stuck.add(p.job.src)
+            self.log.error("job.timeout", src=str(p.job.src), error=f"still running after {limit:g} s",
+                           ms=round((now - p.submitted) * 1000, 1))  # fmt: skip
+        # Which worker runs which job is not known: all of them stop; the others' jobs are retried.
+        kill_workers()
+
+    def _lost(self, pending: _Pending, exc: BaseException) -> Outcome:
+        """The outcome of a job whose worker died: its temp files go; stuck ones are quarantined, the
+        others retried."""
+        job = pending.job
+        remove_job_temps(job.token, self.temp_roots)
+        if job.src in self.stuck:
+            self.stuck.discard(job.src)
+            error = (f"took longer than job_timeout = {self.job_timeout:g} s; "
+                     "raise job_timeout if the machine is just slow")  # fmt: skip
+            return Outcome(job.src, Result.BROKEN, identity=job.seen, error_class="InputError",
+                           error=f"InputError: {error}")  # fmt: skip
+        # A worker crashed (a codec fault, the OOM killer): maybe this input's doing, maybe a neighbour's.
+        # Retried with the attempt counted, so an input that keeps crashing ends in quarantine.
+        why = f"the worker process died (a codec crash, or the out-of-memory killer): {exc}"
+        return Outcome(job.src, Result.RETRY, identity=job.seen, retry=RetryReason.TRANSIENT, error=why)
+
+    def _replace(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.executor = make_executor(self.workers)
+        self.log.warning("pool.restarted", error="a worker process died; a fresh pool takes over")
+
+    def oldest_job_s(self) -> float:
+        """How long the oldest job in flight has been running (0 when none is)."""
+        now = self.clock()
+        return max((now - p.submitted for p in self.inflight.values()), default=0.0)
+
+    def shutdown(self, *, abandon: bool) -> None:
+        """Stop the pool: wait for it, or (abandon) kill its workers at once."""
+        if abandon:
+            kill_workers()
+            self.executor.shutdown(wait=False, cancel_futures=True)
+        else:
+            self.executor.shutdown(wait=True)

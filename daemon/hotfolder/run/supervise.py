@@ -1,0 +1,172 @@
+"""Watching the roots: an observer per watch, re-armed with backoff when its root vanishes or its
+thread dies, and scans (at start, for new watches, after a reload, as a safety net) in a thread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+from watchdog.observers.api import BaseObserver
+
+from hotfolder.arrive.ignore import Ignore
+from hotfolder.arrive.queue import Arrival, ReadyQueue
+from hotfolder.arrive.scan import scan
+from hotfolder.arrive.watch import healthy, start_observer
+from hotfolder.settings.config import Config, Watch
+
+SUPERVISE_SECONDS: Final = 2.0  # how often observers are checked
+REARM_MAX_SECONDS: Final = 60.0  # a lost root is retried at most this far apart
+SCAN_QUEUE_LIMIT: Final = 10_000  # a scan waits while this many arrivals are queued
+
+
+class Watches:
+    """The observers of the configured watches and the scanner thread, on the daemon's clock."""
+
+    def __init__(self, config: Config, ready: ReadyQueue, *, clock: Callable[[], float], log: Any,
+                 stopping: threading.Event) -> None:  # fmt: skip
+        self.config = config
+        self.ready = ready
+        self.clock = clock
+        self.log = log
+        self.stopping = stopping
+        self.observers: dict[str, BaseObserver] = {}
+        self.rearm: dict[str, tuple[float, float]] = {}  # watch name -> (next try, backoff)
+        self.next_check = clock() + SUPERVISE_SECONDS
+        self.scanner: threading.Thread | None = None
+        self._rescan_wanted = False
+        self._last_scan = clock()
+
+    def arm(self, watch: Watch) -> None:
+        """Start the observer of one watch; a root not there yet is retried by `supervise`."""
+        try:
+            self.observers[watch.name] = start_observer(watch, self.ready, log=self.log)
+        except OSError as exc:
+            # Not there yet (an unmounted disk): supervision keeps trying, the others run meanwhile.
+            self.rearm[watch.name] = (self.clock() + 1.0, 2.0)
+            self.log.warning(
+                "watch.retry", src=str(watch.path), watch=watch.name, error=str(exc), retry_in_s=1.0
+            )
+            return
+        self.log.info("watch.armed", src=str(watch.path), watch=watch.name, recursive=watch.recursive)
+
+    def start(self) -> None:
+        """Arm every watch, then scan them: a file that arrives meanwhile is seen at least once."""
+        for watch in self.config.watches:
+            self.arm(watch)
+        self.scan(self.config.watches)
+
+    def change(self, config: Config) -> None:
+        """Apply a reloaded config: stop what went or changed, arm and scan what is new, then scan
+        everything again (files no rule took may be taken now; known ones are skipped)."""
+        before = {w.name: w for w in self.config.watches}
+        after = {w.name: w for w in config.watches}
+        self.config = config
+        for name, watch in before.items():
+            if after.get(name) != watch:
+                observer = self.observers.pop(name, None)
+                self.rearm.pop(name, None)
+                if observer is not None:
+                    observer.stop()
+                    observer.join(timeout=5)
+                self.log.info("watch.removed", src=str(watch.path), watch=name)
+        added = [w for name, w in after.items() if before.get(name) != w]
+        for watch in added:
+            self.arm(watch)
+        if added:
+            self.scan(added)
+        self.scan(config.watches, again=True)
+
+    def scan(self, watches: Iterable[Watch], *, again: bool = False) -> None:
+        """Stream every file of these roots into the queue from a thread (bounded: it waits for room)."""
+        if self.scanner is not None and self.scanner.is_alive():
+            if again:
+                self._rescan_wanted = True  # a reload during a scan: scan again once it ends
+            return
+        self._last_scan = self.clock()
+        self.scanner = threading.Thread(target=self._scan, args=(tuple(watches),), name="scan", daemon=True)
+        self.scanner.start()
+
+    def _scan(self, watches: tuple[Watch, ...]) -> None:
+        ignore = Ignore(self.config.ignore)
+        for watch in watches:
+            n = 0
+            for path in scan(watch.path, recursive=watch.recursive, ignore=ignore):
+                if self.stopping.is_set():
+                    return
+                # A file found by a scan may be a copy still in progress: it must settle first.
+                self.ready.put_waiting(
+                    Arrival(watch, path, settle=True), limit=SCAN_QUEUE_LIMIT, stop=self.stopping
+                )
+                n += 1
+            # Known files are skipped later without a line each; this is the one summary.
+            self.log.info("scan.done", src=str(watch.path), watch=watch.name, files=n)
+
+    def rescan_if_due(self) -> None:
+        """The safety-net rescan every rescan_interval, and a scan a reload asked for during another."""
+        interval = self.config.rescan_interval
+        scanning = self.scanner is not None and self.scanner.is_alive()
+        if (interval and self.clock() - self._last_scan >= interval) or (
+            self._rescan_wanted and not scanning
+        ):
+            self._rescan_wanted = False
+            self.scan(self.config.watches)
+
+    def supervise(self) -> None:
+        """Re-arm observers whose root vanished or whose thread died, with backoff; then rescan."""
+        now = self.clock()
+        if now < self.next_check:
+            return
+        self.next_check = now + SUPERVISE_SECONDS
+        for watch in self.config.watches:
+            observer = self.observers.get(watch.name)
+            if observer is not None and healthy(observer, watch):
+                continue
+            if observer is not None:
+                self.log.error("watch.lost", src=str(watch.path), watch=watch.name,
+                               error="root missing or observer stopped; re-arming with backoff")  # fmt: skip
+                observer.stop()
+                self.observers.pop(watch.name)
+                self.rearm[watch.name] = (now, 1.0)
+            due, delay = self.rearm.get(watch.name, (now, 1.0))
+            if now >= due:
+                self._rearm(watch, now, delay)
+
+    def _rearm(self, watch: Watch, now: float, delay: float) -> None:
+        try:
+            if not watch.path.is_dir():
+                raise FileNotFoundError(str(watch.path))
+            self.observers[watch.name] = start_observer(watch, self.ready, create=False, log=self.log)
+        except OSError as exc:
+            self.rearm[watch.name] = (now + delay, min(delay * 2, REARM_MAX_SECONDS))
+            self.log.warning("watch.retry", src=str(watch.path), watch=watch.name, error=str(exc),
+                             retry_in_s=delay)  # fmt: skip
+            return
+        self.rearm.pop(watch.name, None)
+        self.log.info("watch.rearmed", src=str(watch.path), watch=watch.name)
+        self.scan([watch])
+
+    def dead(self) -> str | None:
+        """The first watch whose observer is dead and not being re-armed (supervision has had its turn)."""
+        for watch in self.config.watches:
+            if watch.name in self.rearm:
+                continue  # a root that is offline and being retried is not a fault
+            observer = self.observers.get(watch.name)
+            alive = (
+                observer is not None and observer.is_alive() and all(e.is_alive() for e in observer.emitters)
+            )
+            if not alive and self.clock() >= self.next_check:
+                return watch.name
+        return None
+
+    def stop(self) -> None:
+        """Stop every observer (joined by `join`)."""
+        for observer in self.observers.values():
+            observer.stop()
+
+    def join(self) -> None:
+        """Wait for the observers and the scanner to end."""
+        for observer in self.observers.values():
+            observer.join(timeout=5)
+        if self.scanner is not None:
+            self.scanner.join(timeout=5)
