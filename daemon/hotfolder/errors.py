@@ -19,6 +19,10 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
 
 
+# A usage mistake (a path `process` will not take, `retry` without names): what argparse exits with too.
+EXIT_USAGE: Final = 2
+
+
 @dataclass(frozen=True)
 class Problem:
     """One configuration mistake, located as precisely as the parser knows."""

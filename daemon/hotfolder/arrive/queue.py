@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from hotfolder.settings.config import Watch
+from hotfolder.settings.watches import Watch
 
 
 @dataclass(frozen=True)

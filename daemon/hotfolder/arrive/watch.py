@@ -23,7 +23,7 @@ from watchdog.observers.polling import PollingObserver
 
 from hotfolder.arrive.queue import Arrival, ReadyQueue
 from hotfolder.core.fsinfo import filesystem_type, is_network_fs
-from hotfolder.settings.config import Watch
+from hotfolder.settings.watches import Watch
 
 
 class _Recorder(FileSystemEventHandler):

@@ -22,7 +22,8 @@ from typing import Any
 from hotfolder.commit import atomic, dispose
 from hotfolder.commit.dispose import Disposed, Read
 from hotfolder.commit.faults import checkpoint
-from hotfolder.commit.ledger import Intent, Ledger, Record
+from hotfolder.commit.ledger import Ledger
+from hotfolder.commit.records import Intent, Record
 from hotfolder.commit.staged import Outcome, StagedOutput
 from hotfolder.core import tempnames
 from hotfolder.core.identity import FileIdentity

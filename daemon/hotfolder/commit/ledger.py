@@ -7,168 +7,27 @@ The daemon (the coordinator) is the only writer: workers never open the state fo
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from hotfolder.core.fsinfo import filesystem_type, is_network_fs
+from hotfolder.commit.records import Intent, Quarantined, Record
+from hotfolder.commit.tables import migrate
 from hotfolder.core.identity import FileIdentity
-from hotfolder.errors import ConfigError, LedgerCorruptError, LockHeldError, Problem
+from hotfolder.core.status import Status
+from hotfolder.errors import LedgerCorruptError
 
 LEDGER_NAME: Final = "ledger.sqlite3"
-SCHEMA_VERSION: Final = 4
-# Each entry brings the schema from version i to i + 1; a ledger is migrated in place at open.
-_MIGRATIONS: Final = (
-    """
-    CREATE TABLE IF NOT EXISTS inputs (
-        path      TEXT PRIMARY KEY,
-        dev       INTEGER NOT NULL,
-        ino       INTEGER NOT NULL,
-        size      INTEGER NOT NULL,
-        mtime_ns  INTEGER NOT NULL,
-        sha256    TEXT,
-        rule      TEXT,
-        status    TEXT NOT NULL,
-        outputs   TEXT NOT NULL DEFAULT '[]',
-        error     TEXT,
-        updated   TEXT NOT NULL
-    );
-    """,
-    """
-    ALTER TABLE inputs ADD COLUMN watch TEXT;
-    ALTER TABLE inputs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE inputs ADD COLUMN first_seen TEXT;
-    ALTER TABLE inputs ADD COLUMN quarantined_to TEXT;
-    ALTER TABLE inputs ADD COLUMN original TEXT;
-    CREATE INDEX IF NOT EXISTS inputs_sha256 ON inputs (sha256) WHERE status = 'done';
-    """,
-    """
-    ALTER TABLE inputs ADD COLUMN orientation INTEGER;
-    """,
-    # 4: the commit intents (written before the first rename, so a crash is finished, never
-    # redone); {seq} counters and duplicates by content per rule chain, kept by the daemon only
-    # (workers used to open this file); the quarantine note's path; the rule set an 'unmatched'
-    # verdict was reached with (a rules change re-offers those files).
-    """
-    ALTER TABLE inputs ADD COLUMN chain TEXT;
-    ALTER TABLE inputs ADD COLUMN rules_fp TEXT;
-    ALTER TABLE inputs ADD COLUMN note TEXT;
-    CREATE INDEX IF NOT EXISTS inputs_size ON inputs (size) WHERE status = 'done';
-    CREATE TABLE IF NOT EXISTS seq (rule TEXT PRIMARY KEY, n INTEGER NOT NULL);
-    DROP TABLE IF EXISTS claims;
-    CREATE TABLE IF NOT EXISTS intents (
-        id        INTEGER PRIMARY KEY,
-        path      TEXT NOT NULL,
-        dev       INTEGER NOT NULL,
-        ino       INTEGER NOT NULL,
-        size      INTEGER NOT NULL,
-        mtime_ns  INTEGER NOT NULL,
-        sha256    TEXT NOT NULL,
-        token     TEXT NOT NULL,
-        plan      TEXT NOT NULL,
-        record    TEXT NOT NULL,
-        opened    TEXT NOT NULL
-    );
-    """,
-)
 # Statuses that end an input's story: a restart skips these when the file is unchanged.
-FINAL: Final = ("done", "quarantined", "unmatched", "duplicate", "empty")
+FINAL: Final = (Status.DONE, Status.QUARANTINED, Status.UNMATCHED, Status.DUPLICATE, Status.EMPTY)
 
 # SQLite's primary result codes for a damaged file (extended codes keep these in the low byte).
 _SQLITE_CORRUPT: Final = 11
 _SQLITE_NOTADB: Final = 26
-
-
-@dataclass(frozen=True)
-class Record:
-    """One input's row: what happened to it, as `status` and monitoring read it."""
-
-    path: Path
-    identity: FileIdentity
-    status: str
-    sha256: str | None = None
-    rule: str | None = None
-    chain: str | None = None  # the rule chain's fingerprint: duplicates by content are per chain
-    outputs: tuple[str, ...] = ()
-    error: str | None = None
-    watch: str | None = None
-    attempts: int = 1
-    quarantined_to: str | None = None
-    note: str | None = None
-    original: str | None = None  # kept, deleted, or where it moved (and why it was kept)
-    orientation: int | None = None
-    rules_fp: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["path"] = str(self.path)
-        data["identity"] = list(self.identity.as_tuple())
-        data["outputs"] = list(self.outputs)
-        return data
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Record:
-        values = dict(data)
-        values["path"] = Path(values["path"])
-        values["identity"] = FileIdentity(*values["identity"])
-        values["outputs"] = tuple(values["outputs"])
-        return cls(**values)
-
-
-@dataclass(frozen=True)
-class Intent:
-    """A commit that was started: the input read, every destination, and the row to write when done."""
-
-    id: int
-    path: Path
-    identity: FileIdentity
-    sha256: str
-    token: str
-    plan: dict[str, Any]
-    record: Record
-
-
-@dataclass(frozen=True)
-class Quarantined:
-    """A quarantined input: where it came from, where it is, and its note."""
-
-    path: Path
-    parked: Path
-    note: Path | None = field(default=None)
-
-
-class Lock:
-    """An exclusive flock on state_dir/lock; the descriptor is close-on-exec, so no child holds it."""
-
-    def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        kind = filesystem_type(state_dir)
-        if is_network_fs(kind):
-            why = f"state_dir {state_dir} is on a {kind} filesystem, where SQLite locking is unreliable"
-            raise ConfigError([Problem(None, why + "; put it on a local disk", key="state_dir")])
-        self.path = state_dir / "lock"
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(self._fd, 64, 0).decode(errors="replace").strip() or "another process"
-            os.close(self._fd)
-            raise LockHeldError(
-                f"state folder {state_dir} is in use by hotfolder (pid {holder}); one daemon per state_dir"
-            ) from None
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
-
-    def release(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
 
 
 def is_corruption(exc: sqlite3.Error) -> bool:
@@ -197,13 +56,7 @@ class Ledger:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-            if version > SCHEMA_VERSION:
-                raise LockHeldError(f"ledger in {state_dir} has schema {version}, newer than this hotfolder")
-            for number in range(version, SCHEMA_VERSION):
-                self._db.executescript(
-                    f"BEGIN; {_MIGRATIONS[number]} PRAGMA user_version={number + 1}; COMMIT;"
-                )
+            migrate(self._db, state_dir)
             # A page damaged where nothing reads it yet would surface in the middle of a run.
             check = self._db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
@@ -249,14 +102,14 @@ class Ledger:
             ).fetchone()
         if row is None or FileIdentity(*row[:4]) != identity or row[4] not in FINAL:
             return False
-        return row[4] != "unmatched" or rules_fp is None or row[5] == rules_fp
+        return row[4] != Status.UNMATCHED or rules_fp is None or row[5] == rules_fp
 
     def twins(self, size: int, path: Path) -> tuple[tuple[str, str, str], ...]:
         """(sha256, chain, path) of the inputs done with this size under other names: duplicate candidates."""
         with self._locked() as db:
             rows = db.execute(
-                "SELECT sha256, coalesce(chain, rule, ''), path FROM inputs"
-                " WHERE size = ? AND status = 'done' AND path != ? AND sha256 IS NOT NULL",
+                "SELECT sha256, coalesce(chain, rule, ''), path FROM inputs"  # noqa: S608 - an enum constant, literal so SQLite uses the partial index
+                f" WHERE size = ? AND status = '{Status.DONE}' AND path != ? AND sha256 IS NOT NULL",
                 (size, str(path)),
             ).fetchall()
         return tuple((str(s), str(c), str(p)) for s, c, p in rows)
@@ -265,7 +118,7 @@ class Ledger:
         """Another input already done with exactly these bytes by the same rule chain."""
         with self._locked() as db:
             row = db.execute(
-                "SELECT path FROM inputs WHERE sha256 = ? AND status = 'done' AND path != ?"
+                f"SELECT path FROM inputs WHERE sha256 = ? AND status = '{Status.DONE}' AND path != ?"  # noqa: S608 - an enum constant, literal so SQLite uses the partial index
                 " AND coalesce(chain, rule, '') = ? LIMIT 1",
                 (sha256, str(path), chain),
             ).fetchone()
@@ -366,12 +219,12 @@ class Ledger:
         """Every quarantined input: its original path, where it is now, its note."""
         with self._locked() as db:
             rows = db.execute(
-                "SELECT path, quarantined_to, note FROM inputs"
-                " WHERE status = 'quarantined' AND quarantined_to IS NOT NULL"
+                "SELECT path, quarantined_to, note FROM inputs"  # noqa: S608 - an enum constant, literal so SQLite uses the partial index
+                f" WHERE status = '{Status.QUARANTINED}' AND quarantined_to IS NOT NULL"
             ).fetchall()
         return [Quarantined(Path(a), Path(b), Path(n) if n else None) for a, b, n in rows]
 
-    def mark(self, path: Path, status: str) -> None:
+    def mark(self, path: Path, status: Status) -> None:
         """Set one input's status (retry re-queues a quarantined input)."""
         with self._locked() as db:
             db.execute(

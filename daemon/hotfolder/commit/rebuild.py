@@ -16,8 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hotfolder.commit.ledger import LEDGER_NAME, Ledger, Lock, Record
+from hotfolder.commit.ledger import LEDGER_NAME, Ledger
+from hotfolder.commit.lock import Lock
+from hotfolder.commit.records import Record
 from hotfolder.core.identity import FileIdentity
+from hotfolder.core.status import Status
 from hotfolder.errors import LedgerCorruptError
 from hotfolder.settings.config import Config
 
@@ -91,7 +94,7 @@ def _from_notes(quarantine: Path) -> list[Record]:
             Record(
                 path=Path(body["src"]),
                 identity=identity,
-                status="quarantined",
+                status=Status.QUARANTINED,
                 rule=body.get("rule"),
                 watch=body.get("watch"),
                 attempts=int(body.get("attempts") or 1),
@@ -130,7 +133,7 @@ def rebuild(config: Config) -> int:
         try:
             for record in salvaged:
                 ledger.record(record)
-            known = {r.path for r in salvaged if r.status == "quarantined"}
+            known = {r.path for r in salvaged if r.status == Status.QUARANTINED}
             for record in from_notes:
                 if record.path not in known:
                     ledger.record(record)

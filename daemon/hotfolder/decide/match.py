@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -170,3 +171,9 @@ def decide(rules: Sequence[Rule], facts: Facts, *, partial: bool = False) -> Dec
 def candidates(rules: Sequence[Rule], relpath: str) -> tuple[Rule, ...]:
     """The rules that could still match once the content is known (a cheap filter before any read)."""
     return tuple(r for r in rules if path_matches(r, relpath))
+
+
+def rules_fingerprint(rules: tuple[Rule, ...]) -> str:
+    """What an 'unmatched' verdict depends on: a rules change offers those files again."""
+    made = repr(tuple((r.name, r.match, r.outputs) for r in rules))
+    return hashlib.sha1(made.encode(), usedforsecurity=False).hexdigest()[:16]

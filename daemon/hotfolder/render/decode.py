@@ -126,30 +126,7 @@ def decode(
     extra, channels = _extra_channels(im, fmt)
     if extra:
         meta = replace(meta, extra_samples=_extra_samples(im))
-    deep: Deep | None = None
-    try:
-        if bits > 8 and fmt == "heif":
-            deep = load_heif(data, bits=bits)
-        elif (
-            (bits > 8 or extra)
-            and fmt in {"png", "tiff", "avif"}
-            and im.mode not in {"I;16", "I;16B", "I;16L", "I", "F"}
-        ):
-            deep = replace(load_vips(data, bits=bits), extra=extra)
-        if deep is not None:
-            image = deep.to_8bit()
-        else:
-            if edge is not None and fmt == "jpeg" and max(im.size) >= 2 * edge:
-                scale = edge / max(im.size)
-                im.draft(im.mode, (math.ceil(im.width * scale), math.ceil(im.height * scale)))
-            im.load()
-            image = im
-    except InputError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise too_many_pixels() from None
-    except Exception as exc:  # noqa: BLE001 - same boundary as identify()
-        raise InputError(f"cannot decode this {fmt.upper()}: {exc}") from None
+    image, deep = _pixels(im, data, fmt, bits=bits, extra=extra, edge=edge)
     n = getattr(im, "n_frames", 1)
     animated = bool(getattr(im, "is_animated", False)) and fmt in {"gif", "png", "webp", "avif"}
     return Source(
@@ -165,6 +142,35 @@ def decode(
         loop=im.info.get("loop"),
         deep=deep,
     )
+
+
+def _pixels(im: Image.Image, data: bytes, fmt: str, *, bits: int, extra: int,
+            edge: int | None) -> tuple[Image.Image, Deep | None]:  # fmt: skip
+    """Decode the pixels: above 8 bits or with extra channels at full precision (the 8-bit view
+    beside it), otherwise by Pillow, a large JPEG by DCT scaling to no less than `edge`."""
+    deep: Deep | None = None
+    try:
+        if bits > 8 and fmt == "heif":
+            deep = load_heif(data, bits=bits)
+        elif (
+            (bits > 8 or extra)
+            and fmt in {"png", "tiff", "avif"}
+            and im.mode not in {"I;16", "I;16B", "I;16L", "I", "F"}
+        ):
+            deep = replace(load_vips(data, bits=bits), extra=extra)
+        if deep is not None:
+            return deep.to_8bit(), deep
+        if edge is not None and fmt == "jpeg" and max(im.size) >= 2 * edge:
+            scale = edge / max(im.size)
+            im.draft(im.mode, (math.ceil(im.width * scale), math.ceil(im.height * scale)))
+        im.load()
+    except InputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise too_many_pixels() from None
+    except Exception as exc:  # noqa: BLE001 - same boundary as identify()
+        raise InputError(f"cannot decode this {fmt.upper()}: {exc}") from None
+    return im, None
 
 
 _COLOUR_BANDS: Final = {

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,11 @@ from hotfolder import logs
 from hotfolder.arrive.ignore import Ignore
 from hotfolder.arrive.scan import scan
 from hotfolder.commit.cleanup import open_tokens, remove_leftover_temps
-from hotfolder.commit.ledger import Ledger, Lock
+from hotfolder.commit.ledger import Ledger
+from hotfolder.commit.lock import Lock
 from hotfolder.run.engine import Engine
-from hotfolder.settings.config import Config, Watch
+from hotfolder.settings.config import Config
+from hotfolder.settings.watches import Watch
 
 
 def given_inputs(config: Config, paths: Iterable[Path]) -> Iterator[tuple[Watch, Path]]:
@@ -41,7 +44,7 @@ def process_paths(config: Config, paths: Iterable[Path], *, force: bool = True) 
         remove_leftover_temps(config, logs.get(), keep=open_tokens(ledger))
         for watch, path in given_inputs(config, paths):
             engine.offer(watch, path, watch.path, force=force)
-        engine.settle_all()
+        settle_all(engine)
     finally:
         engine.shutdown(abandon=False)
         ledger.close()
@@ -52,3 +55,15 @@ def process_paths(config: Config, paths: Iterable[Path], *, force: bool = True) 
 def summary(counts: dict[str, Any]) -> str:
     """One line for a terminal: how many inputs ended in each state."""
     return ", ".join(f"{k} {v}" for k, v in counts.items())
+
+
+def settle_all(engine: Engine, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Run until nothing is pending (files settling, retries, failures holding still)."""
+    while engine.pending():
+        engine.tick()
+        if not engine.pool:
+            wait_s = engine.next_due()
+            if wait_s:
+                sleep(min(wait_s, 0.5))
+        else:
+            engine.collect(timeout=0.05)

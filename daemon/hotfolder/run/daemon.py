@@ -17,7 +17,8 @@ from hotfolder.arrive.queue import Arrival, ReadyQueue
 from hotfolder.arrive.scan import scan
 from hotfolder.commit.cleanup import open_tokens, remove_leftover_temps
 from hotfolder.commit.faults import checkpoint
-from hotfolder.commit.ledger import Ledger, Lock
+from hotfolder.commit.ledger import Ledger
+from hotfolder.commit.lock import Lock
 from hotfolder.errors import LedgerCorruptError
 from hotfolder.run.engine import Engine
 from hotfolder.run.heartbeat import STUCK_GRACE_SECONDS, Heartbeat, status_line

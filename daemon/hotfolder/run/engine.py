@@ -8,7 +8,6 @@ injectable clock, so tests advance it instead of sleeping.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -19,25 +18,21 @@ from hotfolder import logs
 from hotfolder.arrive.ignore import Ignore
 from hotfolder.arrive.queue import Arrival
 from hotfolder.arrive.settle import Settler
-from hotfolder.commit.ledger import Ledger, Record
+from hotfolder.commit.ledger import Ledger
+from hotfolder.commit.records import Record
 from hotfolder.commit.staged import Outcome
 from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Result, RetryReason, Status, Tally
 from hotfolder.decide.job import Job
-from hotfolder.decide.match import candidates
+from hotfolder.decide.match import candidates, rules_fingerprint
 from hotfolder.run.pool import Pool
 from hotfolder.run.recorder import RETRY_MAX_ATTEMPTS, Recorder, backoff
 from hotfolder.run.timetable import Timetable
-from hotfolder.settings.config import Config, Watch
+from hotfolder.settings.config import Config
+from hotfolder.settings.watches import Watch
 
 CHANGING_RECHECK_SECONDS: Final = 1.0  # a source still being written is looked at again this soon
 EMPTY_WAIT_SECONDS: Final = 60.0  # an empty file is looked at this long for content, then left alone
-
-
-def rules_fingerprint(config: Config) -> str:
-    """What an 'unmatched' verdict depends on: a rules change offers those files again."""
-    made = repr(tuple((r.name, r.match, r.outputs) for r in config.rules))
-    return hashlib.sha1(made.encode(), usedforsecurity=False).hexdigest()[:16]
 
 
 @dataclass
@@ -70,7 +65,7 @@ class Engine:
         self.empties: dict[Path, tuple[Watch, float]] = {}  # path -> (watch, first seen)
         self.dirty: set[Path] = set()  # changed while busy: offered again once the current look ends
         self.ignore = Ignore(config.ignore)
-        self.rules_fp = rules_fingerprint(config)
+        self.rules_fp = rules_fingerprint(config.rules)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -85,7 +80,7 @@ class Engine:
         """New rules and ignore list (a reload); files no rule took before are looked at again."""
         self.config = self.recorder.config = config
         self.ignore = Ignore(config.ignore)
-        self.rules_fp = rules_fingerprint(config)
+        self.rules_fp = rules_fingerprint(config.rules)
 
     # Offering files ----------------------------------------------------------------------------
 
@@ -112,6 +107,7 @@ class Engine:
             self.dirty.add(path)  # a second event for it: looked at again when this look ends
             return
         if not force and self.ledger.is_handled(path, identity, rules_fp=self.rules_fp):
+            self.log.debug("file.skipped", src=str(path), error="known and unchanged since it was handled")
             self.recorder.count(Tally.SKIPPED)
             return
         if identity.size == 0:
@@ -309,17 +305,6 @@ class Engine:
                 break
             self.collect(timeout=left)
         return len(self.pool)
-
-    def settle_all(self, sleep: Callable[[float], None] = time.sleep) -> None:
-        """`process`: run until nothing is pending (files settling, retries, failures holding still)."""
-        while self.pending():
-            self.tick()
-            if not self.pool:
-                wait_s = self.next_due()
-                if wait_s:
-                    sleep(min(wait_s, 0.5))
-            else:
-                self.collect(timeout=0.05)
 
     def finish_open_intents(self) -> int:
         """At start: every commit a crash interrupted is finished before anything else happens."""

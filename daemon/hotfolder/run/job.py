@@ -37,7 +37,7 @@ from hotfolder.decide.naming import SEQ_MARK, chain_key, output_path, template_v
 from hotfolder.decide.read import open_regular, read_bounded, sniffed
 from hotfolder.errors import HotfolderError, InputError, NotRegularError, is_transient
 from hotfolder.render import stamp
-from hotfolder.render.decode import decode
+from hotfolder.render.decode import Source, decode
 from hotfolder.render.encode import encode
 from hotfolder.render.notes import Notes
 from hotfolder.render.policy import output_metadata
@@ -170,32 +170,39 @@ def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: _Work)
             work.notes.warn("auxiliary.dropped", error=loss)
         for damage in source.damaged:
             work.notes.warn("metadata.damaged", item=damage.split(" ", 1)[0], error=damage)
-    for index, (rule, output, final, stamped) in enumerate(names):
-        t0 = time.perf_counter()
-        folder = _staging_folder(final, job.output_root)
-        atomic.make_folder(folder, job.output_root)
-        temp = tempnames.temp_path(
-            folder / final.name.replace(SEQ_MARK, "seq"), token=f"{job.token}{index:02x}"
+    for index, name in enumerate(names):
+        work.staged.append(
+            _stage_output(job, work, data=data, digest=digest, st=st, source=source, index=index, name=name)
         )
-        if output.format == "copy" or source is None:
-            staged = atomic.stage_at(temp, lambda fp: fp.write(data))
-            written = staged.temp.read_bytes()
-            if hashlib.sha256(written).hexdigest() != digest:
-                raise atomic.StagingError(f"copy {staged.temp} does not match the source")
-        else:
-            rendered = render_output(source, output, work.notes, work.resized)
-            rendered.meta = output_metadata(source, rendered, output, work.notes, stamped)
-            staged = atomic.stage_at(temp, partial(encode, rendered, output, notes=work.notes))
-            written = staged.temp.read_bytes()
-            verify(written, rendered, output)
-        _finish_file(staged.temp, job, st)
-        work.staged.append(StagedOutput(temp=staged.temp, final=final, rule=rule.name, format=output.format,
-                                        size=staged.size, sha256=hashlib.sha256(written).hexdigest(),
-                                        on_conflict=output.on_conflict, counter_format=output.counter_format,
-                                        ms=_ms(t0)))  # fmt: skip
     if disposal.policy == "move":
         disposal = _stage_move(job, disposal, data, digest, work)
     return replace(base, outputs=tuple(work.staged), disposal=disposal)
+
+
+def _stage_output(job: Job, work: _Work, *, data: bytes, digest: str, st: os.stat_result,
+                  source: Source | None, index: int,
+                  name: tuple[Rule, Output, Path, stamp.Stamped]) -> StagedOutput:  # fmt: skip
+    """One output written to its temp file beside its final name, synced and verified."""
+    rule, output, final, stamped = name
+    t0 = time.perf_counter()
+    folder = _staging_folder(final, job.output_root)
+    atomic.make_folder(folder, job.output_root)
+    temp = tempnames.temp_path(folder / final.name.replace(SEQ_MARK, "seq"), token=f"{job.token}{index:02x}")
+    if output.format == "copy" or source is None:
+        staged = atomic.stage_at(temp, lambda fp: fp.write(data))
+        written = staged.temp.read_bytes()
+        if hashlib.sha256(written).hexdigest() != digest:
+            raise atomic.StagingError(f"copy {staged.temp} does not match the source")
+    else:
+        rendered = render_output(source, output, work.notes, work.resized)
+        rendered.meta = output_metadata(source, rendered, output, work.notes, stamped)
+        staged = atomic.stage_at(temp, partial(encode, rendered, output, notes=work.notes))
+        written = staged.temp.read_bytes()
+        verify(written, rendered, output)
+    _finish_file(staged.temp, job, st)
+    return StagedOutput(temp=staged.temp, final=final, rule=rule.name, format=output.format, size=staged.size,
+                        sha256=hashlib.sha256(written).hexdigest(), on_conflict=output.on_conflict,
+                        counter_format=output.counter_format, ms=_ms(t0))  # fmt: skip
 
 
 def _names(

@@ -10,7 +10,8 @@ from typing import Any, Final
 from hotfolder.commit import dispose
 from hotfolder.commit.committer import CommitIncompleteError, Committed, Committer, as_duplicate, duplicate_of
 from hotfolder.commit.dispose import Disposed, Read
-from hotfolder.commit.ledger import Intent, Ledger, Record
+from hotfolder.commit.ledger import Ledger
+from hotfolder.commit.records import Intent, Record
 from hotfolder.commit.staged import Outcome
 from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Result, RetryReason, Status, Tally

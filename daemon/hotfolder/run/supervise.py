@@ -13,7 +13,8 @@ from hotfolder.arrive.ignore import Ignore
 from hotfolder.arrive.queue import Arrival, ReadyQueue
 from hotfolder.arrive.scan import scan
 from hotfolder.arrive.watch import healthy, start_observer
-from hotfolder.settings.config import Config, Watch
+from hotfolder.settings.config import Config
+from hotfolder.settings.watches import Watch
 
 SUPERVISE_SECONDS: Final = 2.0  # how often observers are checked
 REARM_MAX_SECONDS: Final = 60.0  # a lost root is retried at most this far apart

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hotfolder.decide.job import Job
-from hotfolder.settings.config import Watch
+from hotfolder.settings.watches import Watch
 
 
 @dataclass(order=True)

@@ -15,11 +15,10 @@ from typing import Any, Final
 
 from hotfolder.errors import ConfigError, Problem
 from hotfolder.settings.rules import Rule, load_rules
+from hotfolder.settings.watches import Watch, check_folders, parse_watches, unknown_watches
 
 DEFAULT_MAX_PIXELS: Final = 250_000_000  # admits real 200 MP phone photos; refuses the 4 Gpx bombs
 CONFIG_NAME: Final = "hotfolder.toml"
-# 10 s: polling 10,000 files costs 0.98% of a core here (7.8% at watchdog's 1 s default).
-DEFAULT_POLL_INTERVAL: Final = 10.0
 DEFAULT_RESCAN_INTERVAL: Final = 3600.0  # a safety net for events lost anyway; 0 turns it off
 DEFAULT_STOP_TIMEOUT: Final = 30.0  # well inside systemd's default TimeoutStopSec (90 s)
 # A job still running after this long is stuck (a codec in a loop): its worker is stopped and the input
@@ -41,17 +40,6 @@ _KEYS: Final = frozenset(
     {"rules", "output_root", "state_dir", "quarantine", "workers", "watch", "max_image_pixels", "file_mode",
      "group", "ignore", "rescan_interval", "stop_timeout", "job_timeout", "log_level", "log_format", "settle"}
 )  # fmt: skip
-_WATCH_KEYS: Final = frozenset({"path", "recursive", "name", "mode", "poll_interval"})
-WATCH_MODES: Final = ("auto", "native", "poll")
-
-
-@dataclass(frozen=True)
-class Watch:
-    path: Path
-    name: str
-    recursive: bool = True
-    mode: str = "auto"  # auto | native | poll; auto polls network and FUSE filesystems
-    poll_interval: float = DEFAULT_POLL_INTERVAL
 
 
 @dataclass(frozen=True)
@@ -141,45 +129,18 @@ def _build(source: Path | None, doc: dict[str, Any], base: Path) -> Config:
     state_dir = folder("state_dir", ".hotfolder")
     quarantine = folder("quarantine", "quarantine")
 
-    workers = doc.get("workers", default_workers())
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        problem(f"must be a whole number >= 1, not {workers!r}", "workers")
-        workers = 1
-    elif workers > 4 * default_workers():
-        warning(f"{workers} workers for {default_workers()} CPUs: each worker holds a decoded image in "
-                "memory, and more than 4 per CPU only adds memory and contention", "workers")  # fmt: skip
-
-    max_pixels = doc.get("max_image_pixels", DEFAULT_MAX_PIXELS)
-    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
-        problem(f"must be a whole number of pixels >= 1, not {max_pixels!r}", "max_image_pixels")
-        max_pixels = DEFAULT_MAX_PIXELS
-
-    ignore: tuple[str, ...] = ()
-    if "ignore" in doc:
-        raw_ignore = doc["ignore"]
-        if isinstance(raw_ignore, list) and all(isinstance(p, str) and p for p in raw_ignore):
-            ignore = tuple(raw_ignore)
-        else:
-            problem(f"must be a list of name patterns, not {raw_ignore!r}", "ignore")
-    rescan, settle = _intervals(doc, problem, warning)
-    stop_timeout = _seconds(doc, "stop_timeout", DEFAULT_STOP_TIMEOUT, problem)
-    job_timeout = _seconds(doc, "job_timeout", DEFAULT_JOB_TIMEOUT, problem)
-    log_level = _choice(doc, "log_level", "info", LOG_LEVELS, problem)
-    log_format = _choice(doc, "log_format", "auto", LOG_FORMATS, problem)
-    file_mode = _file_mode(doc.get("file_mode"), problem)
-    gid = _group(doc.get("group"), problem)
-
-    watches = _watches(doc.get("watch", []), base, problem)
+    scalars = _scalars(doc, problem, warning)
+    watches = parse_watches(doc.get("watch", []), base, problem)
     rule_sources = _rule_sources(source, doc, base, problem)
 
-    _check_folders(watches, {"output_root": output_root, "quarantine": quarantine, "state_dir": state_dir},
+    check_folders(watches, {"output_root": output_root, "quarantine": quarantine, "state_dir": state_dir},
                    problem)  # fmt: skip
     rules: tuple[Rule, ...] = ()
     try:
         rules = load_rules(rule_sources)
     except ConfigError as exc:
         problems.extend(exc.problems)
-    problems.extend(_unknown_watches(rules, watches))
+    problems.extend(unknown_watches(rules, watches))
     if problems:
         raise ConfigError(problems)
     return Config(
@@ -189,44 +150,55 @@ def _build(source: Path | None, doc: dict[str, Any], base: Path) -> Config:
         output_root=output_root,
         state_dir=state_dir,
         quarantine=quarantine,
-        workers=workers,
         watches=watches,
-        max_image_pixels=max_pixels,
-        file_mode=file_mode,
-        gid=gid,
-        ignore=ignore,
-        rescan_interval=float(rescan),
-        stop_timeout=stop_timeout,
-        job_timeout=job_timeout,
-        log_level=log_level,
-        log_format=log_format,
-        settle=float(settle),
         warnings=tuple(warnings),
+        **scalars,
     )
 
 
-def _check_folders(watches: tuple[Watch, ...], folders: Mapping[str, Path], problem: Any) -> None:
-    """Watched folders must be folders, and never hold (or lie in) the output, quarantine or state."""
-    for i, watch in enumerate(watches):
-        if watch.path.exists() and not watch.path.is_dir():
-            problem(f"{watch.path} is not a folder", f"watch[{i}].path")
-        for key, inside in folders.items():
-            if inside == watch.path or inside.is_relative_to(watch.path):
-                problem(f"{inside} lies inside the watched folder {watch.path}: outputs would loop", key)
-            elif watch.path.is_relative_to(inside):
-                problem(f"the watched folder {watch.path} lies inside {inside}", key)
+def _scalars(doc: Mapping[str, Any], problem: Any, warning: Any) -> dict[str, Any]:
+    """The settings that are one value each, checked, as Config's keyword arguments."""
+    rescan, settle = _intervals(doc, problem, warning)
+    return {
+        "workers": _workers(doc, problem, warning),
+        "max_image_pixels": _whole(doc, "max_image_pixels", DEFAULT_MAX_PIXELS,
+                                   "a whole number of pixels >= 1", problem),
+        "ignore": _ignore(doc, problem),
+        "rescan_interval": float(rescan),
+        "settle": float(settle),
+        "stop_timeout": _seconds(doc, "stop_timeout", DEFAULT_STOP_TIMEOUT, problem),
+        "job_timeout": _seconds(doc, "job_timeout", DEFAULT_JOB_TIMEOUT, problem),
+        "log_level": _choice(doc, "log_level", "info", LOG_LEVELS, problem),
+        "log_format": _choice(doc, "log_format", "auto", LOG_FORMATS, problem),
+        "file_mode": _file_mode(doc.get("file_mode"), problem),
+        "gid": _group(doc.get("group"), problem),
+    }  # fmt: skip
 
 
-def _unknown_watches(rules: tuple[Rule, ...], watches: tuple[Watch, ...]) -> list[Problem]:
-    """A rule's `watch` must name a watch (a config without watches is for `process` only)."""
-    problems = []
-    for rule in rules if watches else ():
-        wanted = rule.match.watch
-        if wanted is not None and not any(wanted in (w.name, str(w.path)) for w in watches):
-            known = ", ".join(repr(w.name) for w in watches)
-            problems.append(Problem(rule.file, f"no watch is named {wanted!r} (watches: {known})", rule.name,
-                                    "match.watch", rule.lines.get("match.watch")))  # fmt: skip
-    return problems
+def _whole(doc: Mapping[str, Any], key: str, default: int, what: str, problem: Any) -> int:
+    value = doc.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        problem(f"must be {what}, not {value!r}", key)
+        return default
+    return value
+
+
+def _workers(doc: Mapping[str, Any], problem: Any, warning: Any) -> int:
+    workers = _whole(doc, "workers", default_workers(), "a whole number >= 1", problem)
+    if workers > 4 * default_workers():
+        warning(f"{workers} workers for {default_workers()} CPUs: each worker holds a decoded image in "
+                "memory, and more than 4 per CPU only adds memory and contention", "workers")  # fmt: skip
+    return workers
+
+
+def _ignore(doc: Mapping[str, Any], problem: Any) -> tuple[str, ...]:
+    if "ignore" not in doc:
+        return ()
+    raw = doc["ignore"]
+    if isinstance(raw, list) and all(isinstance(p, str) and p for p in raw):
+        return tuple(raw)
+    problem(f"must be a list of name patterns, not {raw!r}", "ignore")
+    return ()
 
 
 def _intervals(doc: Mapping[str, Any], problem: Any, warning: Any) -> tuple[float, float]:
@@ -286,49 +258,6 @@ def _group(value: Any, problem: Any) -> int | None:
             return None
     problem(f"must be a group name or number, not {value!r}", "group")
     return None
-
-
-def _watches(raw: Any, base: Path, problem: Any) -> tuple[Watch, ...]:
-    if not isinstance(raw, list):
-        problem("must be a list of [[watch]] tables", "watch")
-        return ()
-    watches = []
-    names: set[str] = set()
-    for i, entry in enumerate(raw):
-        key = f"watch[{i}]"
-        if not isinstance(entry, dict):
-            problem("must be a [[watch]] table", key)
-            continue
-        for unknown in sorted(entry.keys() - _WATCH_KEYS):
-            problem(f"unknown key; watch keys are {', '.join(sorted(_WATCH_KEYS))}", f"{key}.{unknown}")
-        path = entry.get("path")
-        if not isinstance(path, str) or not path:
-            problem("needs a folder 'path'", f"{key}.path")
-            continue
-        recursive = entry.get("recursive", True)
-        if not isinstance(recursive, bool):
-            problem(f"must be true or false, not {recursive!r}", f"{key}.recursive")
-            recursive = True
-        resolved = (base / Path(path).expanduser()).resolve()
-        name = entry.get("name", resolved.name)
-        if not isinstance(name, str) or not name:
-            problem(f"must be a non-empty text, not {name!r}", f"{key}.name")
-            name = resolved.name
-        if name in names:
-            problem(f"two watches are named {name!r}", f"{key}.name")
-        names.add(name)
-        mode = entry.get("mode", "auto")
-        if mode not in WATCH_MODES:
-            problem(f"must be one of {', '.join(WATCH_MODES)}, not {mode!r}", f"{key}.mode")
-            mode = "auto"
-        interval = entry.get("poll_interval", DEFAULT_POLL_INTERVAL)
-        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
-            problem(f"must be a number of seconds > 0, not {interval!r}", f"{key}.poll_interval")
-            interval = DEFAULT_POLL_INTERVAL
-        watches.append(
-            Watch(path=resolved, name=name, recursive=recursive, mode=mode, poll_interval=float(interval))
-        )
-    return tuple(watches)
 
 
 def _rule_sources(

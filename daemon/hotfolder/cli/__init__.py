@@ -1,0 +1,118 @@
+"""Command line: run, check, process, explain, status, retry, ledger. Maps our errors to exit codes
+(2 configuration or usage, 3 lock)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from hotfolder import __version__, logs
+from hotfolder.errors import ConfigError, HotfolderError
+from hotfolder.settings.config import LOG_FORMATS, LOG_LEVELS, load_config
+
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a process ended by SIGPIPE (`explain ... | head`)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", type=Path, help="config file (default: ./hotfolder.toml, else the built-in)"
+    )
+    common.add_argument(
+        "--log-format", choices=LOG_FORMATS, help="overrides the config's log_format (default: auto)"
+    )
+    common.add_argument(
+        "--log-level", choices=LOG_LEVELS, help="overrides the config's log_level (default: info)"
+    )
+    parser = argparse.ArgumentParser(prog="hotfolder", description="Turn folders into image pipelines.")
+    parser.add_argument("--version", action="version", version=f"hotfolder {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", parents=[common], help="watch the folders and process what arrives (foreground)")
+    sub.add_parser("check", parents=[common], help="validate the config and rules exactly as `run` would")
+    process = sub.add_parser("process", parents=[common], help="process files or folders once and exit")
+    process.add_argument("paths", nargs="+", type=Path)
+    process.add_argument("--force", action="store_true", help="process again what the ledger says is done")
+    process.add_argument("--dry-run", action="store_true", help="say what would happen; write nothing")
+    sub.add_parser("status", parents=[common], help="summarise the ledger; exit 1 if anything failed")
+    retry = sub.add_parser(
+        "retry", parents=[common], help="put quarantined inputs back to be processed again"
+    )
+    retry.add_argument("paths", nargs="*", type=Path, help="original or quarantined paths")
+    retry.add_argument("--all", action="store_true", help="every quarantined input")
+    explain = sub.add_parser(
+        "explain", parents=[common], help="say which rule takes a file and why; writes nothing"
+    )
+    explain.add_argument("file", type=Path)
+    ledger = sub.add_parser("ledger", parents=[common], help="ledger maintenance")
+    ledger.add_argument(
+        "action", choices=["rebuild"], help="rebuild: set a damaged ledger aside and rebuild it"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `hotfolder` console script."""
+    args = _parser().parse_args(argv)
+    logs.configure(fmt=args.log_format or "auto", level=args.log_level or "info")
+    try:
+        return _command(args)
+    except BrokenPipeError:
+        # The reader went away (`explain ... | head`): not an error of ours, and no traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _command(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+        # The command line wins over the config file, also across reloads.
+        config = replace(config, log_format=args.log_format or config.log_format,
+                         log_level=args.log_level or config.log_level)  # fmt: skip
+        logs.configure(fmt=config.log_format, level=config.log_level)
+        if args.command == "check":
+            from hotfolder.cli.check import check  # noqa: PLC0415 - each command loads what it needs
+
+            return check(config)
+        if args.command == "run":
+            from hotfolder.run.daemon import Daemon  # noqa: PLC0415 - the daemon's stack is loaded only to run it
+
+            overrides = {
+                k: v for k, v in (("log_format", args.log_format), ("log_level", args.log_level)) if v
+            }
+            return Daemon(config, overrides=overrides).run()
+        if args.command == "process":
+            from hotfolder.cli.process import process  # noqa: PLC0415
+
+            return process(config, args.paths, force=args.force, dry_run=args.dry_run)
+        if args.command == "status":
+            from hotfolder.cli.state import status  # noqa: PLC0415
+
+            return status(config)
+        if args.command == "retry":
+            from hotfolder.cli.state import retry  # noqa: PLC0415
+
+            return retry(config, args.paths, every=args.all)
+        if args.command == "ledger":
+            from hotfolder.commit.rebuild import rebuild  # noqa: PLC0415
+
+            return rebuild(config)
+        from hotfolder.cli.explain import explain  # noqa: PLC0415
+
+        return explain(config, args.file)
+    except ConfigError as exc:
+        print(f"hotfolder: {len(exc.problems)} configuration problem(s):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return exc.exit_code
+    except HotfolderError as exc:
+        print(f"hotfolder: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""`hotfolder explain FILE`: what the daemon would do with one file, and why, without writing anything."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+from hotfolder.core.template import camera
+from hotfolder.decide.inspect import Inspection, inspect_file
+from hotfolder.decide.job import Job
+from hotfolder.decide.naming import output_path, template_values
+from hotfolder.errors import EXIT_USAGE, HotfolderError, NotRegularError
+from hotfolder.settings.config import Config
+
+
+def explain(config: Config, file: Path) -> int:
+    file = file.absolute()
+    watch = next((w for w in config.watches if file.is_relative_to(w.path)), None)
+    root = watch.path if watch else file.parent
+    relpath = file.relative_to(root).as_posix()
+    try:
+        seen = inspect_file(
+            file,
+            relpath,
+            config.rules,
+            max_pixels=config.max_image_pixels,
+            watch=watch.name if watch else None,
+            watch_path=watch.path if watch else None,
+        )
+    except NotRegularError as exc:
+        print(f"hotfolder: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"hotfolder: cannot read {file}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    facts, decision = seen.facts, seen.decision
+    c = facts.content
+    print(f"file: {file}\nrelative to {root}: {relpath}")
+    if c is not None:
+        print(f"seen: {facts.size} bytes, {c.width}x{c.height}, camera {camera(c.make, c.model)!r}, "
+              f"taken {c.taken}, exif {c.has_exif}, gps {c.has_gps}")  # fmt: skip
+    for verdict in decision.verdicts:
+        print(f"  rule {verdict.rule!r}: {'MATCH' if verdict.matched else 'no'} - {verdict.reason}")
+    if not decision.rules:
+        print("no rule matches: the file would be left where it is")
+        return 1
+    if seen.refusal is not None:
+        print(f"it would be quarantined: {seen.refusal}")
+        return 0
+    _print_plan(config, seen, file, relpath, watch.name if watch else None)
+    return 0
+
+
+def _print_plan(config: Config, seen: Inspection, file: Path, relpath: str, watch: str | None) -> None:
+    """What each matching rule would write, and what becomes of the original."""
+    c, decision = seen.facts.content, seen.decision
+    job = Job(src=file, relpath=relpath, rules=decision.rules, output_root=config.output_root,
+              watch=watch)  # fmt: skip
+    digest = hashlib.sha256(seen.data or b"").hexdigest()
+    for rule in decision.rules:
+        print(f"rule {rule.name!r} would write:")
+        values = template_values(job, rule, c, digest)
+        values["seq"] = "<next>"
+        for output in rule.outputs:
+            try:
+                target = str(output_path(output.path, config.output_root, values))
+            except HotfolderError as exc:
+                target = f"(cannot name it, the file would be quarantined: {exc})"
+            print(
+                f"  {output.format} ({output.profile if output.format != 'copy' else 'unchanged'}): {target}"
+            )
+    mover = next((r for r in decision.rules if r.original != "keep"), None)
+    if mover is None:
+        print("the original stays where it is")
+    elif mover.original == "delete":
+        print("the original is deleted once every output is written and verified")
+    else:
+        assert mover.original_path is not None
+        values = template_values(job, mover, c, digest)
+        values["seq"] = "<next>"
+        dest = output_path(mover.original_path, config.output_root, values)
+        print(f"the original moves to {dest} once every output is written and verified")

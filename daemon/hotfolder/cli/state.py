@@ -1,0 +1,90 @@
+"""`hotfolder status` and `retry`: the ledger read (and quarantined inputs put back), no codec loaded."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from hotfolder.commit import atomic
+from hotfolder.commit.ledger import LEDGER_NAME, Ledger
+from hotfolder.core import tempnames
+from hotfolder.core.status import Status
+from hotfolder.errors import EXIT_USAGE
+from hotfolder.settings.config import Config
+
+
+def _open_ledger(config: Config) -> Ledger | None:
+    if not (config.state_dir / LEDGER_NAME).exists():
+        return None
+    return Ledger(config.state_dir, readonly=True)
+
+
+def status(config: Config) -> int:
+    ledger = _open_ledger(config)
+    rows, totals = [], {}
+    if ledger is not None:
+        try:
+            rows = ledger.summary()
+            totals = ledger.counts()
+        finally:
+            ledger.close()
+    print(f"ledger: {config.state_dir / LEDGER_NAME}")
+    for watch, status, n in rows:
+        print(f"  {watch:20s} {status:12s} {n}")
+    print("total: " + (", ".join(f"{s} {n}" for s, n in sorted(totals.items())) or "nothing processed yet"))
+    return 1 if totals.get(Status.QUARANTINED) or totals.get(Status.FAILED) else 0
+
+
+def retry(config: Config, paths: list[Path], *, every: bool) -> int:
+    if every and paths:
+        print("hotfolder: retry --all takes no paths (name files, or use --all alone)", file=sys.stderr)
+        return EXIT_USAGE
+    if not paths and not every:
+        print("hotfolder: name quarantined files, or --all", file=sys.stderr)
+        return EXIT_USAGE
+    if not (config.state_dir / LEDGER_NAME).exists():
+        print(f"hotfolder: nothing is quarantined (no ledger in {config.state_dir})", file=sys.stderr)
+        return EXIT_USAGE if paths else 0
+    ledger = Ledger(config.state_dir)
+    moved, problems = 0, 0
+    try:
+        entries = ledger.quarantined()
+        wanted = {p.absolute(): p for p in paths}
+        found = set()
+        for entry in entries:
+            names = {entry.path, entry.parked, *([entry.note] if entry.note else [])}
+            hits = [given for resolved, given in wanted.items() if resolved in names]
+            if not every and not hits:
+                continue
+            found.update(hits)
+            if not entry.parked.exists():
+                print(f"hotfolder: {entry.parked} is no longer in quarantine", file=sys.stderr)
+                problems += 1
+                continue
+            entry.path.parent.mkdir(parents=True, exist_ok=True)
+            back = _put_back(entry.parked, entry.path)  # a moved-in file: the daemon picks it up
+            if entry.note is not None:
+                entry.note.unlink(missing_ok=True)
+            ledger.mark(entry.path, Status.REQUEUED)
+            print(f"{entry.parked} -> {back}")
+            moved += 1
+    finally:
+        ledger.close()
+    for given in paths:
+        if given not in found:
+            print(f"hotfolder: {given} is not a quarantined input (see `hotfolder status`)", file=sys.stderr)
+            problems += 1
+    print(f"{moved} input(s) put back", file=sys.stderr)
+    return EXIT_USAGE if problems else 0
+
+
+def _put_back(parked: Path, original: Path) -> Path:
+    for n in range(10_000):
+        candidate = tempnames.numbered(original, n)
+        try:
+            atomic.rename_noreplace(parked, candidate)
+        except FileExistsError:
+            continue
+        atomic.fsync_dir(candidate.parent)
+        return candidate
+    raise FileExistsError(f"no free name beside {original}")

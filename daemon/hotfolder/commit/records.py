@@ -1,0 +1,68 @@
+"""The ledger's rows as values: an input's record, an open commit intent, a quarantined input."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hotfolder.core.identity import FileIdentity
+
+
+@dataclass(frozen=True)
+class Record:
+    """One input's row: what happened to it, as `status` and monitoring read it."""
+
+    path: Path
+    identity: FileIdentity
+    status: str
+    sha256: str | None = None
+    rule: str | None = None
+    chain: str | None = None  # the rule chain's fingerprint: duplicates by content are per chain
+    outputs: tuple[str, ...] = ()
+    error: str | None = None
+    watch: str | None = None
+    attempts: int = 1
+    quarantined_to: str | None = None
+    note: str | None = None
+    original: str | None = None  # kept, deleted, or where it moved (and why it was kept)
+    orientation: int | None = None
+    rules_fp: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["path"] = str(self.path)
+        data["identity"] = list(self.identity.as_tuple())
+        data["outputs"] = list(self.outputs)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Record:
+        values = dict(data)
+        values["path"] = Path(values["path"])
+        values["identity"] = FileIdentity(*values["identity"])
+        values["outputs"] = tuple(values["outputs"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A commit that was started: the input read, every destination, and the row to write when done."""
+
+    id: int
+    path: Path
+    identity: FileIdentity
+    sha256: str
+    token: str
+    plan: dict[str, Any]
+    record: Record
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """A quarantined input: where it came from, where it is, and its note."""
+
+    path: Path
+    parked: Path
+    note: Path | None = field(default=None)
