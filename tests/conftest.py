@@ -19,7 +19,8 @@ import pytest
 from hotfolder.commit import dispose
 from hotfolder.commit.committer import Committer, Written
 from hotfolder.commit.dispose import Disposed, Read
-from hotfolder.commit.ledger import Ledger, Record
+from hotfolder.commit.ledger import Ledger
+from hotfolder.commit.records import Record
 from hotfolder.commit.staged import Outcome
 from hotfolder.core.status import Result
 from hotfolder.decide.job import Job

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from hotfolder.arrive.queue import Arrival
 from hotfolder.arrive.settle import Settler
-from hotfolder.settings.config import Watch
+from hotfolder.settings.watches import Watch
 
 
 class Clock:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -17,15 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import ROOT, corpus
-from test_daemon import start, wait_for
-
-
-def events(proc: subprocess.Popen[str]) -> list[dict[str, object]]:
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+from conftest import ROOT, DaemonProcess, corpus
 
 
 def config(tmp_path: Path, watch_extra: str = "", extra: str = "") -> None:
@@ -38,90 +29,95 @@ def done(tmp_path: Path, stem: str) -> bool:
 
 
 @pytest.mark.slow
-def test_slow_writer_is_processed_once_and_complete(tmp_path: Path) -> None:
+def test_slow_writer_is_processed_once_and_complete(tmp_path: Path, daemons: list[DaemonProcess]) -> None:
     """A 20 MB image written in chunks over 3 s: one job, after the last byte, with every pixel."""
     config(tmp_path)
     big = tmp_path / "big.bmp"
     Image.effect_noise((2600, 2600), 60).convert("RGB").save(big)  # ~20 MB, incompressible
     data = big.read_bytes()
-    proc = start(tmp_path)
-    wait_for((tmp_path / ".hotfolder" / "lock").exists)
-    time.sleep(1)
+    daemon = DaemonProcess(tmp_path)
+    daemons.append(daemon)
+    daemon.started()
     with (tmp_path / "inbox" / "big.bmp").open("wb") as fp:
         for i in range(0, len(data), len(data) // 30):
             fp.write(data[i : i + len(data) // 30])
             fp.flush()
-            time.sleep(0.1)
-    wait_for(lambda: done(tmp_path, "big"), 120)
-    got = events(proc)
+            time.sleep(0.1)  # the writer's own pace: a slow upload, not a wait for the daemon
+    daemon.wait_event("job.done", 120, src=tmp_path / "inbox" / "big.bmp")
+    got = daemon.stop()
     assert [e["event"] for e in got].count("job.done") == 1
     assert not any(e["event"] == "job.quarantined" for e in got)
     with Image.open(tmp_path / "outbox/archive/big.png") as out, Image.open(big) as ref:
         assert out.tobytes() == ref.tobytes()
 
 
-def test_uploader_renames_count_as_arrivals(tmp_path: Path) -> None:
+def test_uploader_renames_count_as_arrivals(tmp_path: Path, daemons: list[DaemonProcess]) -> None:
     """rsync's .name.XXXXXX and a browser's .part are ignored until renamed to the real name."""
     config(tmp_path)
-    proc = start(tmp_path)
-    wait_for((tmp_path / ".hotfolder" / "lock").exists)
-    time.sleep(1)
+    daemon = DaemonProcess(tmp_path)
+    daemons.append(daemon)
+    daemon.started()
     inbox = tmp_path / "inbox"
     shutil.copy(corpus("hopper.bmp"), inbox / ".rsynced.bmp.a1B2c3")
     shutil.copy(corpus("pentax_k10d.jpg"), inbox / "download.jpg.part")
-    time.sleep(2)
-    assert not (tmp_path / "outbox").exists()  # temp names are never processed
+    # A real file after them: once it is done, the events of the two before it were handled too.
+    shutil.copy(corpus("hopper_gray.jpg"), inbox / "marker.jpg")
+    daemon.wait_event("job.done", src=inbox / "marker.jpg")
+    assert sorted(p.name for p in (tmp_path / "outbox" / "archive").iterdir()) == ["marker.png"]
     (inbox / ".rsynced.bmp.a1B2c3").rename(inbox / "rsynced.bmp")
     (inbox / "download.jpg.part").rename(inbox / "download.jpg")
-    wait_for(lambda: done(tmp_path, "rsynced") and done(tmp_path, "download"))
-    got = events(proc)
-    assert [e["event"] for e in got].count("job.done") == 2
+    daemon.wait_event("job.done", src=inbox / "download.jpg")
+    daemon.wait_event("job.done", src=inbox / "rsynced.bmp")
+    got = daemon.stop()
+    assert [e["event"] for e in got].count("job.done") == 3
+    assert done(tmp_path, "rsynced") and done(tmp_path, "download")
 
 
 @pytest.mark.slow
-def test_folder_moved_in_with_fifty_files(tmp_path: Path) -> None:
+def test_folder_moved_in_with_fifty_files(tmp_path: Path, daemons: list[DaemonProcess]) -> None:
     """A whole folder moved into the root: all 50 files processed, each once."""
     config(tmp_path)
     batch = tmp_path / "batch"
     batch.mkdir()
     for i in range(50):  # distinct content: byte-identical copies would be skipped as duplicates
         Image.new("RGB", (64, 48), (i * 5, 255 - i * 5, 7)).save(batch / f"f{i:02d}.png")
-    proc = start(tmp_path)
-    wait_for((tmp_path / ".hotfolder" / "lock").exists)
-    time.sleep(1)
+    daemon = DaemonProcess(tmp_path)
+    daemons.append(daemon)
+    daemon.started()
     batch.rename(tmp_path / "inbox" / "batch")
-    archive = tmp_path / "outbox" / "archive" / "batch"
-    wait_for(lambda: archive.exists() and len(list(archive.glob("*.png"))) == 50, 180)
-    got = events(proc)
-    finished = [e for e in got if e["event"] == "job.done"]
+    daemon.wait(lambda: len(daemon.named("job.done")) >= 50, 180, what="50 jobs done")
+    finished = [e for e in daemon.stop() if e["event"] == "job.done"]
     assert len(finished) == 50 and len({e["src"] for e in finished}) == 50
+    assert len(list((tmp_path / "outbox" / "archive" / "batch").glob("*.png"))) == 50
 
 
-def test_polling_root_processes_files(tmp_path: Path) -> None:
+def test_polling_root_processes_files(tmp_path: Path, daemons: list[DaemonProcess]) -> None:
     """mode = poll: no inotify at all, files are found by polling and must hold still to be ready."""
     config(tmp_path, 'mode = "poll"\npoll_interval = 0.5')
-    proc = start(tmp_path)
-    wait_for((tmp_path / ".hotfolder" / "lock").exists)
-    time.sleep(1)
+    daemon = DaemonProcess(tmp_path)
+    daemons.append(daemon)
+    daemon.started()
     shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "polled.bmp")
-    wait_for(lambda: done(tmp_path, "polled"))
-    got = events(proc)
+    daemon.wait_event("job.done", src=tmp_path / "inbox" / "polled.bmp")
+    got = daemon.stop()
     assert any(e["event"] == "watch.mode" and e["mode"] == "poll" for e in got)
+    assert done(tmp_path, "polled")
 
 
-def test_vanished_root_is_rearmed_and_rescanned(tmp_path: Path) -> None:
+def test_vanished_root_is_rearmed_and_rescanned(tmp_path: Path, daemons: list[DaemonProcess]) -> None:
     """The watched folder disappears (unmounted share) and comes back: logged, re-armed, rescanned."""
     config(tmp_path)
-    proc = start(tmp_path)
-    wait_for((tmp_path / ".hotfolder" / "lock").exists)
-    time.sleep(1)
+    daemon = DaemonProcess(tmp_path)
+    daemons.append(daemon)
+    daemon.started()
     shutil.rmtree(tmp_path / "inbox")
-    time.sleep(4)
+    daemon.wait_event("watch.lost")
     (tmp_path / "inbox").mkdir()
     shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "back.bmp")
-    wait_for(lambda: done(tmp_path, "back"), 60)
-    got = [e["event"] for e in events(proc)]
-    assert "watch.lost" in got and "watch.rearmed" in got
+    daemon.wait_event("watch.rearmed")
+    daemon.wait_event("job.done", src=tmp_path / "inbox" / "back.bmp")
+    assert done(tmp_path, "back")
+    daemon.stop()
 
 
 INOTIFY_LIMIT = """

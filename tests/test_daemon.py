@@ -15,7 +15,7 @@ from pathlib import Path
 import exifread
 from PIL import Image
 
-from conftest import ROOT, corpus
+from conftest import ROOT, DaemonProcess, corpus
 
 
 def start(cwd: Path) -> subprocess.Popen[str]:
@@ -80,65 +80,58 @@ def test_daemon_processes_arrivals_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.rglob("*") if ".hf-" in p.name], "temp files left behind"
 
 
-def test_restart_does_not_reprocess(tmp_path: Path) -> None:
+def test_restart_does_not_reprocess(tmp_path: Path, daemons: list[DaemonProcess]) -> None:
     """A file already handled is skipped by the next start (the ledger remembers it)."""
     (tmp_path / "inbox").mkdir()
-    shutil.copy(corpus("pentax_k10d.jpg"), tmp_path / "inbox" / "a.jpg")
-    outputs = []
-    for _ in range(2):
-        proc = start(tmp_path)
-        wait_for((tmp_path / "outbox/web/a.jpg").exists)
-        time.sleep(1.0)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
-        outputs.append([json.loads(line)["event"] for line in out.splitlines()].count("job.done"))
-    assert outputs == [1, 0]
+    src = tmp_path / "inbox" / "a.jpg"
+    shutil.copy(corpus("pentax_k10d.jpg"), src)
+    first = DaemonProcess(tmp_path)
+    daemons.append(first)
+    first.wait_event("job.done", src=src)
+    assert [e["event"] for e in first.stop()].count("job.done") == 1
+    second = DaemonProcess(tmp_path, "--log-level", "debug")
+    daemons.append(second)
+    second.wait_event("file.skipped", src=src)  # the start-up scan found it, the ledger knew it
+    events = second.stop()
+    assert [e["event"] for e in events].count("job.done") == 0
+    assert events[-1]["event"] == "daemon.stopped" and events[-1]["skipped"] == 1
     assert sorted(p.name for p in (tmp_path / "outbox/web").iterdir()) == ["a.jpg"]
 
 
-def test_second_daemon_on_same_state_refuses(tmp_path: Path) -> None:
+def test_second_daemon_on_same_state_refuses(tmp_path: Path, daemons: list[DaemonProcess]) -> None:
     """Two daemons on one state folder: the second exits 3 with a clear message."""
     (tmp_path / "inbox").mkdir()
-    first = start(tmp_path)
-    try:
-        wait_for((tmp_path / ".hotfolder" / "lock").exists)
-        time.sleep(0.5)
-        second = start(tmp_path)
-        _, err = second.communicate(timeout=60)
-        assert second.returncode == 3
-        assert "in use" in err
-    finally:
-        first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=60)
+    first = DaemonProcess(tmp_path)
+    daemons.append(first)
+    first.started()
+    second = start(tmp_path)
+    _, err = second.communicate(timeout=60)
+    assert second.returncode == 3
+    assert "in use" in err
+    first.stop()
 
 
-def test_reload_with_broken_rules_keeps_the_old_ones(tmp_path: Path) -> None:
+def test_reload_with_broken_rules_keeps_the_old_ones(tmp_path: Path, daemons: list[DaemonProcess]) -> None:
     """A broken rule file while running: logged, old rules keep working; a fixed one takes over."""
     (tmp_path / "inbox").mkdir()
     rules = tmp_path / "rules" / "main.toml"
     rules.parent.mkdir()
     rules.write_text('[[rule]]\nname = "old"\n[[rule.output]]\nformat = "png"\npath = "old/{stem}.png"\n')
     (tmp_path / "hotfolder.toml").write_text('rules = ["rules/*.toml"]\n[[watch]]\npath = "inbox"\n')
-    proc = start(tmp_path)
-    try:
-        wait_for((tmp_path / ".hotfolder" / "lock").exists)
-        time.sleep(1.5)
-        rules.write_text(rules.read_text().replace('format = "png"', 'format = "pngg"'))
-        time.sleep(2.5)
-        shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "a.bmp")
-        wait_for((tmp_path / "outbox/old/a.png").exists)
-        rules.write_text(rules.read_text().replace('"pngg"', '"png"').replace("old/", "new/"))
-        proc.send_signal(signal.SIGHUP)
-        time.sleep(2.5)
-        shutil.copy(corpus("hopper_gray.jpg"), tmp_path / "inbox" / "b.jpg")
-        wait_for((tmp_path / "outbox/new/b.png").exists)
-        assert proc.poll() is None
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    events = [json.loads(line) for line in out.splitlines()]
+    daemon = DaemonProcess(tmp_path)
+    daemons.append(daemon)
+    daemon.started()
+    rules.write_text(rules.read_text().replace('format = "png"', 'format = "pngg"'))
+    daemon.wait_event("rules.reload_failed")  # seen by the rule-file poll, no signal needed
+    shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "a.bmp")
+    wait_for((tmp_path / "outbox/old/a.png").exists)
+    rules.write_text(rules.read_text().replace('"pngg"', '"png"').replace("old/", "new/"))
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.wait_event("rules.reloaded")
+    shutil.copy(corpus("hopper_gray.jpg"), tmp_path / "inbox" / "b.jpg")
+    wait_for((tmp_path / "outbox/new/b.png").exists)
+    assert daemon.proc.poll() is None
+    events = daemon.stop()
     failed = [e for e in events if e["event"] == "rules.reload_failed"]
     assert failed and "pngg" in failed[0]["error"]
     assert any(e["event"] == "rules.reloaded" for e in events)

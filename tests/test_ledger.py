@@ -8,7 +8,9 @@ import sqlite3
 from pathlib import Path
 
 from conftest import corpus, run_cli
-from hotfolder.commit.ledger import SCHEMA_VERSION, Ledger, Record
+from hotfolder.commit.ledger import Ledger
+from hotfolder.commit.records import Record
+from hotfolder.commit.tables import SCHEMA_VERSION
 from hotfolder.core.fsinfo import filesystem_type, is_network_fs
 from hotfolder.core.identity import FileIdentity
 

@@ -15,7 +15,8 @@ from PIL import Image
 
 from conftest import corpus, output, process_job, run_outputs
 from hotfolder.commit.committer import Committer
-from hotfolder.commit.ledger import Ledger, Record
+from hotfolder.commit.ledger import Ledger
+from hotfolder.commit.records import Record
 from hotfolder.commit.staged import Outcome
 from hotfolder.core.template import parse, render
 from hotfolder.decide.facts import content_facts

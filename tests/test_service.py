@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import ROOT, Clock, corpus, write_config
+from conftest import ROOT, Clock, DaemonProcess, corpus, write_config
 from hotfolder.commit.ledger import Ledger
 from hotfolder.run.daemon import Daemon
 from hotfolder.run.engine import Engine
@@ -123,7 +123,7 @@ def test_ready_status_watchdog_reload_and_stopping(tmp_path: Path, systemd: Fake
         assert systemd.wait("READY", "1")
     finally:
         events = stop(proc, tmp_path)
-    systemd.pump(0.5)
+    systemd.wait("STOPPING", "1")  # sent before the daemon exited: already in the socket
     assert systemd.count("STOPPING") == 1
     assert sum(1 for e in events if e["event"] == "job.done") == 120
     assert any(e["event"] == "rules.reloaded" for e in events)
@@ -174,59 +174,67 @@ def _workers(pid: int) -> list[int]:
     return kids
 
 
-def test_stuck_worker_is_stopped_and_its_input_quarantined(tmp_path: Path) -> None:
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used (/proc/PID/stat), 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_stuck_worker_is_stopped_and_its_input_quarantined(
+    tmp_path: Path, daemons: list[DaemonProcess]
+) -> None:
     """A worker frozen mid-job (SIGSTOP) past job_timeout: the pool is replaced, the input quarantined
     with the reason, and the next file is processed as usual."""
     write_config(tmp_path, PNG_RULE, extra="job_timeout = 3\n")
     (tmp_path / "inbox").mkdir()
-    proc = start(tmp_path, {}, "--log-format", "json")
-    try:
-        wait_for((tmp_path / "state" / "lock").exists)
-        time.sleep(1.0)
-        shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "warm.bmp")  # spawns the workers
-        wait_for((tmp_path / "outbox" / "warm.png").exists)
-        workers = _workers(proc.pid)
-        assert workers, "the warm-up job started at least one worker"
-        for pid in workers:
-            os.kill(pid, signal.SIGSTOP)
-        shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "frozen.bmp")
-        sidecar = tmp_path / "quarantine" / "frozen.bmp.json"
-        wait_for(sidecar.exists, seconds=60)
-        assert "job_timeout = 3 s" in json.loads(sidecar.read_text())["error"]
-        shutil.copy(corpus("hopper_gray.jpg"), tmp_path / "inbox" / "after.jpg")
-        wait_for((tmp_path / "outbox" / "after.png").exists)
-    finally:
-        events = stop(proc, tmp_path)
+    daemon = DaemonProcess(tmp_path)
+    daemons.append(daemon)
+    daemon.started()
+    shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "warm.bmp")  # spawns the workers
+    daemon.wait_event("job.done", src=tmp_path / "inbox" / "warm.bmp")
+    workers = _workers(daemon.proc.pid)
+    assert workers, "the warm-up job started at least one worker"
+    for pid in workers:
+        os.kill(pid, signal.SIGSTOP)
+    shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "frozen.bmp")
+    daemon.wait_event("job.quarantined", src=tmp_path / "inbox" / "frozen.bmp")
+    sidecar = tmp_path / "quarantine" / "frozen.bmp.json"
+    assert "job_timeout = 3 s" in json.loads(sidecar.read_text())["error"]
+    shutil.copy(corpus("hopper_gray.jpg"), tmp_path / "inbox" / "after.jpg")
+    daemon.wait_event("job.done", src=tmp_path / "inbox" / "after.jpg")
+    events = daemon.stop()
     names = [e["event"] for e in events]
     assert "job.timeout" in names and "pool.restarted" in names
     assert not (tmp_path / "outbox" / "frozen.png").exists()
 
 
-def test_sighup_reloads_watch_list_and_log_level(tmp_path: Path) -> None:
+def test_sighup_reloads_watch_list_and_log_level(tmp_path: Path, daemons: list[DaemonProcess]) -> None:
     """A watch added and the log level raised by SIGHUP take effect; a changed worker count is
     logged as needing a restart; a broken config keeps the old watches."""
     config = write_config(tmp_path, PNG_RULE)
     (tmp_path / "inbox").mkdir()
     (tmp_path / "scans").mkdir()
-    proc = start(tmp_path, {})  # stdout is a pipe: JSON lines by default
-    try:
-        wait_for((tmp_path / "state" / "lock").exists)
-        time.sleep(1.0)
-        text = config.read_text().replace("workers = 2", "workers = 1")
-        config.write_text(text + '\n[[watch]]\npath = "scans"\n' + 'log_level = "warning"\n')
-        # log_level after a table header belongs to the table: that is an unknown watch key.
-        proc.send_signal(signal.SIGHUP)
-        time.sleep(2.0)
-        shutil.copy(corpus("hopper.bmp"), tmp_path / "scans" / "early.bmp")
-        time.sleep(2.0)
-        assert not (tmp_path / "outbox" / "early.png").exists(), "a broken config must not be applied"
-        config.write_text('log_level = "warning"\n' + text + '\n[[watch]]\npath = "scans"\n')
-        proc.send_signal(signal.SIGHUP)
-        wait_for((tmp_path / "outbox" / "early.png").exists)  # the reload's scan finds it
-        shutil.copy(corpus("hopper_gray.jpg"), tmp_path / "scans" / "late.jpg")
-        wait_for((tmp_path / "outbox" / "late.png").exists)
-    finally:
-        events = stop(proc, tmp_path)
+    daemon = DaemonProcess(tmp_path)
+    daemons.append(daemon)
+    daemon.started()
+    text = config.read_text().replace("workers = 2", "workers = 1")
+    config.write_text(text + '\n[[watch]]\npath = "scans"\n' + 'log_level = "warning"\n')
+    # log_level after a table header belongs to the table: that is an unknown watch key.
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.wait_event("rules.reload_failed")
+    assert not [e for e in daemon.named("watch.armed") if e["watch"] == "scans"], (
+        "a broken config was applied"
+    )
+    shutil.copy(corpus("hopper.bmp"), tmp_path / "scans" / "early.bmp")
+    config.write_text('log_level = "warning"\n' + text + '\n[[watch]]\npath = "scans"\n')
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for((tmp_path / "outbox" / "early.png").exists)  # the reload's scan finds it (no info event now)
+    shutil.copy(corpus("hopper_gray.jpg"), tmp_path / "scans" / "late.jpg")
+    wait_for((tmp_path / "outbox" / "late.png").exists)
+    events = daemon.stop()
     names = [e["event"] for e in events]
     assert "rules.reload_failed" in names
     assert any(e["event"] == "config.needs_restart" and e["key"] == "workers" for e in events)
@@ -236,7 +244,7 @@ def test_sighup_reloads_watch_list_and_log_level(tmp_path: Path) -> None:
     assert all("T" in str(e["timestamp"]) for e in events)  # ISO 8601
 
 
-def test_a_small_file_is_not_stuck_behind_heif_encodes(tmp_path: Path) -> None:
+def test_a_small_file_is_not_stuck_behind_heif_encodes(tmp_path: Path, daemons: list[DaemonProcess]) -> None:
     """Three 12.5 MP HEIF jobs, then a small PNG job: the heavy lane holds one worker's worth, so the
     small output appears before the first HEIF is even done."""
     rules = (
@@ -250,23 +258,22 @@ def test_a_small_file_is_not_stuck_behind_heif_encodes(tmp_path: Path) -> None:
     assert len(photos) == 3
     (tmp_path / "inbox" / "heavy").mkdir(parents=True)
     (tmp_path / "inbox" / "small").mkdir()
-    proc = start(tmp_path, {})
-    try:
-        wait_for((tmp_path / "state" / "lock").exists)
-        time.sleep(1.0)
-        for photo in photos:
-            shutil.copy(photo, tmp_path / "inbox" / "heavy" / photo.name)
-        time.sleep(0.5)
-        shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "small" / "hopper.bmp")
-        wait_for((tmp_path / "outbox" / "hopper.png").exists)
-        heif_done = list((tmp_path / "outbox").glob("*.heic"))
-        assert heif_done == [], "the small job waited behind a HEIF encode"
-        wait_for(lambda: len(list((tmp_path / "outbox").glob("*.heic"))) == 3, seconds=180)
-    finally:
-        stop(proc, tmp_path)
+    daemon = DaemonProcess(tmp_path)
+    daemons.append(daemon)
+    daemon.started()
+    for photo in photos:  # closed after writing: each an arrival at once, in this order (FIFO)
+        shutil.copy(photo, tmp_path / "inbox" / "heavy" / photo.name)
+    shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "small" / "hopper.bmp")
+    daemon.wait_event("job.done", src=tmp_path / "inbox" / "small" / "hopper.bmp")
+    first = daemon.named("job.done")[0]
+    assert str(first["src"]).endswith("hopper.bmp"), "the small job waited behind a HEIF encode"
+    daemon.wait(lambda: len(daemon.named("job.done")) == 4, 180, what="the three HEIF jobs")
+    daemon.stop()
 
 
-def test_a_crashed_worker_costs_one_attempt_not_the_daemon(tmp_path: Path) -> None:
+def test_a_crashed_worker_costs_one_attempt_not_the_daemon(
+    tmp_path: Path, daemons: list[DaemonProcess]
+) -> None:
     """SIGKILL a worker in the middle of a job (as the OOM killer would): the pool is replaced, the job
     is retried and its outputs appear; the daemon keeps running."""
     rules = (
@@ -274,20 +281,20 @@ def test_a_crashed_worker_costs_one_attempt_not_the_daemon(tmp_path: Path) -> No
     )
     write_config(tmp_path, rules)
     (tmp_path / "inbox").mkdir()
-    proc = start(tmp_path, {})
-    try:
-        wait_for((tmp_path / "state" / "lock").exists)
-        time.sleep(1.0)
-        photo = sorted((ROOT.parent / "shared" / "photos").glob("*.jpg"))[0]
-        shutil.copy(photo, tmp_path / "inbox" / "big.jpg")
-        wait_for(lambda: bool(_workers(proc.pid)))
-        time.sleep(1.5)  # inside the (long) lossless encode
-        for pid in _workers(proc.pid):
-            os.kill(pid, signal.SIGKILL)
-        wait_for((tmp_path / "outbox" / "big.heic").exists, seconds=240)
-        assert proc.poll() is None
-    finally:
-        events = stop(proc, tmp_path)
+    daemon = DaemonProcess(tmp_path)
+    daemons.append(daemon)
+    daemon.started()
+    photo = sorted((ROOT.parent / "shared" / "photos").glob("*.jpg"))[0]
+    shutil.copy(photo, tmp_path / "inbox" / "big.jpg")
+    # Inside the (long) lossless encode: a worker has spent more CPU than its start-up takes.
+    daemon.wait(
+        lambda: any(_cpu_seconds(pid) > 1.5 for pid in _workers(daemon.proc.pid)), what="a busy worker"
+    )
+    for pid in _workers(daemon.proc.pid):
+        os.kill(pid, signal.SIGKILL)
+    daemon.wait_event("job.done", 240, src=tmp_path / "inbox" / "big.jpg")
+    assert daemon.proc.poll() is None
+    events = daemon.stop()
     names = [e["event"] for e in events]
     assert "pool.restarted" in names
     retry = next(e for e in events if e["event"] == "job.retry")

@@ -12,7 +12,7 @@ from hotfolder.arrive.ignore import Ignore
 from hotfolder.arrive.queue import Arrival, ReadyQueue
 from hotfolder.arrive.scan import scan
 from hotfolder.arrive.watch import start_observer
-from hotfolder.settings.config import Watch
+from hotfolder.settings.watches import Watch
 
 
 @pytest.fixture
