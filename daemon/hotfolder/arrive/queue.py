@@ -16,7 +16,7 @@ class Arrival:
     watch: Watch
     path: Path
     is_folder: bool = False
-    settle: bool = False  # True: may still be written; ready once it holds still (see arrival.py)
+    settle: bool = False  # True: may still be written; ready once it holds still (see settle.py)
 
 
 class ReadyQueue:

@@ -12,14 +12,13 @@ A pending file is never dropped while it exists; one that disappears is forgotte
 
 from __future__ import annotations
 
-import os
-import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from hotfolder.arrive.queue import Arrival
+from hotfolder.core.identity import FileIdentity
 
 DEFAULT_QUIET = 1.0
 
@@ -27,8 +26,7 @@ DEFAULT_QUIET = 1.0
 @dataclass
 class _Look:
     arrival: Arrival
-    size: int
-    mtime_ns: int
+    identity: FileIdentity  # as last seen: a change (written to, replaced) restarts the quiet period
     since: float  # clock time of the last change seen
 
 
@@ -47,9 +45,9 @@ class Settler:
         """Start (or keep) watching a file that may still be written."""
         if arrival.path in self._pending:
             return
-        st = _stat(arrival.path)
-        if st is not None:
-            self._pending[arrival.path] = _Look(arrival, st.st_size, st.st_mtime_ns, self.clock())
+        identity = FileIdentity.at(arrival.path)
+        if identity is not None:
+            self._pending[arrival.path] = _Look(arrival, identity, self.clock())
 
     def forget(self, path: Path) -> None:
         """The file became ready another way (a close event): stop tracking it."""
@@ -62,20 +60,12 @@ class Settler:
         for path, look in list(self._pending.items()):
             if now - look.since < self.quiet:
                 continue
-            st = _stat(path)
-            if st is None:
+            identity = FileIdentity.at(path)
+            if identity is None:
                 del self._pending[path]
-            elif (st.st_size, st.st_mtime_ns) != (look.size, look.mtime_ns):
-                look.size, look.mtime_ns, look.since = st.st_size, st.st_mtime_ns, now
+            elif identity != look.identity:
+                look.identity, look.since = identity, now
             else:
                 del self._pending[path]
                 ready.append(look.arrival)
         return ready
-
-
-def _stat(path: Path) -> os.stat_result | None:
-    try:
-        st = path.lstat()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return st if stat.S_ISREG(st.st_mode) else None

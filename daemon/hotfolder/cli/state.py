@@ -5,9 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hotfolder.commit import atomic
+from hotfolder.commit.dispose import put_back
 from hotfolder.commit.ledger import LEDGER_NAME, Ledger
-from hotfolder.core import tempnames
 from hotfolder.core.status import Status
 from hotfolder.errors import EXIT_USAGE
 from hotfolder.settings.config import Config
@@ -62,7 +61,7 @@ def retry(config: Config, paths: list[Path], *, every: bool) -> int:
                 problems += 1
                 continue
             entry.path.parent.mkdir(parents=True, exist_ok=True)
-            back = _put_back(entry.parked, entry.path)  # a moved-in file: the daemon picks it up
+            back = put_back(entry.parked, entry.path)  # a moved-in file: the daemon picks it up
             if entry.note is not None:
                 entry.note.unlink(missing_ok=True)
             ledger.mark(entry.path, Status.REQUEUED)
@@ -76,15 +75,3 @@ def retry(config: Config, paths: list[Path], *, every: bool) -> int:
             problems += 1
     print(f"{moved} input(s) put back", file=sys.stderr)
     return EXIT_USAGE if problems else 0
-
-
-def _put_back(parked: Path, original: Path) -> Path:
-    for n in range(10_000):
-        candidate = tempnames.numbered(original, n)
-        try:
-            atomic.rename_noreplace(parked, candidate)
-        except FileExistsError:
-            continue
-        atomic.fsync_dir(candidate.parent)
-        return candidate
-    raise FileExistsError(f"no free name beside {original}")

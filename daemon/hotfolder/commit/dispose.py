@@ -100,11 +100,11 @@ def finish_delete(read: Read, hidden: Path) -> Disposed:
         return Disposed("deleted")
     if FileIdentity.at(hidden) is None:
         return Disposed("kept", why=GONE)
-    _put_back(hidden, read.path)
+    put_back(hidden, read.path)
     return Disposed("kept", why=CHANGED)
 
 
-def _put_back(moved: Path, path: Path) -> Path:
+def put_back(moved: Path, path: Path) -> Path:
     """Return a file taken by mistake to its path (or beside it, numbered, if the path is taken again)."""
     for n in range(10_000):
         candidate = tempnames.numbered(path, n)
@@ -145,7 +145,7 @@ def move(read: Read, dest: Path, root: Path) -> Disposed:
             atomic.fsync_dir(target.parent)
             atomic.fsync_dir(read.path.parent)
             return Disposed("moved", where=target)
-        _put_back(target, read.path)
+        put_back(target, read.path)
         return Disposed("kept", why=CHANGED)
     raise FileExistsError(errno.EEXIST, "no free name", str(dest))
 

@@ -3,7 +3,7 @@
 A worker never makes anything visible and never touches the state folder: it writes each output
 to a synced temp file beside its final name (named with the job's token), verifies it, and returns
 what it staged. The daemon then commits (names, intent, renames, the original, the ledger), so
-every visible change happens in one process, in one order (commit.py). A job is plain picklable
+every visible change happens in one process, in one order (commit/committer.py). A job is plain picklable
 data and run_job a plain function, so any concurrent.futures.Executor can run it.
 """
 

@@ -29,7 +29,7 @@ TIFF_COMPRESSIONS: Final = ("none", "lzw", "deflate", "zstd")
 # compress_level ranges per format (and TIFF compression); deflate 6 is zlib's and libvips' default.
 COMPRESS_LEVELS: Final = {"png": (0, 9), "deflate": (1, 9), "zstd": (1, 22)}
 DEFAULT_PNG_LEVEL: Final = 6
-# What a stamp may set; each is written to every place the output's format holds it (metadata.py).
+# What a stamp may set; each is written to every place the output's format holds it (render/stamp.py).
 STAMP_FIELDS: Final = ("artist", "copyright", "credit", "title", "description", "keywords", "rights_url")
 _STAMP_TEMPLATE_FIELDS: Final = FIELDS - {"seq"}
 
