@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import unicodedata
 from datetime import datetime
 from typing import Any
@@ -11,6 +12,7 @@ from PIL import Image
 from hotfolder.core.exiftiff import TAG_EXIF_IFD, TAG_GPS_IFD, TAG_ORIENTATION
 from hotfolder.decide.header import identify
 from hotfolder.decide.match import Content
+from hotfolder.decide.raw import RawHeader, block_tags
 from hotfolder.errors import InputError
 
 
@@ -22,21 +24,30 @@ def content_facts(data: bytes, mtime: float | None, opened: Image.Image | None =
         ex = im.getexif()
     except (InputError, OSError, ValueError, SyntaxError):
         return None
-    sub = ex.get_ifd(TAG_EXIF_IFD)
     width, height = im.size
     if im.format not in {"HEIF", "AVIF", "TIFF"} and ex.get(TAG_ORIENTATION) in (5, 6, 7, 8):
         width, height = height, width
+    return _from_exif(ex, ex.get_ifd(TAG_EXIF_IFD), bool(ex.get_ifd(TAG_GPS_IFD)), (width, height), mtime)
+
+
+def raw_facts(header: RawHeader, mtime: float | None) -> Content:
+    """Size, camera and date of a camera RAW from its container's EXIF, without unpacking its data."""
+    ex = Image.Exif()
+    if header.exif is not None:
+        try:
+            ex.load(header.exif)
+        except (SyntaxError, ValueError, struct.error):
+            ex = Image.Exif()
+    sub = dict(ex.get_ifd(TAG_EXIF_IFD)) or block_tags(header.exif_ifd)
+    gps = bool(ex.get_ifd(TAG_GPS_IFD)) or bool(block_tags(header.gps_ifd))
+    return _from_exif(ex, sub, gps, header.upright, mtime)
+
+
+def _from_exif(ex: Image.Exif, sub: Any, gps: bool, size: tuple[int, int], mtime: float | None) -> Content:  # noqa: FBT001
     taken, subsec = _taken(sub, mtime)
-    return Content(
-        width=width,
-        height=height,
-        make=exif_text(ex.get(0x010F)),
-        model=exif_text(ex.get(0x0110)),
-        has_exif=len(ex) > 0,
-        has_gps=bool(ex.get_ifd(TAG_GPS_IFD)),
-        taken=taken,
-        subsec=subsec,
-    )
+    return Content(width=size[0], height=size[1], make=exif_text(ex.get(0x010F)),
+                   model=exif_text(ex.get(0x0110)), has_exif=len(ex) > 0 or bool(sub), has_gps=gps,
+                   taken=taken, subsec=subsec)  # fmt: skip
 
 
 def exif_text(value: Any) -> str | None:

@@ -31,19 +31,26 @@ _RAW_MAGIC: Final = (b"IIRO", b"IIRS", b"MMOR", b"IIU\x00", b"FUJIFILMCCD-RAW", 
 _TAG_DNG_VERSION: Final = 50706
 
 
+def raw_name(name: PurePath | str) -> bool:
+    """Whether a file's name says camera RAW (what its content is, only the content says)."""
+    return PurePath(name).suffix.lower().lstrip(".") in RAW_EXTENSIONS
+
+
 def is_camera_raw(head: bytes, name: PurePath | str) -> bool:
-    """Camera RAW by name or content: many RAW files are TIFF containers Pillow would happily open."""
-    if PurePath(name).suffix.lower().lstrip(".") in RAW_EXTENSIONS:
-        return True
+    """Camera RAW by content: its own magic, a DNG, or a TIFF container named as a RAW (NEF, ARW, PEF,
+    ... are plain TIFF at the start). Many RAW files are TIFF containers Pillow would happily open."""
     if head.startswith(_RAW_MAGIC) or head[8:11] == b"CR\x02" or head[4:12] == b"ftypcrx ":
         return True
+    if head[:2] in (b"II", b"MM") and head[6:10] == b"HEAP":  # Canon CRW (CIFF)
+        return True
     if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return _TAG_DNG_VERSION in ifd0_tags(head)
+        return raw_name(name) or _TAG_DNG_VERSION in ifd0_tags(head)
     return False
 
 
 def sniff(head: bytes, name: PurePath | str = "") -> str | None:
-    """Our format name for a file's first bytes (RAW first), by Pillow's own acceptance tests."""
+    """Our format name for a file's first bytes, by content: RAW first, then Pillow's own acceptance
+    tests; a file named as a RAW whose content nothing recognises is a RAW for LibRaw to judge."""
     if is_camera_raw(head, name):
         return RAW
     register_codecs()
@@ -52,4 +59,4 @@ def sniff(head: bytes, name: PurePath | str = "") -> str | None:
         entry = Image.OPEN.get(pil)
         if entry is not None and entry[1] is not None and entry[1](head):
             return name_of(pil)
-    return None
+    return RAW if raw_name(name) else None

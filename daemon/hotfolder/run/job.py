@@ -25,19 +25,24 @@ from PIL import Image
 from hotfolder.commit import atomic
 from hotfolder.commit.staged import Disposal, Outcome, StagedOutput
 from hotfolder.core import tempnames
+from hotfolder.core.formats import RAW
 from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Result, RetryReason
 from hotfolder.core.template import render_text
-from hotfolder.decide.facts import content_facts
+from hotfolder.decide.facts import content_facts, raw_facts
 from hotfolder.decide.header import identify
 from hotfolder.decide.inspect import examine
 from hotfolder.decide.job import Job
 from hotfolder.decide.match import Content, Facts, decide
 from hotfolder.decide.naming import SEQ_MARK, chain_key, output_path, template_values
+from hotfolder.decide.raw import RawHeader
+from hotfolder.decide.raw import inspect as inspect_raw
 from hotfolder.decide.read import open_regular, read_bounded, sniffed
+from hotfolder.decide.sniff import raw_name
 from hotfolder.errors import HotfolderError, InputError, NotRegularError, is_transient
 from hotfolder.render import stamp
 from hotfolder.render.decode import Source, decode
+from hotfolder.render.develop import Developed, develop
 from hotfolder.render.encode import encode
 from hotfolder.render.notes import Notes
 from hotfolder.render.policy import output_metadata
@@ -112,6 +117,9 @@ def _run(job: Job, work: _Work) -> Outcome:
         identity = FileIdentity.of(st)
         work.base = replace(work.base, identity=identity, bytes_in=st.st_size)
         fmt, by_content = sniffed(fd, job.relpath)
+        if fmt != RAW and raw_name(job.relpath):
+            said = f"named as camera RAW, but its content is {str(fmt).upper()}: handled as what it is"
+            work.notes.warn("file.misnamed", error=said)
         facts = Facts(relpath=job.relpath, watch=job.watch, size=st.st_size, format=fmt,
                       watch_path=str(job.watch_path) if job.watch_path else None)  # fmt: skip
         maybe = decide(job.rules, facts, partial=True).rules
@@ -135,20 +143,32 @@ def _run(job: Job, work: _Work) -> Outcome:
 
 def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: _Work) -> Outcome:
     base = replace(work.base, result=Result.STAGED)
-    with warnings.catch_warnings():
-        # Past max_image_pixels: decode() refuses it with the limit in the message.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    opened: Image.Image | None = None
+    header: RawHeader | None = None
+    unusable: InputError | None = None  # a broken RAW: quarantined only if a RAW rule takes it
+    if facts.format == RAW:
         try:
-            opened: Image.Image | None = identify(data, max_pixels=job.max_pixels)
-        except InputError:
-            opened = None  # decode() says why, when a rule wants the pixels
-    content = content_facts(data, st.st_mtime, opened)
-    if content is None:
-        opened = None  # it failed part way (a truncated file): decode() opens afresh and says why
+            header = inspect_raw(data, max_pixels=job.max_pixels)
+        except InputError as exc:
+            unusable = exc
+        content = raw_facts(header, st.st_mtime) if header is not None else None
+    else:
+        with warnings.catch_warnings():
+            # Past max_image_pixels: decode() refuses it with the limit in the message.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            try:
+                opened = identify(data, max_pixels=job.max_pixels)
+            except InputError:
+                opened = None  # decode() says why, when a rule wants the pixels
+        content = content_facts(data, st.st_mtime, opened)
+        if content is None:
+            opened = None  # it failed part way (a truncated file): decode() opens afresh and says why
     facts = replace(facts, content=content)
     chain = examine(data, job.relpath, job.rules, facts=facts).rules
     if not chain:
         return replace(base, result=Result.UNMATCHED)
+    if unusable is not None:
+        raise unusable
     digest = hashlib.sha256(data).hexdigest()
     key = chain_key(chain)
     base = work.base = replace(base, rule="+".join(r.name for r in chain), chain=key, sha256=digest)
@@ -162,21 +182,52 @@ def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: _Work)
         if disposal.policy == "move":
             disposal = _stage_move(job, disposal, data, digest, work)
         return replace(base, result=Result.DUPLICATE, disposal=disposal, twin=twin)
-    source = None
-    if any(o.format != "copy" for _, o, _, _ in names):
-        source = decode(data, max_pixels=job.max_pixels, edge=_largest_edge(chain), opened=opened)
-        base = work.base = replace(base, format=source.format, orientation=source.orientation)
-        for loss in source.losses:
-            work.notes.warn("auxiliary.dropped", error=loss)
-        for damage in source.damaged:
-            work.notes.warn("metadata.damaged", item=damage.split(" ", 1)[0], error=damage)
+    sources = _sources(job, data, (header, opened), chain=chain, names=names, work=work)
+    if header is not None:
+        base = work.base = replace(base, format=RAW, orientation=header.orientation)
+    elif isinstance(sources, Source):
+        base = work.base = replace(base, format=sources.format, orientation=sources.orientation)
     for index, name in enumerate(names):
         work.staged.append(
-            _stage_output(job, work, data=data, digest=digest, st=st, source=source, index=index, name=name)
+            _stage_output(
+                job,
+                work,
+                data=data,
+                digest=digest,
+                st=st,
+                source=_source_for(sources, name[1], work),
+                index=index,
+                name=name,
+            )
         )
     if disposal.policy == "move":
         disposal = _stage_move(job, disposal, data, digest, work)
     return replace(base, outputs=tuple(work.staged), disposal=disposal)
+
+
+def _sources(job: Job, data: bytes, parsed: tuple[RawHeader | None, Image.Image | None], *,
+             chain: tuple[Rule, ...], names: list[tuple[Rule, Output, Path, stamp.Stamped]],
+             work: _Work) -> Source | Developed | None:  # fmt: skip
+    """The decoded source every encoded output shares; for a RAW, its developed previews and renders.
+    `parsed`: the RAW's header, or the image already opened by identify()."""
+    outputs = [o for _, o, _, _ in names if o.format != "copy"]
+    if not outputs:
+        return None
+    header, opened = parsed
+    if header is not None:
+        return develop(data, header, outputs, max_pixels=job.max_pixels)
+    source = decode(data, max_pixels=job.max_pixels, edge=_largest_edge(chain), opened=opened)
+    for loss in source.losses:
+        work.notes.warn("auxiliary.dropped", error=loss)
+    for damage in source.damaged:
+        work.notes.warn("metadata.damaged", item=damage.split(" ", 1)[0], error=damage)
+    return source
+
+
+def _source_for(sources: Source | Developed | None, output: Output, work: _Work) -> Source | None:
+    if sources is None or output.format == "copy":
+        return None
+    return sources.source(output, work.notes) if isinstance(sources, Developed) else sources
 
 
 def _stage_output(job: Job, work: _Work, *, data: bytes, digest: str, st: os.stat_result,

@@ -29,6 +29,7 @@ _PR_SET_PDEATHSIG: Final = 1
 def _worker_init() -> None:
     # One libvips thread per worker: the pool already keeps every core busy.
     os.environ.setdefault("VIPS_CONCURRENCY", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # LibRaw's OpenMP, before rawpy is first imported
     # Ctrl-C reaches the whole process group; the daemon decides when workers stop, not the terminal.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # If the daemon dies (even kill -9), its workers die with it instead of writing on as orphans.

@@ -70,6 +70,8 @@ class Output:
     on_conflict: str = "skip_identical"
     counter_format: str = "-{n}"
     dpi: int | None = None  # set the print resolution instead of carrying the source's
+    raw: str = "auto"  # camera RAW inputs: "auto", "preview" or "render" (archival: always render)
+    raw_colour: str = "srgb"  # camera RAW renders: "srgb", "adobe" or "prophoto"
     # (field, template(s)): authorship written over the source's for those fields only
     stamp: tuple[tuple[str, Template | tuple[Template, ...]], ...] = ()
 
@@ -83,6 +85,10 @@ class Output:
 
 
 CONFLICT_POLICIES: Final = ("skip_identical", "skip", "overwrite", "counter")
+# What a camera RAW input becomes for this output: its embedded JPEG preview, a LibRaw render, or
+# (auto) the preview when it is large enough for a web output, a render otherwise.
+RAW_SOURCES: Final = ("auto", "preview", "render")
+RAW_COLOURS: Final = ("srgb", "adobe", "prophoto")  # the primaries a render is developed into
 
 
 def stamp(value: Any) -> tuple[tuple[str, Template | tuple[Template, ...]], ...]:
@@ -163,6 +169,8 @@ _KEYS: Final[Mapping[str, tuple[schema.Validator, frozenset[str] | None]]] = {
     "counter_format": (counter_format, _ALL),
     "dpi": (schema.int_range(1, 10_000), frozenset(ENCODED_FORMATS)),
     "stamp": (stamp, frozenset(ENCODED_FORMATS)),
+    "raw": (schema.choice(RAW_SOURCES), frozenset(ENCODED_FORMATS)),
+    "raw_colour": (schema.choice(RAW_COLOURS), frozenset(ENCODED_FORMATS)),
 }
 KNOWN_KEYS: Final = tuple(_KEYS)
 
@@ -225,6 +233,13 @@ def _cross_checks(values: Mapping[str, Any]) -> list[tuple[str, str]]:
         why = extension_problem(fmt, values["path"])
         if why is not None:
             found.append((why, "path"))
+    profile = values.get("profile", DEFAULT_PROFILE.get(fmt, "archival") if isinstance(fmt, str) else None)
+    if values.get("raw") == "preview" and profile == "archival":
+        why = (
+            "an archival output is always rendered from the raw data: the camera's preview as an archive "
+            'would lose the picture; use raw = "render" or "auto", or profile = "web"'
+        )
+        found.append((why, "raw"))
     level = values.get("compress_level")
     if level is not None and fmt in ("png", "tiff"):
         kind = "png" if fmt == "png" else values.get("compression", "deflate")

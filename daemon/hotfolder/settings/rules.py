@@ -264,9 +264,6 @@ def _parse_rule(
         if output is not None:
             outputs.append(output)
 
-    if "raw" in match_kwargs.get("formats", ()) and any(o.format != "copy" for o in outputs):
-        problem("camera RAW is never decoded: a rule matching 'raw' may only have format = 'copy' outputs",
-                "match.formats", where.line(i, "formats", section="rule.match"))  # fmt: skip
     if len(problems) > before:
         return None
     watch_line = where.line(i, "watch", section="rule.match")

@@ -1,0 +1,346 @@
+"""Camera RAW without decoding it: which container it is, where its EXIF lies, whether its raw data
+lies inside the file, and its sizes and preview as LibRaw parses them (no unpacking).
+
+A truncated RAW can keep an intact preview, and LibRaw renders some truncated files without an error
+(zeros or garbage where the data is missing), so the extent of the raw data is read from the
+container itself before anything is made from it; a RAW whose extent cannot be verified is refused.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from dataclasses import dataclass
+from typing import Any, Final
+
+from hotfolder.errors import InputError
+
+# TIFF tags that locate image data, in every IFD of a TIFF-based RAW (SubIFDs included).
+_STRIPS: Final = ((273, 279), (324, 325), (513, 514))  # strips, tiles, an embedded JPEG
+_SUB_IFDS: Final = 330
+_EXIF_IFD: Final = 34665
+_DNG_VERSION: Final = 50706
+_TYPE_SIZES: Final = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
+_MAX_IFDS: Final = 64
+# LibRaw's flip (0, 3, 5, 6) as the EXIF orientation that shows the stored pixels upright.
+_FLIP_TO_ORIENTATION: Final = {0: 1, 3: 3, 5: 8, 6: 6}
+# Containers LibRaw reads whose raw data hotfolder cannot locate yet: refused, never trusted.
+UNVERIFIED: Final = {"ciff": "Canon CRW (CIFF)", "x3f": "Sigma X3F", "unknown": "this RAW container"}
+
+
+@dataclass(frozen=True)
+class RawHeader:
+    """What a RAW says about itself before any raw data is unpacked."""
+
+    container: str  # tiff (NEF, CR2, ARW, DNG, PEF, ...), orf, rw2, cr3, raf, ciff, x3f, unknown
+    exif: bytes | None  # a TIFF block whose IFD0 holds the camera's tags (and Exif/GPS pointers)
+    exif_ifd: bytes | None  # CR3 keeps the Exif IFD in a block of its own (CMT2)
+    gps_ifd: bytes | None  # ... and the GPS IFD (CMT4)
+    xmp: bytes | None
+    orientation: int  # what turns the sensor's pixels (and the preview) upright
+    sensor: tuple[int, int]  # the developed size before orientation (LibRaw's width x height)
+    preview: tuple[int, int] | None  # the embedded JPEG preview's size as stored, if there is one
+
+    @property
+    def upright(self) -> tuple[int, int]:
+        """The developed picture's size once upright."""
+        w, h = self.sensor
+        return (h, w) if self.orientation in (5, 6, 7, 8) else (w, h)
+
+
+def container_of(head: bytes) -> str:
+    """Which RAW container the first bytes are (without trusting the name)."""
+    if head[4:12] == b"ftypcrx ":
+        return "cr3"
+    if head.startswith(b"FUJIFILMCCD-RAW"):
+        return "raf"
+    if head[:2] in (b"II", b"MM") and head[6:10] == b"HEAP":
+        return "ciff"
+    if head.startswith(b"FOVb"):
+        return "x3f"
+    if head[:4] in (b"IIRO", b"IIRS", b"MMOR"):
+        return "orf"
+    if head[:4] == b"IIU\x00":
+        return "rw2"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    return "unknown"
+
+
+def as_tiff(data: bytes, container: str) -> bytes:
+    """A TIFF-family RAW with the standard magic number (ORF and RW2 use their own), for TIFF readers."""
+    if container in ("orf", "rw2"):
+        magic = b"*\x00" if data[:2] == b"II" else b"\x00*"
+        return data[:2] + magic + data[4:]
+    return data
+
+
+def inspect(data: bytes, *, max_pixels: int) -> RawHeader:
+    """The header of a RAW, or InputError saying why it cannot be used (truncated, unsupported)."""
+    container = container_of(data[:16])
+    exif, exif_ifd, gps_ifd = _exif_blocks(data, container)
+    problem = _extent_problem(data, container)
+    if problem is not None:
+        raise InputError(problem)
+    sizes, flip, preview = _libraw_header(data, container)
+    width, height = sizes
+    if width * height > max_pixels:
+        raise InputError(
+            f"{width}x{height} = {width * height:,} pixels exceeds max_image_pixels ({max_pixels:,}); "
+            "raise max_image_pixels in the config to accept it"
+        )
+    return RawHeader(container=container, exif=exif, exif_ifd=exif_ifd, gps_ifd=gps_ifd,
+                     xmp=_xmp(data), orientation=_FLIP_TO_ORIENTATION.get(flip, 1), sensor=sizes,
+                     preview=preview)  # fmt: skip
+
+
+def _libraw_header(data: bytes, container: str) -> tuple[tuple[int, int], int, tuple[int, int] | None]:
+    """LibRaw's parse of the header: developed size, flip, and the preview's stored size."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # before LibRaw loads: the pool keeps the cores busy
+    import rawpy  # noqa: PLC0415 - only workers (and explain) parse RAW
+
+    raw = rawpy.RawPy()
+    try:
+        try:
+            raw.open_buffer(io.BytesIO(data))
+        except rawpy.LibRawError as exc:
+            name = UNVERIFIED.get(container, container.upper())
+            raise InputError(
+                f"LibRaw cannot read this {name}: {_said(exc)} (unsupported or damaged)"
+            ) from None
+        sizes = (int(raw.sizes.width), int(raw.sizes.height))
+        flip = int(raw.sizes.flip)
+        try:
+            thumb = raw.extract_thumb()
+        except rawpy.LibRawError:
+            return sizes, flip, None
+        preview = None
+        if thumb.format == rawpy.ThumbFormat.JPEG:
+            preview = _jpeg_size(bytes(thumb.data))
+        return sizes, flip, preview
+    finally:
+        raw.close()
+
+
+def preview_jpeg(data: bytes) -> bytes | None:
+    """The camera's embedded JPEG preview, as stored (not turned), or None."""
+    import rawpy  # noqa: PLC0415
+
+    raw = rawpy.RawPy()
+    try:
+        raw.open_buffer(io.BytesIO(data))
+        thumb = raw.extract_thumb()
+    except rawpy.LibRawError:
+        return None
+    finally:
+        raw.close()
+    return bytes(thumb.data) if thumb.format == rawpy.ThumbFormat.JPEG else None
+
+
+def _said(exc: BaseException) -> str:
+    text = exc.args[0] if exc.args else exc
+    return text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+
+
+def _jpeg_size(jpeg: bytes) -> tuple[int, int] | None:
+    pos = 2
+    while pos + 9 < len(jpeg):
+        if jpeg[pos] != 0xFF:
+            return None
+        marker = jpeg[pos + 1]
+        length = struct.unpack_from(">H", jpeg, pos + 2)[0]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack_from(">HH", jpeg, pos + 5)
+            return int(width), int(height)
+        pos += 2 + length
+    return None
+
+
+# Where the raw data lies ------------------------------------------------------------------------
+
+
+def _extent_problem(data: bytes, container: str) -> str | None:
+    """Why the raw data does not (verifiably) lie inside the file, or None when it does."""
+    if container in ("tiff", "orf", "rw2"):
+        return _tiff_extent(as_tiff(data, container))
+    if container == "cr3":
+        return _bmff_extent(data)
+    if container == "raf":
+        return _raf_extent(data)
+    return (
+        f"{UNVERIFIED[container]}: where its raw data lies cannot be verified, so it is refused, not trusted"
+    )
+
+
+def _tiff_extent(tiff: bytes) -> str | None:
+    try:
+        reader = _TiffReader(tiff)
+        spans = reader.data_spans()
+    except (struct.error, ValueError) as exc:
+        return f"its TIFF structure is damaged ({exc}): the raw data cannot be located"
+    if not spans:
+        return "no image data is described in this RAW: nothing to develop"
+    end = max(offset + length for offset, length in spans)
+    if end > len(tiff):
+        return (f"truncated: its image data runs to byte {end:,} but the file has {len(tiff):,} bytes "
+                "(an intact preview does not make a complete RAW)")  # fmt: skip
+    return None
+
+
+def _boxes(data: bytes, pos: int, end: int) -> list[tuple[bytes, int, int]]:
+    """(type, start, end) of ISO-BMFF boxes between pos and end (end may lie past the data)."""
+    found = []
+    while pos + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        header = 8
+        if size == 1:
+            if pos + 16 > len(data):
+                break
+            size, header = struct.unpack_from(">Q", data, pos + 8)[0], 16
+        elif size == 0:
+            size = len(data) - pos
+        if size < header:
+            break
+        found.append((kind, pos + header, pos + size))
+        pos += size
+    return found
+
+
+def _bmff_extent(data: bytes) -> str | None:
+    boxes = _boxes(data, 0, len(data))
+    media = [b for b in boxes if b[0] == b"mdat"]
+    if not media:
+        return "this CR3 holds no image data (no mdat box): nothing to develop"
+    end = max(e for _, _, e in boxes)
+    if end > len(data):
+        return f"truncated: its boxes run to byte {end:,} but the file has {len(data):,} bytes"
+    return None
+
+
+def _raf_extent(data: bytes) -> str | None:
+    if len(data) < 108:
+        return "truncated: the RAF header is incomplete"
+    jpeg_at, jpeg_len, _meta_at, _meta_len, cfa_at, cfa_len = struct.unpack_from(">6I", data, 84)
+    end = max(jpeg_at + jpeg_len, cfa_at + cfa_len)
+    if cfa_len == 0:
+        return "this RAF holds no raw data: nothing to develop"
+    if end > len(data):
+        return f"truncated: its raw data runs to byte {end:,} but the file has {len(data):,} bytes"
+    return None
+
+
+# EXIF blocks --------------------------------------------------------------------------------------
+
+
+def _exif_blocks(data: bytes, container: str) -> tuple[bytes | None, bytes | None, bytes | None]:
+    """(IFD0, separate Exif IFD, separate GPS IFD) as TIFF blocks, as the container keeps them."""
+    if container in ("tiff", "orf", "rw2"):
+        return as_tiff(data, container), None, None
+    if container == "cr3":
+        return _cr3_blocks(data)
+    if container == "raf" and len(data) >= 92:
+        jpeg_at, jpeg_len = struct.unpack_from(">2I", data, 84)
+        return _app1_exif(data[jpeg_at : jpeg_at + jpeg_len]), None, None
+    return None, None, None
+
+
+def _cr3_blocks(data: bytes) -> tuple[bytes | None, bytes | None, bytes | None]:
+    blocks: dict[bytes, bytes] = {}
+    for kind, start, end in _boxes(data, 0, len(data)):
+        if kind != b"moov":
+            continue
+        for inner, s, e in _boxes(data, start, min(end, len(data))):
+            if inner == b"uuid":  # Canon's metadata box: a 16-byte UUID, then CMT1..CMT4, THMB, ...
+                for cmt, cs, ce in _boxes(data, s + 16, min(e, len(data))):
+                    if cmt in (b"CMT1", b"CMT2", b"CMT4"):
+                        blocks[cmt] = data[cs:ce]
+    return blocks.get(b"CMT1"), blocks.get(b"CMT2"), blocks.get(b"CMT4")
+
+
+def _app1_exif(jpeg: bytes) -> bytes | None:
+    pos = 2
+    while pos + 4 <= len(jpeg) and jpeg[pos] == 0xFF:
+        marker, length = jpeg[pos + 1], struct.unpack_from(">H", jpeg, pos + 2)[0]
+        if marker == 0xE1 and jpeg[pos + 4 : pos + 10] == b"Exif\x00\x00":
+            return jpeg[pos + 10 : pos + 2 + length]
+        if marker == 0xDA:
+            break
+        pos += 2 + length
+    return None
+
+
+def _xmp(data: bytes) -> bytes | None:
+    """An XMP packet embedded anywhere in the RAW (TIFF tag 700, CR3's XMP uuid box, ...)."""
+    start = data.find(b"<x:xmpmeta")
+    if start < 0:
+        return None
+    end = data.find(b"</x:xmpmeta>", start)
+    return data[start : end + len(b"</x:xmpmeta>")] if end > 0 else None
+
+
+class _TiffReader:
+    """Just enough of TIFF to list where image data lies: IFD chains, SubIFDs, offsets and counts."""
+
+    def __init__(self, tiff: bytes) -> None:
+        self.data = tiff
+        self.endian = "<" if tiff[:2] == b"II" else ">"
+        if tiff[:2] not in (b"II", b"MM"):
+            raise ValueError("no TIFF byte order")
+
+    def _u(self, fmt: str, at: int) -> int:
+        return int(struct.unpack_from(self.endian + fmt, self.data, at)[0])
+
+    def _values(self, entry: int) -> list[int]:
+        kind, count = self._u("H", entry + 2), self._u("I", entry + 4)
+        size = _TYPE_SIZES.get(kind, 1)
+        if kind not in (3, 4, 13) or count > 1 << 20:
+            return []
+        at = entry + 8 if size * count <= 4 else self._u("I", entry + 8)
+        fmt = "H" if kind == 3 else "I"
+        return [self._u(fmt, at + size * i) for i in range(count)]
+
+    def _entries(self, ifd: int) -> dict[int, int]:
+        count = self._u("H", ifd)
+        if count > 4000:
+            raise ValueError(f"implausible IFD entry count {count}")
+        return {self._u("H", ifd + 2 + 12 * k): ifd + 2 + 12 * k for k in range(count)}
+
+    def data_spans(self) -> list[tuple[int, int]]:
+        """(offset, length) of every strip, tile and embedded JPEG in every IFD reachable from IFD0."""
+        spans: list[tuple[int, int]] = []
+        todo, seen = [self._u("I", 4)], set[int]()
+        while todo and len(seen) < _MAX_IFDS:
+            ifd = todo.pop()
+            if ifd == 0 or ifd in seen or ifd >= len(self.data):
+                continue
+            seen.add(ifd)
+            entries = self._entries(ifd)
+            for offsets_tag, counts_tag in _STRIPS:
+                if offsets_tag in entries and counts_tag in entries:
+                    offsets, counts = self._values(entries[offsets_tag]), self._values(entries[counts_tag])
+                    spans += [(o, c) for o, c in zip(offsets, counts, strict=False) if c]
+            if _SUB_IFDS in entries:
+                todo += self._values(entries[_SUB_IFDS])
+            todo.append(self._u("I", ifd + 2 + 12 * len(entries)))
+        return spans
+
+
+def block_tags(block: bytes | None) -> dict[int, Any]:
+    """The tags of a TIFF block whose IFD0 is itself an Exif or GPS IFD (CR3's CMT2, CMT4)."""
+    if not block:
+        return {}
+    from PIL import Image  # noqa: PLC0415 - Pillow parses the IFD; this module stays importable without it
+
+    ex = Image.Exif()
+    try:
+        ex.load(block)
+    except (SyntaxError, ValueError, struct.error):
+        return {}
+    return dict(ex.items())
+
+
+def describe(header: RawHeader) -> dict[str, Any]:
+    """The RAW's facts as `explain` shows them."""
+    return {"container": header.container, "sensor": header.sensor, "orientation": header.orientation,
+            "preview": header.preview}  # fmt: skip
