@@ -31,7 +31,8 @@ def test_check_accepts_the_default(tmp_path: Path) -> None:
     """`check` on the embedded default exits 0 and summarises it."""
     result = run_cli("check", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "rule 'default'" in result.stdout and "ok: 1 rule(s), 2 output(s)" in result.stdout
+    assert "rule 'default'" in result.stdout and "rule 'camera-raw'" in result.stdout
+    assert "ok: 2 rule(s), 3 output(s)" in result.stdout
 
 
 def test_explain_names_rule_and_outputs(tmp_path: Path) -> None:

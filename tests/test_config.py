@@ -26,7 +26,7 @@ def test_embedded_default_resolves_against_cwd(tmp_path: Path) -> None:
     assert (config.output_root, config.state_dir, config.quarantine) == (
         tmp_path / "outbox", tmp_path / ".hotfolder", tmp_path / "quarantine",
     )  # fmt: skip
-    assert [r.name for r in config.rules] == ["default"]
+    assert [r.name for r in config.rules] == ["default", "camera-raw"]
     assert config.workers >= 1
 
 

@@ -108,9 +108,14 @@ def test_every_codec_runs_under_memory_deny_write_execute(tmp_path: Path) -> Non
     # Shrinking (libvips, Pillow for alpha) and 16-bit resizing run under MDWE too.
     outputs += '[[rule.output]]\nformat = "jpeg"\nmax_edge = 60\npath = "small/{stem}.jpg"\n'
     outputs += '[[rule.output]]\nformat = "png"\nmax_edge = 60\npath = "smallpng/{stem}.png"\n'
-    write_config(tmp_path, '[[rule]]\nname = "all"\n' + outputs)
+    # LibRaw too: a render (the synthetic DNG has no preview) and a preview (the 6D's, asked for).
+    raw_rule = ('[[rule]]\nname = "raw"\n[rule.match]\nformats = ["raw"]\n[[rule.output]]\nformat = "tiff"\n'
+                'path = "raw/{stem}.tif"\n[[rule.output]]\nformat = "jpeg"\nraw = "preview"\n'
+                'path = "rawweb/{stem}.jpg"\n')  # fmt: skip
+    write_config(tmp_path, '[[rule]]\nname = "all"\n' + outputs + raw_rule)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
+    shutil.copy(ROOT.parent / "shared" / "camera" / "canon_eos_6d.dng", inbox / "canon_eos_6d.dng")
     names = ["canon_eos_7d.jpg", "pug.heic", "example.avif", "monkey16.png", "rgba_16_128x128.png",
              "alpha_lossless_1.webp", "pil_sample_cmyk.jpg", "issue_151.tif", "hopper.bmp"]  # fmt: skip
     for name in names:
@@ -119,6 +124,9 @@ def test_every_codec_runs_under_memory_deny_write_execute(tmp_path: Path) -> Non
     result = subprocess.run([sys.executable, "-c", MDWE_LAUNCH, "process", "inbox"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
-    assert "done 9" in result.stderr
+    assert "done 10" in result.stderr
     for folder in ("png", "tiff", "jpeg", "webp", "avif", "heif", "heifl", "small", "smallpng"):
         assert len(list((tmp_path / "outbox" / folder).iterdir())) == len(names), folder
+    assert (tmp_path / "outbox/raw/canon_eos_6d.tif").exists() and (
+        tmp_path / "outbox/rawweb/canon_eos_6d.jpg"
+    ).exists()

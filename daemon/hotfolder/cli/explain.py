@@ -12,6 +12,7 @@ from hotfolder.decide.job import Job
 from hotfolder.decide.naming import output_path, template_values
 from hotfolder.errors import EXIT_USAGE, HotfolderError, NotRegularError
 from hotfolder.settings.config import Config
+from hotfolder.settings.outputs import Output
 
 
 def explain(config: Config, file: Path) -> int:
@@ -40,6 +41,11 @@ def explain(config: Config, file: Path) -> int:
     if c is not None:
         print(f"seen: {facts.size} bytes, {c.width}x{c.height}, camera {camera(c.make, c.model)!r}, "
               f"taken {c.taken}, exif {c.has_exif}, gps {c.has_gps}")  # fmt: skip
+    if seen.raw is not None:
+        h = seen.raw
+        preview = f"{h.preview[0]}x{h.preview[1]}" if h.preview else "none"
+        print(f"camera RAW ({h.container}): sensor {h.sensor[0]}x{h.sensor[1]}, orientation {h.orientation}, "
+              f"embedded preview {preview}")  # fmt: skip
     for verdict in decision.verdicts:
         print(f"  rule {verdict.rule!r}: {'MATCH' if verdict.matched else 'no'} - {verdict.reason}")
     if not decision.rules:
@@ -70,6 +76,9 @@ def _print_plan(config: Config, seen: Inspection, file: Path, relpath: str, watc
             print(
                 f"  {output.format} ({output.profile if output.format != 'copy' else 'unchanged'}): {target}"
             )
+            if seen.raw is not None and output.format != "copy":
+                kind, why = _raw_source(seen, output)
+                print(f"    from the RAW's {kind}: {why}")
     mover = next((r for r in decision.rules if r.original != "keep"), None)
     if mover is None:
         print("the original stays where it is")
@@ -81,3 +90,14 @@ def _print_plan(config: Config, seen: Inspection, file: Path, relpath: str, watc
         values["seq"] = "<next>"
         dest = output_path(mover.original_path, config.output_root, values)
         print(f"the original moves to {dest} once every output is written and verified")
+
+
+def _raw_source(seen: Inspection, output: Output) -> tuple[str, str]:
+    from hotfolder.render.develop import choose  # noqa: PLC0415 - only a RAW needs the develop stage
+
+    assert seen.raw is not None
+    try:
+        kind, why = choose(seen.raw, output)
+    except HotfolderError as exc:
+        return "nothing", f"the file would be quarantined: {exc}"
+    return ("embedded preview" if kind == "preview" else "LibRaw render"), why

@@ -6,10 +6,12 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from hotfolder.core.formats import HEAD_BYTES, claimed_format
-from hotfolder.decide.facts import content_facts
+from hotfolder.core.formats import HEAD_BYTES, RAW, claimed_format
+from hotfolder.decide.facts import content_facts, raw_facts
 from hotfolder.decide.header import identify
 from hotfolder.decide.match import Decision, Facts, decide
+from hotfolder.decide.raw import RawHeader
+from hotfolder.decide.raw import inspect as inspect_raw
 from hotfolder.decide.read import open_regular, read_bounded, sniffed
 from hotfolder.decide.sniff import sniff
 from hotfolder.errors import InputError
@@ -25,7 +27,8 @@ def examine(data: bytes, relpath: str, rules: tuple[Rule, ...], *, facts: Facts 
     """
     base = facts or Facts(relpath=relpath, size=len(data))
     fmt = sniff(data[:HEAD_BYTES], relpath) or claimed_format(relpath)
-    content = base.content or (content_facts(data, mtime) if fmt else None)
+    # A RAW's facts come from its own header (decide/raw.py), never from Pillow reading it as a TIFF.
+    content = base.content or (content_facts(data, mtime) if fmt and fmt != RAW else None)
     return decide(rules, replace(base, relpath=relpath, format=fmt, content=content))
 
 
@@ -37,6 +40,7 @@ class Inspection:
     decision: Decision
     data: bytes | None = None  # None: refused before it was read (the reason is in `refusal`)
     refusal: str | None = None
+    raw: RawHeader | None = None  # a camera RAW's header
 
 
 def inspect_file(path: Path, relpath: str, rules: tuple[Rule, ...], *, max_pixels: int,
@@ -57,6 +61,13 @@ def inspect_file(path: Path, relpath: str, rules: tuple[Rule, ...], *, max_pixel
             return Inspection(facts, decide(rules, facts, partial=True), refusal=str(exc))
     finally:
         os.close(fd)
+    if fmt == RAW:
+        try:
+            header = inspect_raw(data, max_pixels=max_pixels)
+        except InputError as exc:
+            return Inspection(facts, decide(rules, facts, partial=True), data=data, refusal=str(exc))
+        facts = replace(facts, content=raw_facts(header, st.st_mtime))
+        return Inspection(facts, examine(data, relpath, rules, facts=facts), data=data, raw=header)
     try:
         opened = identify(data, max_pixels=max_pixels)  # the config's limit, as `run` applies it
     except InputError as exc:

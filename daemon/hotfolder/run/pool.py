@@ -17,10 +17,10 @@ from typing import Any, Final
 
 from hotfolder.commit.cleanup import remove_job_temps
 from hotfolder.commit.staged import Outcome
-from hotfolder.core.formats import HEAVY_FORMATS
+from hotfolder.core.formats import HEAVY_FORMATS, RAW
 from hotfolder.core.status import Result, RetryReason
 from hotfolder.decide.job import Job
-from hotfolder.decide.sniff import register_codecs
+from hotfolder.decide.sniff import raw_name, register_codecs
 from hotfolder.run.job import run_job
 
 _PR_SET_PDEATHSIG: Final = 1
@@ -95,7 +95,9 @@ class Pool:
 
     def add(self, job: Job) -> None:
         """Queue a job; it starts as soon as there is room (`start`)."""
-        heavy = any(o.format in HEAVY_FORMATS for r in job.rules for o in r.outputs)
+        # A RAW render is seconds of a core, like an x265 encode: it takes the heavy lane too.
+        raw = raw_name(job.relpath) and any(RAW in r.match.formats for r in job.rules)
+        heavy = raw or any(o.format in HEAVY_FORMATS for r in job.rules for o in r.outputs)
         self.queued.append(_Pending(job, heavy))
 
     def start(self, prepare: Callable[[Job], Job]) -> None:

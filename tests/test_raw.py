@@ -1,0 +1,233 @@
+"""Camera RAW: real camera files from ../shared/camera, synthetic DNGs written here (a real photo's
+pixels as a Bayer mosaic, with orientation variants), the real pipeline through `hotfolder process`,
+exiftool as the judge of what EXIF the outputs carry."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, exiftool, run_cli, write_config
+from synthdng import write_dng
+
+CAMERA = ROOT.parent / "shared" / "camera"
+PHOTO = sorted((ROOT.parent / "shared" / "photos").glob("*.jpg"))[0]
+RAW_RULE = (
+    '[[rule]]\nname = "raw"\n[rule.match]\nformats = ["raw"]\n'
+    '[[rule.output]]\nformat = "jpeg"\nmax_edge = 2048\npath = "web/{stem}.jpg"\n'
+    '[[rule.output]]\nformat = "tiff"\npath = "archive/{stem}.tif"\n'
+)
+
+
+def process(tmp_path: Path, rules: str, *files: Path, extra: str = "") -> dict[str, dict[str, object]]:
+    """Run `hotfolder process` over the files put in inbox/; the last event per input, by file name."""
+    write_config(tmp_path, rules, extra=extra)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir(exist_ok=True)
+    for f in files:
+        shutil.copy(f, inbox / f.name)
+    done = run_cli("process", "--log-format", "json", "inbox", cwd=tmp_path)
+    assert done.returncode in (0, 1), done.stderr
+    events: dict[str, dict[str, object]] = {}
+    for line in done.stdout.splitlines():
+        event = json.loads(line)
+        if event["event"] in ("job.done", "job.quarantined", "file.unmatched", "file.misnamed"):
+            events.setdefault(Path(str(event["src"])).name, {})[str(event["event"])] = event
+    return events
+
+
+def synthetic(tmp_path: Path, name: str, orientation: int = 1, size: tuple[int, int] = (600, 400)) -> Path:
+    return write_dng(tmp_path / name, PHOTO, orientation=orientation, size=size)
+
+
+def test_every_camera_file_ends_as_the_readme_says(tmp_path: Path) -> None:
+    """Two complete DNGs are developed, with their camera's EXIF; the pruned CR3, the truncated NEF
+    (whose 6000x4000 preview is intact) and the CRW without image data are quarantined, each with why."""
+    names = ["colorchart.dng", "canon_eos_6d.dng", "canon_r6_pruned.cr3", "d7100_truncated.nef",
+             "powershot_s40_header.crw"]  # fmt: skip
+    events = process(tmp_path, RAW_RULE, *(CAMERA / n for n in names))
+    for name, model in (("colorchart", "Canon EOS Kiss X4"), ("canon_eos_6d", "Canon EOS 6D")):
+        assert "job.done" in events[f"{name}.dng"], events[f"{name}.dng"]
+        web, tif = tmp_path / "outbox/web" / f"{name}.jpg", tmp_path / "outbox/archive" / f"{name}.tif"
+        for out in (web, tif):
+            tags = exiftool(out)
+            assert tags["EXIF:IFD0:Make"] == "Canon" and tags["EXIF:IFD0:Model"] == model
+            assert tags["EXIF:IFD0:Orientation"] == 1
+            for storage in ("EXIF:IFD0:StripOffsets", "EXIF:IFD0:DNGVersion", "EXIF:IFD0:CFAPattern2"):
+                assert storage not in tags or (out.suffix == ".tif" and storage == "EXIF:IFD0:StripOffsets")
+        assert exiftool(tif)["EXIF:IFD0:BitsPerSample"] == "16 16 16"
+        assert (tmp_path / "inbox" / f"{name}.dng").exists(), "the RAW itself is kept"
+    reasons = {
+        "canon_r6_pruned.cr3": "no image data",
+        "d7100_truncated.nef": "truncated: its image data runs to byte 28,842,901",
+        "powershot_s40_header.crw": "cannot be verified",
+    }
+    for name, why in reasons.items():
+        note = json.loads((tmp_path / "quarantine" / f"{name}.json").read_text())
+        assert why in note["error"], note
+        assert not list((tmp_path / "outbox").rglob(f"{Path(name).stem}.*")), "no output from half a RAW"
+
+
+@pytest.mark.parametrize(("orientation", "size"), [(1, (600, 400)), (6, (400, 600)), (8, (400, 600))])
+def test_a_synthetic_dng_comes_out_upright_with_its_exif(
+    tmp_path: Path, orientation: int, size: tuple[int, int]
+) -> None:
+    """The mosaic of a real photo, stored with Orientation 1, 6 or 8: every output is upright, the
+    right size, close to the photo turned the same way, Orientation 1, and carries the camera's EXIF."""
+    dng = synthetic(tmp_path, f"o{orientation}.dng", orientation)
+    process(tmp_path, RAW_RULE.replace('format = "tiff"', 'format = "png"').replace(".tif", ".png"), dng)
+    turn = {1: None, 6: Image.Transpose.ROTATE_270, 8: Image.Transpose.ROTATE_90}[orientation]
+    with Image.open(PHOTO) as photo:
+        ref = photo.convert("RGB").resize((600, 400), Image.Resampling.BILINEAR)
+    ref = ref.transpose(turn) if turn is not None else ref
+    for out in (
+        tmp_path / "outbox/web" / f"o{orientation}.jpg",
+        tmp_path / "outbox/archive" / f"o{orientation}.png",
+    ):
+        with Image.open(out) as im:
+            assert im.size == size
+            got = np.asarray(im.convert("RGB")).astype(int)
+        assert np.abs(got - np.asarray(ref).astype(int)).mean() < 6, f"{out.name} is not the photo, upright"
+        tags = exiftool(out)
+        assert tags["EXIF:IFD0:Orientation"] == 1 and tags["EXIF:IFD0:Make"] == "Hotfolder"
+        assert tags["EXIF:ExifIFD:DateTimeOriginal"] == "2024:05:17 14:03:22"
+        assert str(tags["EXIF:ExifIFD:SubSecTimeOriginal"]) == "42"
+        assert tags["EXIF:ExifIFD:OffsetTimeOriginal"] == "+02:00"
+        assert tags["EXIF:ExifIFD:LensModel"] == "Synthetic 35mm F1.4"
+        assert tags["EXIF:ExifIFD:SerialNumber"] == "SN-0042"
+        assert tags["EXIF:ExifIFD:FNumber"] == 5.6 and tags["EXIF:ExifIFD:ISO"] == 200
+        assert (tags["EXIF:ExifIFD:ExifImageWidth"], tags["EXIF:ExifIFD:ExifImageHeight"]) == size
+    with Image.open(tmp_path / "outbox/archive" / f"o{orientation}.png") as png:
+        assert png.mode == "RGB" and exiftool(png.filename)["PNG:BitDepth"] == 16  # type: ignore[arg-type]
+
+
+def test_rendering_the_same_raw_twice_gives_identical_bytes(tmp_path: Path) -> None:
+    """Camera white balance, no auto-brightening, one thread: equal inputs, equal outputs."""
+    first = synthetic(tmp_path, "a.dng", 6)
+    second = tmp_path / "b.dng"
+    shutil.copy(first, second)
+    (tmp_path / "b.dng").write_bytes(first.read_bytes() + b"\0")  # other bytes, the same picture
+    process(tmp_path, RAW_RULE, first, second)
+    for sub, ext in (("web", "jpg"), ("archive", "tif")):
+        a, b = (tmp_path / "outbox" / sub / f"{n}.{ext}" for n in ("a", "b"))
+        assert a.read_bytes() == b.read_bytes(), f"{sub}: two renders of one RAW differ"
+
+
+def _with_orientation(src: Path, dst: Path, orientation: int) -> Path:
+    """A copy of a little-endian TIFF-based RAW with IFD0's Orientation patched (a RAW header field)."""
+    data = bytearray(src.read_bytes())
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for k in range(struct.unpack_from("<H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * k
+        if struct.unpack_from("<H", data, entry)[0] == 0x0112:
+            struct.pack_into("<H", data, entry + 8, orientation)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def test_preview_or_render_per_output_and_the_preview_turned_once(tmp_path: Path) -> None:
+    """canon_eos_6d.dng (1224x816, preview 1024x683), its Orientation patched to 6: a 1000 px web
+    output uses the preview (auto), a full-size one renders; both come out portrait, neither turned twice."""
+    dng = _with_orientation(CAMERA / "canon_eos_6d.dng", tmp_path / "turned.dng", 6)
+    rules = (
+        '[[rule]]\nname = "raw"\n[rule.match]\nformats = ["raw"]\n'
+        '[[rule.output]]\nformat = "jpeg"\nmax_edge = 1000\npath = "small/{stem}.jpg"\n'
+        '[[rule.output]]\nformat = "jpeg"\npath = "full/{stem}.jpg"\n'
+        '[[rule.output]]\nformat = "webp"\nraw = "render"\nmax_edge = 1000\npath = "rendered/{stem}.webp"\n'
+    )
+    explained = (write_config(tmp_path, rules), run_cli("explain", str(dng), cwd=tmp_path))[1]
+    assert "from the RAW's embedded preview: the camera's preview (1024 px) is as large" in explained.stdout
+    assert "from the RAW's LibRaw render: the camera's preview (1024 px) is smaller" in explained.stdout
+    assert 'from the RAW\'s LibRaw render: raw = "render"' in explained.stdout
+    process(tmp_path, rules, dng)
+    sizes = {}
+    for folder, ext in (("small", "jpg"), ("full", "jpg"), ("rendered", "webp")):
+        with Image.open(tmp_path / "outbox" / folder / f"turned.{ext}") as im:
+            sizes[folder] = im.size
+    assert sizes == {"small": (667, 1000), "full": (816, 1224), "rendered": (667, 1000)}
+    with (
+        Image.open(tmp_path / "outbox/small/turned.jpg") as a,
+        Image.open(tmp_path / "outbox/rendered/turned.webp") as b,
+    ):
+        diff = np.abs(np.asarray(a.convert("L")).astype(int) - np.asarray(b.convert("L")).astype(int)).mean()
+    assert diff < 40, "the preview and the render show the same picture the same way up"
+
+
+def test_raw_colour_is_said_by_the_profile_and_web_outputs_end_in_srgb(tmp_path: Path) -> None:
+    rules = (
+        '[[rule]]\nname = "raw"\n[rule.match]\nformats = ["raw"]\n'
+        '[[rule.output]]\nformat = "tiff"\nraw_colour = "adobe"\npath = "adobe/{stem}.tif"\n'
+        '[[rule.output]]\nformat = "png"\nraw_colour = "prophoto"\npath = "pro/{stem}.png"\n'
+        '[[rule.output]]\nformat = "jpeg"\nraw = "render"\nraw_colour = "adobe"\npath = "web/{stem}.jpg"\n'
+    )
+    process(tmp_path, rules, synthetic(tmp_path, "c.dng"))
+    described = {
+        name: str(exiftool(tmp_path / "outbox" / name).get("ICC_Profile:ProfileDescription"))
+        for name in ("adobe/c.tif", "pro/c.png", "web/c.jpg")
+    }
+    assert "Adobe RGB (1998)" in described["adobe/c.tif"] and "ProPhoto" in described["pro/c.png"]
+    assert "sRGB" in described["web/c.jpg"], "a web output with icc = srgb ends in sRGB"
+
+
+def test_rules_that_do_not_name_raw_never_take_it(tmp_path: Path) -> None:
+    """A rule that deletes what it takes, without formats = ["raw"]: the RAW is not touched."""
+    rules = (
+        '[[rule]]\nname = "all"\noriginal = "delete"\n[[rule.output]]\nformat = "png"\npath = "{stem}.png"\n'
+    )
+    events = process(tmp_path, rules, synthetic(tmp_path, "keep.dng"))
+    assert "file.unmatched" in events["keep.dng"] and (tmp_path / "inbox/keep.dng").exists()
+
+
+def test_a_nef_that_is_really_a_jpeg_is_a_jpeg(tmp_path: Path) -> None:
+    rules = RAW_RULE + '[[rule]]\nname = "jpeg"\n[[rule.output]]\nformat = "png"\npath = "jpeg/{stem}.png"\n'
+    fake = tmp_path / "DSC_0001.NEF"
+    shutil.copy(ROOT.parent / "shared" / "corpus" / "pentax_k10d.jpg", fake)
+    events = process(tmp_path, rules, fake)
+    assert "named as camera RAW, but its content is JPEG" in str(
+        events["DSC_0001.NEF"]["file.misnamed"]["error"]
+    )
+    assert "job.done" in events["DSC_0001.NEF"] and (tmp_path / "outbox/jpeg/DSC_0001.png").exists()
+    assert not (tmp_path / "outbox/web").exists(), "the RAW rule did not take a JPEG"
+
+
+def test_a_file_named_raw_that_libraw_cannot_read_is_a_broken_raw(tmp_path: Path) -> None:
+    junk = tmp_path / "IMG_0001.CR2"
+    junk.write_bytes(b"\x01\x02" * 5000)
+    events = process(tmp_path, RAW_RULE, junk)
+    assert "job.quarantined" in events["IMG_0001.CR2"]
+    note = json.loads((tmp_path / "quarantine/IMG_0001.CR2.json").read_text())
+    assert "RAW" in note["error"] or "raw" in note["error"]
+
+
+def test_max_image_pixels_is_checked_from_the_raw_header(tmp_path: Path) -> None:
+    events = process(tmp_path, RAW_RULE, synthetic(tmp_path, "big.dng"), extra="max_image_pixels = 100000\n")
+    assert "job.quarantined" in events["big.dng"]
+    note = json.loads((tmp_path / "quarantine/big.dng.json").read_text())
+    assert "600x400 = 240,000 pixels exceeds max_image_pixels (100,000)" in note["error"]
+
+
+def test_a_preview_as_an_archive_is_a_load_error(tmp_path: Path) -> None:
+    write_config(tmp_path, RAW_RULE.replace('format = "tiff"', 'format = "tiff"\nraw = "preview"'))
+    checked = run_cli("check", cwd=tmp_path)
+    assert checked.returncode == 2 and "output.raw" in checked.stderr and "archival" in checked.stderr
+
+
+def test_the_default_rules_give_a_raw_an_upright_web_jpeg_and_keep_it(tmp_path: Path) -> None:
+    """No hotfolder.toml: the embedded default (what `make run` uses)."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    dng = synthetic(inbox, "IMG_0042.DNG", 6)
+    before = dng.read_bytes()
+    done = run_cli("process", "inbox", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    web = tmp_path / "outbox/web/IMG_0042.dng.jpg"
+    with Image.open(web) as im:
+        assert im.size == (400, 600)
+    assert exiftool(web)["EXIF:IFD0:Model"] == "Synthetic DNG" and exiftool(web)["EXIF:IFD0:Orientation"] == 1
+    assert dng.read_bytes() == before and not (tmp_path / "outbox/archive").exists()
