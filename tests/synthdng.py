@@ -7,6 +7,7 @@ an Exif IFD the way cameras do, so the transplant into outputs can be judged wit
 
 from __future__ import annotations
 
+import io
 import struct
 from pathlib import Path
 
@@ -63,8 +64,10 @@ def mosaic(photo: Path, size: tuple[int, int] | None = None) -> np.ndarray:
 
 
 def write_dng(path: Path, photo: Path, *, orientation: int = 1, size: tuple[int, int] | None = None,
-              make: str = "Hotfolder", model: str = "Synthetic DNG") -> Path:  # fmt: skip
-    """A DNG of `photo` with the given EXIF orientation; returns its path."""
+              make: str = "Hotfolder", model: str = "Synthetic DNG",
+              preview: int | None = None) -> Path:  # fmt: skip
+    """A DNG of `photo` with the given EXIF orientation, and (`preview`: its long edge) an embedded
+    JPEG preview in a SubIFD, stored as the sensor lies, as cameras store it; returns its path."""
     raw = mosaic(photo, size)
     h, w = raw.shape
     pixels = raw.astype("<u2").tobytes()
@@ -108,16 +111,42 @@ def write_dng(path: Path, photo: Path, *, orientation: int = 1, size: tuple[int,
         _entry(50778, 3, (21,)),
     ]
 
-    # Layout: header, IFD0 (+ its data), Exif IFD (+ data), pixels.
-    def build(strip_at: int, exif_at: int) -> tuple[bytes, bytes]:
-        entries = [e for e in ifd0_entries if e[0] not in (273, 34665)]
+    # Layout: header, IFD0 (+ its data), Exif IFD (+ data), the preview's IFD and JPEG, pixels.
+    jpeg = b""
+    if preview is not None:
+        with Image.open(photo) as im:
+            small = im.convert("RGB")
+            small.thumbnail((preview, preview), Image.Resampling.LANCZOS)
+            out = io.BytesIO()
+            small.save(out, "JPEG", quality=90)
+            jpeg, jpeg_size = out.getvalue(), small.size
+        ifd0_entries.append(_entry(330, 4, (0,)))  # patched below
+
+    def preview_ifd(at: int, jpeg_at: int) -> tuple[bytes, bytes]:
+        w2, h2 = jpeg_size
+        return _ifd([_entry(254, 4, (1,)), _entry(256, 4, (w2,)), _entry(257, 4, (h2,)),
+                     _entry(258, 3, (8, 8, 8)), _entry(259, 3, (7,)), _entry(262, 3, (6,)),
+                     _entry(273, 4, (jpeg_at,)), _entry(277, 3, (3,)), _entry(278, 4, (h2,)),
+                     _entry(279, 4, (len(jpeg),))], at)  # fmt: skip
+
+    def build(strip_at: int, exif_at: int, sub_at: int = 0) -> tuple[bytes, bytes]:
+        entries = [e for e in ifd0_entries if e[0] not in (273, 34665, 330)]
         entries += [_entry(273, 4, (strip_at,)), _entry(34665, 4, (exif_at,))]
+        if jpeg:
+            entries.append(_entry(330, 4, (sub_at,)))
         return _ifd(entries, 8)
 
     ifd0, extra0 = build(0, 0)
     exif_at = 8 + len(ifd0) + len(extra0)
     exif_ifd, exif_extra = _ifd(exif_entries, exif_at)
-    strip_at = exif_at + len(exif_ifd) + len(exif_extra)
-    ifd0, extra0 = build(strip_at, exif_at)
-    path.write_bytes(b"II*\0" + struct.pack("<I", 8) + ifd0 + extra0 + exif_ifd + exif_extra + pixels)
+    sub_at = exif_at + len(exif_ifd) + len(exif_extra)
+    sub, sub_extra = preview_ifd(sub_at, 0) if jpeg else (b"", b"")
+    jpeg_at = sub_at + len(sub) + len(sub_extra)
+    strip_at = jpeg_at + len(jpeg)
+    strip_at += strip_at % 2
+    ifd0, extra0 = build(strip_at, exif_at, sub_at)
+    sub, sub_extra = preview_ifd(sub_at, jpeg_at) if jpeg else (b"", b"")
+    body = ifd0 + extra0 + exif_ifd + exif_extra + sub + sub_extra + jpeg
+    body += b"\0" * (strip_at - 8 - len(body))
+    path.write_bytes(b"II*\0" + struct.pack("<I", 8) + body + pixels)
     return path

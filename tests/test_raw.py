@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, exiftool, run_cli, write_config
+from conftest import ROOT, exiftool, output, run_cli, write_config
+from hotfolder.decide.raw import inspect
+from hotfolder.render.develop import develop
+from hotfolder.render.notes import Notes
 from synthdng import write_dng
 
 CAMERA = ROOT.parent / "shared" / "camera"
@@ -63,6 +66,12 @@ def test_every_camera_file_ends_as_the_readme_says(tmp_path: Path) -> None:
                 assert storage not in tags or (out.suffix == ".tif" and storage == "EXIF:IFD0:StripOffsets")
         assert exiftool(tif)["EXIF:IFD0:BitsPerSample"] == "16 16 16"
         assert (tmp_path / "inbox" / f"{name}.dng").exists(), "the RAW itself is kept"
+    six_d = exiftool(tmp_path / "outbox/archive/canon_eos_6d.tif")
+    assert (
+        six_d["EXIF:ExifIFD:ISO"] == 1000 and six_d["EXIF:ExifIFD:DateTimeOriginal"] == "2019:06:06 07:29:51"
+    )
+    assert six_d["XMP:XMP-aux:Lens"] == "EF24-105mm f/4L IS USM", "the RAW's XMP travels"
+    assert not [k for k in six_d if k.startswith("XMP:XMP-crs:")], "Camera Raw settings were not applied"
     reasons = {
         "canon_r6_pruned.cr3": "no image data",
         "d7100_truncated.nef": "truncated: its image data runs to byte 28,842,901",
@@ -175,6 +184,19 @@ def test_raw_colour_is_said_by_the_profile_and_web_outputs_end_in_srgb(tmp_path:
     assert "sRGB" in described["web/c.jpg"], "a web output with icc = srgb ends in sRGB"
 
 
+def test_templates_and_match_conditions_read_the_raw_header(tmp_path: Path) -> None:
+    """{taken}, {camera} and exif.Model work on a RAW from its header, without decoding it."""
+    rules = (
+        '[[rule]]\nname = "other"\n[rule.match]\nformats = ["raw"]\nexif.Model = ["Other*"]\n'
+        '[[rule.output]]\nformat = "jpeg"\npath = "other/{stem}.jpg"\n'
+        '[[rule]]\nname = "mine"\n[rule.match]\nformats = ["raw"]\nexif.Model = ["Synthetic*"]\n'
+        'min_pixels = 200000\n[[rule.output]]\nformat = "jpeg"\npath = "{taken:%Y/%m}/{camera}/{stem}.jpg"\n'
+    )
+    events = process(tmp_path, rules, synthetic(tmp_path, "t.dng"))
+    assert events["t.dng"]["job.done"]["rule"] == "mine"
+    assert (tmp_path / "outbox/2024/05/Hotfolder Synthetic DNG/t.jpg").exists()
+
+
 def test_rules_that_do_not_name_raw_never_take_it(tmp_path: Path) -> None:
     """A rule that deletes what it takes, without formats = ["raw"]: the RAW is not touched."""
     rules = (
@@ -231,3 +253,20 @@ def test_the_default_rules_give_a_raw_an_upright_web_jpeg_and_keep_it(tmp_path: 
         assert im.size == (400, 600)
     assert exiftool(web)["EXIF:IFD0:Model"] == "Synthetic DNG" and exiftool(web)["EXIF:IFD0:Orientation"] == 1
     assert dng.read_bytes() == before and not (tmp_path / "outbox/archive").exists()
+
+
+def test_one_half_size_render_serves_every_output_that_fits_in_half_the_sensor(tmp_path: Path) -> None:
+    """Outputs of at most half the sensor's long edge: LibRaw demosaics at half size, once for all."""
+    data = synthetic(tmp_path, "h.dng", size=(1200, 800)).read_bytes()
+    header = inspect(data, max_pixels=10**9)
+    small = [
+        output(format="jpeg", max_edge=600, raw="render"),
+        output(format="webp", max_edge=400, raw="render"),
+    ]
+    developed = develop(data, header, small, max_pixels=10**9)
+    assert developed.half
+    notes = Notes()
+    first, second = (developed.source(o, notes) for o in small)
+    assert first is second and first.image.size == (600, 400), "one half-size render for both"
+    full = develop(data, header, [*small, output(format="png", path="{stem}.png")], max_pixels=10**9)
+    assert not full.half, "an archival output needs the full sensor"

@@ -463,8 +463,93 @@ def bench_burst() -> None:
     )
 
 
+# 5. camera RAW: hotfolder against bare rawpy ----------------------------------------------------------
+
+RAW_BARE = """
+import io, resource, sys, time
+import numpy as np, pyvips, rawpy
+from PIL import Image
+src, mode, out = sys.argv[1], sys.argv[2], sys.argv[3]
+t = time.perf_counter()
+with rawpy.imread(src) as raw:
+    if mode == "preview":
+        im = Image.open(io.BytesIO(raw.extract_thumb().data))
+        im = im.transpose(Image.Transpose.ROTATE_270)  # the DNG says Orientation 6
+        im.thumbnail((2048, 2048), Image.Resampling.LANCZOS)
+        im.save(out, quality=85)
+    else:
+        px = raw.postprocess(demosaic_algorithm=rawpy.DemosaicAlgorithm.AHD, half_size=mode == "half",
+                             use_camera_wb=True, no_auto_bright=True, output_bps=16, gamma=(2.4, 12.92))
+        if mode == "half":
+            im = Image.fromarray((px >> 8).astype(np.uint8))
+            im.thumbnail((2048, 2048), Image.Resampling.LANCZOS)
+            im.save(out, quality=85)
+        else:
+            v = pyvips.Image.new_from_array(px).copy(interpretation="rgb16")
+            v.tiffsave(out, compression="deflate", predictor="horizontal", level=6)
+print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+# Runs hotfolder and reports the largest resident size of any process it started (the worker).
+RAW_WRAP = """
+import resource, subprocess, sys
+done = subprocess.run(sys.argv[1:], check=True, capture_output=True, text=True)
+print(done.stdout, end="")
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+RAW_JOBS = {
+    "preview -> web JPEG 2048": ("preview", 'format = "jpeg"\nraw = "preview"\nmax_edge = 2048\n'),
+    "half-size render -> web JPEG 2048": ("half", 'format = "jpeg"\nraw = "render"\nmax_edge = 2048\n'),
+    "full render -> 16-bit TIFF": ("full", 'format = "tiff"\n'),
+}
+
+
+def _raw_job(dng: Path, mode: str, output: str, bare_out: Path) -> tuple[float, float, float, float, float]:
+    """(hotfolder's job s, bare s, hotfolder wall s, hotfolder peak MB, bare peak MB) for one RAW job."""
+    ext = "tif" if mode == "full" else "jpg"
+    rules = f'[rule.match]\nformats = ["raw"]\n[[rule.output]]\n{output}path = "{{stem}}.{ext}"\n'
+    work = workspace("raw", rules)
+    config = work / "hotfolder.toml"
+    config.write_text(config.read_text().replace(f"workers = {WORKERS}", "workers = 1"))
+    shutil.copy(dng, work / "inbox" / dng.name)
+    env = {**ENV, "OMP_NUM_THREADS": "1", "VIPS_CONCURRENCY": "1"}
+    bare_argv = [sys.executable, "-c", RAW_BARE, str(dng), mode, str(bare_out)]
+    bare = subprocess.run(bare_argv, env=env, check=True, capture_output=True, text=True).stdout.split()
+    argv = [sys.executable, "-c", RAW_WRAP, *HOTFOLDER, "process", "--force", "--log-format", "json", "inbox"]
+    t = time.perf_counter()
+    lines = subprocess.run(
+        argv, cwd=work, env=ENV, check=True, capture_output=True, text=True
+    ).stdout.splitlines()
+    wall = time.perf_counter() - t
+    shutil.rmtree(work)
+    job = next(json.loads(x) for x in lines[:-1] if '"job.done"' in x)
+    return float(job["ms"]) / 1000, float(bare[0]), wall, int(lines[-1]) / 1024, float(bare[1]) / 1024
+
+
+def bench_raw() -> None:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from synthdng import write_dng  # noqa: PLC0415 - the tests' DNG writer
+
+    folder = Path(tempfile.mkdtemp(prefix="hf-bench-raw-"))
+    dng = write_dng(folder / "synthetic24.dng", PHOTOS[0], orientation=6, size=(6000, 4000), preview=2560)
+    rows, times = [], {}
+    for label, (mode, output) in RAW_JOBS.items():
+        job_s, bare_s, wall, peak, bare_peak = _raw_job(dng, mode, output, folder / f"bare-{mode}")
+        times[mode] = job_s
+        rows.append([label, f"{job_s:.2f} s", f"{bare_s:.2f} s", f"{job_s / bare_s:.2f}x", f"{wall:.2f} s",
+                     f"{peak:.0f} MB", f"{bare_peak:.0f} MB"])  # fmt: skip
+    shutil.rmtree(folder)
+    rows.append(["full render / preview", f"{times['full'] / times['preview']:.1f}x", "", "", "", "", ""])
+    table(
+        "5. camera RAW: a synthetic 24 MP DNG (6000x4000, Orientation 6, 2560 px preview), one worker",
+        ["job", "hotfolder (worker)", "bare rawpy", "ratio", "hotfolder wall", "peak RSS", "bare peak RSS"],
+        rows,
+        "python tests/bench/bench.py raw",
+    )
+
+
 PARTS = {"pillow": bench_pillow, "tools": bench_tools, "latency": bench_latency, "idle": bench_idle,
-         "burst": bench_burst}  # fmt: skip
+         "burst": bench_burst, "raw": bench_raw}  # fmt: skip
 
 
 def main() -> None:
