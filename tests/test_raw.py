@@ -4,6 +4,7 @@ exiftool as the judge of what EXIF the outputs carry."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import struct
@@ -14,7 +15,7 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, exiftool, output, run_cli, write_config
-from hotfolder.decide.raw import inspect
+from hotfolder.decide.raw import block_tags, container_of, exif_blocks, extent_problem, inspect
 from hotfolder.render.develop import develop
 from hotfolder.render.notes import Notes
 from synthdng import write_dng
@@ -75,7 +76,7 @@ def test_every_camera_file_ends_as_the_readme_says(tmp_path: Path) -> None:
     reasons = {
         "canon_r6_pruned.cr3": "no image data",
         "d7100_truncated.nef": "truncated: its image data runs to byte 28,842,901",
-        "powershot_s40_header.crw": "cannot be verified",
+        "powershot_s40_header.crw": "this CRW holds no image data",
     }
     for name, why in reasons.items():
         note = json.loads((tmp_path / "quarantine" / f"{name}.json").read_text())
@@ -270,3 +271,55 @@ def test_one_half_size_render_serves_every_output_that_fits_in_half_the_sensor(t
     assert first is second and first.image.size == (600, 400), "one half-size render for both"
     full = develop(data, header, [*small, output(format="png", path="{stem}.png")], max_pixels=10**9)
     assert not full.half, "an archival output needs the full sensor"
+
+
+def _tiff_block(tags: dict[int, object], sub: dict[int, object] | None = None) -> bytes:
+    ex = Image.Exif()
+    for tag, value in tags.items():
+        ex[tag] = value
+    if sub:
+        ex[0x8769] = sub
+    return ex.tobytes()[6:]  # without the JPEG APP1 prefix, as RAW containers store TIFF blocks
+
+
+def _box(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(body)) + kind + body
+
+
+def test_each_container_gives_its_exif_and_says_whether_its_data_is_inside() -> None:
+    """CRW (the real S40 header: exiftool's Make/Model/DateTimeOriginal), and RAF and CR3 headers
+    built here: where their EXIF lies, and truncated or pruned data found from the container."""
+    crw = (CAMERA / "powershot_s40_header.crw").read_bytes()
+    judge = exiftool(CAMERA / "powershot_s40_header.crw")
+    ex = Image.Exif()
+    ex.load(exif_blocks(crw, "ciff")[0] or b"")
+    assert (ex[0x010F], ex[0x0110]) == (judge["MakerNotes:CanonRaw:Make"], judge["MakerNotes:CanonRaw:Model"])
+    assert ex.get_ifd(0x8769)[0x9003] == judge["MakerNotes:CanonRaw:DateTimeOriginal"]
+    assert "holds no image data" in str(extent_problem(crw, "ciff"))
+
+    jpeg = io.BytesIO()
+    app1 = b"Exif\0\0" + _tiff_block({0x010F: "FUJIFILM", 0x0110: "X-T5"})
+    Image.new("RGB", (64, 48)).save(jpeg, "JPEG", exif=app1)
+    head = b"FUJIFILMCCD-RAW 0201FF383501".ljust(84, b"\0")
+    raf = bytearray(
+        head + struct.pack(">6I", 108, len(jpeg.getvalue()), 0, 0, 108 + len(jpeg.getvalue()), 4096)
+    )
+    raf += jpeg.getvalue() + bytes(4096)
+    assert container_of(bytes(raf)) == "raf" and extent_problem(bytes(raf), "raf") is None
+    ex = Image.Exif()
+    ex.load(exif_blocks(bytes(raf), "raf")[0] or b"")
+    assert ex[0x0110] == "X-T5"
+    assert "truncated" in str(extent_problem(bytes(raf[:-100]), "raf"))
+
+    uuid = bytes.fromhex("85c0b687820f11e08111f4ce462b6a48")
+    cmt1 = _box(b"CMT1", _tiff_block({0x010F: "Canon", 0x0110: "Canon EOS R6"}))
+    cmt2 = _box(b"CMT2", _tiff_block({0x9003: "2021:03:04 05:06:07"}))
+    head = _box(b"ftyp", b"crx " + bytes(4)) + _box(b"moov", _box(b"uuid", uuid + cmt1 + cmt2))
+    cr3 = head + _box(b"mdat", bytes(1000))
+    assert container_of(cr3) == "cr3" and extent_problem(cr3, "cr3") is None
+    ifd0, sub, _gps = exif_blocks(cr3, "cr3")
+    ex = Image.Exif()
+    ex.load(ifd0 or b"")
+    assert ex[0x0110] == "Canon EOS R6" and block_tags(sub)[0x9003] == "2021:03:04 05:06:07"
+    assert "no image data" in str(extent_problem(head, "cr3"))
+    assert "truncated" in str(extent_problem(cr3[:-10], "cr3"))

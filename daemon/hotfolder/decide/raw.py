@@ -12,6 +12,7 @@ import io
 import os
 import struct
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from hotfolder.errors import InputError
@@ -26,7 +27,10 @@ _MAX_IFDS: Final = 64
 # LibRaw's flip (0, 3, 5, 6) as the EXIF orientation that shows the stored pixels upright.
 _FLIP_TO_ORIENTATION: Final = {0: 1, 3: 3, 5: 8, 6: 6}
 # Containers LibRaw reads whose raw data hotfolder cannot locate yet: refused, never trusted.
-UNVERIFIED: Final = {"ciff": "Canon CRW (CIFF)", "x3f": "Sigma X3F", "unknown": "this RAW container"}
+UNVERIFIED: Final = {"x3f": "Sigma X3F", "unknown": "this RAW container"}
+_CIFF_MAKE_MODEL: Final = 0x080A
+_CIFF_TIMESTAMP: Final = 0x180E
+_CIFF_RAW_DATA: Final = 0x2005
 
 
 @dataclass(frozen=True)
@@ -79,8 +83,8 @@ def as_tiff(data: bytes, container: str) -> bytes:
 def inspect(data: bytes, *, max_pixels: int) -> RawHeader:
     """The header of a RAW, or InputError saying why it cannot be used (truncated, unsupported)."""
     container = container_of(data[:16])
-    exif, exif_ifd, gps_ifd = _exif_blocks(data, container)
-    problem = _extent_problem(data, container)
+    exif, exif_ifd, gps_ifd = exif_blocks(data, container)
+    problem = extent_problem(data, container)
     if problem is not None:
         raise InputError(problem)
     sizes, flip, preview = _libraw_header(data, container)
@@ -105,7 +109,7 @@ def _libraw_header(data: bytes, container: str) -> tuple[tuple[int, int], int, t
         try:
             raw.open_buffer(io.BytesIO(data))
         except rawpy.LibRawError as exc:
-            name = UNVERIFIED.get(container, container.upper())
+            name = {"ciff": "Canon CRW", **UNVERIFIED}.get(container, container.upper())
             raise InputError(
                 f"LibRaw cannot read this {name}: {_said(exc)} (unsupported or damaged)"
             ) from None
@@ -160,7 +164,7 @@ def _jpeg_size(jpeg: bytes) -> tuple[int, int] | None:
 # Where the raw data lies ------------------------------------------------------------------------
 
 
-def _extent_problem(data: bytes, container: str) -> str | None:
+def extent_problem(data: bytes, container: str) -> str | None:
     """Why the raw data does not (verifiably) lie inside the file, or None when it does."""
     if container in ("tiff", "orf", "rw2"):
         return _tiff_extent(as_tiff(data, container))
@@ -168,6 +172,8 @@ def _extent_problem(data: bytes, container: str) -> str | None:
         return _bmff_extent(data)
     if container == "raf":
         return _raf_extent(data)
+    if container == "ciff":
+        return _ciff_extent(data)
     return (
         f"{UNVERIFIED[container]}: where its raw data lies cannot be verified, so it is refused, not trusted"
     )
@@ -233,7 +239,7 @@ def _raf_extent(data: bytes) -> str | None:
 # EXIF blocks --------------------------------------------------------------------------------------
 
 
-def _exif_blocks(data: bytes, container: str) -> tuple[bytes | None, bytes | None, bytes | None]:
+def exif_blocks(data: bytes, container: str) -> tuple[bytes | None, bytes | None, bytes | None]:
     """(IFD0, separate Exif IFD, separate GPS IFD) as TIFF blocks, as the container keeps them."""
     if container in ("tiff", "orf", "rw2"):
         return as_tiff(data, container), None, None
@@ -242,7 +248,77 @@ def _exif_blocks(data: bytes, container: str) -> tuple[bytes | None, bytes | Non
     if container == "raf" and len(data) >= 92:
         jpeg_at, jpeg_len = struct.unpack_from(">2I", data, 84)
         return _app1_exif(data[jpeg_at : jpeg_at + jpeg_len]), None, None
+    if container == "ciff":
+        return _ciff_exif(data), None, None
     return None, None, None
+
+
+# Canon CRW (CIFF): a heap of records, each heap's table found through its last four bytes ---------
+
+
+def ciff_records(data: bytes) -> dict[int, tuple[int, int]]:
+    """Every record of a CRW's heaps: tag -> (absolute offset, size); sub-heaps are walked (bounded)."""
+    if len(data) < 14:
+        return {}
+    endian = "<" if data[:2] == b"II" else ">"
+    found: dict[int, tuple[int, int]] = {}
+    todo = [(struct.unpack_from(endian + "I", data, 2)[0], len(data))]
+    while todo and len(found) < 4096:
+        start, end = todo.pop()
+        if not 0 <= start < end <= len(data) or end - start < 6:
+            continue
+        table = start + struct.unpack_from(endian + "I", data, end - 4)[0]
+        if not start <= table < end - 2:
+            continue
+        count = struct.unpack_from(endian + "H", data, table)[0]
+        for k in range(min(count, (end - table - 2) // 10)):
+            tag, size, offset = struct.unpack_from(endian + "HII", data, table + 2 + 10 * k)
+            if tag & 0xC000:  # the value is stored in the record itself
+                found.setdefault(tag & 0x3FFF, (table + 2 + 10 * k + 2, 8))
+                continue
+            found.setdefault(tag & 0x3FFF, (start + offset, size))
+            if (tag >> 8) & 0x38 in (0x28, 0x30):  # a sub-heap
+                todo.append((start + offset, start + offset + size))
+    return found
+
+
+def _ciff_extent(data: bytes) -> str | None:
+    raw = ciff_records(data).get(_CIFF_RAW_DATA)
+    if raw is None:
+        return "this CRW holds no image data (no RawData record): nothing to develop"
+    if raw[0] + raw[1] > len(data):
+        return (
+            f"truncated: its raw data runs to byte {raw[0] + raw[1]:,} but the file has {len(data):,} bytes"
+        )
+    return None
+
+
+def _ciff_exif(data: bytes) -> bytes | None:
+    """Make, Model and DateTimeOriginal from a CRW's records, as a TIFF block like any other RAW's."""
+    records = ciff_records(data)
+    tags: dict[int, Any] = {}
+    if _CIFF_MAKE_MODEL in records:
+        at, size = records[_CIFF_MAKE_MODEL]
+        parts = data[at : at + size].split(b"\0")
+        if len(parts) >= 2:
+            tags[0x010F], tags[0x0110] = parts[0].decode("latin-1"), parts[1].decode("latin-1")
+    taken = None
+    if _CIFF_TIMESTAMP in records:
+        at, _ = records[_CIFF_TIMESTAMP]
+        endian = "<" if data[:2] == b"II" else ">"
+        seconds = struct.unpack_from(endian + "I", data, at)[0]
+        # CIFF keeps local time as seconds since 1970 without a zone: formatted as UTC, it is the local time.
+        taken = datetime.fromtimestamp(seconds, UTC).strftime("%Y:%m:%d %H:%M:%S")
+    if not tags and taken is None:
+        return None
+    from PIL import Image  # noqa: PLC0415 - Pillow writes the block; this module stays importable without it
+
+    ex = Image.Exif()
+    for tag, value in tags.items():
+        ex[tag] = value
+    if taken is not None:
+        ex[0x8769] = {0x9003: taken}
+    return ex.tobytes()
 
 
 def _cr3_blocks(data: bytes) -> tuple[bytes | None, bytes | None, bytes | None]:
