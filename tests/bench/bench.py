@@ -534,7 +534,8 @@ def bench_raw() -> None:
     dng = write_dng(folder / "synthetic24.dng", PHOTOS[0], orientation=6, size=(6000, 4000), preview=2560)
     rows, times = [], {}
     for label, (mode, output) in RAW_JOBS.items():
-        job_s, bare_s, wall, peak, bare_peak = _raw_job(dng, mode, output, folder / f"bare-{mode}")
+        ext = "tif" if mode == "full" else "jpg"
+        job_s, bare_s, wall, peak, bare_peak = _raw_job(dng, mode, output, folder / f"bare-{mode}.{ext}")
         times[mode] = job_s
         rows.append([label, f"{job_s:.2f} s", f"{bare_s:.2f} s", f"{job_s / bare_s:.2f}x", f"{wall:.2f} s",
                      f"{peak:.0f} MB", f"{bare_peak:.0f} MB"])  # fmt: skip

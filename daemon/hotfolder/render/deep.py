@@ -12,6 +12,7 @@ import importlib.util
 import io
 import sys
 from dataclasses import dataclass, replace
+from functools import cached_property
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -87,7 +88,14 @@ class Deep:
         return int(self.pixels.shape[2])
 
     def to_8bit(self) -> Image.Image:
-        """The colour (and alpha) scaled (rounded, never clamped) to 8 bits, as a Pillow image."""
+        """The colour (and alpha) scaled (rounded, never clamped) to 8 bits, as a Pillow image.
+
+        Made once per pixel buffer and shared (the source's view and an unchanged output's frame are
+        the same image): on a 24 MP RAW render each conversion costs 0.9 s."""
+        return self._eight_bit
+
+    @cached_property
+    def _eight_bit(self) -> Image.Image:
         pixels = self.visible.pixels
         bands = int(pixels.shape[2])
         scaled = ((pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
