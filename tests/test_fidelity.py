@@ -357,7 +357,8 @@ def test_pixel_limit_is_configurable(tmp_path: Path) -> None:
 
 
 def test_camera_raw_is_never_decoded_and_may_be_copied(tmp_path: Path) -> None:
-    """A DNG (a TIFF container) matches no default rule; a raw rule copies it byte for byte."""
+    """A DNG (a TIFF container) is never taken by a rule without formats = ["raw"]; a raw rule copies it
+    byte for byte even when LibRaw cannot read it (this one is an RGB TIFF with a DNG tag)."""
     dng = tmp_path / "photo.dng"
     Image.new("RGB", (8, 8)).save(dng, "TIFF", tiffinfo={50706: b"\x01\x04\x00\x00"})
     head = dng.read_bytes()[:4096]

@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, exiftool, output, run_cli, write_config
-from hotfolder.decide.raw import block_tags, container_of, exif_blocks, extent_problem, inspect
+from hotfolder.decide.containers import block_tags, container_of, exif_blocks, extent_problem
+from hotfolder.decide.raw import inspect
 from hotfolder.render.develop import develop
 from hotfolder.render.notes import Notes
 from synthdng import write_dng

@@ -10,9 +10,10 @@ from typing import Any
 from PIL import Image
 
 from hotfolder.core.exiftiff import TAG_EXIF_IFD, TAG_GPS_IFD, TAG_ORIENTATION
+from hotfolder.decide.containers import block_tags
 from hotfolder.decide.header import identify
 from hotfolder.decide.match import Content
-from hotfolder.decide.raw import RawHeader, block_tags
+from hotfolder.decide.raw import RawHeader
 from hotfolder.errors import InputError
 
 

@@ -19,7 +19,8 @@ import numpy as np
 from PIL import Image
 
 from hotfolder.core.exiftiff import TAG_EXIF_IFD, TAG_GPS_IFD, TAG_MAKERNOTE, TAG_ORIENTATION, with_prefix
-from hotfolder.decide.raw import RawHeader, block_tags, preview_jpeg
+from hotfolder.decide.containers import block_tags
+from hotfolder.decide.raw import RawHeader, preview_jpeg
 from hotfolder.errors import InputError
 from hotfolder.render.decode import Source, decode
 from hotfolder.render.deep import Deep

@@ -15,16 +15,13 @@ import os
 import time
 import traceback
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 
 from PIL import Image
 
-from hotfolder.commit import atomic
-from hotfolder.commit.staged import Disposal, Outcome, StagedOutput
-from hotfolder.core import tempnames
+from hotfolder.commit.staged import Disposal, Outcome
 from hotfolder.core.formats import RAW
 from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Result, RetryReason
@@ -34,7 +31,7 @@ from hotfolder.decide.header import identify
 from hotfolder.decide.inspect import examine
 from hotfolder.decide.job import Job
 from hotfolder.decide.match import Content, Facts, decide
-from hotfolder.decide.naming import SEQ_MARK, chain_key, output_path, template_values
+from hotfolder.decide.naming import chain_key, output_path, template_values
 from hotfolder.decide.raw import RawHeader
 from hotfolder.decide.raw import inspect as inspect_raw
 from hotfolder.decide.read import open_regular, read_bounded, sniffed
@@ -43,29 +40,9 @@ from hotfolder.errors import HotfolderError, InputError, NotRegularError, is_tra
 from hotfolder.render import stamp
 from hotfolder.render.decode import Source, decode
 from hotfolder.render.develop import Developed, develop
-from hotfolder.render.encode import encode
-from hotfolder.render.notes import Notes
-from hotfolder.render.policy import output_metadata
-from hotfolder.render.transform import render as render_output
-from hotfolder.render.verify import verify
+from hotfolder.run.staging import Work, elapsed_ms, stage_move, stage_output
 from hotfolder.settings.outputs import Output
 from hotfolder.settings.rules import Rule
-
-
-@dataclass
-class _Work:
-    base: Outcome
-    staged: list[StagedOutput] = field(default_factory=list)
-    copy: Path | None = None
-    resized: dict[int, Image.Image] = field(default_factory=dict)  # max_edge -> shrunk source
-    notes: Notes = field(default_factory=Notes)
-
-    def discard(self) -> None:
-        for s in self.staged:
-            s.temp.unlink(missing_ok=True)
-        if self.copy is not None:
-            self.copy.unlink(missing_ok=True)
-
 
 # The job ------------------------------------------------------------------------------------------
 
@@ -74,7 +51,7 @@ def run_job(job: Job) -> Outcome:
     """Handle one input up to its staged outputs; never raises for a bad input (it comes back BROKEN)."""
     started = time.perf_counter()
     began = datetime.now(UTC).isoformat(timespec="microseconds")
-    work = _Work(base=Outcome(job.src, Result.BROKEN))
+    work = Work(base=Outcome(job.src, Result.BROKEN))
     try:
         with warnings.catch_warnings(record=True) as seen:
             outcome = _run(job, work)
@@ -104,14 +81,16 @@ def run_job(job: Job) -> Outcome:
         outcome = _broken(work.base, "EncodeError", why)
     if outcome.result is not Result.STAGED:
         work.discard()
-    return replace(outcome, ms=_ms(started), started_at=began, notes=tuple(work.notes.items) + outcome.notes)
+    return replace(
+        outcome, ms=elapsed_ms(started), started_at=began, notes=tuple(work.notes.items) + outcome.notes
+    )
 
 
 def _broken(base: Outcome, error_class: str, error: str) -> Outcome:
     return replace(base, result=Result.BROKEN, error_class=error_class, error=f"{error_class}: {error}")
 
 
-def _run(job: Job, work: _Work) -> Outcome:
+def _run(job: Job, work: Work) -> Outcome:
     fd, st = open_regular(job.src)
     try:
         identity = FileIdentity.of(st)
@@ -141,34 +120,15 @@ def _run(job: Job, work: _Work) -> Outcome:
     return _stage(job, data, facts, st, work)
 
 
-def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: _Work) -> Outcome:
+def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: Work) -> Outcome:
     base = replace(work.base, result=Result.STAGED)
-    opened: Image.Image | None = None
-    header: RawHeader | None = None
-    unusable: InputError | None = None  # a broken RAW: quarantined only if a RAW rule takes it
-    if facts.format == RAW:
-        try:
-            header = inspect_raw(data, max_pixels=job.max_pixels)
-        except InputError as exc:
-            unusable = exc
-        content = raw_facts(header, st.st_mtime) if header is not None else None
-    else:
-        with warnings.catch_warnings():
-            # Past max_image_pixels: decode() refuses it with the limit in the message.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            try:
-                opened = identify(data, max_pixels=job.max_pixels)
-            except InputError:
-                opened = None  # decode() says why, when a rule wants the pixels
-        content = content_facts(data, st.st_mtime, opened)
-        if content is None:
-            opened = None  # it failed part way (a truncated file): decode() opens afresh and says why
+    content, header, opened, unusable = _header(job, data, facts, st)
     facts = replace(facts, content=content)
     chain = examine(data, job.relpath, job.rules, facts=facts).rules
     if not chain:
         return replace(base, result=Result.UNMATCHED)
-    if unusable is not None:
-        raise unusable
+    if unusable is not None and any(o.format != "copy" for r in chain for o in r.outputs):
+        raise unusable  # a RAW that cannot be developed; copying it needs only its bytes (a new camera)
     digest = hashlib.sha256(data).hexdigest()
     key = chain_key(chain)
     base = work.base = replace(base, rule="+".join(r.name for r in chain), chain=key, sha256=digest)
@@ -180,7 +140,7 @@ def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: _Work)
         # The same bytes were already done by this chain: no outputs again, but the original
         # still follows the rule's policy (a re-imported card is cleaned up too).
         if disposal.policy == "move":
-            disposal = _stage_move(job, disposal, data, digest, work)
+            disposal = stage_move(job, disposal, data, digest, work)
         return replace(base, result=Result.DUPLICATE, disposal=disposal, twin=twin)
     sources = _sources(job, data, (header, opened), chain=chain, names=names, work=work)
     if header is not None:
@@ -189,7 +149,7 @@ def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: _Work)
         base = work.base = replace(base, format=sources.format, orientation=sources.orientation)
     for index, name in enumerate(names):
         work.staged.append(
-            _stage_output(
+            stage_output(
                 job,
                 work,
                 data=data,
@@ -201,13 +161,36 @@ def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: _Work)
             )
         )
     if disposal.policy == "move":
-        disposal = _stage_move(job, disposal, data, digest, work)
+        disposal = stage_move(job, disposal, data, digest, work)
     return replace(base, outputs=tuple(work.staged), disposal=disposal)
+
+
+def _header(job: Job, data: bytes, facts: Facts, st: os.stat_result) -> tuple[
+        Content | None, RawHeader | None, Image.Image | None, InputError | None]:  # fmt: skip
+    """The header's facts, read once: a RAW's from its container (its error kept: a broken RAW is
+    quarantined only if a RAW rule takes it), any other image's from the one Pillow open."""
+    if facts.format == RAW:
+        try:
+            header = inspect_raw(data, max_pixels=job.max_pixels)
+        except InputError as exc:
+            return None, None, None, exc
+        return raw_facts(header, st.st_mtime), header, None, None
+    opened: Image.Image | None = None
+    with warnings.catch_warnings():
+        # Past max_image_pixels: decode() refuses it with the limit in the message.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            opened = identify(data, max_pixels=job.max_pixels)
+        except InputError:
+            opened = None  # decode() says why, when a rule wants the pixels
+    content = content_facts(data, st.st_mtime, opened)
+    # It failed part way (a truncated file): decode() opens afresh and says why.
+    return content, None, opened if content is not None else None, None
 
 
 def _sources(job: Job, data: bytes, parsed: tuple[RawHeader | None, Image.Image | None], *,
              chain: tuple[Rule, ...], names: list[tuple[Rule, Output, Path, stamp.Stamped]],
-             work: _Work) -> Source | Developed | None:  # fmt: skip
+             work: Work) -> Source | Developed | None:  # fmt: skip
     """The decoded source every encoded output shares; for a RAW, its developed previews and renders.
     `parsed`: the RAW's header, or the image already opened by identify()."""
     outputs = [o for _, o, _, _ in names if o.format != "copy"]
@@ -224,36 +207,10 @@ def _sources(job: Job, data: bytes, parsed: tuple[RawHeader | None, Image.Image 
     return source
 
 
-def _source_for(sources: Source | Developed | None, output: Output, work: _Work) -> Source | None:
+def _source_for(sources: Source | Developed | None, output: Output, work: Work) -> Source | None:
     if sources is None or output.format == "copy":
         return None
     return sources.source(output, work.notes) if isinstance(sources, Developed) else sources
-
-
-def _stage_output(job: Job, work: _Work, *, data: bytes, digest: str, st: os.stat_result,
-                  source: Source | None, index: int,
-                  name: tuple[Rule, Output, Path, stamp.Stamped]) -> StagedOutput:  # fmt: skip
-    """One output written to its temp file beside its final name, synced and verified."""
-    rule, output, final, stamped = name
-    t0 = time.perf_counter()
-    folder = _staging_folder(final, job.output_root)
-    atomic.make_folder(folder, job.output_root)
-    temp = tempnames.temp_path(folder / final.name.replace(SEQ_MARK, "seq"), token=f"{job.token}{index:02x}")
-    if output.format == "copy" or source is None:
-        staged = atomic.stage_at(temp, lambda fp: fp.write(data))
-        written = staged.temp.read_bytes()
-        if hashlib.sha256(written).hexdigest() != digest:
-            raise atomic.StagingError(f"copy {staged.temp} does not match the source")
-    else:
-        rendered = render_output(source, output, work.notes, work.resized)
-        rendered.meta = output_metadata(source, rendered, output, work.notes, stamped)
-        staged = atomic.stage_at(temp, partial(encode, rendered, output, notes=work.notes))
-        written = staged.temp.read_bytes()
-        verify(written, rendered, output)
-    _finish_file(staged.temp, job, st)
-    return StagedOutput(temp=staged.temp, final=final, rule=rule.name, format=output.format, size=staged.size,
-                        sha256=hashlib.sha256(written).hexdigest(), on_conflict=output.on_conflict,
-                        counter_format=output.counter_format, ms=_ms(t0))  # fmt: skip
 
 
 def _names(
@@ -285,43 +242,7 @@ def _disposal(job: Job, chain: tuple[Rule, ...], content: Content | None, digest
     return Disposal("move", rule=rule.name, dest=dest)
 
 
-def _staging_folder(final: Path, root: Path) -> Path:
-    """The folder a temp file is written in: the final one, or the nearest one above a {seq} folder."""
-    folder = final.parent
-    while SEQ_MARK in str(folder.relative_to(root)):
-        folder = folder.parent
-    return folder
-
-
-def _stage_move(job: Job, disposal: Disposal, data: bytes, digest: str, work: _Work) -> Disposal:
-    """A move to another filesystem is a copy: made and verified here, renamed into place by the daemon."""
-    assert disposal.dest is not None
-    folder = _staging_folder(disposal.dest, job.output_root)
-    atomic.make_folder(folder, job.output_root)
-    if folder.stat().st_dev == job.src.parent.stat().st_dev:
-        return disposal  # a rename, done by the daemon
-    temp = tempnames.temp_path(folder / disposal.dest.name.replace(SEQ_MARK, "seq"), token=f"{job.token}ff")
-    staged = atomic.stage_at(temp, lambda fp: fp.write(data))
-    work.copy = staged.temp
-    if hashlib.sha256(staged.temp.read_bytes()).hexdigest() != digest:
-        raise atomic.StagingError(f"copy of the original {staged.temp} does not match it")
-    return replace(disposal, staged=staged.temp)
-
-
 def _largest_edge(chain: tuple[Rule, ...]) -> int | None:
     """The longest edge any encoded output of the chain needs; None when one wants full size."""
     edges = [o.max_edge for r in chain for o in r.outputs if o.format != "copy"]
     return None if not edges or None in edges else max(e for e in edges if e is not None)
-
-
-def _finish_file(temp: Path, job: Job, st: os.stat_result) -> None:
-    """Outputs get the source's mtime, and the configured mode and group (before they are visible)."""
-    os.utime(temp, ns=(st.st_atime_ns, st.st_mtime_ns))
-    if job.file_mode is not None:
-        temp.chmod(job.file_mode)
-    if job.gid is not None:
-        os.chown(temp, -1, job.gid)
-
-
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 1)

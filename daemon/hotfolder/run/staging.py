@@ -1,0 +1,105 @@
+"""Staging in a worker: each output written to a synced temp file beside its final name and verified,
+and the copy of an original that moves to another filesystem; nothing is made visible here."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field, replace
+from functools import partial
+from pathlib import Path
+
+from PIL import Image
+
+from hotfolder.commit import atomic
+from hotfolder.commit.staged import Disposal, Outcome, StagedOutput
+from hotfolder.core import tempnames
+from hotfolder.decide.job import Job
+from hotfolder.decide.naming import SEQ_MARK
+from hotfolder.render import stamp
+from hotfolder.render.decode import Source
+from hotfolder.render.encode import encode
+from hotfolder.render.notes import Notes
+from hotfolder.render.policy import output_metadata
+from hotfolder.render.transform import render as render_output
+from hotfolder.render.verify import verify
+from hotfolder.settings.outputs import Output
+from hotfolder.settings.rules import Rule
+
+
+@dataclass
+class Work:
+    base: Outcome
+    staged: list[StagedOutput] = field(default_factory=list)
+    copy: Path | None = None
+    resized: dict[int, Image.Image] = field(default_factory=dict)  # max_edge -> shrunk source
+    notes: Notes = field(default_factory=Notes)
+
+    def discard(self) -> None:
+        for s in self.staged:
+            s.temp.unlink(missing_ok=True)
+        if self.copy is not None:
+            self.copy.unlink(missing_ok=True)
+
+
+def stage_output(job: Job, work: Work, *, data: bytes, digest: str, st: os.stat_result,
+                  source: Source | None, index: int,
+                  name: tuple[Rule, Output, Path, stamp.Stamped]) -> StagedOutput:  # fmt: skip
+    """One output written to its temp file beside its final name, synced and verified."""
+    rule, output, final, stamped = name
+    t0 = time.perf_counter()
+    folder = _staging_folder(final, job.output_root)
+    atomic.make_folder(folder, job.output_root)
+    temp = tempnames.temp_path(folder / final.name.replace(SEQ_MARK, "seq"), token=f"{job.token}{index:02x}")
+    if output.format == "copy" or source is None:
+        staged = atomic.stage_at(temp, lambda fp: fp.write(data))
+        written = staged.temp.read_bytes()
+        if hashlib.sha256(written).hexdigest() != digest:
+            raise atomic.StagingError(f"copy {staged.temp} does not match the source")
+    else:
+        rendered = render_output(source, output, work.notes, work.resized)
+        rendered.meta = output_metadata(source, rendered, output, work.notes, stamped)
+        staged = atomic.stage_at(temp, partial(encode, rendered, output, notes=work.notes))
+        written = staged.temp.read_bytes()
+        verify(written, rendered, output)
+    _finish_file(staged.temp, job, st)
+    return StagedOutput(temp=staged.temp, final=final, rule=rule.name, format=output.format, size=staged.size,
+                        sha256=hashlib.sha256(written).hexdigest(), on_conflict=output.on_conflict,
+                        counter_format=output.counter_format, ms=elapsed_ms(t0))  # fmt: skip
+
+
+def _staging_folder(final: Path, root: Path) -> Path:
+    """The folder a temp file is written in: the final one, or the nearest one above a {seq} folder."""
+    folder = final.parent
+    while SEQ_MARK in str(folder.relative_to(root)):
+        folder = folder.parent
+    return folder
+
+
+def stage_move(job: Job, disposal: Disposal, data: bytes, digest: str, work: Work) -> Disposal:
+    """A move to another filesystem is a copy: made and verified here, renamed into place by the daemon."""
+    assert disposal.dest is not None
+    folder = _staging_folder(disposal.dest, job.output_root)
+    atomic.make_folder(folder, job.output_root)
+    if folder.stat().st_dev == job.src.parent.stat().st_dev:
+        return disposal  # a rename, done by the daemon
+    temp = tempnames.temp_path(folder / disposal.dest.name.replace(SEQ_MARK, "seq"), token=f"{job.token}ff")
+    staged = atomic.stage_at(temp, lambda fp: fp.write(data))
+    work.copy = staged.temp
+    if hashlib.sha256(staged.temp.read_bytes()).hexdigest() != digest:
+        raise atomic.StagingError(f"copy of the original {staged.temp} does not match it")
+    return replace(disposal, staged=staged.temp)
+
+
+def _finish_file(temp: Path, job: Job, st: os.stat_result) -> None:
+    """Outputs get the source's mtime, and the configured mode and group (before they are visible)."""
+    os.utime(temp, ns=(st.st_atime_ns, st.st_mtime_ns))
+    if job.file_mode is not None:
+        temp.chmod(job.file_mode)
+    if job.gid is not None:
+        os.chown(temp, -1, job.gid)
+
+
+def elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
