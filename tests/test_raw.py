@@ -324,3 +324,28 @@ def test_each_container_gives_its_exif_and_says_whether_its_data_is_inside() -> 
     assert ex[0x0110] == "Canon EOS R6" and block_tags(sub)[0x9003] == "2021:03:04 05:06:07"
     assert "no image data" in str(extent_problem(head, "cr3"))
     assert "truncated" in str(extent_problem(cr3[:-10], "cr3"))
+
+
+def test_every_file_of_the_camera_folder_under_the_default_rules(tmp_path: Path) -> None:
+    """`make run`'s rules over the whole camera folder: RAWs developed or quarantined with why,
+    pictures processed, videos, sidecars and edit lists left where they are, untouched."""
+    inbox = tmp_path / "inbox"
+    shutil.copytree(CAMERA, inbox, ignore=shutil.ignore_patterns("MANIFEST.tsv", "README.md"))
+    before = {p.name: p.read_bytes() for p in inbox.iterdir()}
+    done = run_cli("process", "--log-format", "json", "inbox", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr  # three broken RAWs are quarantined
+    ended: dict[str, str] = {}
+    for line in done.stdout.splitlines():
+        event = json.loads(line)
+        if event["event"] in ("job.done", "job.quarantined", "file.unmatched"):
+            ended[Path(str(event["src"])).name] = str(event["event"])
+    quarantined = {"canon_r6_pruned.cr3", "d7100_truncated.nef", "powershot_s40_header.crw"}
+    left = {"train.mov", "canon_eos_6d.xmp", "iphone_7.xmp", "IMG_4120.AAE"}
+    assert {n for n, e in ended.items() if e == "job.quarantined"} == quarantined
+    assert {n for n, e in ended.items() if e == "file.unmatched"} == left
+    assert {n for n, e in ended.items() if e == "job.done"} == set(before) - quarantined - left
+    for name in ("colorchart.dng", "canon_eos_6d.dng"):
+        assert exiftool(tmp_path / "outbox/web" / f"{Path(name).stem}.dng.jpg")["EXIF:IFD0:Make"] == "Canon"
+    for name, data in before.items():
+        if name not in quarantined:
+            assert (inbox / name).read_bytes() == data, f"{name} was changed"
