@@ -25,7 +25,7 @@ from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Result, RetryReason, Status, Tally
 from hotfolder.decide.job import Job
 from hotfolder.decide.match import candidates, rules_fingerprint
-from hotfolder.run.pool import Pool
+from hotfolder.run.pool import Pool, preload_for
 from hotfolder.run.recorder import RETRY_MAX_ATTEMPTS, Recorder, backoff
 from hotfolder.run.timetable import Timetable
 from hotfolder.settings.config import Config
@@ -57,7 +57,8 @@ class Engine:
         self.on_wait = on_wait  # called while the dispatcher waits for room in the pool
         self.log = logs.get()
         self.pool = Pool(config.workers, clock=clock, job_timeout=config.job_timeout,
-                         temp_roots=(config.output_root, config.quarantine), log=self.log)  # fmt: skip
+                         temp_roots=(config.output_root, config.quarantine), log=self.log,
+                         preload=preload_for(config.rules))  # fmt: skip
         self.timetable = Timetable(clock)
         self.recorder = Recorder(config, ledger, self.timetable, self.log)
         self.settler = Settler(quiet=config.settle, clock=clock)
