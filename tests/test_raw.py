@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, exiftool, output, run_cli, write_config
+from conftest import ROOT, DaemonProcess, exiftool, output, run_cli, write_config
 from hotfolder.decide.containers import block_tags, container_of, exif_blocks, extent_problem
 from hotfolder.decide.raw import inspect
 from hotfolder.render.develop import develop
@@ -349,3 +349,20 @@ def test_every_file_of_the_camera_folder_under_the_default_rules(tmp_path: Path)
     for name, data in before.items():
         if name not in quarantined:
             assert (inbox / name).read_bytes() == data, f"{name} was changed"
+
+
+def test_a_raw_dropped_into_the_running_default_daemon(tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    """What `make run` does: the real daemon on the embedded default, a RAW copied into ./inbox."""
+    daemon = DaemonProcess(tmp_path)
+    daemons.append(daemon)
+    daemon.started()
+    dng = synthetic(tmp_path, "DSC_0007.DNG", 8)
+    shutil.copy(dng, tmp_path / "inbox" / dng.name)
+    done = daemon.wait_event("job.done", src=tmp_path / "inbox" / dng.name)
+    assert done["rule"] == "camera-raw"
+    daemon.stop()
+    web = tmp_path / "outbox/web/DSC_0007.dng.jpg"
+    with Image.open(web) as im:
+        assert im.size == (400, 600)
+    assert exiftool(web)["EXIF:IFD0:Orientation"] == 1
+    assert (tmp_path / "inbox" / dng.name).read_bytes() == dng.read_bytes()
