@@ -22,7 +22,11 @@ _MAX_IFDS: Final = 64
 
 
 # Containers LibRaw reads whose raw data hotfolder cannot locate yet: refused, never trusted.
-UNVERIFIED: Final = {"x3f": "Sigma X3F", "unknown": "this RAW container"}
+# What each container is called in messages, for the user who has to act on them.
+CONTAINER_NAMES: Final = {
+    "tiff": "TIFF-based RAW", "orf": "Olympus ORF", "rw2": "Panasonic RW2", "cr3": "Canon CR3",
+    "raf": "Fujifilm RAF", "ciff": "Canon CRW", "x3f": "Sigma X3F",
+}  # fmt: skip
 
 
 _CIFF_MAKE_MODEL: Final = 0x080A
@@ -71,9 +75,11 @@ def extent_problem(data: bytes, container: str) -> str | None:
         return _raf_extent(data)
     if container == "ciff":
         return _ciff_extent(data)
-    return (
-        f"{UNVERIFIED[container]}: where its raw data lies cannot be verified, so it is refused, not trusted"
-    )
+    if container == "unknown":
+        return (f"named as camera RAW, but its content is no RAW container LibRaw or hotfolder knows "
+                f"(it starts {data[:8].hex(' ')})")  # fmt: skip
+    name = CONTAINER_NAMES[container]
+    return f"{name}: where its raw data lies cannot be verified, so it is refused, not trusted"
 
 
 def _tiff_extent(tiff: bytes) -> str | None:

@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-from hotfolder.decide.containers import UNVERIFIED, container_of, exif_blocks, extent_problem, xmp_packet
+from hotfolder.decide.containers import CONTAINER_NAMES, container_of, exif_blocks, extent_problem, xmp_packet
 from hotfolder.errors import InputError
 
 _EXIF_IFD: Final = 34665
@@ -72,7 +72,7 @@ def _libraw_header(data: bytes, container: str) -> tuple[tuple[int, int], int, t
         try:
             raw.open_buffer(io.BytesIO(data))
         except rawpy.LibRawError as exc:
-            name = {"ciff": "Canon CRW", **UNVERIFIED}.get(container, container.upper())
+            name = CONTAINER_NAMES.get(container, container.upper())
             raise InputError(
                 f"LibRaw cannot read this {name}: {_said(exc)} (unsupported or damaged)"
             ) from None
