@@ -19,6 +19,7 @@ from hotfolder.decide.job import Job
 from hotfolder.decide.match import Facts, decide
 from hotfolder.decide.sniff import register_codecs
 from hotfolder.errors import EncodeError
+from hotfolder.render.deep import Deep, png_bytes, tiff_bytes
 from hotfolder.render.metadata import Metadata
 from hotfolder.render.transform import Rendered
 from hotfolder.render.verify import verify
@@ -390,12 +391,39 @@ def test_one_failing_output_commits_none(tmp_path: Path) -> None:
 def test_verify_catches_a_lossless_mismatch() -> None:
     """verify() decodes the written bytes and refuses a lossless output whose pixels differ."""
     im = Image.new("RGB", (20, 10), (1, 2, 3))
-    rendered = Rendered(frames=[im], meta=Metadata())
+    rendered = Rendered(views=[im], meta=Metadata())
     out = output(format="png")
     buf = io.BytesIO()
     Image.new("RGB", (20, 10), (1, 2, 4)).save(buf, "PNG")
     with pytest.raises(EncodeError, match="differs"):
         verify(buf.getvalue(), rendered, out)
+
+
+@pytest.mark.parametrize("fmt", ["tiff", "png"])
+def test_verify_catches_a_16_bit_mismatch_and_a_truncated_16_bit_file(fmt: str) -> None:
+    """A 16-bit output is decoded again at full precision: one sample off by one, or a file cut short,
+    is refused (the check compares while libvips decodes, never through 8 bits)."""
+    pixels = np.random.default_rng(7).integers(0, 65536, (40, 60, 3), dtype=np.uint16)
+    rendered = Rendered(views=None, meta=Metadata(), deep=Deep(pixels=pixels, bits=16))
+    out = output(format=fmt)
+    good = (
+        tiff_bytes(rendered.deep, compression="deflate", predictor=True)
+        if fmt == "tiff"
+        else png_bytes(rendered.deep, level=6)
+    )
+    verify(good, rendered, out)  # the same samples pass, without making an 8-bit view
+    assert rendered.views is None
+    off = pixels.copy()
+    off[39, 59, 2] ^= 1  # the lowest bit of the last sample: lost by any 8-bit comparison
+    bad = (
+        tiff_bytes(Deep(pixels=off, bits=16), compression="deflate", predictor=True)
+        if fmt == "tiff"
+        else (png_bytes(Deep(pixels=off, bits=16), level=6))
+    )
+    with pytest.raises(EncodeError, match="differs"):
+        verify(bad, rendered, out)
+    with pytest.raises(EncodeError, match="decode"):
+        verify(good[: len(good) * 2 // 3], rendered, out)
 
 
 @pytest.mark.parametrize(("name", "expected"), [("ultra-hdr.jpg", "gain map"), ("pug.heic", "depth map")])

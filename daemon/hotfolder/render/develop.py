@@ -102,7 +102,7 @@ class Developed:
         height, width = pixels.shape[:2]
         exif = transplant(self.header, orientation=1, size=(width, height), notes=notes)
         meta = Metadata(exif=exif, icc=icc, xmp=without_edits(self.header.xmp))
-        return Source(image=deep.to_8bit(), format="raw", meta=meta, orientation=1, deep=deep)
+        return Source(view=None, format="raw", meta=meta, orientation=1, deep=deep)
 
 
 def develop(data: bytes, header: RawHeader, outputs: list[Output], *, max_pixels: int) -> Developed:

@@ -31,7 +31,7 @@ def output_metadata(
     """
     meta = rendered.meta
     applied = output.orientation == "upright" or source.orientation == 1
-    stored = source.image.size
+    stored = source.size
     expected = stored[::-1] if applied and source.orientation >= 5 else stored
     resized = rendered.size != expected
     turned = applied and source.orientation != 1

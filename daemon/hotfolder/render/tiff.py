@@ -70,7 +70,8 @@ def write_tiff(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None
         buf = io.BytesIO()
         frames[0].save(buf, "TIFF", **kwargs)
         data = buf.getvalue()
-    fp.write(tiff_with_metadata(data, r.meta, notes, output))
+    for part in tiff_with_metadata(data, r.meta, notes, output):
+        fp.write(part)
 
 
 # Pillow mode -> (bands, libvips format, interpretation); "1" is written as 1-bit from 0/255 grey.
@@ -115,19 +116,21 @@ _POINTERS: Final = {34665, 34853, _TAG_INTEROP}
 _TIFF_OWN: Final = TIFF_STRUCTURAL | _POINTERS
 
 
-def tiff_with_metadata(data: bytes, meta: Metadata, notes: Notes, output: Output) -> bytes:
-    """Add EXIF (with its Exif and GPS sub-IFDs), XMP and IPTC to a TIFF written by libtiff/libvips.
+def tiff_with_metadata(
+    data: bytes, meta: Metadata, notes: Notes, output: Output
+) -> list[bytes | bytearray | memoryview]:
+    """Add EXIF (with its Exif and GPS sub-IFDs), XMP and IPTC to a TIFF written by libtiff/libvips:
+    the parts of the new file, in order (the pixels are not copied: 0.1 s per copy of a 24 MP TIFF).
 
     libtiff cannot take sub-IFDs from Pillow ("Error setting from dictionary"), so the image is
     written first and IFD0 is then rewritten by Pillow's IFD serialiser and appended, with the
     header pointing at it. Pixel data and later pages are untouched.
     """
     irb = photoshop_irb(meta)
-    buf = bytearray(data)
-    endian = "<" if buf[:2] == b"II" else ">"
-    ifd = TiffImagePlugin.ImageFileDirectory_v2(ifh=bytes(buf[:8]))
+    endian = "<" if data[:2] == b"II" else ">"
+    ifd = TiffImagePlugin.ImageFileDirectory_v2(ifh=bytes(data[:8]))
     stream = io.BytesIO(data)
-    stream.seek(struct.unpack_from(endian + "I", buf, 4)[0])
+    stream.seek(struct.unpack_from(endian + "I", data, 4)[0])
     ifd.load(stream)
     for tag in list(ifd.keys()):
         ifd[tag] = ifd[tag]  # materialise lazily read tags: tobytes() writes only decoded ones
@@ -161,14 +164,12 @@ def tiff_with_metadata(data: bytes, meta: Metadata, notes: Notes, output: Output
     ifd.tagtype[282] = ifd.tagtype[283] = 5
     ifd[296] = found.tiff_unit if found else 1
     ifd.tagtype[296] = 3
-    if len(buf) % 2:
-        buf += b"\x00"
-    at = len(buf)
+    pad = b"\x00" * (len(data) % 2)
+    at = len(data) + len(pad)
     blob = bytearray(ifd.tobytes(at))
     _restore_ifd_values(blob, endian, at, strip_offsets, following)
-    buf += blob
-    struct.pack_into(endian + "I", buf, 4, at)
-    return bytes(buf)
+    header = data[:4] + struct.pack(endian + "I", at)
+    return [header, memoryview(data)[8:], pad, blob]
 
 
 def _as_written(value: Any) -> Any:

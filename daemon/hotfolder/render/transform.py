@@ -102,11 +102,23 @@ def to_mode(im: Image.Image, output: Output) -> Image.Image:
 class Rendered:
     """One output's pixels and the metadata to embed, ready for its encoder."""
 
-    frames: list[Image.Image]
+    views: list[Image.Image] | None  # None when `deep` holds the one frame
     meta: Metadata
     durations: list[int] | None = None  # animation timing; None for a still or for pages
     loop: int | None = None
     deep: Deep | None = None  # full-precision pixels, when the output keeps them
+
+    @property
+    def frames(self) -> list[Image.Image]:
+        """The frames at 8 bits; a deep output's view is made only if a writer asks for it."""
+        if self.views is None:
+            assert self.deep is not None, "a Rendered holds its pixels in views or in deep"
+            self.views = [self.deep.to_8bit()]
+        return self.views
+
+    @property
+    def frame_count(self) -> int:
+        return 1 if self.views is None else len(self.views)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -154,7 +166,7 @@ def render(
         elif deep.icc is None and source.meta.nclx and output.format != "heif":
             deep = replace(deep, icc=nclx_as_icc(source.meta.nclx, "RGB", notes))
         meta = source.meta if deep.icc == source.meta.icc else _with_icc(source.meta, deep.icc)
-        return Rendered(frames=[deep.to_8bit()], meta=meta, deep=deep)
+        return Rendered(views=None, meta=meta, deep=deep)
     if source.deep is not None and source.deep.bits > 8:
         notes.warn("precision.reduced", format=output.format,
                    error=f"{source.deep.bits}-bit source written at 8 bits per sample (scaled)")  # fmt: skip
@@ -170,7 +182,7 @@ def render(
         im, icc = colour(im, source.meta, output, notes)
         out.append(to_mode(im, output))
     meta = source.meta if icc == source.meta.icc else _with_icc(source.meta, icc)
-    return Rendered(frames=out, meta=meta, durations=durations, loop=source.loop if durations else None)
+    return Rendered(views=out, meta=meta, durations=durations, loop=source.loop if durations else None)
 
 
 def _fitted(frame: Image.Image, max_edge: int | None, resized: dict[int, Image.Image] | None) -> Image.Image:

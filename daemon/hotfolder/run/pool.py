@@ -48,7 +48,7 @@ def _worker_init(preload: tuple[str, ...] = ()) -> None:
 def preload_for(rules: tuple[Rule, ...]) -> tuple[str, ...]:
     """The decoders worth loading at worker start for these rules: LibRaw when a rule develops RAW."""
     develops = any(RAW in r.match.formats and any(o.format != "copy" for o in r.outputs) for r in rules)
-    return ("rawpy",) if develops else ()
+    return ("rawpy", "pyvips") if develops else ()  # pyvips resizes and writes what LibRaw renders
 
 
 def kill_workers() -> None:
