@@ -51,7 +51,8 @@ class Staged:
 
 def stage_at(temp: Path, write: Callable[[IO[bytes]], object]) -> Staged:
     """Write into a fresh temp file (never an existing one, never through a link), flush and fsync it."""
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    # Read-write: a writer may read back what it wrote (the TIFF writer reads IFD0 to append metadata).
+    fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     try:
         with os.fdopen(fd, "wb") as fp:
             write(fp)

@@ -196,18 +196,26 @@ def png_bytes(deep: Deep, *, level: int, optimize: bool = False) -> bytes:
 def tiff_bytes(deep: Deep, *, compression: str, predictor: bool, level: int | None = None) -> bytes:
     """A TIFF of every channel at the source's precision (16 bits, or 8 for an 8-bit source with extra
     channels) with its ICC profile; the caller adds the other metadata."""
+    return vips_tiff(tiff_image(deep), deep.icc, compression=compression, predictor=predictor, level=level)
+
+
+def tiff_image(deep: Deep) -> Any:
+    """The libvips image a TIFF of these samples is written from."""
     vimg = _to_vips(deep.pixels)
     colour = deep.bands - deep.extra >= 3
     if deep.bits <= 8:
-        vimg = (vimg >> 8).cast("uchar").copy(interpretation="srgb" if colour else "b-w")
-    else:
-        vimg = vimg.copy(interpretation="rgb16" if colour else "grey16")
-    return vips_tiff(vimg, deep.icc, compression=compression, predictor=predictor, level=level)
+        return (vimg >> 8).cast("uchar").copy(interpretation="srgb" if colour else "b-w")
+    return vimg.copy(interpretation="rgb16" if colour else "grey16")
 
 
-def vips_tiff(vimg: Any, icc: bytes | None, *, compression: str, predictor: bool, level: int | None = None,
-              float_predictor: bool = False, bitdepth: int | None = None) -> bytes:  # fmt: skip
-    """A libvips image as TIFF bytes: pixels and ICC only (tiff_with_metadata adds the rest)."""
+def vips_tiff(vimg: Any, icc: bytes | None, *, into: int | None = None, compression: str, predictor: bool,
+              level: int | None = None, float_predictor: bool = False,
+              bitdepth: int | None = None) -> bytes:  # fmt: skip
+    """A libvips image as TIFF bytes: pixels and ICC only (the TIFF writer adds the rest); with
+    `into`, written straight into that open descriptor instead (b"" returned).
+
+    Into a descriptor: 0.4 s less than into memory and then to the file, for a 24 MP 16-bit TIFF
+    (3.6-4.0 s against 3.9-4.6 s, four alternating runs)."""
     import pyvips  # noqa: PLC0415
 
     keep = "none"
@@ -223,9 +231,12 @@ def vips_tiff(vimg: Any, icc: bytes | None, *, compression: str, predictor: bool
     if bitdepth is not None:
         options["bitdepth"] = bitdepth
     try:
-        return bytes(vimg.tiffsave_buffer(**options))
+        if into is None:
+            return bytes(vimg.tiffsave_buffer(**options))
+        vimg.tiffsave_target(pyvips.Target.new_to_descriptor(into), **options)  # through its own dup()
     except pyvips.Error as exc:
         raise EncodeError(f"cannot write TIFF: {str(exc).strip()}") from None
+    return b""
 
 
 def heif_file(deep: Deep, *, bit_depth: int) -> Any:
