@@ -4,7 +4,8 @@
    looking at what is there), and so does the original's destination.
 2. Intent: the input's identity and SHA-256 and every destination, written to the ledger.
 3. Renames: each output into place, then one fsync per folder.
-4. The original: deleted, moved or kept; exactly the file that was read (dispose.py).
+4. The original: deleted, moved or kept; exactly the file that was read (dispose.py); then its
+   companions, the same way, beside it (group.py).
 5. Done: the ledger row written and the intent closed, in one transaction.
 
 A failure before the first rename leaves nothing visible (the temps are removed). After it, the
@@ -19,9 +20,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from hotfolder.commit import atomic, dispose
+from hotfolder.commit import atomic, dispose, group
 from hotfolder.commit.dispose import Disposed, Read
 from hotfolder.commit.faults import checkpoint
+from hotfolder.commit.group import CompanionDisposed
 from hotfolder.commit.ledger import Ledger
 from hotfolder.commit.records import Intent, Record
 from hotfolder.commit.staged import Outcome, StagedOutput
@@ -52,6 +54,7 @@ class Committed:
     record: Record
     written: tuple[Written, ...]
     disposed: Disposed
+    companions: tuple[CompanionDisposed, ...] = ()
 
 
 class CommitIncompleteError(HotfolderError):
@@ -132,13 +135,14 @@ class Committer:
                             "policy": out.on_conflict, "counter_format": out.counter_format})  # fmt: skip
         d = outcome.disposal
         disposal: dict[str, Any] = {"policy": d.policy}
+        picture_dest = None
         if d.policy == "move":
             dest = numbered_seq(d.dest, d.rule)
             assert dest is not None
-            disposal.update(
-                dest=str(dispose.free_name(dest, taken)), staged=str(d.staged) if d.staged else None
-            )
-        plan = {"token": job.token, "read_ns": outcome.read_ns, "outputs": outputs, "disposal": disposal}
+            picture_dest = group.group_dest(dest, outcome.companions, taken)
+            disposal.update(dest=str(picture_dest), staged=str(d.staged) if d.staged else None)
+        plan = {"token": job.token, "read_ns": outcome.read_ns, "outputs": outputs, "disposal": disposal,
+                "companions": group.plan(outcome.companions, picture_dest)}  # fmt: skip
         intent = self.ledger.open_intent(outcome.identity, outcome.sha256, job.token, plan, record)
         checkpoint("after-intent")
         return self._finish(intent, outcome.identity, outcome.sha256, record, plan, fresh=True)
@@ -160,6 +164,8 @@ class Committer:
             renamed = True
             checkpoint("after-renames")
             disposed = self._dispose(read, plan, fresh=fresh)
+            companions = group.dispose_all(plan.get("companions", []), disposed, token=plan["token"],
+                                           root=self.output_root, fresh=fresh)  # fmt: skip
             checkpoint("after-disposal")
         except OSError as exc:
             if fresh and not renamed:
@@ -169,7 +175,7 @@ class Committer:
         outputs = tuple(str(w.dst) for w in written)
         done = replace(record, outputs=outputs, original=disposed.summary)
         self.ledger.close_intent(intent, done)
-        return Committed(done, tuple(written), disposed)
+        return Committed(done, tuple(written), disposed, companions)
 
     def _abandon(self, intent: int, plan: dict[str, Any]) -> None:
         """Nothing is visible yet: drop the staged files and the intent; the job may be tried again."""

@@ -36,6 +36,18 @@ class Disposal:
 
 
 @dataclass(frozen=True)
+class Companion:
+    """A file that travels with the picture (a sidecar, its RAW+JPEG twin, its Live Photo video), as read."""
+
+    path: Path
+    identity: FileIdentity
+    sha256: str
+    read_ns: int
+    role: str  # sidecar | twin | video
+    suffix: str  # what follows the picture's stem in its name, kept when the group is renamed
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What a worker's job came back with."""
 
@@ -58,3 +70,4 @@ class Outcome:
     ms: float = 0.0
     notes: tuple[tuple[str, dict[str, Any]], ...] = ()
     started_at: str | None = None  # wall clock when a worker began it (latency, from the logs alone)
+    companions: tuple[Companion, ...] = ()  # the group's other files, disposed of with the original

@@ -40,6 +40,7 @@ from hotfolder.errors import HotfolderError, InputError, NotRegularError, is_tra
 from hotfolder.render import stamp
 from hotfolder.render.decode import Source, decode
 from hotfolder.render.develop import Developed, develop
+from hotfolder.run.group import read_group
 from hotfolder.run.staging import Work, elapsed_ms, stage_move, stage_output
 from hotfolder.settings.outputs import Output
 from hotfolder.settings.rules import Rule
@@ -135,6 +136,7 @@ def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: Work) 
     # Every name first: a template that cannot render fails the job before anything is written.
     names = _names(job, chain, content, digest)
     disposal = _disposal(job, chain, content, digest)
+    base = work.base = replace(base, companions=read_group(job, chain, data, content, work.notes))
     twin = next((Path(p) for sha, c, p in job.twins if sha == digest and c == key), None)
     if twin is not None and not job.force:
         # The same bytes were already done by this chain: no outputs again, but the original

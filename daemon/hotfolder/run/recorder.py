@@ -111,6 +111,10 @@ class Recorder:
         if disposed.why is not None:
             self.log.warning("original.kept", src=src, rule=record.rule, error=disposed.why,
                              dst=str(disposed.where) if disposed.where else None)  # fmt: skip
+        for c in committed.companions:
+            where = str(c.disposed.where) if c.disposed.where else None
+            self.log.info(f"companion.{c.disposed.result}", src=str(c.src), dst=where, rule=record.rule,
+                          picture=src, role=c.role, error=c.disposed.why)  # fmt: skip
         if not fresh:
             self.log.info("intent.finished", src=src, rule=record.rule, original=disposed.summary)
         if record.status == Status.DUPLICATE:

@@ -15,6 +15,7 @@ from hotfolder.core.formats import MATCH_FORMATS
 from hotfolder.core.template import Template
 from hotfolder.errors import ConfigError, Problem
 from hotfolder.settings import schema
+from hotfolder.settings.companions import Companions, parse_companions
 from hotfolder.settings.outputs import Output, parse_output
 
 
@@ -57,6 +58,7 @@ class Rule:
     continue_: bool = False  # `continue = true`: later rules are tried too
     original: str = "keep"
     original_path: Template | None = None  # where `move` puts the original, under output_root
+    companions: Companions | None = None  # [rule.companions]: the picture's group travels with it
     # Lines of keys that are checked against the config later (a rule's watch), for the error message.
     where: tuple[tuple[str, int], ...] = field(default=(), compare=False, repr=False)
 
@@ -117,7 +119,9 @@ _MATCH_KEYS: Final[Mapping[str, schema.Validator]] = {
     "exif": _exif_table, "has_gps": schema.boolean, "has_exif": schema.boolean,
     "taken_after": _when, "taken_before": _when,
 }  # fmt: skip
-_RULE_KEYS: Final = frozenset({"name", "match", "output", "continue", "original", "original_path"})
+_RULE_KEYS: Final = frozenset(
+    {"name", "match", "output", "continue", "original", "original_path", "companions"}
+)
 _MATCH_FIELDS: Final = {"glob": "globs"}
 
 
@@ -253,6 +257,13 @@ def _parse_rule(
             "original_path",
             where.line(i, "original_path"),
         )
+
+    if "companions" in entry:
+        found = parse_companions(
+            entry["companions"], lambda key: where.line(i, key, section="rule.companions"), problem
+        )
+        if found is not None:
+            rule_kwargs["companions"] = found
 
     outputs = []
     raw_outputs = entry.get("output")

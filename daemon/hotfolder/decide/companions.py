@@ -1,0 +1,208 @@
+"""A picture's group: which files beside it are its companions, decided from names and, for a Live
+Photo video, from the identifiers the still and the video both carry. Pure: listings and bytes in.
+
+Names match case-insensitively (`IMG_1234.XMP` is `IMG_1234.xmp`); `{name}` is the picture's file
+name, `{stem}` that name without its last extension. A companion keeps its own suffix (what follows
+the picture's stem in its name) when the group is renamed: `IMG_1234.CR2.xmp` -> `<new>.CR2.xmp`.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import PurePath
+from typing import Final
+
+from hotfolder.decide.sniff import raw_name
+from hotfolder.settings.companions import Companions
+
+JPEG_EXTENSIONS: Final = frozenset({".jpg", ".jpeg"})
+SIDECAR, TWIN, VIDEO = "sidecar", "twin", "video"
+_LIVE_SECONDS: Final = 2.0  # a Live Photo's still and video without identifiers: taken this close
+_QT_ID_KEYS: Final = (b"com.apple.quicktime.content.identifier", b"com.apple.quicktime.live-photo.auto")
+_QT_DATE_KEY: Final = b"com.apple.quicktime.creationdate"
+_APPLE_MAKERNOTE: Final = b"Apple iOS\x00"
+_APPLE_CONTENT_ID: Final = 0x0011  # exiftool: MediaGroupUUID, formerly ContentIdentifier
+
+
+@dataclass(frozen=True)
+class Member:
+    """One companion of a picture: its name in the folder, what it is, and the suffix it keeps."""
+
+    name: str
+    role: str  # sidecar | twin | video
+    suffix: str
+
+
+def stem(name: str) -> str:
+    return PurePath(name).stem
+
+
+def _expand(pattern: str, picture: str) -> str:
+    return pattern.replace("{name}", picture).replace("{stem}", stem(picture)).lower()
+
+
+def _twin_wanted(picture: str, other: str, spec: Companions) -> bool:
+    """Whether `other` (same stem) is the RAW+JPEG twin that travels with `picture`."""
+    if spec.raw_jpeg != "group":
+        return False
+    jpeg = PurePath(other).suffix.lower() in JPEG_EXTENSIONS
+    raw = raw_name(other)
+    if spec.primary == "raw":
+        return raw_name(picture) and jpeg
+    return PurePath(picture).suffix.lower() in JPEG_EXTENSIONS and raw
+
+
+def group_of(picture: str, listing: Iterable[str], spec: Companions) -> tuple[Member, ...]:
+    """The companions of `picture` among the names of its folder, in a stable order."""
+    others = {n.lower(): n for n in listing if n != picture}
+    base = stem(picture)
+    members: dict[str, Member] = {}
+    for role, patterns in ((SIDECAR, spec.files), (VIDEO, spec.videos)):
+        for pattern in patterns:
+            found = others.get(_expand(pattern, picture))
+            if found is not None and found not in members:
+                members[found] = Member(found, role, found[len(base) :])
+    for lower, name in others.items():
+        if stem(lower) == base.lower() and name not in members and _twin_wanted(picture, name, spec):
+            members[name] = Member(name, TWIN, name[len(base) :])
+    return tuple(sorted(members.values(), key=lambda m: m.name))
+
+
+def _shape(pattern: str) -> re.Pattern[str]:
+    """A pattern as a regex over companion names, capturing the picture's name or stem."""
+    parts = re.split(r"(\{name\}|\{stem\})", pattern)
+    regex = "".join(f"(?P<{p[1:-1]}>.+)" if p in ("{name}", "{stem}") else re.escape(p) for p in parts if p)
+    return re.compile(f"^{regex}$", re.IGNORECASE)
+
+
+def holder(name: str, listing: Iterable[str], spec: Companions) -> str | None:
+    """The picture in this folder that `name` is a companion of, if any (a companion is never an input
+    of its own while its group exists)."""
+    names = [n for n in listing if n != name]
+    by_name = {n.lower(): n for n in names}
+    by_stem: dict[str, list[str]] = {}
+    for n in names:
+        by_stem.setdefault(stem(n).lower(), []).append(n)
+    for pattern in (*spec.files, *spec.videos):
+        hit = _shape(pattern).match(name)
+        if hit is None:
+            continue
+        parts = hit.groupdict()
+        if "name" in parts and parts["name"].lower() in by_name:
+            return by_name[parts["name"].lower()]
+        if "stem" in parts:
+            for picture in by_stem.get(parts["stem"].lower(), []):
+                if not looks_like_companion(picture, spec):
+                    return picture
+    for picture in by_stem.get(stem(name).lower(), []):
+        if _twin_wanted(picture, name, spec):
+            return picture
+    return None
+
+
+def looks_like_companion(name: str, spec: Companions) -> bool:
+    """Whether a name has a companion's shape (a sidecar, a video): an orphan when no picture holds it."""
+    return any(_shape(p).match(name) for p in (*spec.files, *spec.videos))
+
+
+# Live Photos: the still's and the video's identifiers ------------------------------------------
+
+
+def apple_content_id(makernote: bytes | None) -> str | None:
+    """The content identifier in an Apple MakerNote ("Apple iOS", big-endian IFD after 14 bytes)."""
+    if not makernote or not makernote.startswith(_APPLE_MAKERNOTE) or len(makernote) < 16:
+        return None
+    (count,) = struct.unpack_from(">H", makernote, 14)
+    for k in range(min(count, 256)):
+        at = 16 + 12 * k
+        if at + 12 > len(makernote):
+            return None
+        tag, kind, n, value = struct.unpack_from(">HHII", makernote, at)
+        if tag == _APPLE_CONTENT_ID and kind == 2:
+            raw = makernote[at + 8 : at + 12] if n <= 4 else makernote[value : value + n]
+            return raw.split(b"\x00", 1)[0].decode("ascii", "replace") or None
+    return None
+
+
+def _boxes(data: bytes, start: int, end: int) -> Iterable[tuple[bytes, int, int]]:
+    """(type, body start, box end) of the ISO-BMFF boxes in data[start:end]."""
+    at = start
+    while at + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, at)
+        head = 8
+        if size == 1 and at + 16 <= end:
+            size, head = struct.unpack_from(">Q", data, at + 8)[0], 16
+        elif size == 0:
+            size = end - at
+        if size < head or at + size > end:
+            return
+        yield kind, at + head, at + size
+        at += size
+
+
+def quicktime_tags(data: bytes) -> dict[bytes, str]:
+    """The QuickTime `mdta` metadata of a video (moov/meta keys + ilst), text values only."""
+    for kind, body, end in _boxes(data, 0, len(data)):
+        if kind != b"moov":
+            continue
+        for inner, ibody, iend in _boxes(data, body, end):
+            if inner == b"meta":
+                return _mdta(data, ibody, iend)
+    return {}
+
+
+def _mdta(data: bytes, start: int, end: int) -> dict[bytes, str]:
+    keys: list[bytes] = []
+    values: dict[bytes, str] = {}
+    for kind, body, box_end in _boxes(data, start, end):
+        if kind == b"keys":
+            for _k, kbody, kend in _boxes(data, body + 8, box_end):
+                keys.append(data[kbody:kend])
+        elif kind == b"ilst":
+            for index, ibody, iend in _boxes(data, body, box_end):
+                n = int.from_bytes(index, "big") - 1
+                for dkind, dbody, dend in _boxes(data, ibody, iend):
+                    if (
+                        dkind == b"data"
+                        and 0 <= n < len(keys)
+                        and data[dbody : dbody + 4] == b"\x00\x00\x00\x01"
+                    ):
+                        values[keys[n]] = data[dbody + 8 : dend].decode("utf-8", "replace")
+    return values
+
+
+def video_content_id(tags: dict[bytes, str]) -> str | None:
+    return next((tags[k] for k in _QT_ID_KEYS if tags.get(k)), None)
+
+
+def video_taken(tags: dict[bytes, str]) -> datetime | None:
+    text = tags.get(_QT_DATE_KEY)
+    if not text:
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z")
+    except ValueError:
+        return None
+
+
+def live_pair(
+    still_id: str | None, still_taken: datetime | None, video: dict[bytes, str]
+) -> tuple[bool, str]:
+    """Whether a same-stem video is this still's Live Photo video, and why (identifiers first; else
+    capture times within 2 s, compared in UTC when both carry an offset, as local times otherwise)."""
+    video_id = video_content_id(video)
+    if still_id and video_id:
+        same = still_id.upper() == video_id.upper()
+        return same, f"content identifiers {'agree' if same else 'differ'} ({still_id} / {video_id})"
+    taken = video_taken(video)
+    if still_taken is None or taken is None:
+        return False, "no content identifier on both, and no capture time on both"
+    if (still_taken.tzinfo is None) != (taken.tzinfo is None):
+        taken, still_taken = taken.replace(tzinfo=None), still_taken.replace(tzinfo=None)
+    gap = abs(taken - still_taken)
+    close = gap <= timedelta(seconds=_LIVE_SECONDS)
+    return close, f"capture times {gap.total_seconds():.1f} s apart"

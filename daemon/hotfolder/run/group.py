@@ -1,0 +1,169 @@
+"""The group's I/O at the edges: the dispatcher's look at a folder (is this file a companion, an
+orphan, or a picture whose stem is still arriving?) and the worker's reading of each companion
+(identity and SHA-256, the Live Photo check), for the commit to dispose of exactly what was read."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import struct
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+from PIL import Image
+
+from hotfolder.commit.staged import Companion
+from hotfolder.core.exiftiff import TAG_EXIF_IFD, TAG_MAKERNOTE
+from hotfolder.core.identity import FileIdentity
+from hotfolder.decide import companions as pairing
+from hotfolder.decide.job import Job
+from hotfolder.decide.match import Content
+from hotfolder.decide.read import open_regular
+from hotfolder.errors import NotRegularError
+from hotfolder.render.notes import Notes
+from hotfolder.settings.companions import Companions
+from hotfolder.settings.rules import Rule
+
+QUIET_SECONDS: Final = 1.0  # a picture's stem counts as quiet once nothing with it changed for this long
+_MOOV_LIMIT: Final = 64 << 20  # a video's metadata box larger than this is not read
+
+
+def spec_of(rules: tuple[Rule, ...]) -> Companions | None:
+    """The companions table of the first of these rules that has one."""
+    return next((r.companions for r in rules if r.companions is not None), None)
+
+
+class Arrivals:
+    """The dispatcher's view of groups: companions are held, orphans said, pictures wait for quiet."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.first_seen: dict[Path, float] = {}
+
+    def verdict(self, path: Path, spec: Companions, *, wait: bool) -> tuple[str, str | float | None]:
+        """("held", its picture), ("orphan", None), ("wait", seconds) or ("go", None) for one file."""
+        try:
+            listing = [p.name for p in path.parent.iterdir()]
+        except OSError:
+            return "go", None
+        picture = pairing.holder(path.name, listing, spec)
+        if picture is not None:
+            return "held", picture
+        if pairing.looks_like_companion(path.name, spec):
+            return "orphan", None
+        if not wait:
+            return "go", None
+        now = self.clock()
+        first = self.first_seen.setdefault(path, now)
+        still = _stem_busy(path, listing)
+        if still > 0 and now - first + still <= spec.wait:
+            return "wait", still
+        self.first_seen.pop(path, None)
+        return "go", None
+
+
+def _stem_busy(path: Path, listing: list[str]) -> float:
+    """Seconds until the picture's stem has been quiet for QUIET_SECONDS (0: quiet now). A same-stem
+    temp file (a download or copy in progress) counts as a change now."""
+    base = pairing.stem(path.name).lower()
+    latest = 0.0
+    for name in listing:
+        lower = name.lower()
+        if base not in lower:
+            continue
+        temp = lower.startswith(".") or lower.endswith((".tmp", ".part", ".crdownload", ".partial"))
+        if pairing.stem(lower) != base and not temp:
+            continue
+        try:
+            mtime = (path.parent / name).lstat().st_mtime
+        except OSError:
+            continue
+        latest = max(latest, time.time() if temp else mtime)
+    return max(0.0, latest + QUIET_SECONDS - time.time())
+
+
+# In the worker -------------------------------------------------------------------------------------
+
+
+def read_group(job: Job, chain: tuple[Rule, ...], data: bytes, content: Content | None,
+               notes: Notes) -> tuple[Companion, ...]:  # fmt: skip
+    """Each companion of the job's picture as read now: identity, hash, role, suffix."""
+    spec = spec_of(chain)
+    if spec is None:
+        return ()
+    members = pairing.group_of(job.src.name, [p.name for p in job.src.parent.iterdir()], spec)
+    found = []
+    for member in members:
+        path = job.src.parent / member.name
+        if member.role == pairing.VIDEO:
+            paired, why = pairing.live_pair(
+                _still_id(data), content.taken if content else None, _video_tags(path)
+            )
+            if not paired:
+                notes.warn(
+                    "companion.unpaired", error=f"{member.name} is not this picture's Live Photo video: {why}"
+                )
+                continue
+        read = _read(path)
+        if read is None:
+            notes.warn("companion.skipped", error=f"{member.name} changed or went while it was read")
+            continue
+        identity, digest, read_ns = read
+        found.append(Companion(path, identity, digest, read_ns, member.role, member.suffix))
+    return tuple(found)
+
+
+def _read(path: Path) -> tuple[FileIdentity, str, int] | None:
+    """(identity, SHA-256, when) of a companion, or None if it is not a regular file or changed."""
+    try:
+        fd, st = open_regular(path)
+    except (NotRegularError, OSError):
+        return None
+    try:
+        digest = hashlib.sha256()
+        read_ns = time.time_ns()
+        while chunk := os.read(fd, 1 << 20):
+            digest.update(chunk)
+        after = FileIdentity.of(os.fstat(fd))
+    finally:
+        os.close(fd)
+    identity = FileIdentity.of(st)
+    return (identity, digest.hexdigest(), read_ns) if after == identity else None
+
+
+def _still_id(data: bytes) -> str | None:
+    """The still's Apple content identifier, from its EXIF MakerNote."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            note = im.getexif().get_ifd(TAG_EXIF_IFD).get(TAG_MAKERNOTE)
+    except (OSError, ValueError, SyntaxError, struct.error):
+        return None
+    return pairing.apple_content_id(note) if isinstance(note, bytes) else None
+
+
+def _video_tags(path: Path) -> dict[bytes, str]:
+    """The QuickTime metadata of a video, reading only its top-level box headers and its moov box."""
+    try:
+        with path.open("rb") as fp:
+            at = 0
+            while True:
+                fp.seek(at)
+                head = fp.read(16)
+                if len(head) < 8:
+                    return {}
+                size, kind = struct.unpack(">I4s", head[:8])
+                if size == 1 and len(head) == 16:
+                    size = struct.unpack(">Q", head[8:16])[0]
+                if size < 8:
+                    return {}
+                if kind == b"moov":
+                    if size > _MOOV_LIMIT:
+                        return {}
+                    fp.seek(at)
+                    return pairing.quicktime_tags(fp.read(size))
+                at += size
+    except OSError:
+        return {}
