@@ -6,6 +6,7 @@ import fcntl
 import io
 import os
 import struct
+import sys
 from typing import IO, Any, Final
 
 from PIL import Image, TiffImagePlugin, TiffTags
@@ -22,6 +23,7 @@ from hotfolder.core.exiftiff import (
     TIFF_STRUCTURAL,
 )
 from hotfolder.core.resolution import rational
+from hotfolder.decide.probe import Window
 from hotfolder.render import deep as deepmod
 from hotfolder.render.metadata import Metadata, photoshop_irb
 from hotfolder.render.notes import Notes
@@ -76,7 +78,10 @@ def write_tiff(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None
     fp.flush()
     deepmod.vips_tiff(image, icc, into=fd, **options)
     size = os.fstat(fd).st_size
-    header, pad, blob = _metadata_ifd(io.BufferedReader(_PositionalReader(fd)), size, r.meta, notes, output)
+    # Read by position (pread): the offset the writer shares with libvips is never moved.
+    header, pad, blob = _metadata_ifd(
+        io.BufferedReader(Window(fd, size, budget=sys.maxsize)), size, r.meta, notes, output
+    )
     os.pwrite(fd, pad + blob, size)
     os.pwrite(fd, header, 0)
     fp.seek(0, os.SEEK_END)
@@ -91,33 +96,6 @@ def _descriptor(fp: IO[bytes]) -> int | None:
     fp.flush()
     readable = (fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE) == os.O_RDWR
     return fd if readable and os.fstat(fd).st_size == 0 and os.lseek(fd, 0, os.SEEK_CUR) == 0 else None
-
-
-class _PositionalReader(io.RawIOBase):
-    """Reads a descriptor by position (pread), never moving the offset its writer shares."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd, self.pos = fd, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.pos, os.SEEK_END: os.fstat(self.fd).st_size}[whence]
-        self.pos = base + offset
-        return self.pos
-
-    def readinto(self, buffer: Any) -> int:
-        data = os.pread(self.fd, len(buffer), self.pos)
-        buffer[: len(data)] = data
-        self.pos += len(data)
-        return len(data)
 
 
 # Pillow mode -> (bands, libvips format, interpretation); "1" is written as 1-bit from 0/255 grey.
