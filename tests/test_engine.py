@@ -79,6 +79,12 @@ def test_a_broken_fresh_file_is_quarantined_only_after_two_looks(
     """Read just after its last write and broken: it waits `settle` on the engine clock, then goes."""
     eng, config, clock = engine
     watch = config.watches[0]
+    # Workers started first: a spawn slower than `settle` (a loaded machine) would make the first look
+    # already the second one, and this test is about the file, not about how fast a pool starts.
+    good = watch.path / "good.bmp"
+    shutil.copy(corpus("hopper.bmp"), good)
+    eng.offer(watch, good, watch.path)
+    eng.drain()
     bad = watch.path / "bad.jpg"
     shutil.copy(corpus("truncated_jpeg.jpg"), bad)
     eng.offer(watch, bad, watch.path)
