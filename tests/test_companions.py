@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
+import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import rawpy
 from PIL import Image
 
-from conftest import ROOT, DaemonProcess, run_cli, write_config
+from conftest import ROOT, DaemonProcess, exiftool, run_cli, write_config
 from hotfolder.decide import companions as pairing
 from hotfolder.errors import ConfigError
 from hotfolder.settings.companions import Companions
@@ -194,3 +197,123 @@ def test_kill_9_between_two_companions_is_finished_at_the_next_start(tmp_path: P
     assert {p.name: _sha(p) for p in archive.iterdir()} == sha
     assert not list(inbox.iterdir())
     assert len(list((tmp_path / "outbox" / "web").iterdir())) == 1
+
+
+SIDECAR = """<?xpacket begin='\ufeff' id='W5M0MpCehiHzreSzNTczkc9d'?>
+<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>
+ <rdf:Description rdf:about='' xmlns:xmp='http://ns.adobe.com/xap/1.0/' xmp:Rating='4'
+  xmlns:crs='http://ns.adobe.com/camera-raw-settings/1.0/' crs:Exposure2012='+1.50'
+  xmlns:exif='http://ns.adobe.com/exif/1.0/' exif:GPSLatitude='52,12.58N'
+  xmlns:photoshop='http://ns.adobe.com/photoshop/1.0/' photoshop:City='Ely'>
+  <dc:title xmlns:dc='http://purl.org/dc/elements/1.1/'><rdf:Alt>
+   <rdf:li xml:lang='x-default'>Fen at dawn</rdf:li></rdf:Alt></dc:title>
+  <dc:subject xmlns:dc='http://purl.org/dc/elements/1.1/'><rdf:Bag><rdf:li>fen</rdf:li><rdf:li>dawn</rdf:li>
+   </rdf:Bag></dc:subject>
+  <dc:creator xmlns:dc='http://purl.org/dc/elements/1.1/'><rdf:Seq><rdf:li>Sidecar Author</rdf:li></rdf:Seq>
+   </dc:creator>
+ </rdf:Description>
+</rdf:RDF></x:xmpmeta><?xpacket end='w'?>"""
+
+
+def test_outputs_merge_the_sidecars_descriptive_xmp_and_nothing_else(tmp_path: Path) -> None:
+    """Judged by exiftool: the web JPEG carries the sidecar's title, keywords, rating and city over the
+    picture's own XMP, not its Camera Raw settings nor its location; `sidecar_xmp = "ignore"` leaves
+    it out; a stamp wins over the sidecar; the sidecar itself is moved unchanged."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    shutil.copy(CAMERA / "iphone_7.heic", inbox / "IMG_7.HEIC")  # its own XMP and EXIF
+    (inbox / "IMG_7.HEIC.xmp").write_text(SIDECAR)  # {name}.xmp: this very file's
+    (inbox / "IMG_7.xmp").write_text(SIDECAR.replace("Fen at dawn", "the stem's sidecar"))
+    sha = {p.name: _sha(p) for p in inbox.iterdir()}
+    rules = GROUP_RULES.format(policy="move", where='original_path = "archive/{stem}.{ext}"')
+    rules = rules.replace("max_edge = 256\n", 'max_edge = 256\nxmp = "keep"\n')  # the web profile strips XMP
+    rules += ('[[rule.output]]\nformat = "jpeg"\nxmp = "keep"\nsidecar_xmp = "ignore"\n'
+              'path = "plain/{stem}.jpg"\n[[rule.output]]\nformat = "jpeg"\nxmp = "keep"\n'
+              'stamp = { artist = "Stamp Wins" }\npath = "stamped/{stem}.jpg"\n')  # fmt: skip
+    write_config(tmp_path, rules)
+    done = run_cli("process", "--log-format", "json", "inbox", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    web = exiftool(tmp_path / "outbox" / "web" / "IMG_7.jpg")
+    assert web["XMP:XMP-dc:Title"] == "Fen at dawn"  # {name}.xmp before {stem}.xmp
+    assert web["XMP:XMP-dc:Subject"] == ["fen", "dawn"] and web["XMP:XMP-xmp:Rating"] == 4
+    assert web["XMP:XMP-photoshop:City"] == "Ely" and web["XMP:XMP-dc:Creator"] == "Sidecar Author"
+    assert not any(k.startswith("XMP:XMP-crs") for k in web)
+    assert "XMP:XMP-exif:GPSLatitude" not in web
+    plain = exiftool(tmp_path / "outbox" / "plain" / "IMG_7.jpg")
+    assert "XMP:XMP-dc:Subject" not in plain and "XMP:XMP-xmp:Rating" not in plain
+    stamped = exiftool(tmp_path / "outbox" / "stamped" / "IMG_7.jpg")
+    assert stamped["XMP:XMP-dc:Creator"] == "Stamp Wins" and stamped["XMP:XMP-dc:Subject"] == ["fen", "dawn"]
+    archive = tmp_path / "outbox" / "archive"  # {ext} is lower case; each companion keeps its suffix
+    assert {p.name: _sha(p) for p in archive.iterdir()} == {k.replace(".HEIC", ".heic", k == "IMG_7.HEIC"): v
+                                                             for k, v in sha.items()}  # fmt: skip
+
+
+def test_a_late_sidecar_follows_its_moved_picture_within_late_and_not_after(tmp_path: Path) -> None:
+    """The running daemon moved IMG_0001.dng to the archive; its sidecar arriving afterwards follows
+    it there (found through the ledger). A second picture's sidecar arriving "an hour" later (the
+    ledger's clock set back an hour, past late = 600) stays, companion.orphan with the reason; so
+    does the sidecar of a picture that was deleted (hotfolder deletes only what it read in a group)."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    rules = GROUP_RULES.format(policy="move", where='original_path = "archive/{stem}.{ext}"')
+    write_config(tmp_path, rules.replace("wait = 3", "wait = 3\nlate = 600"))
+    daemon = DaemonProcess(tmp_path).started()
+    try:
+        for n, name in enumerate(("IMG_0001.dng", "IMG_0002.dng")):  # different bytes: not duplicates
+            (tmp_path / name).write_bytes((CAMERA / "canon_eos_6d.dng").read_bytes() + b"\x00" * n)
+            (tmp_path / name).rename(inbox / name)
+        daemon.wait(lambda: len(daemon.named("job.done")) == 2, what="both pictures done")
+        with sqlite3.connect(tmp_path / "state" / "ledger.sqlite3") as db:  # IMG_0002 was done an hour ago
+            db.execute("UPDATE inputs SET updated = ? WHERE path LIKE '%IMG_0002.dng'",
+                       ((datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds"),))  # fmt: skip
+        shutil.copy(CAMERA / "canon_eos_6d.xmp", tmp_path / "IMG_0001.xmp")
+        (tmp_path / "IMG_0001.xmp").rename(inbox / "IMG_0001.xmp")
+        moved = daemon.wait_event("companion.moved", late=True)
+        shutil.copy(CAMERA / "canon_eos_6d.xmp", tmp_path / "IMG_0002.xmp")
+        (tmp_path / "IMG_0002.xmp").rename(inbox / "IMG_0002.xmp")
+        orphan = daemon.wait_event("companion.orphan")
+    finally:
+        daemon.proc.terminate()
+        daemon.proc.wait(timeout=30)
+    archive = tmp_path / "outbox" / "archive"
+    assert moved["dst"] == str(archive / "IMG_0001.xmp") and _sha(archive / "IMG_0001.xmp") == _sha(
+        CAMERA / "canon_eos_6d.xmp"
+    )
+    assert "IMG_0002.dng was moved" in str(orphan["error"]) and "late = 600" in str(orphan["error"])
+    assert [p.name for p in inbox.iterdir()] == ["IMG_0002.xmp"]
+    status = run_cli("status", cwd=tmp_path)
+    assert "groups: 0 pictures done with their companions, 1 orphans" in status.stdout
+
+
+def test_a_quarantined_pictures_companions_stay_and_its_note_names_them(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "IMG_5.jpg").write_bytes((CAMERA / "IMG_4120.JPG").read_bytes()[:20000])  # truncated
+    (inbox / "IMG_5.xmp").write_text(SIDECAR)
+    (inbox / "IMG_5.AAE").write_bytes((CAMERA / "IMG_4120.AAE").read_bytes())
+    write_config(tmp_path, GROUP_RULES.format(policy="move", where='original_path = "archive/{stem}.{ext}"'))
+    done = run_cli("process", "--log-format", "json", "inbox", cwd=tmp_path)
+    assert done.returncode != 0 and "quarantined 1" in done.stderr
+    note = json.loads((tmp_path / "quarantine" / "IMG_5.jpg.json").read_text())
+    assert note["companions"] == [str(inbox / "IMG_5.AAE"), str(inbox / "IMG_5.xmp")]
+    assert sorted(p.name for p in inbox.iterdir()) == ["IMG_5.AAE", "IMG_5.xmp"]  # never quarantined
+
+
+def test_group_and_paired_name_outputs_and_explain_shows_the_group(tmp_path: Path) -> None:
+    """{group} and {paired} in a path; explain names the primary, each member and why it belongs, and
+    says a companion is never processed on its own."""
+    _camera_folder(tmp_path / "inbox")
+    rules = GROUP_RULES.format(policy="keep", where="").replace("web/{stem}.jpg", "web/{group}-{paired}.jpg")
+    write_config(tmp_path, rules)
+    shown = run_cli("explain", "inbox/IMG_0001.dng", cwd=tmp_path).stdout
+    assert "group 'IMG_0001': IMG_0001.dng is the primary" in shown
+    assert "IMG_0001.XMP (sidecar" in shown and "IMG_0001.jpg (twin" in shown
+    assert "web/IMG_0001-true.jpg" in shown
+    live = run_cli("explain", "inbox/train.jpg", cwd=tmp_path).stdout
+    assert "train.mov (video" in live and "content identifiers agree" in live
+    held = run_cli("explain", "inbox/IMG_0001.jpg", cwd=tmp_path).stdout
+    assert "a companion of IMG_0001.dng: never processed on its own" in held
+    done = run_cli("process", "inbox", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    made = sorted(p.name for p in (tmp_path / "outbox" / "web").iterdir())
+    assert made == ["IMG_0001-true.jpg", "train-true.jpg"]

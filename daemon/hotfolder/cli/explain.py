@@ -7,12 +7,15 @@ import sys
 from pathlib import Path
 
 from hotfolder.core.template import camera
+from hotfolder.decide import companions as pairing
 from hotfolder.decide.inspect import Inspection, inspect_file
 from hotfolder.decide.job import Job
 from hotfolder.decide.naming import output_path, template_values
 from hotfolder.errors import EXIT_USAGE, HotfolderError, NotRegularError
+from hotfolder.run.group import live_photo, spec_of
 from hotfolder.settings.config import Config
 from hotfolder.settings.outputs import Output
+from hotfolder.settings.rules import Rule
 
 
 def explain(config: Config, file: Path) -> int:
@@ -51,14 +54,18 @@ def explain(config: Config, file: Path) -> int:
     if not decision.rules:
         print("no rule matches: the file would be left where it is")
         return 1
+    held, paired = _print_group(file, seen, decision.rules)
+    if held:
+        return 0
     if seen.refusal is not None:
         print(f"it would be quarantined: {seen.refusal}")
         return 0
-    _print_plan(config, seen, file, relpath, watch.name if watch else None)
+    _print_plan(config, seen, file, relpath, watch.name if watch else None, paired=paired)
     return 0
 
 
-def _print_plan(config: Config, seen: Inspection, file: Path, relpath: str, watch: str | None) -> None:
+def _print_plan(config: Config, seen: Inspection, file: Path, relpath: str, watch: str | None, *,
+                paired: bool) -> None:  # fmt: skip
     """What each matching rule would write, and what becomes of the original."""
     c, decision = seen.facts.content, seen.decision
     job = Job(src=file, relpath=relpath, rules=decision.rules, output_root=config.output_root,
@@ -66,7 +73,7 @@ def _print_plan(config: Config, seen: Inspection, file: Path, relpath: str, watc
     digest = hashlib.sha256(seen.data or b"").hexdigest()
     for rule in decision.rules:
         print(f"rule {rule.name!r} would write:")
-        values = template_values(job, rule, c, digest)
+        values = template_values(job, rule, c, digest, paired=paired)
         values["seq"] = "<next>"
         for output in rule.outputs:
             try:
@@ -86,10 +93,38 @@ def _print_plan(config: Config, seen: Inspection, file: Path, relpath: str, watc
         print("the original is deleted once every output is written and verified")
     else:
         assert mover.original_path is not None
-        values = template_values(job, mover, c, digest)
+        values = template_values(job, mover, c, digest, paired=paired)
         values["seq"] = "<next>"
         dest = output_path(mover.original_path, config.output_root, values)
         print(f"the original moves to {dest} once every output is written and verified")
+
+
+def _print_group(file: Path, seen: Inspection, rules: tuple[Rule, ...]) -> tuple[bool, bool]:
+    """The file's group under a rule with [rule.companions]: (whether the file is a companion itself,
+    whether its group holds a twin or a Live Photo video)."""
+    spec = spec_of(rules)
+    if spec is None:
+        return False, False
+    listing = [p.name for p in file.parent.iterdir()]
+    holder = pairing.holder(file.name, listing, spec)
+    if holder is not None:
+        print(f"a companion of {holder}: never processed on its own; it goes where {holder} goes")
+        return True, False
+    members = pairing.group_of(file.name, listing, spec)
+    print(f"group {pairing.stem(file.name)!r}: {file.name} is the primary" + ("" if members else ", alone"))
+    why = {pairing.SIDECAR: "its name matches a `files` pattern",
+           pairing.TWIN: f"RAW+JPEG twin (raw_jpeg = group, primary = {spec.primary})"}  # fmt: skip
+    paired = False
+    for m in members:
+        if m.role == pairing.VIDEO:
+            joined, reason = live_photo(seen.data or b"", seen.facts.content, file.parent / m.name)
+            said = f"Live Photo video: {reason}" if joined else f"not joined: {reason}"
+            paired = paired or joined
+        else:
+            said = why[m.role]
+            paired = paired or m.role == pairing.TWIN
+        print(f"  {m.name} ({m.role}, keeps its suffix {m.suffix!r}): {said}")
+    return False, paired
 
 
 def _raw_source(seen: Inspection, output: Output) -> tuple[str, str]:

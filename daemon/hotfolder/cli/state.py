@@ -20,17 +20,20 @@ def _open_ledger(config: Config) -> Ledger | None:
 
 def status(config: Config) -> int:
     ledger = _open_ledger(config)
-    rows, totals = [], {}
+    rows, totals, groups = [], {}, 0
     if ledger is not None:
         try:
             rows = ledger.summary()
             totals = ledger.counts()
+            groups = ledger.groups()
         finally:
             ledger.close()
     print(f"ledger: {config.state_dir / LEDGER_NAME}")
     for watch, status, n in rows:
         print(f"  {watch:20s} {status:12s} {n}")
     print("total: " + (", ".join(f"{s} {n}" for s, n in sorted(totals.items())) or "nothing processed yet"))
+    if groups or totals.get(Status.ORPHAN):
+        print(f"groups: {groups} pictures done with their companions, {totals.get(Status.ORPHAN, 0)} orphans")
     return 1 if totals.get(Status.QUARANTINED) or totals.get(Status.FAILED) else 0
 
 

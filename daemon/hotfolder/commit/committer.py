@@ -173,7 +173,8 @@ class Committer:
                 raise
             raise CommitIncompleteError(intent, exc) from exc
         outputs = tuple(str(w.dst) for w in written)
-        done = replace(record, outputs=outputs, original=disposed.summary)
+        done = replace(record, outputs=outputs, original=disposed.summary,
+                       companions=tuple(c.summary() for c in companions))  # fmt: skip
         self.ledger.close_intent(intent, done)
         return Committed(done, tuple(written), disposed, companions)
 

@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import errno
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path, PurePath
 from typing import Any
 
 from hotfolder.commit import dispose
 from hotfolder.commit.dispose import Disposed, Read
 from hotfolder.commit.faults import checkpoint
+from hotfolder.commit.ledger import Ledger
 from hotfolder.commit.staged import Companion
 from hotfolder.core import tempnames
 from hotfolder.core.identity import FileIdentity
+from hotfolder.decide import companions as pairing
+from hotfolder.settings.companions import Companions
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,12 @@ class CompanionDisposed:
     src: Path
     role: str
     disposed: Disposed
+
+    def summary(self) -> dict[str, Any]:
+        """The ledger's note of it."""
+        where = str(self.disposed.where) if self.disposed.where else None
+        return {"src": str(self.src), "role": self.role, "result": self.disposed.result, "where": where,
+                "why": self.disposed.why}  # fmt: skip
 
 
 def companion_name(picture_dest: Path, suffix: str) -> Path:
@@ -87,3 +97,26 @@ def _delete(read: Read, *, token: str, fresh: bool) -> Disposed:
     if not fresh and FileIdentity.at(read.path) is None:
         return Disposed("deleted")  # deleted before the interruption
     return dispose.delete(read, token)
+
+
+def late(path: Path, spec: Companions, ledger: Ledger, root: Path, *, now: datetime) -> tuple[Disposed, str]:
+    """A companion-shaped file whose picture is no longer beside it: moved to where its picture went
+    when that was within `late` seconds (found through the ledger); else left, and why."""
+    for picture, original, updated, _ in ledger.done_in(path.parent):
+        if pairing.holder(path.name, [picture.name], spec) != picture.name:
+            continue
+        if original == "deleted":
+            return Disposed("kept", why=f"its picture {picture.name} was deleted: hotfolder deletes only "
+                            "files it read as part of a group"), str(picture)  # fmt: skip
+        if not original.startswith("/"):
+            return Disposed("kept", why=f"its picture {picture.name} was {original}"), str(picture)
+        age = (now - datetime.fromisoformat(updated)).total_seconds()
+        if age > spec.late:
+            why = f"its picture {picture.name} was moved {age:.0f} s ago, more than late = {spec.late:.0f} s"
+            return Disposed("kept", why=why), str(picture)
+        identity = FileIdentity.at(path)
+        if identity is None:
+            return Disposed("kept", why=dispose.GONE), str(picture)
+        dest = companion_name(Path(original), path.name[len(pairing.stem(picture.name)) :])
+        return dispose.move(Read(path, identity), dest, root), str(picture)
+    return Disposed("kept", why="no picture of its group is in its folder"), ""

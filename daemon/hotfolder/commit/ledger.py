@@ -23,7 +23,10 @@ from hotfolder.errors import LedgerCorruptError
 
 LEDGER_NAME: Final = "ledger.sqlite3"
 # Statuses that end an input's story: a restart skips these when the file is unchanged.
-FINAL: Final = (Status.DONE, Status.QUARANTINED, Status.UNMATCHED, Status.DUPLICATE, Status.EMPTY)
+FINAL: Final = (Status.DONE, Status.QUARANTINED, Status.UNMATCHED, Status.DUPLICATE, Status.EMPTY,
+                Status.ORPHAN)  # fmt: skip
+# Verdicts reached by the rules: a rules change offers those files again.
+_BY_RULES: Final = (Status.UNMATCHED, Status.ORPHAN)
 
 # SQLite's primary result codes for a damaged file (extended codes keep these in the low byte).
 _SQLITE_CORRUPT: Final = 11
@@ -102,7 +105,7 @@ class Ledger:
             ).fetchone()
         if row is None or FileIdentity(*row[:4]) != identity or row[4] not in FINAL:
             return False
-        return row[4] != Status.UNMATCHED or rules_fp is None or row[5] == rules_fp
+        return row[4] not in _BY_RULES or rules_fp is None or row[5] == rules_fp
 
     def twins(self, size: int, path: Path) -> tuple[tuple[str, str, str], ...]:
         """(sha256, chain, path) of the inputs done with this size under other names: duplicate candidates."""
@@ -145,18 +148,18 @@ class Ledger:
         db.execute(
             """INSERT INTO inputs (path, dev, ino, size, mtime_ns, sha256, rule, status, outputs, error,
                    updated, watch, attempts, first_seen, quarantined_to, original, orientation, chain,
-                   rules_fp, note)
-               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                   rules_fp, note, companions)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                ON CONFLICT(path) DO UPDATE SET dev=excluded.dev, ino=excluded.ino, size=excluded.size,
                    mtime_ns=excluded.mtime_ns, sha256=excluded.sha256, rule=excluded.rule,
                    status=excluded.status, outputs=excluded.outputs, error=excluded.error,
                    updated=excluded.updated, watch=excluded.watch, attempts=excluded.attempts,
                    quarantined_to=excluded.quarantined_to, original=excluded.original,
                    orientation=excluded.orientation, chain=excluded.chain, rules_fp=excluded.rules_fp,
-                   note=excluded.note""",
+                   note=excluded.note, companions=excluded.companions""",
             (str(r.path), i.dev, i.ino, i.size, i.mtime_ns, r.sha256, r.rule, r.status,
              json.dumps(list(r.outputs)), r.error, now, r.watch, r.attempts, now, r.quarantined_to,
-             r.original, r.orientation, r.chain, r.rules_fp, r.note),
+             r.original, r.orientation, r.chain, r.rules_fp, r.note, json.dumps(list(r.companions))),
         )  # fmt: skip
 
     # Intents -------------------------------------------------------------------------------------
@@ -206,6 +209,29 @@ class Ledger:
         """How many inputs are in each status."""
         with self._locked() as db:
             return dict(db.execute("SELECT status, count(*) FROM inputs GROUP BY status").fetchall())
+
+    def groups(self) -> int:
+        """How many done inputs took companions along."""
+        with self._locked() as db:
+            row = db.execute(
+                "SELECT count(*) FROM inputs WHERE status = 'done' AND companions != '[]'"
+            ).fetchone()
+        return int(row[0])
+
+    def done_in(self, folder: Path) -> list[tuple[Path, str, str, list[dict[str, Any]]]]:
+        """(path, original, updated, companions) of the inputs done (or found duplicate, their original
+        disposed of all the same) from this folder, newest first:
+        where a late companion looks for its picture."""
+        low, high = f"{folder}/", f"{folder}0"  # '0' follows '/': every path directly or deeper below
+        with self._locked() as db:
+            rows = db.execute(
+                "SELECT path, original, updated, companions FROM inputs WHERE path >= ? AND path < ?"
+                " AND status IN ('done', 'duplicate') ORDER BY updated DESC",
+                (low, high),
+            ).fetchall()
+        return [
+            (Path(p), str(o or ""), str(u), json.loads(c)) for p, o, u, c in rows if Path(p).parent == folder
+        ]
 
     def summary(self) -> list[tuple[str, str, int]]:
         """(watch, status, count) over the whole ledger."""

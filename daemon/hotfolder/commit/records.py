@@ -29,12 +29,14 @@ class Record:
     original: str | None = None  # kept, deleted, or where it moved (and why it was kept)
     orientation: int | None = None
     rules_fp: str | None = None
+    companions: tuple[dict[str, Any], ...] = ()  # each companion: src, role, what became of it, where
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["path"] = str(self.path)
         data["identity"] = list(self.identity.as_tuple())
         data["outputs"] = list(self.outputs)
+        data["companions"] = list(self.companions)
         return data
 
     @classmethod
@@ -43,6 +45,7 @@ class Record:
         values["path"] = Path(values["path"])
         values["identity"] = FileIdentity(*values["identity"])
         values["outputs"] = tuple(values["outputs"])
+        values["companions"] = tuple(values.get("companions", ()))
         return cls(**values)
 
 

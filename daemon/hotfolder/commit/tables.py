@@ -62,6 +62,10 @@ _MIGRATIONS: Final = (
         opened    TEXT NOT NULL
     );
     """,
+    # 5: a done picture's companions and what became of each (groups, and late companions' way).
+    """
+    ALTER TABLE inputs ADD COLUMN companions TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 

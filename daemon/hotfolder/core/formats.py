@@ -58,6 +58,11 @@ def name_of(pil_format: str | None) -> str | None:
     return _PIL_TO_NAME.get(pil_format or "")
 
 
+def raw_name(name: PurePath | str) -> bool:
+    """Whether a file's name says camera RAW (what its content is, only the content says)."""
+    return PurePath(name).suffix.lower().lstrip(".") in RAW_EXTENSIONS
+
+
 def claimed_format(path: PurePath | str) -> str | None:
     """The format a file's extension claims, or None if the name claims no image format."""
     suffix = PurePath(path).suffix.lower().lstrip(".")

@@ -15,6 +15,7 @@ class Status(StrEnum):
     FAILED = "failed"
     EMPTY = "empty"
     REQUEUED = "requeued"
+    ORPHAN = "orphan"  # a companion-shaped file (a sidecar, a video) with no picture: left where it is
 
 
 class Result(StrEnum):
@@ -46,3 +47,4 @@ class Tally(StrEnum):
     SKIPPED = "skipped"  # known and unchanged: not looked at again
     RETRIED = "retried"
     EMPTY = Status.EMPTY.value
+    ORPHAN = Status.ORPHAN.value

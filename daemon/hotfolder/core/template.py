@@ -21,7 +21,7 @@ from hotfolder.errors import InputError
 # folders; every other value is one path component.
 FIELDS: Final[frozenset[str]] = frozenset(
     {"stem", "ext", "name", "relpath", "reldir", "watch", "rule", "make", "model", "camera",
-     "width", "height", "hash8", "seq", "taken"}
+     "width", "height", "hash8", "seq", "taken", "group", "paired"}
 )  # fmt: skip
 MULTI_COMPONENT: Final[frozenset[str]] = frozenset({"relpath", "reldir", "taken"})
 # Fields whose value may be empty rather than missing: {reldir} of a file at the watch root.

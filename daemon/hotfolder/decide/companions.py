@@ -16,10 +16,12 @@ from datetime import datetime, timedelta
 from pathlib import PurePath
 from typing import Final
 
-from hotfolder.decide.sniff import raw_name
+from hotfolder.core.formats import raw_name
 from hotfolder.settings.companions import Companions
 
 JPEG_EXTENSIONS: Final = frozenset({".jpg", ".jpeg"})
+
+
 SIDECAR, TWIN, VIDEO = "sidecar", "twin", "video"
 _LIVE_SECONDS: Final = 2.0  # a Live Photo's still and video without identifiers: taken this close
 _QT_ID_KEYS: Final = (b"com.apple.quicktime.content.identifier", b"com.apple.quicktime.live-photo.auto")

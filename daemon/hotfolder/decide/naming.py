@@ -17,9 +17,10 @@ SEQ_MARK: Final = "\ue000seq\ue001"
 
 
 def template_values(
-    job: Job, rule: Rule, content: Content | None, digest: str | None = None
+    job: Job, rule: Rule, content: Content | None, digest: str | None = None, *, paired: bool | None = None
 ) -> dict[str, Value]:
-    """Every template field for one input and rule ({seq} is the daemon's: a mark here)."""
+    """Every template field for one input and rule ({seq} is the daemon's: a mark here). `paired`:
+    whether the picture's group holds a RAW+JPEG twin or a Live Photo video (rules with companions)."""
     rel = PurePosixPath(job.relpath)
     values: dict[str, Value] = {
         "stem": rel.stem,
@@ -31,6 +32,8 @@ def template_values(
         "rule": rule.name,
         "hash8": digest[:8] if digest else None,
         "seq": SEQ_MARK,
+        "group": rel.stem if rule.companions is not None else None,
+        "paired": None if paired is None or rule.companions is None else str(paired).lower(),
     }
     if content is not None:
         values.update(

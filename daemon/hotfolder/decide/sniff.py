@@ -10,7 +10,7 @@ from typing import Final
 from PIL import Image
 
 from hotfolder.core.exiftiff import ifd0_tags
-from hotfolder.core.formats import PIL_ALLOWLIST, RAW, RAW_EXTENSIONS, name_of
+from hotfolder.core.formats import PIL_ALLOWLIST, RAW, name_of, raw_name
 
 _registered = False
 
@@ -29,11 +29,6 @@ def register_codecs() -> None:
 
 _RAW_MAGIC: Final = (b"IIRO", b"IIRS", b"MMOR", b"IIU\x00", b"FUJIFILMCCD-RAW", b"FOVb")
 _TAG_DNG_VERSION: Final = 50706
-
-
-def raw_name(name: PurePath | str) -> bool:
-    """Whether a file's name says camera RAW (what its content is, only the content says)."""
-    return PurePath(name).suffix.lower().lstrip(".") in RAW_EXTENSIONS
 
 
 def is_camera_raw(head: bytes, name: PurePath | str) -> bool:

@@ -144,6 +144,24 @@ _NS_EXIF: Final = "http://ns.adobe.com/exif/1.0/"
 _XMPMETA = re.compile(rb"<x:xmpmeta\b.*?</x:xmpmeta>|<rdf:RDF\b.*?</rdf:RDF>", re.DOTALL)
 
 
+def parse_xmp(xmp: bytes) -> tuple[re.Match[bytes], ET.Element]:
+    """The packet's x:xmpmeta (or rdf:RDF) span and its parsed tree, its prefixes registered so they
+    are written back as they were. Raises ValueError when it cannot be parsed."""
+    found = _XMPMETA.search(xmp)
+    if found is None:
+        raise ValueError("no x:xmpmeta or rdf:RDF element in the XMP packet")
+    # XMP comes from untrusted files: defusedxml refuses entity expansion and external references.
+    packet = found.group(0)
+    try:
+        for _, (prefix, uri) in SafeET.iterparse(io.BytesIO(packet), events=("start-ns",)):
+            with contextlib.suppress(ValueError):  # prefixes like ns0 are reserved by ElementTree
+                ET.register_namespace(prefix, uri)
+        root = SafeET.fromstring(packet)
+    except ET.ParseError as exc:
+        raise ValueError(f"XMP is not well-formed XML: {exc}") from None
+    return found, root
+
+
 def edit_xmp(xmp: bytes, *, drop_orientation: bool, drop_gps: bool) -> bytes:
     """XMP without tiff:Orientation (pixels are upright) and/or exif:GPS* (privacy).
 
@@ -153,15 +171,7 @@ def edit_xmp(xmp: bytes, *, drop_orientation: bool, drop_gps: bool) -> bytes:
     needles = ([b"Orientation"] if drop_orientation else []) + ([b"GPS"] if drop_gps else [])
     if not any(n in xmp for n in needles):
         return xmp
-    found = _XMPMETA.search(xmp)
-    if found is None:
-        raise ValueError("no x:xmpmeta or rdf:RDF element in the XMP packet")
-    # XMP comes from untrusted files: defusedxml refuses entity expansion and external references.
-    packet = found.group(0)
-    for _, (prefix, uri) in SafeET.iterparse(io.BytesIO(packet), events=("start-ns",)):
-        with contextlib.suppress(ValueError):  # prefixes like ns0 are reserved by ElementTree
-            ET.register_namespace(prefix, uri)
-    root = SafeET.fromstring(packet)
+    found, root = parse_xmp(xmp)
 
     def unwanted(name: str) -> bool:
         return (drop_orientation and name == f"{{{_NS_TIFF}}}Orientation") or (

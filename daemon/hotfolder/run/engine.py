@@ -145,10 +145,7 @@ class Engine:
         if verdict == "held":
             self.log.debug("companion.held", src=str(path), dst=str(path.parent / str(detail)))
         elif verdict == "orphan":
-            self.log.info("companion.orphan", src=str(path), error="no picture of its group is in its folder")
-            self.recorder.record(
-                Record(path, identity, Status.UNMATCHED, watch=watch.name, rules_fp=self.rules_fp)
-            )
+            self.recorder.orphan(path, spec, identity, watch=watch.name, rules_fp=self.rules_fp)
         elif verdict == "wait":
             assert isinstance(detail, float)
             self.timetable.later(detail, watch=watch, path=path, root=root)

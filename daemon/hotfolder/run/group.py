@@ -10,6 +10,7 @@ import os
 import struct
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Final
 
@@ -23,7 +24,9 @@ from hotfolder.decide.job import Job
 from hotfolder.decide.match import Content
 from hotfolder.decide.read import open_regular
 from hotfolder.errors import NotRegularError
+from hotfolder.render.decode import Source
 from hotfolder.render.notes import Notes
+from hotfolder.render.sidecar import merge
 from hotfolder.settings.companions import Companions
 from hotfolder.settings.rules import Rule
 
@@ -34,6 +37,18 @@ _MOOV_LIMIT: Final = 64 << 20  # a video's metadata box larger than this is not 
 def spec_of(rules: tuple[Rule, ...]) -> Companions | None:
     """The companions table of the first of these rules that has one."""
     return next((r.companions for r in rules if r.companions is not None), None)
+
+
+def members_of(picture: Path, rules: tuple[Rule, ...]) -> tuple[str, ...]:
+    """The names of the picture's companions in its folder now, under the first rule with a table."""
+    spec = spec_of(rules)
+    if spec is None:
+        return ()
+    try:
+        listing = [p.name for p in picture.parent.iterdir()]
+    except OSError:
+        return ()
+    return tuple(m.name for m in pairing.group_of(picture.name, listing, spec))
 
 
 class Arrivals:
@@ -99,9 +114,7 @@ def read_group(job: Job, chain: tuple[Rule, ...], data: bytes, content: Content 
     for member in members:
         path = job.src.parent / member.name
         if member.role == pairing.VIDEO:
-            paired, why = pairing.live_pair(
-                _still_id(data), content.taken if content else None, _video_tags(path)
-            )
+            paired, why = live_photo(data, content, path)
             if not paired:
                 notes.warn(
                     "companion.unpaired", error=f"{member.name} is not this picture's Live Photo video: {why}"
@@ -114,6 +127,11 @@ def read_group(job: Job, chain: tuple[Rule, ...], data: bytes, content: Content 
         identity, digest, read_ns = read
         found.append(Companion(path, identity, digest, read_ns, member.role, member.suffix))
     return tuple(found)
+
+
+def live_photo(data: bytes, content: Content | None, video: Path) -> tuple[bool, str]:
+    """Whether `video` is the Live Photo video of the still whose bytes are `data`, and why."""
+    return pairing.live_pair(_still_id(data), content.taken if content else None, _video_tags(video))
 
 
 def _read(path: Path) -> tuple[FileIdentity, str, int] | None:
@@ -167,3 +185,31 @@ def _video_tags(path: Path) -> dict[bytes, str]:
                 at += size
     except OSError:
         return {}
+
+
+def sidecar_xmp(picture: Path, companions: tuple[Companion, ...], notes: Notes) -> bytes | None:
+    """The group's XMP sidecar as read: `{name}.xmp` (this very file's) before `{stem}.xmp`."""
+    sidecars = [c for c in companions if c.role == pairing.SIDECAR and c.suffix.lower().endswith(".xmp")]
+    own = picture.suffix.lower() + ".xmp"
+    sidecars.sort(key=lambda c: c.suffix.lower() != own)
+    for c in sidecars:
+        try:
+            data = c.path.read_bytes()
+        except OSError as exc:
+            notes.warn("companion.skipped", error=f"{c.path.name}: {exc.strerror or exc}")
+            continue
+        if hashlib.sha256(data).hexdigest() == c.sha256:  # the bytes the commit will move
+            return data
+    return None
+
+
+def with_sidecar(source: Source, sidecar: bytes, notes: Notes) -> Source:
+    """The source with the sidecar's descriptive XMP over its own (said, and left out, if unreadable)."""
+    try:
+        xmp, names = merge(source.meta.xmp, sidecar)
+    except (ValueError, SyntaxError) as exc:
+        notes.warn("metadata.damaged", item="sidecar xmp", error=f"the XMP sidecar cannot be merged: {exc}")
+        return source
+    if not names:
+        return source
+    return replace(source, meta=replace(source.meta, xmp=xmp))

@@ -22,10 +22,11 @@ from pathlib import Path
 from PIL import Image
 
 from hotfolder.commit.staged import Disposal, Outcome
-from hotfolder.core.formats import RAW
+from hotfolder.core.formats import RAW, raw_name
 from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Result, RetryReason
 from hotfolder.core.template import render_text
+from hotfolder.decide.companions import TWIN, VIDEO
 from hotfolder.decide.facts import content_facts, raw_facts
 from hotfolder.decide.header import identify
 from hotfolder.decide.inspect import examine
@@ -35,12 +36,11 @@ from hotfolder.decide.naming import chain_key, output_path, template_values
 from hotfolder.decide.raw import RawHeader
 from hotfolder.decide.raw import inspect as inspect_raw
 from hotfolder.decide.read import open_regular, read_bounded, sniffed
-from hotfolder.decide.sniff import raw_name
 from hotfolder.errors import HotfolderError, InputError, NotRegularError, is_transient
 from hotfolder.render import stamp
 from hotfolder.render.decode import Source, decode
 from hotfolder.render.develop import Developed, develop
-from hotfolder.run.group import read_group
+from hotfolder.run.group import read_group, sidecar_xmp, with_sidecar
 from hotfolder.run.staging import Work, elapsed_ms, stage_move, stage_output
 from hotfolder.settings.outputs import Output
 from hotfolder.settings.rules import Rule
@@ -133,10 +133,13 @@ def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: Work) 
     digest = hashlib.sha256(data).hexdigest()
     key = chain_key(chain)
     base = work.base = replace(base, rule="+".join(r.name for r in chain), chain=key, sha256=digest)
+    companions = read_group(job, chain, data, content, work.notes)
+    base = work.base = replace(base, companions=companions)
+    work.sidecar = sidecar_xmp(job.src, companions, work.notes)
+    paired = any(c.role in (TWIN, VIDEO) for c in companions)
     # Every name first: a template that cannot render fails the job before anything is written.
-    names = _names(job, chain, content, digest)
-    disposal = _disposal(job, chain, content, digest)
-    base = work.base = replace(base, companions=read_group(job, chain, data, content, work.notes))
+    names = _names(job, chain, content, digest, paired=paired)
+    disposal = _disposal(job, chain, content, digest, paired=paired)
     twin = next((Path(p) for sha, c, p in job.twins if sha == digest and c == key), None)
     if twin is not None and not job.force:
         # The same bytes were already done by this chain: no outputs again, but the original
@@ -212,16 +215,21 @@ def _sources(job: Job, data: bytes, parsed: tuple[RawHeader | None, Image.Image 
 def _source_for(sources: Source | Developed | None, output: Output, work: Work) -> Source | None:
     if sources is None or output.format == "copy":
         return None
-    return sources.source(output, work.notes) if isinstance(sources, Developed) else sources
+    source = sources.source(output, work.notes) if isinstance(sources, Developed) else sources
+    if work.sidecar is None or output.sidecar_xmp != "merge":
+        return source
+    if id(source) not in work.merged:
+        work.merged[id(source)] = with_sidecar(source, work.sidecar, work.notes)
+    return work.merged[id(source)]
 
 
 def _names(
-    job: Job, chain: tuple[Rule, ...], content: Content | None, digest: str
+    job: Job, chain: tuple[Rule, ...], content: Content | None, digest: str, *, paired: bool
 ) -> list[tuple[Rule, Output, Path, stamp.Stamped]]:
     """Every output's name and stamp, rendered before anything is decoded or written."""
     names: list[tuple[Rule, Output, Path, stamp.Stamped]] = []
     for rule in chain:
-        values = template_values(job, rule, content, digest)
+        values = template_values(job, rule, content, digest, paired=paired)
         for output in rule.outputs:
             stamped: dict[str, str | tuple[str, ...]] = {}
             for key, templates in output.stamp:
@@ -233,14 +241,18 @@ def _names(
     return names
 
 
-def _disposal(job: Job, chain: tuple[Rule, ...], content: Content | None, digest: str) -> Disposal:
+def _disposal(
+    job: Job, chain: tuple[Rule, ...], content: Content | None, digest: str, *, paired: bool
+) -> Disposal:
     rule = next((r for r in chain if r.original != "keep"), None)
     if rule is None:
         return Disposal("keep")
     if rule.original == "delete":
         return Disposal("delete", rule=rule.name)
     assert rule.original_path is not None
-    dest = output_path(rule.original_path, job.output_root, template_values(job, rule, content, digest))
+    dest = output_path(
+        rule.original_path, job.output_root, template_values(job, rule, content, digest, paired=paired)
+    )
     return Disposal("move", rule=rule.name, dest=dest)
 
 

@@ -18,10 +18,10 @@ from typing import Any, Final
 
 from hotfolder.commit.cleanup import remove_job_temps
 from hotfolder.commit.staged import Outcome
-from hotfolder.core.formats import HEAVY_FORMATS, RAW
+from hotfolder.core.formats import HEAVY_FORMATS, RAW, raw_name
 from hotfolder.core.status import Result, RetryReason
 from hotfolder.decide.job import Job
-from hotfolder.decide.sniff import raw_name, register_codecs
+from hotfolder.decide.sniff import register_codecs
 from hotfolder.run.job import run_job
 from hotfolder.settings.rules import Rule
 

@@ -4,10 +4,11 @@ it, and log each with the same keys. One owner for the counters a run reports.""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from hotfolder.commit import dispose
+from hotfolder.commit import dispose, group
 from hotfolder.commit.committer import CommitIncompleteError, Committed, Committer, as_duplicate, duplicate_of
 from hotfolder.commit.dispose import Disposed, Read
 from hotfolder.commit.ledger import Ledger
@@ -17,7 +18,9 @@ from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Result, RetryReason, Status, Tally
 from hotfolder.decide.job import Job
 from hotfolder.errors import HotfolderError, is_transient
+from hotfolder.run.group import members_of
 from hotfolder.run.timetable import Timetable
+from hotfolder.settings.companions import Companions
 from hotfolder.settings.config import Config
 
 RETRY_BASE_SECONDS: Final = 2.0  # transient failures wait 2, 4, 8, ... seconds
@@ -45,9 +48,15 @@ def backoff(attempts: int) -> float:
 def quarantine_note(job: Job, outcome: Outcome, attempts: int) -> dict[str, Any]:
     """The note beside a quarantined input: which of our errors, why, and what to do about it."""
     error_class = outcome.error_class or "InputError"
-    return {"src": str(job.src), "rule": outcome.rule, "watch": job.watch, "error_class": error_class,
-            "error": outcome.error, "hint": HINTS.get(error_class, HINTS["InputError"]),
-            "attempts": attempts}  # fmt: skip
+    note: dict[str, Any] = {"src": str(job.src), "rule": outcome.rule, "watch": job.watch,
+                            "error_class": error_class, "error": outcome.error,
+                            "hint": HINTS.get(error_class, HINTS["InputError"]),
+                            "attempts": attempts}  # fmt: skip
+    group = members_of(job.src, job.rules)
+    if group:
+        # They stay where they are, held for their picture: `hotfolder retry` brings the group together.
+        note["companions"] = [str(job.src.parent / m) for m in group]
+    return note
 
 
 class Recorder:
@@ -69,6 +78,25 @@ class Recorder:
     def record(self, record: Record) -> None:
         """A verdict without outputs (unmatched, empty, failed)."""
         self.ledger.record(record)
+
+    def orphan(self, path: Path, spec: Companions, identity: FileIdentity, *, watch: str | None,
+               rules_fp: str) -> None:  # fmt: skip
+        """A companion-shaped file without its picture: it follows a picture moved within `late`,
+        else it stays where it is (never quarantined)."""
+        try:
+            disposed, picture = group.late(
+                path, spec, self.ledger, self.config.output_root, now=datetime.now(UTC)
+            )
+        except OSError as exc:
+            disposed, picture = Disposed("kept", why=f"cannot follow its picture: {exc.strerror or exc}"), ""
+        if disposed.result == "moved":
+            self.log.info(
+                "companion.moved", src=str(path), dst=str(disposed.where), picture=picture, late=True
+            )
+            return
+        self.log.info("companion.orphan", src=str(path), picture=picture or None, error=disposed.why)
+        self.record(Record(path, identity, Status.ORPHAN, watch=watch, rules_fp=rules_fp, error=disposed.why))
+        self.count(Tally.ORPHAN)
 
     # Commits ------------------------------------------------------------------------------------
 

@@ -35,6 +35,8 @@ class Work:
     copy: Path | None = None
     resized: dict[int, Image.Image] = field(default_factory=dict)  # max_edge -> shrunk source
     notes: Notes = field(default_factory=Notes)
+    sidecar: bytes | None = None  # the group's XMP sidecar, merged into outputs that ask for it
+    merged: dict[int, Source] = field(default_factory=dict)  # id(source) -> it with the sidecar merged
 
     def discard(self) -> None:
         for s in self.staged:

@@ -72,6 +72,8 @@ class Output:
     dpi: int | None = None  # set the print resolution instead of carrying the source's
     raw: str = "auto"  # camera RAW inputs: "auto", "preview" or "render" (archival: always render)
     raw_colour: str = "srgb"  # camera RAW renders: "srgb", "adobe" or "prophoto"
+    sidecar_xmp: str = "merge"  # a group's XMP sidecar: its descriptive fields merged over the picture's
+    with_companions: bool = False  # copy outputs: the group's companions copied beside, renamed alike
     # (field, template(s)): authorship written over the source's for those fields only
     stamp: tuple[tuple[str, Template | tuple[Template, ...]], ...] = ()
 
@@ -171,6 +173,8 @@ _KEYS: Final[Mapping[str, tuple[schema.Validator, frozenset[str] | None]]] = {
     "stamp": (stamp, frozenset(ENCODED_FORMATS)),
     "raw": (schema.choice(RAW_SOURCES), frozenset(ENCODED_FORMATS)),
     "raw_colour": (schema.choice(RAW_COLOURS), frozenset(ENCODED_FORMATS)),
+    "sidecar_xmp": (schema.choice(("merge", "ignore")), frozenset(ENCODED_FORMATS)),
+    "with_companions": (schema.boolean, frozenset({"copy"})),
 }
 KNOWN_KEYS: Final = tuple(_KEYS)
 
