@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 import sqlite3
@@ -317,3 +318,52 @@ def test_group_and_paired_name_outputs_and_explain_shows_the_group(tmp_path: Pat
     assert done.returncode == 0, done.stderr
     made = sorted(p.name for p in (tmp_path / "outbox" / "web").iterdir())
     assert made == ["IMG_0001-true.jpg", "train-true.jpg"]
+
+
+def test_check_warns_when_a_rule_would_rename_an_apple_edit_set(tmp_path: Path) -> None:
+    renaming = GROUP_RULES.format(
+        policy="move", where='original_path = "archive/{taken:%Y%m%d}-{hash8}.{ext}"'
+    )
+    write_config(tmp_path, renaming)
+    said = run_cli("check", cwd=tmp_path)
+    assert said.returncode == 0 and "Apple Photos" in said.stderr and "original_path" in said.stderr
+    write_config(tmp_path, GROUP_RULES.format(policy="move", where='original_path = "archive/{name}"'))
+    assert "Apple Photos" not in run_cli("check", cwd=tmp_path).stderr
+
+
+def test_a_copy_output_with_companions_takes_the_group_along_on_its_own_stem(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    sha = _camera_folder(inbox)
+    rules = GROUP_RULES.format(policy="keep", where="") + (
+        '[[rule.output]]\nformat = "copy"\nwith_companions = true\npath = "backup/{taken:%Y}-{stem}.{ext}"\n'
+    )
+    write_config(tmp_path, rules)
+    done = run_cli("process", "inbox", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    backup = {p.name: _sha(p) for p in (tmp_path / "outbox" / "backup").iterdir()}
+    assert backup == {"2019-IMG_0001.dng": sha["IMG_0001.dng"], "2019-IMG_0001.XMP": sha["IMG_0001.XMP"],
+                      "2019-IMG_0001.jpg": sha["IMG_0001.jpg"], "2021-train.jpg": sha["train.jpg"],
+                      "2021-train.mov": sha["train.mov"]}  # fmt: skip
+    assert sorted(p.name for p in inbox.iterdir()) == sorted(sha)  # keep: every original stays
+
+
+def test_a_motion_photos_video_is_said_dropped_by_a_re_encode(tmp_path: Path) -> None:
+    """A Google motion photo (MotionPhoto in XMP, the video appended): the web JPEG drops the video and
+    says so; a copy output keeps the file whole."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description rdf:about="" xmlns:GCamera="http://ns.google.com/photos/1.0/camera/"'
+           b' GCamera:MotionPhoto="1"/></rdf:RDF></x:xmpmeta>')  # fmt: skip
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 200, 30)).save(buf, "JPEG", xmp=xmp)
+    picture = buf.getvalue() + (CAMERA / "train.mov").read_bytes()[:4096]  # the appended video
+    (inbox / "PXL_1.jpg").write_bytes(picture)
+    rules = (
+        GROUP_RULES.format(policy="keep", where="") + '[[rule.output]]\nformat = "copy"\npath = "c/{name}"\n'
+    )
+    write_config(tmp_path, rules)
+    done = run_cli("process", "--log-format", "json", "inbox", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert any('"auxiliary.dropped"' in line and "motion photo" in line for line in done.stdout.splitlines())
+    assert (tmp_path / "outbox" / "c" / "PXL_1.jpg").read_bytes() == picture

@@ -17,11 +17,11 @@ import traceback
 import warnings
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from PIL import Image
 
-from hotfolder.commit.staged import Disposal, Outcome
+from hotfolder.commit.staged import Companion, Disposal, Outcome
 from hotfolder.core.formats import RAW, raw_name
 from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Result, RetryReason
@@ -165,9 +165,26 @@ def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: Work) 
                 name=name,
             )
         )
+    for name in names:
+        if name[1].format == "copy" and name[1].with_companions:
+            _stage_companions(job, work, companions, name)
     if disposal.policy == "move":
         disposal = stage_move(job, disposal, data, digest, work)
     return replace(base, outputs=tuple(work.staged), disposal=disposal)
+
+
+def _stage_companions(job: Job, work: Work, companions: tuple[Companion, ...],
+                      name: tuple[Rule, Output, Path, stamp.Stamped]) -> None:  # fmt: skip
+    """A copy output's group: each companion copied beside it, on its stem with its own suffix."""
+    rule, output, final, _ = name
+    for c in companions:
+        data = c.path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != c.sha256:
+            work.notes.warn("companion.skipped", error=f"{c.path.name} changed after it was read; not copied")
+            continue
+        beside = final.parent / (PurePath(final.name).stem + c.suffix)
+        work.staged.append(stage_output(job, work, data=data, digest=c.sha256, st=c.path.stat(), source=None,
+                                        index=len(work.staged), name=(rule, output, beside, {})))  # fmt: skip
 
 
 def _header(job: Job, data: bytes, facts: Facts, st: os.stat_result) -> tuple[

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from hotfolder.errors import Problem
 from hotfolder.settings import schema
 
 DEFAULT_FILES: Final = ("{name}.xmp", "{stem}.xmp", "{stem}.aae", "{stem}.thm", "{name}.json")
 DEFAULT_VIDEOS: Final = ("{stem}.mov", "{stem}_HEVC.mov", "{stem}.mp4")
 RAW_JPEG: Final = ("group", "separate")
 PRIMARY: Final = ("raw", "jpeg")
+_KEEPS_NAME: Final = frozenset({"{name}", "{stem}.{ext}"})  # an original_path file name that renames nothing
+_APPLE_FORMATS: Final = frozenset({"jpeg", "heif"})
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,27 @@ class Companions:
     late: float = 3600.0  # seconds after its picture was moved that a companion still follows it
     raw_jpeg: str = "group"  # "separate": a JPEG beside a RAW is a picture of its own
     primary: str = "raw"  # in a RAW+JPEG group, the one the outputs are made from
+
+
+def apple_edit_renames(rules: Iterable[Any]) -> list[Problem]:
+    """A warning for each rule that would move pictures under a new name while Apple edit sets may
+    come in: IMG_1234.HEIC, IMG_1234.AAE and IMG_E1234.JPG are tied by their names alone, and Apple
+    Photos re-imports the edit only when they still match."""
+    found = []
+    for rule in rules:
+        if rule.original != "move" or rule.original_path is None:
+            continue
+        if rule.original_path.text.rsplit("/", 1)[-1] in _KEEPS_NAME:
+            continue
+        if rule.match.formats and not rule.match.formats & _APPLE_FORMATS:
+            continue  # it takes no JPEG or HEIF: no Apple edit set
+        why = (
+            f"original_path {rule.original_path.text!r} renames the pictures it moves: an Apple edit set "
+            "(IMG_1234.HEIC with IMG_1234.AAE and IMG_E1234.JPG) renamed this way can no longer be "
+            "re-imported into Apple Photos as an edit; keep {name} (or {stem}.{ext}) as the file name"
+        )
+        found.append(Problem(rule.file, why, rule.name, "original_path", rule.lines.get("original_path")))
+    return found
 
 
 def _patterns(value: Any) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from hotfolder.errors import ConfigError, Problem
+from hotfolder.settings.companions import apple_edit_renames
 from hotfolder.settings.rules import Rule, load_rules
 from hotfolder.settings.watches import Watch, check_folders, parse_watches, unknown_watches
 
@@ -141,6 +142,7 @@ def _build(source: Path | None, doc: dict[str, Any], base: Path) -> Config:
     except ConfigError as exc:
         problems.extend(exc.problems)
     problems.extend(unknown_watches(rules, watches))
+    warnings.extend(apple_edit_renames(rules))
     if problems:
         raise ConfigError(problems)
     return Config(
