@@ -60,6 +60,12 @@ def test_groups_are_found_by_name_case_insensitively_with_each_companion_keeping
     assert not pairing.looks_like_companion("holiday.png", spec)
     separate = Companions(raw_jpeg="separate")
     assert pairing.holder("IMG_1.JPG", LISTING, separate) is None  # Lightroom's "treat as separate photos"
+    # Two pictures of one stem: the {stem} sidecar belongs to exactly one (the RAW), {name} to its own.
+    assert pairing.holder("IMG_1.xmp", LISTING, separate) == "IMG_1.CR2"
+    jpeg_group = {m.name for m in pairing.group_of("IMG_1.JPG", LISTING, separate)}
+    assert "IMG_1.xmp" not in jpeg_group and "IMG_1.xmp" in {
+        m.name for m in pairing.group_of("IMG_1.CR2", LISTING, separate)
+    }
     jpeg_first = Companions(primary="jpeg")
     assert pairing.holder("IMG_1.CR2", LISTING, jpeg_first) == "IMG_1.JPG"
 
@@ -298,6 +304,13 @@ def test_a_quarantined_pictures_companions_stay_and_its_note_names_them(tmp_path
     note = json.loads((tmp_path / "quarantine" / "IMG_5.jpg.json").read_text())
     assert note["companions"] == [str(inbox / "IMG_5.AAE"), str(inbox / "IMG_5.xmp")]
     assert sorted(p.name for p in inbox.iterdir()) == ["IMG_5.AAE", "IMG_5.xmp"]  # never quarantined
+    back = run_cli("retry", "--all", cwd=tmp_path)
+    assert back.returncode == 0, back.stderr
+    assert sorted(p.name for p in inbox.iterdir()) == [
+        "IMG_5.AAE",
+        "IMG_5.jpg",
+        "IMG_5.xmp",
+    ]  # together again
 
 
 def test_group_and_paired_name_outputs_and_explain_shows_the_group(tmp_path: Path) -> None:

@@ -58,13 +58,25 @@ def _twin_wanted(picture: str, other: str, spec: Companions) -> bool:
     return PurePath(picture).suffix.lower() in JPEG_EXTENSIONS and raw
 
 
+def stem_owner(base: str, listing: Iterable[str], spec: Companions) -> str | None:
+    """The picture that `{stem}` companions belong to when several pictures share the stem (RAW and
+    JPEG kept separate, a HEIC beside a JPEG): the RAW, else the first by name; never a twin."""
+    names = [n for n in listing if stem(n).lower() == base.lower() and not looks_like_companion(n, spec)]
+    pictures = [n for n in names if not any(_twin_wanted(p, n, spec) for p in names if p != n)]
+    return min(pictures, key=lambda n: (not raw_name(n), n), default=None)
+
+
 def group_of(picture: str, listing: Iterable[str], spec: Companions) -> tuple[Member, ...]:
     """The companions of `picture` among the names of its folder, in a stable order."""
-    others = {n.lower(): n for n in listing if n != picture}
+    names = list(listing)
+    others = {n.lower(): n for n in names if n != picture}
     base = stem(picture)
+    owns_stem = stem_owner(base, names, spec) == picture
     members: dict[str, Member] = {}
     for role, patterns in ((SIDECAR, spec.files), (VIDEO, spec.videos)):
         for pattern in patterns:
+            if "{name}" not in pattern and not owns_stem:
+                continue  # a same-stem picture takes the group's {stem} companions
             found = others.get(_expand(pattern, picture))
             if found is not None and found not in members:
                 members[found] = Member(found, role, found[len(base) :])
@@ -97,9 +109,9 @@ def holder(name: str, listing: Iterable[str], spec: Companions) -> str | None:
         if "name" in parts and parts["name"].lower() in by_name:
             return by_name[parts["name"].lower()]
         if "stem" in parts:
-            for picture in by_stem.get(parts["stem"].lower(), []):
-                if not looks_like_companion(picture, spec):
-                    return picture
+            owner = stem_owner(parts["stem"], names, spec)
+            if owner is not None:
+                return owner
     for picture in by_stem.get(stem(name).lower(), []):
         if _twin_wanted(picture, name, spec):
             return picture
