@@ -380,3 +380,31 @@ def test_a_motion_photos_video_is_said_dropped_by_a_re_encode(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr
     assert any('"auxiliary.dropped"' in line and "motion photo" in line for line in done.stdout.splitlines())
     assert (tmp_path / "outbox" / "c" / "PXL_1.jpg").read_bytes() == picture
+
+
+def test_a_sidecar_written_just_after_its_picture_moves_with_it_in_one_commit(tmp_path: Path) -> None:
+    """The running daemon (settle 0.5 s): the picture lands while a same-stem sidecar is still being
+    downloaded (IMG_0003.xmp.part). The picture waits for its stem to be quiet (group.waiting), past
+    its own settle, so the finished sidecar goes in the picture's own commit, not as a late one."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    rules = GROUP_RULES.format(policy="move", where='original_path = "archive/{stem}.{ext}"')
+    write_config(tmp_path, rules.replace("wait = 3", "wait = 20"), extra="settle = 0.5\n")
+    daemon = DaemonProcess(tmp_path).started()
+    try:
+        (inbox / "IMG_0003.xmp.part").write_bytes((CAMERA / "canon_eos_6d.xmp").read_bytes()[:100])
+        shutil.copy(CAMERA / "canon_eos_6d.dng", tmp_path / "IMG_0003.dng")
+        (tmp_path / "IMG_0003.dng").rename(inbox / "IMG_0003.dng")
+        daemon.wait_event("group.waiting", src=inbox / "IMG_0003.dng")
+        assert not daemon.named("job.done")  # held past its settle while the download runs
+        (inbox / "IMG_0003.xmp.part").write_bytes((CAMERA / "canon_eos_6d.xmp").read_bytes())
+        (inbox / "IMG_0003.xmp.part").rename(inbox / "IMG_0003.xmp")
+        moved = daemon.wait_event("companion.moved")
+        done = daemon.wait_event("job.done")
+    finally:
+        daemon.proc.terminate()
+        daemon.proc.wait(timeout=30)
+    assert "late" not in moved and moved["picture"] == str(inbox / "IMG_0003.dng")
+    assert done["original"] == str(tmp_path / "outbox" / "archive" / "IMG_0003.dng")
+    archived = sorted(p.name for p in (tmp_path / "outbox" / "archive").iterdir())
+    assert archived == ["IMG_0003.dng", "IMG_0003.xmp"]

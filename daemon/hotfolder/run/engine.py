@@ -25,12 +25,11 @@ from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Result, RetryReason, Status, Tally
 from hotfolder.decide.job import Job
 from hotfolder.decide.match import candidates, rules_fingerprint
-from hotfolder.run.group import Arrivals, spec_of
+from hotfolder.run.group import Arrivals
 from hotfolder.run.pool import Pool, preload_for
 from hotfolder.run.recorder import RETRY_MAX_ATTEMPTS, Recorder, backoff
 from hotfolder.run.timetable import Timetable
 from hotfolder.settings.config import Config
-from hotfolder.settings.rules import Rule
 from hotfolder.settings.watches import Watch
 
 CHANGING_RECHECK_SECONDS: Final = 1.0  # a source still being written is looked at again this soon
@@ -62,8 +61,9 @@ class Engine:
                          temp_roots=(config.output_root, config.quarantine), log=self.log,
                          preload=preload_for(config.rules))  # fmt: skip
         self.timetable = Timetable(clock)
-        self.arrivals = Arrivals(clock)
         self.recorder = Recorder(config, ledger, self.timetable, self.log)
+        self.arrivals = Arrivals(clock, log=self.log, timetable=self.timetable, recorder=self.recorder,
+                                 wait=not batch)  # fmt: skip
         self.settler = Settler(quiet=config.settle, clock=clock)
         self.broken: dict[Path, _Broken] = {}
         self.empties: dict[Path, tuple[Watch, float]] = {}  # path -> (watch, first seen)
@@ -78,7 +78,7 @@ class Engine:
 
     def relog(self) -> None:
         """Take the logger again (the log format or level changed at a reload)."""
-        self.log = self.pool.log = self.recorder.log = logs.get()
+        self.log = self.pool.log = self.recorder.log = self.arrivals.log = logs.get()
 
     def reconfigure(self, config: Config) -> None:
         """New rules and ignore list (a reload); files no rule took before are looked at again."""
@@ -122,7 +122,7 @@ class Engine:
         if not rules:
             self._unmatched(path, identity, watch.name, identity.size)
             return
-        if not self._as_group(watch, path, root, rules, identity):
+        if not self.arrivals.admit(watch, path, root, rules, identity, rules_fp=self.rules_fp):
             return
         c = self.config
         job = Job(src=path, relpath=relpath, rules=rules, output_root=c.output_root, watch=watch.name,
@@ -133,23 +133,6 @@ class Engine:
             self.on_wait()
         self.pool.add(job)
         self.pool.start(self._with_twins)
-
-    def _as_group(self, watch: Watch, path: Path, root: Path, rules: tuple[Rule, ...],
-                  identity: FileIdentity) -> bool:  # fmt: skip
-        """Whether a file goes on as an input: a companion is not one while its picture is there, an
-        orphan is left where it is, and a picture waits (at most `wait`) until its stem is quiet."""
-        spec = spec_of(rules)
-        if spec is None:
-            return True
-        verdict, detail = self.arrivals.verdict(path, spec, wait=not self.batch)
-        if verdict == "held":
-            self.log.debug("companion.held", src=str(path), dst=str(path.parent / str(detail)))
-        elif verdict == "orphan":
-            self.recorder.orphan(path, spec, identity, watch=watch.name, rules_fp=self.rules_fp)
-        elif verdict == "wait":
-            assert isinstance(detail, float)
-            self.timetable.later(detail, watch=watch, path=path, root=root)
-        return verdict == "go"
 
     def _with_twins(self, job: Job) -> Job:
         if job.force or job.seen is None:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, Protocol
 
 from PIL import Image
 
@@ -27,8 +27,10 @@ from hotfolder.errors import NotRegularError
 from hotfolder.render.decode import Source
 from hotfolder.render.notes import Notes
 from hotfolder.render.sidecar import merge
+from hotfolder.run.timetable import Timetable
 from hotfolder.settings.companions import Companions
 from hotfolder.settings.rules import Rule
+from hotfolder.settings.watches import Watch
 
 QUIET_SECONDS: Final = 1.0  # a picture's stem counts as quiet once nothing with it changed for this long
 _MOOV_LIMIT: Final = 64 << 20  # a video's metadata box larger than this is not read
@@ -51,12 +53,44 @@ def members_of(picture: Path, rules: tuple[Rule, ...]) -> tuple[str, ...]:
     return tuple(m.name for m in pairing.group_of(picture.name, listing, spec))
 
 
+class Orphans(Protocol):
+    """Where a companion without its picture goes (the recorder)."""
+
+    def orphan(self, path: Path, spec: Companions, identity: FileIdentity, *, watch: str | None,
+               rules_fp: str) -> None: ...  # fmt: skip
+
+
 class Arrivals:
     """The dispatcher's view of groups: companions are held, orphans said, pictures wait for quiet."""
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Callable[[], float], *, log: Any, timetable: Timetable, recorder: Orphans,
+                 wait: bool) -> None:  # fmt: skip
         self.clock = clock
+        self.log = log
+        self.timetable = timetable
+        self.recorder = recorder
+        self.wait = wait  # `process` forms groups from what it is given, without waiting
         self.first_seen: dict[Path, float] = {}
+
+    def admit(self, watch: Watch, path: Path, root: Path, rules: tuple[Rule, ...], identity: FileIdentity, *,
+              rules_fp: str) -> bool:  # fmt: skip
+        """Whether a file goes on as an input: a companion is not one while its picture is there, an
+        orphan is left where it is, and a picture waits (at most `wait`) until its stem is quiet."""
+        spec = spec_of(rules)
+        if spec is None:
+            return True
+        first_look = path not in self.first_seen
+        verdict, detail = self.verdict(path, spec, wait=self.wait)
+        if verdict == "held":
+            self.log.debug("companion.held", src=str(path), dst=str(path.parent / str(detail)))
+        elif verdict == "orphan":
+            self.recorder.orphan(path, spec, identity, watch=watch.name, rules_fp=rules_fp)
+        elif verdict == "wait":
+            assert isinstance(detail, float)
+            if first_look:  # said once per picture, not at every look
+                self.log.info("group.waiting", src=str(path), error="its stem is still changing")
+            self.timetable.later(detail, watch=watch, path=path, root=root)
+        return verdict == "go"
 
     def verdict(self, path: Path, spec: Companions, *, wait: bool) -> tuple[str, str | float | None]:
         """("held", its picture), ("orphan", None), ("wait", seconds) or ("go", None) for one file."""
@@ -93,10 +127,11 @@ def _stem_busy(path: Path, listing: list[str]) -> float:
         if pairing.stem(lower) != base and not temp:
             continue
         try:
-            mtime = (path.parent / name).lstat().st_mtime
+            st = (path.parent / name).lstat()
         except OSError:
             continue
-        latest = max(latest, time.time() if temp else mtime)
+        # ctime too: a file moved in keeps its old mtime, but the rename changes its ctime.
+        latest = max(latest, time.time() if temp else max(st.st_mtime, st.st_ctime))
     return max(0.0, latest + QUIET_SECONDS - time.time())
 
 
