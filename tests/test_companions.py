@@ -63,9 +63,12 @@ def test_groups_are_found_by_name_case_insensitively_with_each_companion_keeping
     # Two pictures of one stem: the {stem} sidecar belongs to exactly one (the RAW), {name} to its own.
     assert pairing.holder("IMG_1.xmp", LISTING, separate) == "IMG_1.CR2"
     jpeg_group = {m.name for m in pairing.group_of("IMG_1.JPG", LISTING, separate)}
-    assert "IMG_1.xmp" not in jpeg_group and "IMG_1.xmp" in {
-        m.name for m in pairing.group_of("IMG_1.CR2", LISTING, separate)
-    }
+    raw_group = {m.name for m in pairing.group_of("IMG_1.CR2", LISTING, separate)}
+    assert "IMG_1.xmp" not in jpeg_group and "IMG_1.xmp" in raw_group
+    # ... unless the sidecar says it is the JPEG's (Lightroom's photoshop:SidecarForExtension).
+    assert pairing.sidecar_for(b'<x photoshop:SidecarForExtension="JPG"/>') == "JPG"
+    assert pairing.holder("IMG_1.xmp", LISTING, separate, claims="JPG") == "IMG_1.JPG"
+    assert "IMG_1.xmp" in {m.name for m in pairing.group_of("IMG_1.JPG", LISTING, separate, "JPG")}
     jpeg_first = Companions(primary="jpeg")
     assert pairing.holder("IMG_1.CR2", LISTING, jpeg_first) == "IMG_1.JPG"
 

@@ -12,7 +12,7 @@ from hotfolder.decide.inspect import Inspection, inspect_file
 from hotfolder.decide.job import Job
 from hotfolder.decide.naming import output_path, template_values
 from hotfolder.errors import EXIT_USAGE, HotfolderError, NotRegularError
-from hotfolder.run.group import live_photo, spec_of
+from hotfolder.run.group import claimed, live_photo, spec_of
 from hotfolder.settings.config import Config
 from hotfolder.settings.outputs import Output
 from hotfolder.settings.rules import Rule
@@ -106,11 +106,12 @@ def _print_group(file: Path, seen: Inspection, rules: tuple[Rule, ...]) -> tuple
     if spec is None:
         return False, False
     listing = [p.name for p in file.parent.iterdir()]
-    holder = pairing.holder(file.name, listing, spec)
+    claims = claimed(file.parent, pairing.stem(file.name), listing)
+    holder = pairing.holder(file.name, listing, spec, claims)
     if holder is not None:
         print(f"a companion of {holder}: never processed on its own; it goes where {holder} goes")
         return True, False
-    members = pairing.group_of(file.name, listing, spec)
+    members = pairing.group_of(file.name, listing, spec, claims)
     print(f"group {pairing.stem(file.name)!r}: {file.name} is the primary" + ("" if members else ", alone"))
     why = {pairing.SIDECAR: "its name matches a `files` pattern",
            pairing.TWIN: f"RAW+JPEG twin (raw_jpeg = group, primary = {spec.primary})"}  # fmt: skip

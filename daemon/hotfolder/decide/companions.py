@@ -58,20 +58,35 @@ def _twin_wanted(picture: str, other: str, spec: Companions) -> bool:
     return PurePath(picture).suffix.lower() in JPEG_EXTENSIONS and raw
 
 
-def stem_owner(base: str, listing: Iterable[str], spec: Companions) -> str | None:
+def stem_owner(base: str, listing: Iterable[str], spec: Companions, claims: str | None = None) -> str | None:
     """The picture that `{stem}` companions belong to when several pictures share the stem (RAW and
-    JPEG kept separate, a HEIC beside a JPEG): the RAW, else the first by name; never a twin."""
+    JPEG kept separate, a HEIC beside a JPEG): the one whose extension the sidecar's
+    photoshop:SidecarForExtension names (`claims`), else the RAW, else the first by name; never a twin."""
     names = [n for n in listing if stem(n).lower() == base.lower() and not looks_like_companion(n, spec)]
     pictures = [n for n in names if not any(_twin_wanted(p, n, spec) for p in names if p != n)]
-    return min(pictures, key=lambda n: (not raw_name(n), n), default=None)
+    wanted = (claims or "").lower()
+    return min(pictures, key=lambda n: (PurePath(n).suffix[1:].lower() != wanted, not raw_name(n), n),
+               default=None)  # fmt: skip
 
 
-def group_of(picture: str, listing: Iterable[str], spec: Companions) -> tuple[Member, ...]:
-    """The companions of `picture` among the names of its folder, in a stable order."""
+_SIDECAR_FOR: Final = re.compile(rb'photoshop:SidecarForExtension(?:=["\']|>)\s*([A-Za-z0-9]{1,8})')
+
+
+def sidecar_for(xmp: bytes) -> str | None:
+    """The extension an XMP sidecar says it describes (Lightroom writes photoshop:SidecarForExtension)."""
+    found = _SIDECAR_FOR.search(xmp)
+    return found.group(1).decode() if found else None
+
+
+def group_of(
+    picture: str, listing: Iterable[str], spec: Companions, claims: str | None = None
+) -> tuple[Member, ...]:
+    """The companions of `picture` among the names of its folder, in a stable order (`claims`: what
+    the group's `{stem}.xmp` says it is for)."""
     names = list(listing)
     others = {n.lower(): n for n in names if n != picture}
     base = stem(picture)
-    owns_stem = stem_owner(base, names, spec) == picture
+    owns_stem = stem_owner(base, names, spec, claims) == picture
     members: dict[str, Member] = {}
     for role, patterns in ((SIDECAR, spec.files), (VIDEO, spec.videos)):
         for pattern in patterns:
@@ -93,7 +108,7 @@ def _shape(pattern: str) -> re.Pattern[str]:
     return re.compile(f"^{regex}$", re.IGNORECASE)
 
 
-def holder(name: str, listing: Iterable[str], spec: Companions) -> str | None:
+def holder(name: str, listing: Iterable[str], spec: Companions, claims: str | None = None) -> str | None:
     """The picture in this folder that `name` is a companion of, if any (a companion is never an input
     of its own while its group exists)."""
     names = [n for n in listing if n != name]
@@ -109,7 +124,7 @@ def holder(name: str, listing: Iterable[str], spec: Companions) -> str | None:
         if "name" in parts and parts["name"].lower() in by_name:
             return by_name[parts["name"].lower()]
         if "stem" in parts:
-            owner = stem_owner(parts["stem"], names, spec)
+            owner = stem_owner(parts["stem"], names, spec, claims)
             if owner is not None:
                 return owner
     for picture in by_stem.get(stem(name).lower(), []):

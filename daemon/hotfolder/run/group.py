@@ -50,7 +50,20 @@ def members_of(picture: Path, rules: tuple[Rule, ...]) -> tuple[str, ...]:
         listing = [p.name for p in picture.parent.iterdir()]
     except OSError:
         return ()
-    return tuple(m.name for m in pairing.group_of(picture.name, listing, spec))
+    claims = claimed(picture.parent, pairing.stem(picture.name), listing)
+    return tuple(m.name for m in pairing.group_of(picture.name, listing, spec, claims))
+
+
+def claimed(folder: Path, base: str, listing: list[str]) -> str | None:
+    """The extension the group's `{stem}.xmp` says it describes, if it says (read: it is small)."""
+    name = next((n for n in listing if n.lower() == f"{base.lower()}.xmp"), None)
+    if name is None:
+        return None
+    try:
+        with (folder / name).open("rb") as fp:
+            return pairing.sidecar_for(fp.read(1 << 20))
+    except OSError:
+        return None
 
 
 class Orphans(Protocol):
@@ -98,7 +111,9 @@ class Arrivals:
             listing = [p.name for p in path.parent.iterdir()]
         except OSError:
             return "go", None
-        picture = pairing.holder(path.name, listing, spec)
+        picture = pairing.holder(
+            path.name, listing, spec, claimed(path.parent, pairing.stem(path.name), listing)
+        )
         if picture is not None:
             return "held", picture
         if pairing.looks_like_companion(path.name, spec):
@@ -144,7 +159,9 @@ def read_group(job: Job, chain: tuple[Rule, ...], data: bytes, content: Content 
     spec = spec_of(chain)
     if spec is None:
         return ()
-    members = pairing.group_of(job.src.name, [p.name for p in job.src.parent.iterdir()], spec)
+    listing = [p.name for p in job.src.parent.iterdir()]
+    claims = claimed(job.src.parent, pairing.stem(job.src.name), listing)
+    members = pairing.group_of(job.src.name, listing, spec, claims)
     found = []
     for member in members:
         path = job.src.parent / member.name
