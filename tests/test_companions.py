@@ -411,3 +411,27 @@ def test_a_sidecar_written_just_after_its_picture_moves_with_it_in_one_commit(tm
     assert done["original"] == str(tmp_path / "outbox" / "archive" / "IMG_0003.dng")
     archived = sorted(p.name for p in (tmp_path / "outbox" / "archive").iterdir())
     assert archived == ["IMG_0003.dng", "IMG_0003.xmp"]
+
+
+def test_a_picture_waits_at_most_wait_for_a_stem_that_never_goes_quiet(tmp_path: Path) -> None:
+    """A same-stem download that never finishes: the picture goes after `wait` with what is there,
+    and the unfinished file is left alone."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    rules = GROUP_RULES.format(policy="move", where='original_path = "archive/{stem}.{ext}"')
+    write_config(tmp_path, rules.replace("wait = 3", "wait = 1.5"), extra="settle = 0.5\n")
+    daemon = DaemonProcess(tmp_path).started()
+    try:
+        (inbox / "IMG_0004.xmp.part").write_bytes(b"<x:xmpmeta")
+        shutil.copy(CAMERA / "canon_eos_6d.dng", tmp_path / "IMG_0004.dng")
+        (tmp_path / "IMG_0004.dng").rename(inbox / "IMG_0004.dng")
+        waiting = daemon.wait_event("group.waiting")
+        done = daemon.wait_event("job.done")
+    finally:
+        daemon.proc.terminate()
+        daemon.proc.wait(timeout=30)
+    waited = datetime.fromisoformat(str(done["timestamp"])) - datetime.fromisoformat(
+        str(waiting["timestamp"])
+    )
+    assert timedelta(seconds=1.2) <= waited <= timedelta(seconds=10)  # waited its `wait`, then went
+    assert [p.name for p in inbox.iterdir()] == ["IMG_0004.xmp.part"]

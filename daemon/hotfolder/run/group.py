@@ -121,10 +121,10 @@ class Arrivals:
         if not wait:
             return "go", None
         now = self.clock()
-        first = self.first_seen.setdefault(path, now)
+        left = spec.wait - (now - self.first_seen.setdefault(path, now))
         still = _stem_busy(path, listing)
-        if still > 0 and now - first + still <= spec.wait:
-            return "wait", still
+        if still > 0 and left > 0:
+            return "wait", min(still, left)  # at most `wait` in all, then it goes with what is there
         self.first_seen.pop(path, None)
         return "go", None
 
