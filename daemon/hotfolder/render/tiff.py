@@ -110,7 +110,7 @@ def _vips_pages(frames: list[Image.Image]) -> tuple[Any, str] | None:
     """Pillow frames as one libvips image (pages stacked, with page-height), or None when libvips
     cannot write them (pages of different sizes or modes, a mode it has no TIFF for).
 
-    libvips' libtiff deflates with libdeflate, twice as fast as Pillow's (0.8 vs 1.6 s for 12.5 MP
+    libvips' libtiff deflates with zlib-ng, twice as fast as Pillow's (0.8 vs 1.6 s for 12.5 MP
     with the predictor), takes a compression level, and a little smaller. Only pixels and ICC go in
     here; _metadata_ifd adds the rest."""
     mode, size = frames[0].mode, frames[0].size
