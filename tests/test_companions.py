@@ -435,3 +435,20 @@ def test_a_picture_waits_at_most_wait_for_a_stem_that_never_goes_quiet(tmp_path:
     )
     assert timedelta(seconds=1.2) <= waited <= timedelta(seconds=10)  # waited its `wait`, then went
     assert [p.name for p in inbox.iterdir()] == ["IMG_0004.xmp.part"]
+
+
+def test_a_video_that_is_not_the_pictures_live_photo_never_follows_it(tmp_path: Path) -> None:
+    """IMG_0009.mov beside a DNG: its QuickTime identifier has no match in the DNG, so it is not
+    joined when the DNG is moved; looked at again later, it stays (a video never follows by name)."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    shutil.copy(CAMERA / "canon_eos_6d.dng", inbox / "IMG_0009.dng")
+    shutil.copy(CAMERA / "train.mov", inbox / "IMG_0009.mov")
+    write_config(tmp_path, GROUP_RULES.format(policy="move", where='original_path = "archive/{stem}.{ext}"'))
+    first = run_cli("process", "--log-format", "json", "inbox", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert '"companion.unpaired"' in first.stdout
+    again = run_cli("process", "--log-format", "json", "inbox", cwd=tmp_path)
+    assert '"companion.orphan"' in again.stdout and "Live Photo identifiers" in again.stdout
+    assert [p.name for p in inbox.iterdir()] == ["IMG_0009.mov"]
+    assert [p.name for p in (tmp_path / "outbox" / "archive").iterdir()] == ["IMG_0009.dng"]

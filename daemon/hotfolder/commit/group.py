@@ -105,6 +105,14 @@ def late(path: Path, spec: Companions, ledger: Ledger, root: Path, *, now: datet
     for picture, original, updated, _ in ledger.done_in(path.parent):
         if pairing.holder(path.name, [picture.name], spec) != picture.name:
             continue
+        if any(pairing.matches(path.name, p) for p in spec.videos):
+            # A video joins only in its picture's own commit, where the Live Photo identifiers are
+            # compared; by name alone, afterwards, it could be any clip of that stem.
+            why = (
+                f"a video follows {picture.name} only when it is there as the picture is done "
+                "(its Live Photo identifiers are checked then)"
+            )
+            return Disposed("kept", why=why), str(picture)
         if original == "deleted":
             return Disposed("kept", why=f"its picture {picture.name} was deleted: hotfolder deletes only "
                             "files it read as part of a group"), str(picture)  # fmt: skip

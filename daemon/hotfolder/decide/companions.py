@@ -133,6 +133,11 @@ def holder(name: str, listing: Iterable[str], spec: Companions, claims: str | No
     return None
 
 
+def matches(name: str, pattern: str) -> bool:
+    """Whether a name has the shape of one companion pattern."""
+    return _shape(pattern).match(name) is not None
+
+
 def looks_like_companion(name: str, spec: Companions) -> bool:
     """Whether a name has a companion's shape (a sidecar, a video): an orphan when no picture holds it."""
     return any(_shape(p).match(name) for p in (*spec.files, *spec.videos))
