@@ -385,19 +385,27 @@ def test_a_motion_photos_video_is_said_dropped_by_a_re_encode(tmp_path: Path) ->
     assert (tmp_path / "outbox" / "c" / "PXL_1.jpg").read_bytes() == picture
 
 
+def _picture_beside_a_download(tmp_path: Path, stem: str, *, wait: float) -> DaemonProcess:
+    """The running daemon (settle 0.5 s, a move rule with this `wait`), and a DNG moved into its inbox
+    while a same-stem sidecar is still downloading there (`<stem>.xmp.part`, unfinished)."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    rules = GROUP_RULES.format(policy="move", where='original_path = "archive/{stem}.{ext}"')
+    write_config(tmp_path, rules.replace("wait = 3", f"wait = {wait}"), extra="settle = 0.5\n")
+    daemon = DaemonProcess(tmp_path).started()
+    (inbox / f"{stem}.xmp.part").write_bytes((CAMERA / "canon_eos_6d.xmp").read_bytes()[:100])
+    shutil.copy(CAMERA / "canon_eos_6d.dng", tmp_path / f"{stem}.dng")
+    (tmp_path / f"{stem}.dng").rename(inbox / f"{stem}.dng")
+    return daemon
+
+
 def test_a_sidecar_written_just_after_its_picture_moves_with_it_in_one_commit(tmp_path: Path) -> None:
     """The running daemon (settle 0.5 s): the picture lands while a same-stem sidecar is still being
     downloaded (IMG_0003.xmp.part). The picture waits for its stem to be quiet (group.waiting), past
     its own settle, so the finished sidecar goes in the picture's own commit, not as a late one."""
     inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    rules = GROUP_RULES.format(policy="move", where='original_path = "archive/{stem}.{ext}"')
-    write_config(tmp_path, rules.replace("wait = 3", "wait = 20"), extra="settle = 0.5\n")
-    daemon = DaemonProcess(tmp_path).started()
+    daemon = _picture_beside_a_download(tmp_path, "IMG_0003", wait=20)
     try:
-        (inbox / "IMG_0003.xmp.part").write_bytes((CAMERA / "canon_eos_6d.xmp").read_bytes()[:100])
-        shutil.copy(CAMERA / "canon_eos_6d.dng", tmp_path / "IMG_0003.dng")
-        (tmp_path / "IMG_0003.dng").rename(inbox / "IMG_0003.dng")
         daemon.wait_event("group.waiting", src=inbox / "IMG_0003.dng")
         assert not daemon.named("job.done")  # held past its settle while the download runs
         (inbox / "IMG_0003.xmp.part").write_bytes((CAMERA / "canon_eos_6d.xmp").read_bytes())
@@ -417,14 +425,8 @@ def test_a_picture_waits_at_most_wait_for_a_stem_that_never_goes_quiet(tmp_path:
     """A same-stem download that never finishes: the picture goes after `wait` with what is there,
     and the unfinished file is left alone."""
     inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    rules = GROUP_RULES.format(policy="move", where='original_path = "archive/{stem}.{ext}"')
-    write_config(tmp_path, rules.replace("wait = 3", "wait = 1.5"), extra="settle = 0.5\n")
-    daemon = DaemonProcess(tmp_path).started()
+    daemon = _picture_beside_a_download(tmp_path, "IMG_0004", wait=1.5)
     try:
-        (inbox / "IMG_0004.xmp.part").write_bytes(b"<x:xmpmeta")
-        shutil.copy(CAMERA / "canon_eos_6d.dng", tmp_path / "IMG_0004.dng")
-        (tmp_path / "IMG_0004.dng").rename(inbox / "IMG_0004.dng")
         waiting = daemon.wait_event("group.waiting")
         done = daemon.wait_event("job.done")
     finally:
