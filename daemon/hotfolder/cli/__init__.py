@@ -12,6 +12,7 @@ from pathlib import Path
 
 from hotfolder import __version__, logs
 from hotfolder.errors import ConfigError, HotfolderError
+from hotfolder.render.capabilities import hdr_problem
 from hotfolder.settings.config import LOG_FORMATS, LOG_LEVELS, load_config
 
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a process ended by SIGPIPE (`explain ... | head`)
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _command(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, hdr_probe=hdr_problem)
         # The command line wins over the config file, also across reloads.
         config = replace(config, log_format=args.log_format or config.log_format,
                          log_level=args.log_level or config.log_level)  # fmt: skip

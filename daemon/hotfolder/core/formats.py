@@ -89,6 +89,9 @@ class OutputFormat:
     heavy: bool
     profile: str  # the default metadata profile (settings/outputs.py: PROFILES)
     quality: int | None  # the default quality of a lossy encoder
+    # Whether it can carry HDR (PQ, HLG) as it is, for `hdr = "keep"`: "yes", "no", or "probe" (only
+    # if the installed writers can: render/capabilities.py asks them at start).
+    hdr: str = "no"
 
 
 def _modes(*modes: str) -> frozenset[str]:
@@ -99,23 +102,23 @@ _TABLE: Final = (
     # name, extensions, Pillow's writer, the modes held exactly, the sample depths held
     OutputFormat("png", ("png",), "PNG", _modes("1", "L", "LA", "P", "RGB", "RGBA", "I;16"), (8, 16),
                  alpha=True, animation=True, pages=False, lossless="always", heavy=False,
-                 profile="archival", quality=None),
+                 profile="archival", quality=None, hdr="yes"),
     OutputFormat("tiff", ("tif", "tiff"), "TIFF",
                  _modes("1", "L", "LA", "RGB", "RGBA", "CMYK", "I;16"), (8, 16),
                  alpha=True, animation=False, pages=True, lossless="always", heavy=False,
-                 profile="archival", quality=None),
+                 profile="archival", quality=None, hdr="yes"),
     OutputFormat("jpeg", ("jpg", "jpeg", "jpe"), "JPEG", _modes("L", "RGB", "CMYK"), (8,),
                  alpha=False, animation=False, pages=False, lossless="never", heavy=False,
                  profile="web", quality=85),
     OutputFormat("heif", ("heic", "heif", "hif"), "HEIF", _modes("L", "RGB", "RGBA"), (8, 10, 12),
                  alpha=True, animation=False, pages=False, lossless="option", heavy=True,
-                 profile="web", quality=80),
+                 profile="web", quality=80, hdr="yes"),
     OutputFormat("webp", ("webp",), "WEBP", _modes("RGB", "RGBA"), (8,),
                  alpha=True, animation=True, pages=False, lossless="option", heavy=False,
                  profile="web", quality=85),
     OutputFormat("avif", ("avif",), "AVIF", _modes("RGB", "RGBA"), (8,),
                  alpha=True, animation=True, pages=False, lossless="never", heavy=True,
-                 profile="web", quality=70),
+                 profile="web", quality=70, hdr="probe"),
 )  # fmt: skip
 FORMATS: Final[Mapping[str, OutputFormat]] = {f.name: f for f in _TABLE}
 

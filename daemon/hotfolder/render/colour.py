@@ -1,15 +1,15 @@
-"""Colour: the output's profile (kept, converted to sRGB, or dropped), and NCLX described as ICC."""
+"""Colour: the output's profile (kept, converted to sRGB, or dropped)."""
 
 from __future__ import annotations
 
 import io
 import struct
 from functools import cache
-from typing import Any, Final
 
 from PIL import Image, ImageCms
 
 from hotfolder.core.formats import NATIVE_MODES
+from hotfolder.decide.colourspace import SRGB, ColourSpace
 from hotfolder.errors import EncodeError
 from hotfolder.render.metadata import Metadata
 from hotfolder.render.notes import Notes
@@ -28,13 +28,19 @@ def srgb_profile() -> bytes:
     return bytes(data)
 
 
-def colour(im: Image.Image, meta: Metadata, output: Output, notes: Notes) -> tuple[Image.Image, bytes | None]:
-    """Pixels and the ICC profile to embed, as the output's `icc` option and format require."""
+def colour(im: Image.Image, meta: Metadata, output: Output, notes: Notes,
+           space: ColourSpace = SRGB) -> tuple[Image.Image, bytes | None]:  # fmt: skip
+    """Pixels and the ICC profile to embed, as the output's `icc` option and format require.
+
+    A colour described without ICC (NCLX, cICP, EXIF) arrives with the profile built from it in
+    `meta.icc`, so it is kept or converted like any ICC-described one. HDR reaching here is kept
+    (`hdr = "keep"`): its pixels are never put through an SDR conversion."""
     fmt = output.format
     cmyk_out = im.mode == "CMYK" and "CMYK" in NATIVE_MODES[fmt] and output.icc == "keep"
-    if output.icc == "keep" and (im.mode != "CMYK" or cmyk_out):
-        if meta.icc is None and meta.nclx:
-            return im, nclx_as_icc(meta.nclx, im.mode, notes) if fmt != "heif" else None
+    keep = output.icc == "keep" or space.hdr
+    if keep and (im.mode != "CMYK" or cmyk_out):
+        if meta.icc is None and meta.cicp is not None:
+            return im, approximated_srgb(space, im.mode, notes) if fmt != "heif" else None
         return im, meta.icc
     # icc = "srgb", or CMYK that the format cannot hold: convert through the embedded profile.
     if output.icc == "keep":
@@ -46,8 +52,8 @@ def colour(im: Image.Image, meta: Metadata, output: Output, notes: Notes) -> tup
                 "colour.naive_cmyk", error="CMYK without an ICC profile: converted without colour management"
             )
             return im.convert("RGB"), srgb_profile()
-        if meta.nclx and fmt != "heif":
-            nclx_as_icc(meta.nclx, im.mode, notes)  # refuses what cannot be represented
+        if meta.cicp is not None:
+            approximated_srgb(space, im.mode, notes)
         return im, srgb_profile() if im.mode in {"RGB", "RGBA", "P", "PA"} else None
     try:
         source_profile = ImageCms.ImageCmsProfile(io.BytesIO(meta.icc))
@@ -70,23 +76,8 @@ def colour(im: Image.Image, meta: Metadata, output: Output, notes: Notes) -> tup
     return converted, srgb_profile()
 
 
-_SRGB_LIKE_PRIMARIES: Final = {1, 5, 6}  # BT.709 (sRGB), and the BT.601 sets within 1% of it
-
-
-_SRGB_LIKE_TRANSFER: Final = {1, 6, 13, 14, 15}
-
-
-def nclx_as_icc(nclx: dict[str, Any], mode: str, notes: Notes) -> bytes | None:
-    """An ICC profile saying what an NCLX box says, for formats without NCLX; refuse what differs."""
-    primaries, transfer = nclx.get("color_primaries"), nclx.get("transfer_characteristics")
-    if primaries in _SRGB_LIKE_PRIMARIES and transfer in _SRGB_LIKE_TRANSFER:
-        if (primaries, transfer) != (1, 13):
-            notes.warn(
-                "colour.approximated",
-                error=f"NCLX primaries {primaries}, transfer {transfer} written as sRGB",
-            )
-        return srgb_profile() if mode in {"RGB", "RGBA"} else None
-    raise EncodeError(
-        f"the source's colour is NCLX primaries {primaries}, transfer {transfer} (wide gamut or HDR), "
-        "which only a HEIF output can carry; use format heif for this file"
-    )
+def approximated_srgb(space: ColourSpace, mode: str, notes: Notes) -> bytes | None:
+    """The sRGB profile for a colour taken as sRGB (NCLX or cICP within 1% of it), said when inexact."""
+    if space.approximated:
+        notes.warn("colour.approximated", error=space.approximated)
+    return srgb_profile() if mode in {"RGB", "RGBA"} else None

@@ -11,15 +11,17 @@ import struct
 from dataclasses import dataclass, replace
 from typing import Final
 
-from PIL import Image, ImageSequence
+from PIL import ExifTags, Image, ImageSequence
 
 from hotfolder.core.exiftiff import orientation
 from hotfolder.core.formats import name_of
+from hotfolder.decide.colourspace import SRGB, ColourSpace, bmff_nclx, describe, png_cicp
 from hotfolder.decide.header import identify, too_many_pixels
 from hotfolder.decide.sniff import register_codecs
 from hotfolder.errors import InputError
 from hotfolder.render.deep import Deep, load_heif, load_vips
 from hotfolder.render.metadata import Metadata, capture
+from hotfolder.render.profiles import profile_of
 from hotfolder.settings.config import DEFAULT_MAX_PIXELS
 
 _XMP_ORIENTATION = re.compile(rb'tiff:Orientation(?:="|>)\s*([1-8])')
@@ -40,7 +42,9 @@ class Source:
     losses: tuple[str, ...] = ()  # auxiliary content no output can carry
     damaged: tuple[str, ...] = ()  # metadata blocks recovered in part or dropped
     channels: str | None = None  # channels beyond colour and alpha, said in words (only TIFF keeps them)
+    colour: ColourSpace = SRGB  # what its colour is (decide/colourspace.py), read by every output
     _frames: list[tuple[Image.Image, int | None]] | None = None
+    sdr: Source | None = None  # an HDR source tone-mapped to SDR sRGB, made once for every output that asks
 
     @property
     def image(self) -> Image.Image:
@@ -155,6 +159,9 @@ def decode(
     if extra:
         meta = replace(meta, extra_samples=_extra_samples(im))
     image, deep = _pixels(im, data, fmt, bits=bits, extra=extra, edge=edge)
+    colour, meta = _colour(im, data, fmt, meta)
+    if deep is not None and deep.icc != meta.icc:
+        deep = replace(deep, icc=meta.icc)
     n = getattr(im, "n_frames", 1)
     animated = bool(getattr(im, "is_animated", False)) and fmt in {"gif", "png", "webp", "avif"}
     return Source(
@@ -169,7 +176,34 @@ def decode(
         animated=animated,
         loop=im.info.get("loop"),
         deep=deep,
+        colour=colour,
     )
+
+
+def _colour(im: Image.Image, data: bytes, fmt: str, meta: Metadata) -> tuple[ColourSpace, Metadata]:
+    """The source's colour decided once, and its metadata made to say it: a colour given by NCLX,
+    cICP or EXIF gets the ICC profile built from it (which every ICC path then uses), and keeps its
+    H.273 code points for the formats that carry them; an ICC-described one drops a second NCLX."""
+    nclx = meta.cicp if fmt == "heif" else bmff_nclx(data) if fmt == "avif" else None
+    space, interop = _exif_colour(im) if meta.icc is None and nclx is None else (None, None)
+    colour = describe(icc=meta.icc, nclx=nclx, png_cicp=png_cicp(data) if fmt == "png" else None,
+                      exif_space=space, interop=interop)  # fmt: skip
+    built = profile_of(colour)
+    if colour.origin in ("nclx", "cicp"):
+        return colour, replace(meta, cicp=colour.cicp, icc=built)
+    return colour, replace(meta, cicp=None, icc=meta.icc or built)
+
+
+def _exif_colour(im: Image.Image) -> tuple[int | None, str | None]:
+    """EXIF's ColorSpace and Interop index (R03: Adobe RGB), which untagged camera JPEGs rely on."""
+    try:
+        exif = im.getexif()
+        space = exif.get_ifd(ExifTags.IFD.Exif).get(0xA001)
+        interop = exif.get_ifd(ExifTags.IFD.Interop).get(0x0001)
+    except (ValueError, SyntaxError, OSError, struct.error, KeyError, TypeError):
+        return None, None  # capture() already said the EXIF is damaged
+    return (space if isinstance(space, int) else None,
+            interop.strip("\0 ") if isinstance(interop, str) else None)  # fmt: skip
 
 
 def _pixels(im: Image.Image, data: bytes, fmt: str, *, bits: int, extra: int,

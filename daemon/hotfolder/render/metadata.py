@@ -33,6 +33,7 @@ from hotfolder.core.exiftiff import (
     with_prefix,
 )
 from hotfolder.core.resolution import Resolution
+from hotfolder.decide.colourspace import Cicp
 from hotfolder.decide.header import DAMAGED_KEY
 
 PHOTOSHOP_HEADER: Final = b"Photoshop 3.0\x00"
@@ -47,7 +48,8 @@ class Metadata:
     xmp: bytes | None = None
     photoshop: bytes | None = None  # Photoshop image resource blocks (IPTC lives in resource 0x0404)
     iptc: bytes | None = None  # raw IPTC-NAA records, when the source stores them on their own
-    nclx: dict[str, Any] | None = None  # HEIF colour description without an ICC profile
+    # H.273 colour description (HEIF/AVIF NCLX, PNG cICP), written where the output format carries one
+    cicp: Cicp | None = None
     exif_reserialised: bool = False  # the source's EXIF had to be rebuilt (PNG text, TIFF IFD)
     resolution: Resolution | None = None  # print resolution, in the source's unit
     layers: bytes | None = None  # Photoshop's layers (TIFF ImageSourceData), valid only for these pixels
@@ -91,7 +93,7 @@ def capture(im: Image.Image, damaged: list[str] | None = None) -> Metadata:
         xmp=xmp,
         photoshop=photoshop,
         iptc=iptc,
-        nclx=info.get("nclx_profile") if not info.get("icc_profile") else None,
+        cicp=Cicp.from_nclx(nclx) if isinstance(nclx := info.get("nclx_profile"), dict) else None,
         exif_reserialised=rebuilt,
         resolution=res.from_image(im, ex if ex is not None else {}),
         layers=layers if isinstance(layers, bytes) and layers else None,

@@ -67,7 +67,7 @@ def output_metadata(
                "same pixels")  # fmt: skip
         notes.warn("layers.dropped", format=output.format, error=why)
         layers = None
-    return Metadata(exif=exif, icc=meta.icc, xmp=xmp, photoshop=photoshop, iptc=iptc, nclx=meta.nclx,
+    return Metadata(exif=exif, icc=meta.icc, xmp=xmp, photoshop=photoshop, iptc=iptc, cicp=meta.cicp,
                     resolution=resolution, layers=layers, extra_samples=meta.extra_samples)  # fmt: skip
 
 

@@ -14,11 +14,12 @@ from hotfolder.core.formats import (
     NATIVE_MODES,
     PAGE_FORMATS,
 )
-from hotfolder.render.colour import colour, nclx_as_icc, srgb_profile
+from hotfolder.render.colour import approximated_srgb, colour, srgb_profile
 from hotfolder.render.decode import Source
 from hotfolder.render.deep import Deep
 from hotfolder.render.metadata import Metadata
 from hotfolder.render.notes import Notes
+from hotfolder.render.tonemap import to_sdr
 from hotfolder.settings.outputs import Output
 
 
@@ -136,6 +137,8 @@ def wants_deep(source: Source, output: Output) -> bool:
         return True
     if output.format == "png":
         return source.deep.bits > 8
+    if output.format == "avif":  # a 10-bit AVIF only for HDR kept (render/capabilities.py)
+        return source.colour.hdr and output.hdr == "keep" and source.deep.bits > 8
     return output.format == "heif" and output.bit_depth != 8 and source.deep.bits > 8
 
 
@@ -147,6 +150,8 @@ def render(
     `resized` (one per job) keeps the single-frame images already shrunk for other outputs: a
     smaller output starts from one at least twice its size instead of from the full image.
     """
+    if source.colour.hdr and output.hdr == "tonemap":
+        source = to_sdr(source)
     upright = output.orientation == "upright"
     turn = source.orientation if upright else 1
     if source.channels and not (output.format == "tiff" and source.deep is not None and source.deep.extra):
@@ -159,12 +164,12 @@ def render(
         deep = held.fitted(output.max_edge).oriented(turn)
         if output.format != "tiff":
             deep = deep.visible
-        if output.icc == "srgb":
-            if deep.icc is None and source.meta.nclx:
-                nclx_as_icc(source.meta.nclx, "RGB", notes)  # refuses a wide-gamut or HDR NCLX
+        if output.icc == "srgb" and not source.colour.hdr:  # HDR here is kept (hdr = "keep")
+            if deep.icc is None and source.meta.cicp is not None:
+                approximated_srgb(source.colour, "RGB", notes)
             deep = deep.to_srgb(srgb_profile())
-        elif deep.icc is None and source.meta.nclx and output.format != "heif":
-            deep = replace(deep, icc=nclx_as_icc(source.meta.nclx, "RGB", notes))
+        elif deep.icc is None and source.meta.cicp is not None and output.format != "heif":
+            deep = replace(deep, icc=approximated_srgb(source.colour, "RGB", notes))
         meta = source.meta if deep.icc == source.meta.icc else _with_icc(source.meta, deep.icc)
         return Rendered(views=None, meta=meta, deep=deep)
     if source.deep is not None and source.deep.bits > 8:
@@ -179,7 +184,7 @@ def render(
     icc: bytes | None = None
     for frame in frames:
         im = orient(_fitted(frame, output.max_edge, resized if len(frames) == 1 else None), turn)
-        im, icc = colour(im, source.meta, output, notes)
+        im, icc = colour(im, source.meta, output, notes, source.colour)
         out.append(to_mode(im, output))
     meta = source.meta if icc == source.meta.icc else _with_icc(source.meta, icc)
     return Rendered(views=out, meta=meta, durations=durations, loop=source.loop if durations else None)
@@ -237,4 +242,4 @@ _TRANSPOSE: Final = {
 
 
 def _with_icc(meta: Metadata, icc: bytes | None) -> Metadata:
-    return replace(meta, icc=icc, nclx=None)
+    return replace(meta, icc=icc, cicp=None)

@@ -116,6 +116,10 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 
 def _png_metadata_chunks(meta: Metadata) -> list[bytes]:
     chunks = []
+    if meta.cicp is not None:
+        # PNG third edition: readers that know cICP use it over iCCP (which stays, for the others).
+        cicp = meta.cicp
+        chunks.append(_png_chunk(b"cICP", bytes([cicp.primaries, cicp.transfer, 0, 1])))  # RGB, full
     if meta.resolution is not None:
         chunks.append(_png_chunk(b"pHYs", png_phys(meta.resolution)))
     if meta.icc:
@@ -166,7 +170,16 @@ def write_png(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None:
     if len(frames) > 1:
         kwargs.update(save_all=True, append_images=frames[1:], duration=r.durations or 0, loop=r.loop or 0,
                       default_image=False, disposal=0, blend=0)  # fmt: skip
-    frames[0].save(fp, "PNG", **kwargs)
+    if r.meta.cicp is None:
+        frames[0].save(fp, "PNG", **kwargs)
+        return
+    # Pillow writes no cICP for this PNG: the chunk goes right after IHDR, before PLTE and IDAT.
+    buf = io.BytesIO()
+    frames[0].save(buf, "PNG", **kwargs)
+    png = buf.getvalue()
+    ihdr_end = 8 + 25
+    cicp = _png_metadata_chunks(Metadata(cicp=r.meta.cicp))[0]
+    fp.write(png[:ihdr_end] + cicp + png[ihdr_end:])
 
 
 def _common(meta: Metadata, output: Output, notes: Notes) -> dict[str, Any]:
@@ -186,10 +199,11 @@ def write_heif(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None
     import pillow_heif  # noqa: PLC0415
 
     kwargs = _common(r.meta, output, notes)
-    if r.meta.nclx and not r.meta.icc:
-        # Explicit keys: pillow-heif's HeifFile path ignores an nclx_profile dict.
-        for key in ("color_primaries", "transfer_characteristics", "matrix_coefficients", "full_range_flag"):
-            kwargs[key] = r.meta.nclx[key]
+    if r.meta.cicp is not None:
+        # The source's own NCLX rather than the profile built from it (HEIF readers, HDR ones first,
+        # read NCLX). Explicit keys: pillow-heif's HeifFile path ignores an nclx_profile dict.
+        kwargs.pop("icc_profile", None)
+        kwargs.update(r.meta.cicp.nclx_options())
     if output.lossless:
         # The only lossless HEIF: RGB matrix, 4:4:4 (libheif #62); verified byte-exact.
         # Full range too: a limited-range source's NCLX flag would otherwise squeeze the samples.
@@ -236,6 +250,13 @@ def write_webp(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None
 
 def write_avif(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None:
     kwargs = _common(r.meta, output, notes)
+    if r.deep is not None and r.meta.cicp is not None:
+        # hdr = "keep", accepted only where render/capabilities.py found pillow-heif's AV1 encoder
+        # writing 10-bit with the NCLX it is given.
+        kwargs.pop("icc_profile", None)
+        kwargs.update(r.meta.cicp.nclx_options(), quality=output.quality)
+        deepmod.heif_file(r.deep, bit_depth=10).save(fp, format="AVIF", **kwargs)
+        return
     kwargs.update(quality=output.quality, speed=output.speed)
     _save_frames(r, fp, "AVIF", kwargs)
 

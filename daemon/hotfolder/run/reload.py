@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from hotfolder.errors import ConfigError
+from hotfolder.render.capabilities import hdr_problem
 from hotfolder.settings.config import Config, load_config
 
 RULE_POLL_SECONDS: Final = 1.0  # how often rule files are checked for changes
@@ -54,7 +55,7 @@ class Reloader:
     def load(self) -> Config | None:
         """The config read again, with what only a restart may change kept; None if it is invalid."""
         try:
-            fresh = load_config(self.config.source, cwd=self.cwd)
+            fresh = load_config(self.config.source, cwd=self.cwd, hdr_probe=hdr_problem)
         except ConfigError as exc:
             # A configuration mistake, not a crash: the problems are the message, no traceback.
             failed = {"error": str(exc), "problems": len(exc.problems), "keeping": "old rules"}

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from hotfolder.errors import ConfigError, Problem
 from hotfolder.settings.companions import apple_edit_renames
+from hotfolder.settings.outputs import HdrProbe, no_probe
 from hotfolder.settings.rules import Rule, load_rules
 from hotfolder.settings.watches import Watch, check_folders, parse_watches, unknown_watches
 
@@ -86,12 +87,15 @@ def find_config(explicit: Path | None, cwd: Path) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def load_config(explicit: Path | None = None, *, cwd: Path | None = None) -> Config:
-    """Find, parse and validate the config and every rule file; raise ConfigError with all problems."""
+def load_config(
+    explicit: Path | None = None, *, cwd: Path | None = None, hdr_probe: HdrProbe = no_probe
+) -> Config:
+    """Find, parse and validate the config and every rule file; raise ConfigError with all problems.
+    `hdr_probe`: render/capabilities.py's, from the commands that start or check the daemon."""
     cwd = (cwd or Path.cwd()).resolve()
     path = find_config(explicit, cwd)
     if path is None:
-        return _build(None, dict(EMBEDDED), cwd)
+        return _build(None, dict(EMBEDDED), cwd, hdr_probe)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -103,10 +107,10 @@ def load_config(explicit: Path | None = None, *, cwd: Path | None = None) -> Con
         raise ConfigError(
             [Problem(path, f"TOML syntax error: {exc}", line=int(line.group(1)) if line else None)]
         ) from None
-    return _build(path.resolve(), doc, path.resolve().parent)
+    return _build(path.resolve(), doc, path.resolve().parent, hdr_probe)
 
 
-def _build(source: Path | None, doc: dict[str, Any], base: Path) -> Config:
+def _build(source: Path | None, doc: dict[str, Any], base: Path, hdr_probe: HdrProbe) -> Config:
     problems: list[Problem] = []
     warnings: list[Problem] = []
 
@@ -138,7 +142,7 @@ def _build(source: Path | None, doc: dict[str, Any], base: Path) -> Config:
                    problem)  # fmt: skip
     rules: tuple[Rule, ...] = ()
     try:
-        rules = load_rules(rule_sources)
+        rules = load_rules(rule_sources, hdr_probe)
     except ConfigError as exc:
         problems.extend(exc.problems)
     problems.extend(unknown_watches(rules, watches))

@@ -21,8 +21,8 @@ OUTPUT_FORMATS: Final = (*ENCODED_FORMATS, "copy")
 KEEP_STRIP: Final = ("keep", "strip")
 
 PROFILES: Final[Mapping[str, Mapping[str, str]]] = {
-    "archival": {"exif": "keep", "gps": "keep", "xmp": "keep", "iptc": "keep", "icc": "keep"},
-    "web": {"exif": "keep", "gps": "strip", "xmp": "strip", "iptc": "strip", "icc": "srgb"},
+    "archival": {"exif": "keep", "gps": "keep", "xmp": "keep", "iptc": "keep", "icc": "keep", "hdr": "keep"},
+    "web": {"exif": "keep", "gps": "strip", "xmp": "strip", "iptc": "strip", "icc": "srgb", "hdr": "tonemap"},
 }
 DEFAULT_PROFILE: Final = {**{n: f.profile for n, f in FORMATS.items()}, "copy": "archival"}
 TIFF_COMPRESSIONS: Final = ("none", "lzw", "deflate", "zstd")
@@ -52,6 +52,7 @@ class Output:
     xmp: str = "keep"
     iptc: str = "keep"
     icc: str = "keep"
+    hdr: str = "keep"  # an HDR (PQ, HLG) source: "keep" as it is, or "tonemap" to SDR sRGB
     orientation: str = "upright"
     frames: str = "all"
     max_edge: int | None = None
@@ -152,6 +153,7 @@ _KEYS: Final[Mapping[str, tuple[schema.Validator, frozenset[str] | None]]] = {
     "xmp": (schema.choice(KEEP_STRIP), frozenset(ENCODED_FORMATS)),
     "iptc": (schema.choice(KEEP_STRIP), frozenset(ENCODED_FORMATS)),
     "icc": (schema.choice(("keep", "srgb")), frozenset(ENCODED_FORMATS)),
+    "hdr": (schema.choice(("keep", "tonemap")), frozenset(ENCODED_FORMATS)),
     "orientation": (schema.choice(("upright", "keep")), frozenset(ENCODED_FORMATS)),
     "frames": (schema.choice(("all", "first")), frozenset(ENCODED_FORMATS)),
     "max_edge": (schema.int_range(1), frozenset(ENCODED_FORMATS)),
@@ -179,10 +181,20 @@ _KEYS: Final[Mapping[str, tuple[schema.Validator, frozenset[str] | None]]] = {
 KNOWN_KEYS: Final = tuple(_KEYS)
 
 Problem = Callable[[str, str | None, int | None], None]
+# Why a format whose HDR support depends on the installed writers cannot keep HDR here, or None.
+HdrProbe = Callable[[str], str | None]
+
+
+def no_probe(fmt: str) -> str | None:
+    """The answer without a probe (a bare load of the rules): not known to work, so refused."""
+    return f"no writer was asked whether it can write HDR {fmt} here"
 
 
 def parse_output(
-    raw: dict[str, Any], line_of: Callable[[str | None], int | None], problem: Problem
+    raw: dict[str, Any],
+    line_of: Callable[[str | None], int | None],
+    problem: Problem,
+    hdr_probe: HdrProbe = no_probe,
 ) -> Output | None:
     """Validate one [[rule.output]] table; report each problem; None if any."""
     fmt = raw.get("format")
@@ -214,7 +226,7 @@ def parse_output(
         problem("lossless HEIF needs chroma 444 (a subsampled image cannot be lossless)", "output.chroma",
                 line_of("chroma"))  # fmt: skip
         ok = False
-    for message, key in _cross_checks(values):
+    for message, key in _cross_checks(values, hdr_probe):
         problem(message, f"output.{key}", line_of(key))
         ok = False
     if not ok:
@@ -226,13 +238,21 @@ def parse_output(
         resolved.setdefault("quality", DEFAULT_QUALITY[fmt])
     if fmt == "png":
         resolved.setdefault("compress_level", DEFAULT_PNG_LEVEL)
+    if "hdr" not in values and fmt in FORMATS and FORMATS[fmt].hdr != "yes":
+        resolved["hdr"] = "tonemap"  # an archival JPEG of an HDR source: SDR is all it can hold
     return Output(**resolved)
 
 
-def _cross_checks(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _cross_checks(values: Mapping[str, Any], hdr_probe: HdrProbe = no_probe) -> list[tuple[str, str]]:
     """Options that are fine alone but not together, and a path whose extension contradicts the format."""
     found = []
     fmt = values.get("format")
+    if values.get("hdr") == "keep" and isinstance(fmt, str) and fmt in FORMATS and FORMATS[fmt].hdr != "yes":
+        carriers = ", ".join(n for n, f in FORMATS.items() if f.hdr == "yes")
+        why = "it holds 8-bit SDR only" if FORMATS[fmt].hdr == "no" else hdr_probe(fmt)
+        if why is not None:
+            found.append((f'{fmt} cannot keep HDR here: {why}; use hdr = "tonemap" (SDR sRGB), or format '
+                          f"{carriers} for an HDR output", "hdr"))  # fmt: skip
     if isinstance(fmt, str) and isinstance(values.get("path"), Template):
         why = extension_problem(fmt, values["path"])
         if why is not None:

@@ -16,7 +16,7 @@ from hotfolder.core.template import Template
 from hotfolder.errors import ConfigError, Problem
 from hotfolder.settings import schema
 from hotfolder.settings.companions import Companions, parse_companions
-from hotfolder.settings.outputs import Output, parse_output
+from hotfolder.settings.outputs import HdrProbe, Output, no_probe, parse_output
 
 
 @dataclass(frozen=True)
@@ -155,8 +155,11 @@ class _Locator:
         return None
 
 
-def load_rules(files: Iterable[Path | tuple[Path | None, str]]) -> tuple[Rule, ...]:
-    """Load rule files in order; raise ConfigError listing every problem in every file."""
+def load_rules(
+    files: Iterable[Path | tuple[Path | None, str]], hdr_probe: HdrProbe = no_probe
+) -> tuple[Rule, ...]:
+    """Load rule files in order; raise ConfigError listing every problem in every file.
+    `hdr_probe` says whether a writer can keep HDR where that depends on the installed libraries."""
     problems: list[Problem] = []
     rules: list[Rule] = []
     for item in files:
@@ -168,7 +171,7 @@ def load_rules(files: Iterable[Path | tuple[Path | None, str]]) -> tuple[Rule, .
             except (OSError, UnicodeDecodeError) as exc:
                 problems.append(Problem(path, f"cannot read rule file: {exc}"))
                 continue
-        rules.extend(_parse_file(path, text, problems))
+        rules.extend(_parse_file(path, text, problems, hdr_probe))
     seen: dict[str, Rule] = {}
     for rule in rules:
         if rule.name in seen:
@@ -201,7 +204,7 @@ def _chain_conflicts(rules: list[Rule]) -> list[Problem]:
     return problems
 
 
-def _parse_file(path: Path | None, text: str, problems: list[Problem]) -> list[Rule]:
+def _parse_file(path: Path | None, text: str, problems: list[Problem], hdr_probe: HdrProbe) -> list[Rule]:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -217,14 +220,20 @@ def _parse_file(path: Path | None, text: str, problems: list[Problem]) -> list[R
         return []
     rules = []
     for i, entry in enumerate(entries):
-        rule = _parse_rule(path, i, entry, where, problems)
+        rule = _parse_rule(path, i, entry, where, problems, hdr_probe=hdr_probe)
         if rule is not None:
             rules.append(rule)
     return rules
 
 
 def _parse_rule(
-    path: Path | None, i: int, entry: dict[str, Any], where: _Locator, problems: list[Problem]
+    path: Path | None,
+    i: int,
+    entry: dict[str, Any],
+    where: _Locator,
+    problems: list[Problem],
+    *,
+    hdr_probe: HdrProbe,
 ) -> Rule | None:
     name = entry.get("name")
     label = name if isinstance(name, str) and name else f"#{i + 1}"
@@ -271,7 +280,7 @@ def _parse_rule(
         problem("every rule needs at least one [[rule.output]]", "output", where.line(i, None))
         raw_outputs = []
     for j, raw in enumerate(raw_outputs):
-        output = parse_output(raw, partial(_output_line, where, i, j), problem)
+        output = parse_output(raw, partial(_output_line, where, i, j), problem, hdr_probe)
         if output is not None:
             outputs.append(output)
 

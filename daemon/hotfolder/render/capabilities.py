@@ -1,0 +1,41 @@
+"""What the installed writers can do beyond what the format table promises, asked once at start."""
+
+from __future__ import annotations
+
+import io
+from functools import cache
+
+from hotfolder.decide.colourspace import PQ, bmff_nclx
+
+
+def hdr_problem(fmt: str) -> str | None:
+    """Why `fmt` cannot keep HDR with the writers installed here, or None if it can (settings'
+    HdrProbe: asked only for a format the table marks "probe", when a rule says hdr = "keep")."""
+    if fmt == "avif":
+        return _avif_hdr_problem()
+    return f"no HDR writer for {fmt}"
+
+
+@cache
+def _avif_hdr_problem() -> str | None:
+    """A 10-bit AVIF needs a writer that says its NCLX: pillow-heif, if its libheif has an AV1
+    encoder, is asked to write a PQ one and read back. Pillow's AVIF writer takes 8 bits only, and
+    libvips' heifsave writes 10-bit AV1 but always labels it NCLX 1/13/6 (sRGB)."""
+    import pillow_heif  # noqa: PLC0415
+
+    if not pillow_heif.libheif_info().get("AVIF"):
+        return ("Pillow's AVIF writer is 8-bit only, pillow-heif's libheif has no AV1 encoder, and "
+                "libvips' heifsave labels every AVIF sRGB (NCLX 1/13/6)")  # fmt: skip
+    pixels = bytes(16 * 16 * 6)
+    buf = io.BytesIO()
+    try:
+        pillow_heif.from_bytes("RGB;16", (16, 16), pixels).save(
+            buf, format="AVIF", quality=90, color_primaries=9, transfer_characteristics=PQ,
+            matrix_coefficients=9, full_range_flag=1,
+        )  # fmt: skip
+    except (OSError, ValueError, RuntimeError) as exc:
+        return f"pillow-heif cannot write a 10-bit AVIF: {exc}"
+    said = bmff_nclx(buf.getvalue())
+    if said is None or (said.primaries, said.transfer) != (9, PQ):
+        return "pillow-heif's AVIF writer does not keep the NCLX it is given"
+    return None
