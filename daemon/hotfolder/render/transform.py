@@ -151,6 +151,8 @@ def render(
     smaller output starts from one at least twice its size instead of from the full image.
     """
     if source.colour.hdr and output.hdr == "tonemap":
+        why = f"{source.colour.words}: tone-mapped to SDR sRGB (BT.2390 EETF, reference white 203 cd/m²)"
+        notes.warn("colour.tonemapped", format=output.format, error=why)
         source = to_sdr(source)
     upright = output.orientation == "upright"
     turn = source.orientation if upright else 1
