@@ -403,3 +403,14 @@ def test_a_heif_output_is_never_refused_for_hdr_it_can_carry(tmp_path: Path) -> 
         heif = pillow_heif.open_heif(io.BytesIO(written.read_bytes()), convert_hdr_to_8bit=False)
         assert heif.info["bit_depth"] == depth
         assert heif.info["nclx_profile"]["transfer_characteristics"] == 16
+
+
+def test_explain_says_what_the_colour_is(tmp_path: Path) -> None:
+    """`explain` prints the one colour decision every output reads: an HDR HEIF's NCLX, and sRGB."""
+    _heif(tmp_path / "hlg.heic", _gradient(), primaries=9, transfer=18)
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(tmp_path / "plain.png")
+    hlg = run_cli("explain", "hlg.heic", cwd=tmp_path)
+    assert hlg.returncode == 0, hlg.stderr
+    assert "colour: BT.2020, HLG (ARIB STD-B67) (CICP 9/18/9), from NCLX - HDR" in hlg.stdout, hlg.stdout
+    plain = run_cli("explain", "plain.png", cwd=tmp_path)
+    assert "colour: sRGB (nothing describes it)" in plain.stdout, plain.stdout

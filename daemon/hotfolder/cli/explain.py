@@ -44,6 +44,9 @@ def explain(config: Config, file: Path) -> int:
     if c is not None:
         print(f"seen: {facts.size} bytes, {c.width}x{c.height}, camera {camera(c.make, c.model)!r}, "
               f"taken {c.taken}, exif {c.has_exif}, gps {c.has_gps}")  # fmt: skip
+    if seen.colour is not None:
+        hdr = ' - HDR: tone-mapped where hdr = "tonemap", kept where "keep"' if seen.colour.hdr else ""
+        print(f"colour: {seen.colour.words}{hdr}")
     if seen.raw is not None:
         h = seen.raw
         preview = f"{h.preview[0]}x{h.preview[1]}" if h.preview else "none"

@@ -11,6 +11,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Final
 
+from PIL import ExifTags, Image
+
 # H.273 colour primaries: (red, green, blue, white) as CIE 1931 xy.
 _D65: Final = (0.3127, 0.3290)
 PRIMARIES: Final[dict[int, tuple[str, tuple[tuple[float, float], ...]]]] = {
@@ -157,6 +159,31 @@ def describe(*, icc: bytes | None, nclx: Cicp | None, png_cicp: Cicp | None,
     if adobe:
         return ColourSpace(origin="exif", primaries=ADOBE_RGB)
     return SRGB
+
+
+def source_colour(im: Image.Image, data: bytes, fmt: str) -> ColourSpace:
+    """The colour of an opened picture (its ICC, NCLX, cICP and EXIF read here), as describe() decides."""
+    icc = im.info.get("icc_profile") or None
+    nclx_info = im.info.get("nclx_profile")
+    if fmt == "heif":
+        nclx = Cicp.from_nclx(nclx_info) if isinstance(nclx_info, dict) else None
+    else:
+        nclx = bmff_nclx(data) if fmt == "avif" else None
+    space, interop = _exif_colour(im) if icc is None and nclx is None else (None, None)
+    return describe(icc=icc, nclx=nclx, png_cicp=png_cicp(data) if fmt == "png" else None,
+                    exif_space=space, interop=interop)  # fmt: skip
+
+
+def _exif_colour(im: Image.Image) -> tuple[int | None, str | None]:
+    """EXIF's ColorSpace and Interop index (R03: Adobe RGB), which untagged camera JPEGs rely on."""
+    try:
+        exif = im.getexif()
+        space = exif.get_ifd(ExifTags.IFD.Exif).get(0xA001)
+        interop = exif.get_ifd(ExifTags.IFD.Interop).get(0x0001)
+    except (ValueError, SyntaxError, OSError, struct.error, KeyError, TypeError):
+        return None, None  # the damaged EXIF is reported where it is captured
+    return (space if isinstance(space, int) else None,
+            interop.strip("\0 ") if isinstance(interop, str) else None)  # fmt: skip
 
 
 def _from_cicp(cicp: Cicp, origin: str) -> ColourSpace:

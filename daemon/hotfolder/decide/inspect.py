@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hotfolder.core.formats import HEAD_BYTES, RAW, claimed_format
+from hotfolder.decide.colourspace import ColourSpace, source_colour
 from hotfolder.decide.facts import content_facts, raw_facts
 from hotfolder.decide.header import identify
 from hotfolder.decide.match import Decision, Facts, decide
@@ -41,6 +42,7 @@ class Inspection:
     data: bytes | None = None  # None: refused before it was read (the reason is in `refusal`)
     refusal: str | None = None
     raw: RawHeader | None = None  # a camera RAW's header
+    colour: ColourSpace | None = None  # what its colour is, as every output will read it
 
 
 def inspect_file(path: Path, relpath: str, rules: tuple[Rule, ...], *, max_pixels: int,
@@ -73,4 +75,5 @@ def inspect_file(path: Path, relpath: str, rules: tuple[Rule, ...], *, max_pixel
     except InputError as exc:
         return Inspection(facts, decide(rules, facts, partial=True), data=data, refusal=str(exc))
     facts = replace(facts, content=content_facts(data, st.st_mtime, opened))
-    return Inspection(facts, examine(data, relpath, rules, facts=facts), data=data)
+    colour = source_colour(opened, data, fmt) if fmt else None
+    return Inspection(facts, examine(data, relpath, rules, facts=facts), data=data, colour=colour)

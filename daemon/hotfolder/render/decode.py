@@ -11,11 +11,11 @@ import struct
 from dataclasses import dataclass, replace
 from typing import Final
 
-from PIL import ExifTags, Image, ImageSequence
+from PIL import Image, ImageSequence
 
 from hotfolder.core.exiftiff import orientation
 from hotfolder.core.formats import name_of
-from hotfolder.decide.colourspace import SRGB, ColourSpace, bmff_nclx, describe, png_cicp
+from hotfolder.decide.colourspace import SRGB, ColourSpace, source_colour
 from hotfolder.decide.header import identify, too_many_pixels
 from hotfolder.decide.sniff import register_codecs
 from hotfolder.errors import InputError
@@ -184,26 +184,11 @@ def _colour(im: Image.Image, data: bytes, fmt: str, meta: Metadata) -> tuple[Col
     """The source's colour decided once, and its metadata made to say it: a colour given by NCLX,
     cICP or EXIF gets the ICC profile built from it (which every ICC path then uses), and keeps its
     H.273 code points for the formats that carry them; an ICC-described one drops a second NCLX."""
-    nclx = meta.cicp if fmt == "heif" else bmff_nclx(data) if fmt == "avif" else None
-    space, interop = _exif_colour(im) if meta.icc is None and nclx is None else (None, None)
-    colour = describe(icc=meta.icc, nclx=nclx, png_cicp=png_cicp(data) if fmt == "png" else None,
-                      exif_space=space, interop=interop)  # fmt: skip
+    colour = source_colour(im, data, fmt)
     built = profile_of(colour)
     if colour.origin in ("nclx", "cicp"):
         return colour, replace(meta, cicp=colour.cicp, icc=built)
     return colour, replace(meta, cicp=None, icc=meta.icc or built)
-
-
-def _exif_colour(im: Image.Image) -> tuple[int | None, str | None]:
-    """EXIF's ColorSpace and Interop index (R03: Adobe RGB), which untagged camera JPEGs rely on."""
-    try:
-        exif = im.getexif()
-        space = exif.get_ifd(ExifTags.IFD.Exif).get(0xA001)
-        interop = exif.get_ifd(ExifTags.IFD.Interop).get(0x0001)
-    except (ValueError, SyntaxError, OSError, struct.error, KeyError, TypeError):
-        return None, None  # capture() already said the EXIF is damaged
-    return (space if isinstance(space, int) else None,
-            interop.strip("\0 ") if isinstance(interop, str) else None)  # fmt: skip
 
 
 def _pixels(im: Image.Image, data: bytes, fmt: str, *, bits: int, extra: int,
