@@ -268,6 +268,10 @@ def _judge_pixels(
         None,
         "sRGB IEC61966-2.1",
     )
+    # A camera's Adobe RGB said only by EXIF (DCF: Interop index R03) is converted like a profile's.
+    interop = str(find(src_meta, "InteropIndex") or "")
+    adobe = interop.startswith("R03") or src_meta.get("EXIF:ExifIFD:ColorSpace") == 2
+    converted = converted or (output.icc == "srgb" and adobe)
     converted = converted or "cmyk" in notes.lower() or "colour" in notes
     same_geometry = out_img.size == ref.size and out_frames == 1
     if output.is_lossless and not converted and same_geometry:

@@ -61,6 +61,7 @@ def colour(im: Image.Image, meta: Metadata, output: Output, notes: Notes,
         raise EncodeError(f"the embedded ICC profile is unreadable, cannot convert to sRGB: {exc}") from None
     if "sRGB" in ImageCms.getProfileDescription(source_profile) and im.mode != "CMYK":
         return im, meta.icc  # already sRGB: keep its own profile, no conversion round trip
+    said_by_others(space, fmt, notes)
     alpha = im.getchannel("A") if im.mode in {"RGBA", "LA", "PA"} else None
     base = im.convert("RGB") if im.mode in {"P", "PA", "RGBA"} else im.convert("L") if im.mode == "LA" else im
     try:
@@ -74,6 +75,12 @@ def colour(im: Image.Image, meta: Metadata, output: Output, notes: Notes,
     if alpha is not None:
         converted.putalpha(alpha)
     return converted, srgb_profile()
+
+
+def said_by_others(space: ColourSpace, fmt: str, notes: Notes) -> None:
+    """Say so when pixels are converted by a profile hotfolder built (from NCLX, cICP or EXIF)."""
+    if space.needs_profile:
+        notes.warn("colour.converted", format=fmt, error=f"{space.words}: converted to sRGB")
 
 
 def approximated_srgb(space: ColourSpace, mode: str, notes: Notes) -> bytes | None:

@@ -14,7 +14,7 @@ from hotfolder.core.formats import (
     NATIVE_MODES,
     PAGE_FORMATS,
 )
-from hotfolder.render.colour import approximated_srgb, colour, srgb_profile
+from hotfolder.render.colour import approximated_srgb, colour, said_by_others, srgb_profile
 from hotfolder.render.decode import Source
 from hotfolder.render.deep import Deep
 from hotfolder.render.metadata import Metadata
@@ -169,6 +169,7 @@ def render(
         if output.icc == "srgb" and not source.colour.hdr:  # HDR here is kept (hdr = "keep")
             if deep.icc is None and source.meta.cicp is not None:
                 approximated_srgb(source.colour, "RGB", notes)
+            said_by_others(source.colour, output.format, notes)
             deep = deep.to_srgb(srgb_profile())
         elif deep.icc is None and source.meta.cicp is not None and output.format != "heif":
             deep = replace(deep, icc=approximated_srgb(source.colour, "RGB", notes))
