@@ -414,3 +414,67 @@ def test_explain_says_what_the_colour_is(tmp_path: Path) -> None:
     assert "colour: BT.2020, HLG (ARIB STD-B67) (CICP 9/18/9), from NCLX - HDR" in hlg.stdout, hlg.stdout
     plain = run_cli("explain", "plain.png", cwd=tmp_path)
     assert "colour: sRGB (nothing describes it)" in plain.stdout, plain.stdout
+
+
+# Gain maps ------------------------------------------------------------------------------------
+
+ULTRA_HDR = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "ultra-hdr.jpg"
+
+
+def _gain_map_of(path: Path) -> tuple[str, Image.Image | None]:
+    """libvips' (libultrahdr's) reading of a JPEG: its loader, and the gain map it finds."""
+    vimg = pyvips.Image.new_from_file(str(path))
+    if "gainmap-data" not in vimg.get_fields():
+        return vimg.get("vips-loader"), None
+    return vimg.get("vips-loader"), Image.open(io.BytesIO(vimg.get("gainmap-data")))
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_gain_map_keep_resizes_and_turns_the_map_with_the_picture(tmp_path: Path, orientation: int) -> None:
+    """An Ultra HDR JPEG (3840x2160, a 960x540 map) to a 1024 px web JPEG with gain_map = "keep": an
+    Ultra HDR JPEG again (MPF, two images, libultrahdr finds the map), the map a quarter of the output
+    and turned with it, its content the source map's; without the option the map is dropped, logged."""
+    src = tmp_path / "uhdr.jpg"
+    shutil.copy(ULTRA_HDR, src)
+    if orientation != 1:
+        if shutil.which("exiftool") is None:
+            pytest.skip("exiftool is not installed")
+        turn = [f"-Orientation={orientation}", "-n", str(src)]
+        subprocess.run(["exiftool", "-q", "-overwrite_original", *turn], check=True)
+    keep = output(format="jpeg", path="{stem}-hdr.jpg", gain_map="keep", max_edge=1024)
+    done = _run(tmp_path / "run", src, keep, output(format="jpeg", path="{stem}.jpg", max_edge=1024))
+    assert done.status == "done", done.error
+    kept, plain = (Path(w.dst) for w in done.written)
+    loader, gain_map = _gain_map_of(kept)
+    assert loader.startswith("uhdrload") and gain_map is not None
+    picture = Image.open(kept)
+    want = (1024, 576) if orientation == 1 else (576, 1024)
+    assert picture.size == want
+    assert gain_map.size == (want[0] // 4, want[1] // 4)
+    assert exiftool(kept).get("MPF:MPF0:NumberOfImages") == 2
+    _, source_map = _gain_map_of(ULTRA_HDR)
+    assert source_map is not None
+    if orientation == 6:
+        source_map = source_map.transpose(Image.Transpose.ROTATE_270)
+    expected = np.asarray(
+        source_map.convert("L").resize(gain_map.size, Image.Resampling.BOX), dtype=np.float64
+    )
+    got = np.asarray(gain_map.convert("L"), dtype=np.float64)
+    assert np.mean(np.abs(got - expected)) < 4, np.mean(np.abs(got - expected))
+    assert np.std(expected) > 10  # a map with content, so the comparison means something
+
+    loader, none = _gain_map_of(plain)
+    assert loader.startswith("jpegload") and none is None
+    assert any(event == "auxiliary.dropped" and "gain map" in str(f) for event, f in done.notes), done.notes
+
+
+def test_gain_map_keep_applies_to_jpeg_only(tmp_path: Path) -> None:
+    """gain_map on another format is a load error naming the key and the line."""
+    rules = (
+        '[[rule]]\nname = "g"\n[[rule.output]]\nformat = "webp"\npath = "{stem}.webp"\ngain_map = "keep"\n'
+    )
+    write_config(tmp_path, rules)
+    result = run_cli("check", cwd=tmp_path)
+    assert result.returncode != 0
+    said = result.stdout + result.stderr
+    assert "output.gain_map" in said and "does not apply to format 'webp'" in said, said

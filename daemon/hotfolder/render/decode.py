@@ -20,6 +20,7 @@ from hotfolder.decide.header import identify, too_many_pixels
 from hotfolder.decide.sniff import register_codecs
 from hotfolder.errors import InputError
 from hotfolder.render.deep import Deep, load_heif, load_vips
+from hotfolder.render.gainmap import GainMap, read_gain_map
 from hotfolder.render.metadata import Metadata, capture
 from hotfolder.render.profiles import profile_of
 from hotfolder.settings.config import DEFAULT_MAX_PIXELS
@@ -45,6 +46,7 @@ class Source:
     colour: ColourSpace = SRGB  # what its colour is (decide/colourspace.py), read by every output
     _frames: list[tuple[Image.Image, int | None]] | None = None
     sdr: Source | None = None  # an HDR source tone-mapped to SDR sRGB, made once for every output that asks
+    gain_map: GainMap | None = None  # an Ultra HDR JPEG's, for outputs with gain_map = "keep"
 
     @property
     def image(self) -> Image.Image:
@@ -96,6 +98,10 @@ def _one_mode(frames: list[tuple[Image.Image, int | None]]) -> list[tuple[Image.
     return [(f if f.mode == target else f.convert(target), d) for f, d in frames]
 
 
+def _ultra_hdr(meta: Metadata) -> bool:
+    return bool(meta.xmp and (b"hdrgm:" in meta.xmp or b"GainMap" in meta.xmp))
+
+
 def auxiliary_losses(im: Image.Image, meta: Metadata) -> list[str]:
     """What the source holds beyond its primary image that no output can carry (logged per job)."""
     losses = []
@@ -103,8 +109,10 @@ def auxiliary_losses(im: Image.Image, meta: Metadata) -> list[str]:
         losses.append("HEIF depth map: pillow-heif/libheif cannot write auxiliary images")
     if im.info.get("aux"):
         losses.append("HEIF auxiliary images (HDR gain map, alpha/matte): cannot be written")
-    if meta.xmp and (b"hdrgm:" in meta.xmp or b"GainMap" in meta.xmp):
-        losses.append("Ultra HDR gain map after the primary JPEG: re-encoding keeps the SDR image only")
+    if _ultra_hdr(meta):
+        losses.append(
+            'Ultra HDR gain map after the primary JPEG: kept only by JPEG outputs with gain_map = "keep"'
+        )
     if meta.xmp and b"GDepth:" in meta.xmp:
         losses.append("Google depth map in extended XMP: not carried")
     return losses
@@ -177,6 +185,7 @@ def decode(
         loop=im.info.get("loop"),
         deep=deep,
         colour=colour,
+        gain_map=read_gain_map(data) if fmt == "jpeg" and _ultra_hdr(meta) else None,
     )
 
 

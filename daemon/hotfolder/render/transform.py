@@ -17,6 +17,7 @@ from hotfolder.core.formats import (
 from hotfolder.render.colour import approximated_srgb, colour, said_by_others, srgb_profile
 from hotfolder.render.decode import Source
 from hotfolder.render.deep import Deep
+from hotfolder.render.gainmap import GainMap
 from hotfolder.render.metadata import Metadata
 from hotfolder.render.notes import Notes
 from hotfolder.render.tonemap import to_sdr
@@ -108,6 +109,7 @@ class Rendered:
     durations: list[int] | None = None  # animation timing; None for a still or for pages
     loop: int | None = None
     deep: Deep | None = None  # full-precision pixels, when the output keeps them
+    gain_map: GainMap | None = None  # an Ultra HDR source's map, fitted to these pixels (gain_map = "keep")
 
     @property
     def frames(self) -> list[Image.Image]:
@@ -190,7 +192,11 @@ def render(
         im, icc = colour(im, source.meta, output, notes, source.colour)
         out.append(to_mode(im, output))
     meta = source.meta if icc == source.meta.icc else _with_icc(source.meta, icc)
-    return Rendered(views=out, meta=meta, durations=durations, loop=source.loop if durations else None)
+    gain_map = None
+    if output.gain_map == "keep" and source.gain_map is not None:
+        gain_map = source.gain_map.fitted(turn, out[0].size)
+    return Rendered(views=out, meta=meta, durations=durations, loop=source.loop if durations else None,
+                    gain_map=gain_map)  # fmt: skip
 
 
 def _fitted(frame: Image.Image, max_edge: int | None, resized: dict[int, Image.Image] | None) -> Image.Image:

@@ -29,14 +29,22 @@ def verify(data: bytes, rendered: Rendered, output: Output) -> None:
                 # Pillow reads the structure; the samples are decoded once, at full precision, by the
                 # deep reader (a second 8-bit decode by Pillow cost 1.0 s on a 24 MP 16-bit TIFF).
                 same = _same_deep(data, rendered.deep, output)
+            map_size = None
+            if rendered.gain_map is not None and frames > 1:  # an Ultra HDR JPEG: MPF's second image
+                check.seek(1)
+                check.load()
+                map_size = check.size
     except EncodeError:
         raise
     except Exception as exc:  # noqa: BLE001 - any decoder failure means the output is bad
         raise EncodeError(f"the written {output.format} does not decode again: {exc}") from None
     if size != rendered.size:
         raise EncodeError(f"written {output.format} is {size[0]}x{size[1]}, expected {rendered.size}")
-    if frames != rendered.frame_count:
-        raise EncodeError(f"written {output.format} has {frames} frames, expected {rendered.frame_count}")
+    expected = rendered.frame_count + (rendered.gain_map is not None)
+    if frames != expected:
+        raise EncodeError(f"written {output.format} has {frames} frames, expected {expected}")
+    if rendered.gain_map is not None and map_size != rendered.gain_map.size:
+        raise EncodeError(f"the written gain map is {map_size}, expected {rendered.gain_map.size}")
     if not same:
         raise EncodeError(f"lossless {output.format} output differs from the source pixels")
 

@@ -12,6 +12,7 @@ from PIL import Image, PngImagePlugin
 from hotfolder.core.exiftiff import EXIF_PREFIX
 from hotfolder.core.resolution import png_phys, with_jfif_density
 from hotfolder.render import deep as deepmod
+from hotfolder.render.gainmap import ultrahdr_jpeg
 from hotfolder.render.metadata import PHOTOSHOP_HEADER, Metadata, photoshop_irb, reserialise
 from hotfolder.render.notes import Notes
 from hotfolder.render.transform import Rendered
@@ -85,9 +86,12 @@ def write_jpeg(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None
         else:
             dropped(notes, "xmp", output, f"{len(r.meta.xmp)} bytes > 64 KB APP1 limit (no ExtendedXMP)")
     irb = photoshop_irb(r.meta)
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", **kwargs)
-    data = buf.getvalue()
+    if r.gain_map is not None:
+        data = ultrahdr_jpeg(im, r.gain_map, r.meta, quality=output.quality, exif=exif, notes=notes)
+    else:
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", **kwargs)
+        data = buf.getvalue()
     if r.meta.resolution is not None:
         data = with_jfif_density(data, r.meta.resolution)
     if irb is not None:

@@ -53,6 +53,7 @@ class Output:
     iptc: str = "keep"
     icc: str = "keep"
     hdr: str = "keep"  # an HDR (PQ, HLG) source: "keep" as it is, or "tonemap" to SDR sRGB
+    gain_map: str = "drop"  # jpeg: an Ultra HDR source's gain map "keep" (resized with it) or "drop"
     orientation: str = "upright"
     frames: str = "all"
     max_edge: int | None = None
@@ -154,6 +155,7 @@ _KEYS: Final[Mapping[str, tuple[schema.Validator, frozenset[str] | None]]] = {
     "iptc": (schema.choice(KEEP_STRIP), frozenset(ENCODED_FORMATS)),
     "icc": (schema.choice(("keep", "srgb")), frozenset(ENCODED_FORMATS)),
     "hdr": (schema.choice(("keep", "tonemap")), frozenset(ENCODED_FORMATS)),
+    "gain_map": (schema.choice(("drop", "keep")), frozenset({"jpeg"})),
     "orientation": (schema.choice(("upright", "keep")), frozenset(ENCODED_FORMATS)),
     "frames": (schema.choice(("all", "first")), frozenset(ENCODED_FORMATS)),
     "max_edge": (schema.int_range(1), frozenset(ENCODED_FORMATS)),
