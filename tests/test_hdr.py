@@ -365,8 +365,12 @@ def test_png_cicp_source_is_hdr_and_an_own_pq_tiff_reads_back_as_hdr(tmp_path: P
     png.write_bytes(data[:33] + cicp + data[33:])
     first = _run(tmp_path / "one", png, output(format="tiff"), output(format="jpeg", path="{stem}.jpg"))
     assert first.status == "done", first.error
-    again = _run(tmp_path / "two", _written(first, "tiff"), output(format="jpeg", path="{stem}.jpg"))
+    again = _run(tmp_path / "two", _written(first, "tiff"), output(format="jpeg", path="{stem}.jpg"),
+                 output(format="png"))  # fmt: skip
     assert again.status == "done", again.error
+    assert _png_chunks(_written(again, "png"))[b"cICP"] == bytes(
+        [9, 16, 0, 1]
+    )  # said again from the cicp tag
     a = _grid(Image.open(_written(first, "jpeg")))
     b = _grid(Image.open(_written(again, "jpeg")))
     assert float(np.mean(np.abs(a - b))) < 2

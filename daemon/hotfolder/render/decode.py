@@ -197,7 +197,8 @@ def _colour(im: Image.Image, data: bytes, fmt: str, meta: Metadata) -> tuple[Col
     built = profile_of(colour)
     if colour.origin in ("nclx", "cicp"):
         return colour, replace(meta, cicp=colour.cicp, icc=built)
-    return colour, replace(meta, cicp=None, icc=meta.icc or built)
+    # An ICC profile whose cicp tag says PQ or HLG (hotfolder's own archives): said as NCLX/cICP too.
+    return colour, replace(meta, cicp=colour.cicp if colour.hdr else None, icc=meta.icc or built)
 
 
 def _pixels(im: Image.Image, data: bytes, fmt: str, *, bits: int, extra: int,
