@@ -1,11 +1,12 @@
-"""What the installed writers can do beyond what the format table promises, asked once at start."""
+"""What the installed writers can do beyond what the format table promises, asked once at start.
+
+Imported by the commands that load rules (check and status included, which load no codec): every
+codec and the colour tables are imported only when a probe is asked."""
 
 from __future__ import annotations
 
 import io
 from functools import cache
-
-from hotfolder.decide.colourspace import PQ, bmff_nclx
 
 
 def hdr_problem(fmt: str) -> str | None:
@@ -22,6 +23,8 @@ def _avif_hdr_problem() -> str | None:
     encoder, is asked to write a PQ one and read back. Pillow's AVIF writer takes 8 bits only, and
     libvips' heifsave writes 10-bit AV1 but always labels it NCLX 1/13/6 (sRGB)."""
     import pillow_heif  # noqa: PLC0415
+
+    from hotfolder.decide.colourspace import PQ, bmff_nclx  # noqa: PLC0415 - it imports Pillow
 
     if not pillow_heif.libheif_info().get("AVIF"):
         return ("Pillow's AVIF writer is 8-bit only, pillow-heif's libheif has no AV1 encoder, and "
