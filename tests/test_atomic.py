@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import os
+import stat
 from pathlib import Path
 
 import pytest
 
+from hotfolder.arrive.ignore import Ignore
 from hotfolder.commit import atomic
 from hotfolder.core import tempnames
+from hotfolder.errors import StorageError
 
 
 def test_staged_file_is_a_synced_temp_beside_its_final_name(tmp_path: Path) -> None:
@@ -63,3 +69,105 @@ def test_write_bytes_never_replaces_another_file(tmp_path: Path) -> None:
     assert atomic.write_bytes(tmp_path / "n.json", b"new") == tmp_path / "n-1.json"
     assert (tmp_path / "n.json").read_bytes() == b"old"
     assert not [p for p in tmp_path.iterdir() if tempnames.is_temp_name(p.name)]
+
+
+# Shared filesystems. Their refusals cannot be produced on one machine, so they are injected into the
+# real syscall wrappers atomic.py calls (renameat2 through ctypes, os.link, os.fsync); the files are real.
+
+
+def _renameat2_says(err: int):  # type: ignore[no-untyped-def]
+    def fake(*_args: object) -> int:
+        ctypes.set_errno(err)
+        return -1
+
+    return fake
+
+
+def test_nfs_without_rename_noreplace_falls_back_to_an_exclusive_hard_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NFS and CephFS answer EINVAL to RENAME_NOREPLACE: the hard link does the rename, and still refuses
+    a taken name."""
+    monkeypatch.setattr(atomic, "_renameat2", _renameat2_says(errno.EINVAL))
+    src, dst = tmp_path / "a.tmp", tmp_path / "a.jpg"
+    src.write_bytes(b"new")
+    atomic.rename_noreplace(src, dst)
+    assert dst.read_bytes() == b"new" and not src.exists()
+    other = tmp_path / "b.tmp"
+    other.write_bytes(b"other")
+    with pytest.raises(FileExistsError):
+        atomic.rename_noreplace(other, dst)
+    assert dst.read_bytes() == b"new" and other.exists()
+    assert atomic.probe_no_clobber(tmp_path) == "hard link"
+
+
+def test_nfs_eexist_after_a_link_that_succeeded_is_a_success(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An NFS retransmit can report EEXIST for the link it made: the link count and inode tell."""
+    monkeypatch.setattr(atomic, "_renameat2", _renameat2_says(errno.EINVAL))
+    real_link = os.link
+
+    def retransmitted(src: object, dst: object, **kw: object) -> None:
+        real_link(src, dst)  # type: ignore[arg-type]
+        raise FileExistsError(errno.EEXIST, "File exists", str(dst))
+
+    monkeypatch.setattr(atomic.os, "link", retransmitted)
+    src, dst = tmp_path / "a.tmp", tmp_path / "a.jpg"
+    src.write_bytes(b"mine")
+    atomic.rename_noreplace(src, dst)
+    assert dst.read_bytes() == b"mine" and not src.exists()
+    # A real EEXIST (someone else's file) is still refused, and that file is untouched.
+    theirs = tmp_path / "c.jpg"
+    theirs.write_bytes(b"theirs")
+    monkeypatch.setattr(atomic.os, "link", real_link)
+    src.write_bytes(b"mine again")
+    with pytest.raises(FileExistsError):
+        atomic.rename_noreplace(src, theirs)
+    assert theirs.read_bytes() == b"theirs"
+
+
+def test_cifs_refusing_a_folder_fsync_is_ignored_for_folders_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real_fsync = os.fsync
+
+    def cifs(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        real_fsync(fd)
+
+    monkeypatch.setattr(atomic.os, "fsync", cifs)
+    monkeypatch.setattr(atomic, "_FSYNC_REFUSED", set())
+    atomic.write_bytes(tmp_path / "note.json", b"{}")
+    atomic.write_bytes(tmp_path / "note.json", b"{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["note-1.json", "note.json"]
+    assert capsys.readouterr().out.count("storage.folder_fsync_refused") == 1  # said once per filesystem
+
+    def broken_file_fsync(fd: int) -> None:
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(atomic.os, "fsync", broken_file_fsync)
+    with pytest.raises(OSError, match="Invalid argument"):  # a file that cannot be synced is an error
+        atomic.stage_at(tmp_path / ".x.hf-1.tmp", lambda fp: fp.write(b"x"))
+
+
+def test_storage_without_noclobber_rename_or_links_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(atomic, "_renameat2", _renameat2_says(errno.EINVAL))
+
+    def no_links(*_a: object, **_k: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(atomic.os, "link", no_links)
+    with pytest.raises(StorageError, match="neither a no-clobber rename nor hard links"):
+        atomic.probe_no_clobber(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # the probe leaves nothing
+    monkeypatch.undo()
+    assert atomic.probe_no_clobber(tmp_path) == "rename"  # ext4 / tmpfs here
+
+
+def test_nfs_silly_rename_files_are_never_inputs() -> None:
+    assert Ignore()(".nfs000000000012abcd00000001")
+    assert not Ignore()("nfs_photo.jpg")

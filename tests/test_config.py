@@ -78,3 +78,70 @@ def test_every_documented_key_is_accepted(tmp_path: Path) -> None:
     )  # fmt: skip
     (watch,) = c.watches
     assert (watch.mode, watch.poll_interval, watch.name, watch.recursive) == ("poll", 2.5, "cards", False)
+
+
+def _cluster_config(tmp_path: Path, table: str, extra: str = "") -> Path:
+    (tmp_path / "inbox").mkdir(exist_ok=True)
+    path = tmp_path / "hotfolder.toml"
+    path.write_text(f'output_root = "outbox"\n{extra}\n[[watch]]\npath = "inbox"\n\n[cluster]\n{table}\n')
+    return path
+
+
+def test_cluster_table_is_parsed_into_typed_settings(tmp_path: Path) -> None:
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        (tmp_path / name).write_text("x")
+    config = load_config(
+        _cluster_config(
+            tmp_path,
+            (
+                'scheduler = "tls://10.0.0.5:8786"\ntls_ca = "ca.pem"\n'
+                'tls_cert = "cert.pem"\ntls_key = "key.pem"\n'
+                'path_map = { "/srv/photos" = "/mnt/photos", "/srv/photos/raw" = "/mnt/raw" }'
+            ),
+        )
+    )
+    cluster = config.cluster
+    assert cluster is not None and cluster.tls and cluster.tls_ca == tmp_path / "ca.pem"
+    assert [str(a) for a, _ in cluster.path_map] == ["/srv/photos/raw", "/srv/photos"]  # longest first
+    assert load_config(_cluster_config(tmp_path, 'scheduler = "local"\nlisten = "tcp://127.0.0.1:8786"\n'
+                                       "allow_insecure = true")).cluster is not None  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("table", "extra", "key", "says"),
+    [
+        ('scheduler = "tcp://10.0.0.5:8786"', "", "cluster.scheduler", "plain tcp://"),
+        ('scheduler = "10.0.0.5:8786"', "", "cluster.scheduler", 'must be "local" or an address'),
+        ('scheduler = "tls://10.0.0.5:8786"', "", "cluster.scheduler", "needs tls_ca, tls_cert and tls_key"),
+        (
+            'scheduler = "local"\nallow_insecure = true\nlisten = "tcp://0.0.0.0:8786"\nport = 1',
+            "",
+            "cluster.port",
+            "unknown key",
+        ),
+        (
+            'scheduler = "tcp://h:1"\nallow_insecure = true\npath_map = { "srv" = "/mnt" }',
+            "",
+            "cluster.path_map",
+            "absolute paths",
+        ),
+        (
+            'scheduler = "tcp://h:1"\nallow_insecure = true\nlisten = "tcp://0.0.0.0:1"',
+            "",
+            "cluster.listen",
+            'only with scheduler = "local"',
+        ),
+        ('scheduler = "tcp://h:1"\nallow_insecure = true', "workers = 4", "workers", "not with [cluster]"),
+    ],
+)
+def test_cluster_mistakes_name_the_file_key_and_line(
+    tmp_path: Path, table: str, extra: str, key: str, says: str
+) -> None:
+    path = _cluster_config(tmp_path, table, extra)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    problem = next(p for p in caught.value.problems if p.key == key)
+    assert says in problem.message and problem.file == path
+    wanted = key.rsplit(".", maxsplit=1)[-1]
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if text.startswith(wanted))
+    assert problem.line == line, str(problem)

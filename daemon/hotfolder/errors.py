@@ -97,3 +97,13 @@ class LedgerCorruptError(HotfolderError):
 
 class NotRegularError(HotfolderError):
     """The path is a link, a FIFO, a device or a folder: never read, never disposed of."""
+
+
+class AbandonedError(HotfolderError):
+    """A job stopped on a cluster worker because the daemon no longer waits for it."""
+
+
+class StorageError(HotfolderError):
+    """A folder's filesystem cannot do what never losing a file needs (a no-clobber rename or hard link)."""
+
+    exit_code = 2

@@ -2,7 +2,7 @@
 
 Every figure is measured in this one run on this machine (2 shared cores are noisy: compare the
 ratios, not the seconds). Reads ../shared/photos/ and ../shared/corpus/; writes only to a temp folder.
-Run one part: `python tests/bench/bench.py pillow|tools|latency|idle|burst`.
+Run one part: `python tests/bench/bench.py pillow|tools|latency|idle|burst|raw|cluster`.
 """
 
 from __future__ import annotations
@@ -558,8 +558,96 @@ def bench_raw() -> None:
     )
 
 
+# 7. the same photos through the local pool and through a dask cluster --------------------------------
+
+
+def _free_port() -> int:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _timed_process(folder: Path) -> tuple[float, float, float, list[float]]:
+    """`hotfolder process` over the inbox: wall time; the span from the first job's start to the last
+    job's end (the engine at work, without start-up); the coordinator's CPU seconds; each job's seconds."""
+    import resource  # noqa: PLC0415
+
+    shutil.rmtree(folder / "outbox", ignore_errors=True)
+    shutil.rmtree(folder / "state", ignore_errors=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    argv = [*HOTFOLDER, "process", "--force", "--log-format", "json", "inbox"]
+    out = subprocess.run(argv, cwd=folder, env=ENV, check=True, capture_output=True, text=True).stdout
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    done = [json.loads(x) for x in out.splitlines() if '"job.done"' in x]
+    span = max(epoch(e["timestamp"]) for e in done) - min(epoch(e["started_at"]) for e in done)
+    return wall, span, cpu, [float(e["ms"]) / 1000 for e in done]
+
+
+def bench_cluster() -> None:
+    rules = WEB.replace("{stem}", "{stem}")
+    pool = workspace("pool", rules)
+    copies(pool / "inbox", 3)
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    cluster = workspace("cluster", rules, f'[cluster]\nscheduler = "{address}"\nallow_insecure = true\n')
+    text = (cluster / "hotfolder.toml").read_text().replace(f"workers = {WORKERS}\n", "")
+    # [cluster] is a table: it must come after the top-level keys and the [[watch]] array.
+    head, table_part = text.split("[cluster]", 1)
+    table_body, watch = table_part.split("[[watch]]", 1)
+    (cluster / "hotfolder.toml").write_text(head + "[[watch]]" + watch + "\n[cluster]" + table_body)
+    copies(cluster / "inbox", 3)
+    dask = Path(sys.executable).with_name("dask")
+    procs = [subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--no-dashboard"], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]  # fmt: skip
+    procs.append(subprocess.Popen([*HOTFOLDER, "worker", address, "--nworkers", str(WORKERS), "--heavy", "1"],
+                                  env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
+    try:
+        hotfolder_process(cluster)  # warm: workers up and verified, caches filled, as for the pool below
+        hotfolder_process(pool)
+        p_wall, p_span, _, p_jobs = _timed_process(pool)
+        c_wall, c_span, c_cpu, c_jobs = _timed_process(cluster)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=60)
+    n = len(c_jobs)
+    assert n == len(p_jobs) == 24, (n, len(p_jobs))
+    job_s = statistics.median(c_jobs)
+    # The coordinator's own CPU per job: what it spends deciding, sending, receiving and committing.
+    # The pool's figure includes its worker processes (children of the daemon), so only the cluster's is
+    # the coordinator alone.
+    coord = c_cpu / n
+    rows = [
+        ["local pool, 2 workers", f"{n / p_span:.2f}", "1.00", f"{n / p_wall:.2f}", "1.00",
+         f"{statistics.median(p_jobs):.2f}", "-"],
+        ["dask cluster, 2 workers", f"{n / c_span:.2f}", f"{p_span / c_span:.2f}", f"{n / c_wall:.2f}",
+         f"{p_wall / c_wall:.2f}", f"{job_s:.2f}", f"{coord * 1000:.0f}"],
+    ]  # fmt: skip
+    table(
+        "Local pool vs a 2-worker dask cluster on the same cores (target: cluster >= 0.9x, working)",
+        ["engine", "photos/s working", "x pool", "photos/s wall", "x pool", "median job s",
+         "coordinator ms CPU/job"],
+        rows,
+        "python tests/bench/bench.py cluster  (24 12 MP photos, web JPEG; working: first job's start to the "
+        "last job's end; wall: the whole command, with importing dask, connecting and checking the workers)",
+    )  # fmt: skip
+    # A host of C cores does C/job_s jobs a second; one coordinator commits 1/coord a second on one core.
+    cores = WORKERS
+    per_host = cores / job_s
+    most = 1 / coord if coord else float("inf")
+    print(f"\nmodel: one host of {cores} cores: {per_host:.2f} photos/s; one coordinator (1 core): "
+          f"{most:.0f} photos/s; so it feeds about {most / per_host:.0f} such hosts before it is the limit",
+          flush=True)  # fmt: skip
+
+
 PARTS = {"pillow": bench_pillow, "tools": bench_tools, "latency": bench_latency, "idle": bench_idle,
-         "burst": bench_burst, "raw": bench_raw}  # fmt: skip
+         "burst": bench_burst, "raw": bench_raw, "cluster": bench_cluster}  # fmt: skip
 
 
 def main() -> None:

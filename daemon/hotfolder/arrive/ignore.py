@@ -16,6 +16,8 @@ DEFAULT_PATTERNS: Final[tuple[str, ...]] = (
     ".*.??????",
     # Syncthing
     ".syncthing.*.tmp", "~syncthing~*.tmp", ".stfolder", ".stversions",
+    # NFS keeps a file deleted while open as .nfsXXXX until it is closed ("silly rename")
+    ".nfs*",
     # operating systems
     "._*", ".DS_Store", "Thumbs.db", "desktop.ini", "@eaDir", "__MACOSX",
 )  # fmt: skip

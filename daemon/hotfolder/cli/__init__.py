@@ -48,6 +48,14 @@ def _parser() -> argparse.ArgumentParser:
         "explain", parents=[common], help="say which rule takes a file and why; writes nothing"
     )
     explain.add_argument("file", type=Path)
+    worker = sub.add_parser("worker", help="run cluster workers for a daemon's [cluster] on this host")
+    worker.add_argument("address", help="the dask scheduler, e.g. tls://10.0.0.5:8786")
+    worker.add_argument("--nworkers", type=int, default=None, help="worker processes (default: the CPUs)")
+    worker.add_argument("--heavy", type=int, default=None,
+                        help="how many of them take HEIF, AVIF and RAW jobs (default: half)")  # fmt: skip
+    worker.add_argument("--name", help="prefix of the workers' names (default: the host name)")
+    for flag in ("--tls-ca", "--tls-cert", "--tls-key"):
+        worker.add_argument(flag, type=Path, help="mutual TLS: " + flag[6:])
     ledger = sub.add_parser("ledger", parents=[common], help="ledger maintenance")
     ledger.add_argument(
         "action", choices=["rebuild"], help="rebuild: set a damaged ledger aside and rebuild it"
@@ -58,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `hotfolder` console script."""
     args = _parser().parse_args(argv)
-    logs.configure(fmt=args.log_format or "auto", level=args.log_level or "info")
+    logs.configure(
+        fmt=getattr(args, "log_format", None) or "auto", level=getattr(args, "log_level", None) or "info"
+    )
     try:
         return _command(args)
     except BrokenPipeError:
@@ -69,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _command(args: argparse.Namespace) -> int:
+    if args.command == "worker":
+        return _worker(args)
     try:
         config = load_config(args.config, hdr_probe=hdr_problem)
         # The command line wins over the config file, also across reloads.
@@ -113,6 +125,22 @@ def _command(args: argparse.Namespace) -> int:
     except HotfolderError as exc:
         print(f"hotfolder: {exc}", file=sys.stderr)
         return exc.exit_code
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """A worker host has no config: everything it needs comes with each job."""
+    from hotfolder.cli.worker import worker  # noqa: PLC0415
+
+    tls = (args.tls_ca, args.tls_cert, args.tls_key)
+    if any(tls) and not all(tls):
+        print("hotfolder: worker: mutual TLS needs --tls-ca, --tls-cert and --tls-key", file=sys.stderr)
+        return 2
+    if args.address.startswith("tls://") and not all(tls):
+        print("hotfolder: worker: a tls:// address needs --tls-ca, --tls-cert and --tls-key", file=sys.stderr)
+        return 2
+    n = args.nworkers or len(os.sched_getaffinity(0))
+    return worker(args.address, nworkers=n, heavy=args.heavy, name=args.name,
+                  tls=tls if all(tls) else None)  # fmt: skip
 
 
 if __name__ == "__main__":

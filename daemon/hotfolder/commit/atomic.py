@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
 
+from hotfolder import logs
 from hotfolder.core.tempnames import numbered, temp_path
-from hotfolder.errors import EncodeError, UnsafePathError
+from hotfolder.errors import EncodeError, StorageError, UnsafePathError
 
 _AT_FDCWD: Final = -100
 _RENAME_NOREPLACE: Final = 1
@@ -32,11 +33,25 @@ class StagingError(EncodeError):
     """A staged file is not what was meant to be written (a copy that does not match its source)."""
 
 
+_FSYNC_REFUSED: set[int] = set()  # devices whose filesystem refused a folder fsync (said once each)
+
+
 def fsync_dir(folder: Path) -> None:
     """Make a rename or unlink in `folder` durable."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
+    except OSError as exc:
+        # CIFS and some CephFS versions answer EINVAL to fsync on a folder: their server makes a rename
+        # durable itself, and the file was synced before it was renamed. Only for folders, said once.
+        if exc.errno != errno.EINVAL:
+            raise
+        dev = os.fstat(fd).st_dev
+        if dev not in _FSYNC_REFUSED:
+            _FSYNC_REFUSED.add(dev)
+            logs.get().warning("storage.folder_fsync_refused", dst=str(folder),
+                               error="this filesystem does not sync folders (EINVAL); renames rely on its "
+                               "server for durability")  # fmt: skip
     finally:
         os.close(fd)
 
@@ -86,17 +101,64 @@ def make_folder(folder: Path, root: Path) -> None:
             )
 
 
+_UNSUPPORTED: Final = (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP)
+
+
+def _rename_exclusive(src: Path, dst: Path) -> bool:
+    """renameat2(RENAME_NOREPLACE); False when the filesystem has no such rename (NFS, CIFS, CephFS:
+    EINVAL), FileExistsError when dst exists."""
+    if _renameat2 is None:
+        return False
+    if _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in _UNSUPPORTED:
+        return False
+    raise OSError(err, os.strerror(err), str(dst))
+
+
+def _link_exclusive(src: Path, dst: Path) -> None:
+    """A hard link, as exclusive as a no-clobber rename; an EEXIST is checked, because over NFS a
+    retransmitted LINK whose first reply was lost reports EEXIST for the link it made itself."""
+    try:
+        os.link(src, dst)
+    except FileExistsError:
+        mine, there = src.stat(), dst.lstat()
+        if (mine.st_dev, mine.st_ino) != (there.st_dev, there.st_ino) or mine.st_nlink < 2:
+            raise
+        # It is our own link after all: the rename happened.
+
+
 def rename_noreplace(src: Path, dst: Path) -> None:
     """Rename atomically, failing with FileExistsError instead of replacing an existing dst."""
-    if _renameat2 is not None:
-        if _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
-            return
-        err = ctypes.get_errno()
-        if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-            raise OSError(err, os.strerror(err), str(dst))
+    if _rename_exclusive(src, dst):
+        return
     # Filesystems without RENAME_NOREPLACE: a hard link is just as exclusive.
-    os.link(src, dst)
+    _link_exclusive(src, dst)
     src.unlink()
+
+
+def probe_no_clobber(folder: Path) -> str:
+    """How this folder's filesystem renames without replacing ("rename" or "hard link"), tried on two
+    scratch files; StorageError when it can do neither (never losing a file depends on one of them)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    a, b = temp_path(folder / "hotfolder-storage-probe"), temp_path(folder / "hotfolder-storage-probe")
+    a.write_bytes(b"")
+    try:
+        if _rename_exclusive(a, b):
+            return "rename"
+        try:
+            _link_exclusive(a, b)
+        except OSError as exc:
+            raise StorageError(
+                f"{folder}: its filesystem supports neither a no-clobber rename nor hard links "
+                f"({exc.strerror or exc}); hotfolder cannot write outputs there without risking an existing "
+                "file (put output_root and quarantine on ext4, XFS, Btrfs, ZFS, NFS or CephFS)"
+            ) from None
+        return "hard link"
+    finally:
+        a.unlink(missing_ok=True)
+        b.unlink(missing_ok=True)
 
 
 def copy_file(src: Path, fp: IO[bytes]) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from hotfolder import logs
 from hotfolder.arrive.queue import Arrival, ReadyQueue
 from hotfolder.arrive.scan import scan
+from hotfolder.commit.atomic import probe_no_clobber
 from hotfolder.commit.cleanup import open_tokens, remove_leftover_temps
 from hotfolder.commit.faults import checkpoint
 from hotfolder.commit.ledger import Ledger
@@ -89,6 +90,9 @@ class Daemon:
         # files (of jobs that never reached their commit) known to be leftovers.
         engine.finish_open_intents()
         remove_leftover_temps(self.config, self.log, keep=open_tokens(ledger))
+        for folder in (self.config.output_root, self.config.quarantine):
+            # Refused here, before any job: a storage that can neither rename without replacing nor link.
+            self.log.info("storage.checked", dst=str(folder), no_clobber=probe_no_clobber(folder))
         checkpoint("recovered")  # tests look at ledger, outputs and originals here
         self.watches.start()
         self.log.info("daemon.started", pid=os.getpid(), workers=self.config.workers,

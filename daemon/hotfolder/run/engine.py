@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from hotfolder import logs
 from hotfolder.arrive.ignore import Ignore
@@ -26,7 +26,7 @@ from hotfolder.core.status import Result, RetryReason, Status, Tally
 from hotfolder.decide.job import Job
 from hotfolder.decide.match import candidates, rules_fingerprint
 from hotfolder.run.group import Arrivals
-from hotfolder.run.pool import Pool, preload_for
+from hotfolder.run.pool import Lanes, Pool, preload_for
 from hotfolder.run.recorder import RETRY_MAX_ATTEMPTS, Recorder, backoff
 from hotfolder.run.timetable import Timetable
 from hotfolder.settings.config import Config
@@ -45,6 +45,20 @@ class _Broken:
     since: float
 
 
+def make_pool(config: Config, clock: Callable[[], float], log: Any) -> Lanes:
+    """The local process pool, or with [cluster] the dask cluster (loaded only then)."""
+    roots = (config.output_root, config.quarantine)
+    if config.cluster is None:
+        return Pool(config.workers, clock=clock, job_timeout=config.job_timeout, temp_roots=roots, log=log,
+                    preload=preload_for(config.rules))  # fmt: skip
+    from hotfolder.run.cluster import ClusterPool  # noqa: PLC0415 - dask is imported only in cluster mode
+
+    # A worker must see the inputs and the outputs where the daemon does (after path_map).
+    probes = (config.output_root, *(w.path for w in config.watches))
+    return ClusterPool(config.cluster, clock=clock, job_timeout=config.job_timeout, temp_roots=roots,
+                       probe_dirs=probes, log=log)  # fmt: skip
+
+
 class Engine:
     """Offers files, runs their jobs on the pool, and hands each outcome to the recorder; a file
     that is not final yet (settling, empty, broken but maybe still written, to retry) waits here."""
@@ -57,9 +71,7 @@ class Engine:
         self.clock = clock
         self.on_wait = on_wait  # called while the dispatcher waits for room in the pool
         self.log = logs.get()
-        self.pool = Pool(config.workers, clock=clock, job_timeout=config.job_timeout,
-                         temp_roots=(config.output_root, config.quarantine), log=self.log,
-                         preload=preload_for(config.rules))  # fmt: skip
+        self.pool = make_pool(config, clock, self.log)
         self.timetable = Timetable(clock)
         self.recorder = Recorder(config, ledger, self.timetable, self.log)
         self.arrivals = Arrivals(clock, log=self.log, timetable=self.timetable, recorder=self.recorder,

@@ -15,6 +15,7 @@ import os
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
@@ -48,11 +49,12 @@ from hotfolder.settings.rules import Rule
 # The job ------------------------------------------------------------------------------------------
 
 
-def run_job(job: Job) -> Outcome:
-    """Handle one input up to its staged outputs; never raises for a bad input (it comes back BROKEN)."""
+def run_job(job: Job, wanted: Callable[[], bool] = lambda: True) -> Outcome:
+    """Handle one input up to its staged outputs; never raises for a bad input (it comes back BROKEN).
+    `wanted`: asked before each output; False (the job was cancelled elsewhere) stops it, staging nothing."""
     started = time.perf_counter()
     began = datetime.now(UTC).isoformat(timespec="microseconds")
-    work = Work(base=Outcome(job.src, Result.BROKEN))
+    work = Work(base=Outcome(job.src, Result.BROKEN), wanted=wanted)
     try:
         with warnings.catch_warnings(record=True) as seen:
             outcome = _run(job, work)
@@ -153,6 +155,7 @@ def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: Work) 
     elif isinstance(sources, Source):
         base = work.base = replace(base, format=sources.format, orientation=sources.orientation)
     for index, name in enumerate(names):
+        work.still_wanted()
         work.staged.append(
             stage_output(
                 job,
@@ -168,6 +171,7 @@ def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: Work) 
     for name in names:
         if name[1].format == "copy" and name[1].with_companions:
             _stage_companions(job, work, companions, name)
+    work.still_wanted()
     if disposal.policy == "move":
         disposal = stage_move(job, disposal, data, digest, work)
     return replace(base, outputs=tuple(work.staged), disposal=disposal)

@@ -65,38 +65,56 @@ def make_executor(workers: int, preload: tuple[str, ...] = ()) -> Executor:
 
 
 @dataclass(frozen=True)
-class _Pending:
+class Pending:
     job: Job
     heavy: bool  # writes HEIF or AVIF: a multi-threaded encoder that keeps every core busy by itself
     submitted: float = 0.0  # engine clock
 
 
-class Pool:
-    """Jobs queued oldest first and run on worker processes; `collect` hands back what finished."""
+class Lanes:
+    """The queue in front of any executor: jobs oldest first, at most `limit` in flight, and the heavy
+    lane; the local pool and the cluster differ only in where a job runs."""
 
     def __init__(self, workers: int, *, clock: Callable[[], float], job_timeout: float,
-                 temp_roots: tuple[Path, ...], log: Any, preload: tuple[str, ...] = ()) -> None:  # fmt: skip
-        self.workers = workers
+                 temp_roots: tuple[Path, ...], log: Any) -> None:  # fmt: skip
         self.clock = clock
         self.job_timeout = job_timeout
         self.temp_roots = temp_roots  # where a dead worker's temp files may lie
         self.log = log
-        self.preload = preload
-        self.executor: Executor = make_executor(workers, preload)
+        self.queued: deque[Pending] = deque()
+        self.stuck: set[Path] = set()
+        self.size(workers, max(1, workers // 2))
+
+    def size(self, workers: int, heavy: int) -> None:
+        """Bounds for `workers` job slots of which `heavy` may run heavy encoders."""
+        self.workers = workers
         # Submitted at most: a job per worker plus one ready to start, so no worker waits for the
         # dispatcher, and nothing sits in the pool's own first-come queue for long.
         self.limit = workers + 1
         # x265 and AV1 encoders use every core on their own (two HEIF encodes at once finish only 7%
         # sooner than one after the other here), so they get half the workers; the rest stay free
         # for small jobs, which pass queued heavy ones instead of waiting minutes behind them.
-        self.heavy_limit = max(1, workers // 2)
-        self.backlog = self.limit + 8 * workers  # past this, the dispatcher waits (backpressure)
-        self.queued: deque[_Pending] = deque()
-        self.inflight: dict[Future[Outcome], _Pending] = {}
-        self.stuck: set[Path] = set()
+        self.heavy_limit = heavy
+        self.backlog = self.limit + 8 * max(1, workers)  # past this, the dispatcher waits (backpressure)
+
+    def running(self) -> list[Pending]:
+        """The jobs in flight."""
+        raise NotImplementedError
+
+    def start(self, prepare: Callable[[Job], Job]) -> None:
+        """Start queued jobs while there is room; `prepare` adds what is known only now."""
+        raise NotImplementedError
+
+    def collect(self, timeout: float | None) -> list[tuple[Job, Outcome]]:
+        """The jobs that finish within `timeout` seconds."""
+        raise NotImplementedError
+
+    def shutdown(self, *, abandon: bool) -> None:
+        """Stop: wait for the jobs in flight, or (abandon) give them up at once."""
+        raise NotImplementedError
 
     def __len__(self) -> int:
-        return len(self.inflight) + len(self.queued)
+        return len(self.running()) + len(self.queued)
 
     def full(self) -> bool:
         """Whether the dispatcher must wait before adding more."""
@@ -104,14 +122,53 @@ class Pool:
 
     def has(self, path: Path) -> bool:
         """Whether a job for this path is queued or running."""
-        return any(p.job.src == path for p in (*self.inflight.values(), *self.queued))
+        return any(p.job.src == path for p in (*self.running(), *self.queued))
 
     def add(self, job: Job) -> None:
         """Queue a job; it starts as soon as there is room (`start`)."""
-        # A RAW render is seconds of a core, like an x265 encode: it takes the heavy lane too.
-        raw = raw_name(job.relpath) and any(RAW in r.match.formats for r in job.rules)
-        heavy = raw or any(o.format in HEAVY_FORMATS for r in job.rules for o in r.outputs)
-        self.queued.append(_Pending(job, heavy))
+        self.queued.append(Pending(job, is_heavy(job)))
+
+    def oldest_job_s(self) -> float:
+        """How long the oldest job in flight has been running (0 when none is)."""
+        now = self.clock()
+        return max((now - p.submitted for p in self.running()), default=0.0)
+
+    def timed_out(self, pending: Pending) -> Outcome:
+        """The outcome of a job stopped for outliving job_timeout: quarantined (a codec in a loop)."""
+        job = pending.job
+        remove_job_temps(job.token, self.temp_roots)
+        error = (f"took longer than job_timeout = {self.job_timeout:g} s; "
+                 "raise job_timeout if the machine is just slow")  # fmt: skip
+        return Outcome(job.src, Result.BROKEN, identity=job.seen, error_class="InputError",
+                       error=f"InputError: {error}")  # fmt: skip
+
+    def worker_died(self, pending: Pending, why: str) -> Outcome:
+        """The outcome of a job whose worker died: its temp files go, and it is retried with the attempt
+        counted (maybe this input's doing, maybe a neighbour's), so an input that keeps crashing ends in
+        quarantine."""
+        remove_job_temps(pending.job.token, self.temp_roots)
+        return Outcome(pending.job.src, Result.RETRY, identity=pending.job.seen, retry=RetryReason.TRANSIENT,
+                       error=why)  # fmt: skip
+
+
+def is_heavy(job: Job) -> bool:
+    """A RAW render, or an HEIF/AVIF encode: seconds of every core each, so they take the heavy lane."""
+    raw = raw_name(job.relpath) and any(RAW in r.match.formats for r in job.rules)
+    return bool(raw) or any(o.format in HEAVY_FORMATS for r in job.rules for o in r.outputs)
+
+
+class Pool(Lanes):
+    """Jobs queued oldest first and run on worker processes; `collect` hands back what finished."""
+
+    def __init__(self, workers: int, *, clock: Callable[[], float], job_timeout: float,
+                 temp_roots: tuple[Path, ...], log: Any, preload: tuple[str, ...] = ()) -> None:  # fmt: skip
+        super().__init__(workers, clock=clock, job_timeout=job_timeout, temp_roots=temp_roots, log=log)
+        self.preload = preload
+        self.executor: Executor = make_executor(workers, preload)
+        self.inflight: dict[Future[Outcome], Pending] = {}
+
+    def running(self) -> list[Pending]:
+        return list(self.inflight.values())
 
     def start(self, prepare: Callable[[Job], Job]) -> None:
         """Start queued jobs, oldest first, while there is room; a heavy job waits for its lane.
@@ -170,31 +227,17 @@ class Pool:
         # Which worker runs which job is not known: all of them stop; the others' jobs are retried.
         kill_workers()
 
-    def _lost(self, pending: _Pending, exc: BaseException) -> Outcome:
-        """The outcome of a job whose worker died: its temp files go; stuck ones are quarantined, the
-        others retried."""
-        job = pending.job
-        remove_job_temps(job.token, self.temp_roots)
-        if job.src in self.stuck:
-            self.stuck.discard(job.src)
-            error = (f"took longer than job_timeout = {self.job_timeout:g} s; "
-                     "raise job_timeout if the machine is just slow")  # fmt: skip
-            return Outcome(job.src, Result.BROKEN, identity=job.seen, error_class="InputError",
-                           error=f"InputError: {error}")  # fmt: skip
-        # A worker crashed (a codec fault, the OOM killer): maybe this input's doing, maybe a neighbour's.
-        # Retried with the attempt counted, so an input that keeps crashing ends in quarantine.
-        why = f"the worker process died (a codec crash, or the out-of-memory killer): {exc}"
-        return Outcome(job.src, Result.RETRY, identity=job.seen, retry=RetryReason.TRANSIENT, error=why)
+    def _lost(self, pending: Pending, exc: BaseException) -> Outcome:
+        if pending.job.src in self.stuck:
+            self.stuck.discard(pending.job.src)
+            return self.timed_out(pending)
+        return self.worker_died(pending, f"the worker process died (a codec crash, or the out-of-memory "
+                                         f"killer): {exc}")  # fmt: skip
 
     def _replace(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.executor = make_executor(self.workers, self.preload)
         self.log.warning("pool.restarted", error="a worker process died; a fresh pool takes over")
-
-    def oldest_job_s(self) -> float:
-        """How long the oldest job in flight has been running (0 when none is)."""
-        now = self.clock()
-        return max((now - p.submitted for p in self.inflight.values()), default=0.0)
 
     def shutdown(self, *, abandon: bool) -> None:
         """Stop the pool: wait for it, or (abandon) kill its workers at once."""

@@ -13,7 +13,7 @@ from hotfolder.render.capabilities import hdr_problem
 from hotfolder.settings.config import Config, load_config
 
 RULE_POLL_SECONDS: Final = 1.0  # how often rule files are checked for changes
-_RESTART_ONLY: Final = ("state_dir", "workers", "output_root", "quarantine")
+_RESTART_ONLY: Final = ("state_dir", "workers", "output_root", "quarantine", "cluster")
 
 
 def _stamps(config: Config) -> dict[Path, int]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -17,6 +19,7 @@ from hotfolder.commit.staged import Disposal, Outcome, StagedOutput
 from hotfolder.core import tempnames
 from hotfolder.decide.job import Job
 from hotfolder.decide.naming import SEQ_MARK
+from hotfolder.errors import AbandonedError
 from hotfolder.render import stamp
 from hotfolder.render.decode import Source
 from hotfolder.render.encode import encode
@@ -37,6 +40,15 @@ class Work:
     notes: Notes = field(default_factory=Notes)
     sidecar: bytes | None = None  # the group's XMP sidecar, merged into outputs that ask for it
     merged: dict[int, Source] = field(default_factory=dict)  # id(source) -> it with the sidecar merged
+    wanted: Callable[[], bool] = lambda: True  # False: the job was cancelled where it was submitted
+    # Temp names carry the job's token (every sweep finds them by it) and this run's: a cluster may run
+    # one job twice (a result lost with its worker), and the second run must not meet the first's files.
+    run: str = field(default_factory=lambda: secrets.token_hex(2))
+
+    def still_wanted(self) -> None:
+        """Stop here if nobody waits for this job any more (an orphan of a cluster's retry)."""
+        if not self.wanted():
+            raise AbandonedError("cancelled by the daemon that submitted it (it ran elsewhere again)")
 
     def discard(self) -> None:
         for s in self.staged:
@@ -53,7 +65,9 @@ def stage_output(job: Job, work: Work, *, data: bytes, digest: str, st: os.stat_
     t0 = time.perf_counter()
     folder = _staging_folder(final, job.output_root)
     atomic.make_folder(folder, job.output_root)
-    temp = tempnames.temp_path(folder / final.name.replace(SEQ_MARK, "seq"), token=f"{job.token}{index:02x}")
+    temp = tempnames.temp_path(
+        folder / final.name.replace(SEQ_MARK, "seq"), token=f"{job.token}{work.run}{index:02x}"
+    )
     if output.format == "copy" or source is None:
         staged = atomic.stage_at(temp, lambda fp: fp.write(data))
         written = staged.temp.read_bytes()
@@ -86,7 +100,9 @@ def stage_move(job: Job, disposal: Disposal, data: bytes, digest: str, work: Wor
     atomic.make_folder(folder, job.output_root)
     if folder.stat().st_dev == job.src.parent.stat().st_dev:
         return disposal  # a rename, done by the daemon
-    temp = tempnames.temp_path(folder / disposal.dest.name.replace(SEQ_MARK, "seq"), token=f"{job.token}ff")
+    temp = tempnames.temp_path(
+        folder / disposal.dest.name.replace(SEQ_MARK, "seq"), token=f"{job.token}{work.run}ff"
+    )
     staged = atomic.stage_at(temp, lambda fp: fp.write(data))
     work.copy = staged.temp
     if hashlib.sha256(staged.temp.read_bytes()).hexdigest() != digest:

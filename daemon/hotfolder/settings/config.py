@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from hotfolder.errors import ConfigError, Problem
+from hotfolder.settings.cluster import Cluster, key_line, parse_cluster
 from hotfolder.settings.companions import apple_edit_renames
 from hotfolder.settings.outputs import HdrProbe, no_probe
 from hotfolder.settings.rules import Rule, load_rules
@@ -40,7 +41,8 @@ EMBEDDED: Final[Mapping[str, Any]] = {
 
 _KEYS: Final = frozenset(
     {"rules", "output_root", "state_dir", "quarantine", "workers", "watch", "max_image_pixels", "file_mode",
-     "group", "ignore", "rescan_interval", "stop_timeout", "job_timeout", "log_level", "log_format", "settle"}
+     "group", "ignore", "rescan_interval", "stop_timeout", "job_timeout", "log_level", "log_format", "settle",
+     "cluster"}
 )  # fmt: skip
 
 
@@ -66,6 +68,7 @@ class Config:
     log_level: str = "info"
     log_format: str = "auto"  # auto: JSON lines unless stdout is a terminal
     settle: float = DEFAULT_SETTLE
+    cluster: Cluster | None = None  # None: jobs run on the local process pool
     warnings: tuple[Problem, ...] = ()  # legal but probably not meant: `check` prints them, `run` logs them
 
 
@@ -95,7 +98,7 @@ def load_config(
     cwd = (cwd or Path.cwd()).resolve()
     path = find_config(explicit, cwd)
     if path is None:
-        return _build(None, dict(EMBEDDED), cwd, hdr_probe)
+        return _build(None, dict(EMBEDDED), cwd, hdr_probe, "")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -107,10 +110,10 @@ def load_config(
         raise ConfigError(
             [Problem(path, f"TOML syntax error: {exc}", line=int(line.group(1)) if line else None)]
         ) from None
-    return _build(path.resolve(), doc, path.resolve().parent, hdr_probe)
+    return _build(path.resolve(), doc, path.resolve().parent, hdr_probe, text)
 
 
-def _build(source: Path | None, doc: dict[str, Any], base: Path, hdr_probe: HdrProbe) -> Config:
+def _build(source: Path | None, doc: dict[str, Any], base: Path, hdr_probe: HdrProbe, text: str) -> Config:
     problems: list[Problem] = []
     warnings: list[Problem] = []
 
@@ -135,6 +138,12 @@ def _build(source: Path | None, doc: dict[str, Any], base: Path, hdr_probe: HdrP
     quarantine = folder("quarantine", "quarantine")
 
     scalars = _scalars(doc, problem, warning)
+    cluster = parse_cluster(doc.get("cluster"), base, text,
+                            lambda m, k, n: problems.append(Problem(source, m, key=k, line=n)))  # fmt: skip
+    if cluster is not None and "workers" in doc:
+        problems.append(Problem(source, "not with [cluster]: the cluster's workers are the capacity "
+                                "(`hotfolder worker ADDRESS --nworkers N` on each host)", key="workers",
+                                line=key_line(text, "", "workers")))  # fmt: skip
     watches = parse_watches(doc.get("watch", []), base, problem)
     rule_sources = _rule_sources(source, doc, base, problem)
 
@@ -157,6 +166,7 @@ def _build(source: Path | None, doc: dict[str, Any], base: Path, hdr_probe: HdrP
         state_dir=state_dir,
         quarantine=quarantine,
         watches=watches,
+        cluster=cluster,
         warnings=tuple(warnings),
         **scalars,
     )
