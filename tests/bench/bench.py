@@ -589,7 +589,7 @@ def _timed_process(folder: Path) -> tuple[float, float, float, list[float]]:
 
 
 def bench_cluster() -> None:
-    rules = WEB.replace("{stem}", "{stem}")
+    rules = WEB
     pool = workspace("pool", rules)
     copies(pool / "inbox", 3)
     port = _free_port()
@@ -602,10 +602,10 @@ def bench_cluster() -> None:
     (cluster / "hotfolder.toml").write_text(head + "[[watch]]" + watch + "\n[cluster]" + table_body)
     copies(cluster / "inbox", 3)
     dask = Path(sys.executable).with_name("dask")
-    procs = [subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                               "--no-dashboard"], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]  # fmt: skip
-    procs.append(subprocess.Popen([*HOTFOLDER, "worker", address, "--nworkers", str(WORKERS), "--heavy", "1"],
-                                  env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
+    quiet = {"env": ENV, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler = [str(dask), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"]
+    workers = [*HOTFOLDER, "worker", address, "--nworkers", str(WORKERS), "--heavy", "1"]
+    procs = [subprocess.Popen(scheduler, **quiet), subprocess.Popen(workers, **quiet)]  # type: ignore[call-overload]
     try:
         hotfolder_process(cluster)  # warm: workers up and verified, caches filled, as for the pool below
         hotfolder_process(pool)
