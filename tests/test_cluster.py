@@ -167,7 +167,7 @@ def _inputs(
         Image.fromarray(rng.integers(0, 255, (320, 480, 3), dtype=np.uint8)).save(made[-1])
     for i in range(raw):
         made.append(staging / "raw" / f"{batch}-r{i}.dng")
-        write_dng(made[-1], CORPUS / f"landscape_{(seed * 4 + i) % 8 + 1}.jpg", size=(600, 400))
+        write_dng(made[-1], CORPUS / f"landscape_{raw_from + i}.jpg", size=(600, 400))
     for i in range(small):
         made.append(staging / "small" / f"{batch}-s{i}.jpg")
         Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(made[-1], quality=90)
@@ -276,7 +276,9 @@ def test_cluster_exactly_once_under_faults(site: tuple[Path, Cluster]) -> None:
             os.kill(stopped, 0)  # the stopped process itself is gone, not just forgotten
 
         # 3. kill -9 the daemon mid-run and start it again: still exactly once.
-        third = _drop(_inputs(base, "c", photos=slice(6, 8), heif=2, raw=1, small=5, seed=3), inbox)
+        third = _drop(
+            _inputs(base, "c", photos=slice(6, 8), heif=2, raw=1, small=5, seed=3, raw_from=5), inbox
+        )
         done_before = len(daemon.named("job.done"))
         daemon.wait(lambda: len(daemon.named("job.done")) >= done_before + 2, 300, what="two of batch c")
         daemon.proc.kill()
