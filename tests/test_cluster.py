@@ -151,7 +151,7 @@ def site() -> Iterator[tuple[Path, Cluster]]:
 
 
 def _inputs(
-    folder: Path, batch: str, *, photos: slice, heif: int, raw: int, small: int, seed: int
+    folder: Path, batch: str, *, photos: slice, heif: int, raw: int, small: int, seed: int, raw_from: int = 1
 ) -> list[Path]:
     """Distinct inputs: 12 MP phone photos, HEIF jobs, RAW renders and small images."""
     made: list[Path] = []
