@@ -141,7 +141,8 @@ def rename_noreplace(src: Path, dst: Path) -> None:
 def probe_no_clobber(folder: Path) -> str:
     """How this folder's filesystem renames without replacing ("rename" or "hard link"), tried on two
     scratch files; StorageError when it can do neither (never losing a file depends on one of them)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    # Its nearest existing folder: starting creates nothing (an absent quarantine means none yet).
+    folder = next(p for p in (folder, *folder.parents) if p.is_dir())
     a, b = temp_path(folder / "hotfolder-storage-probe"), temp_path(folder / "hotfolder-storage-probe")
     a.write_bytes(b"")
     try:
