@@ -12,9 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Final, Protocol
-
-from PIL import Image
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from hotfolder.commit.staged import Companion
 from hotfolder.core.exiftiff import TAG_EXIF_IFD, TAG_MAKERNOTE
@@ -24,13 +22,14 @@ from hotfolder.decide.job import Job
 from hotfolder.decide.match import Content
 from hotfolder.decide.read import open_regular
 from hotfolder.errors import NotRegularError
-from hotfolder.render.decode import Source
-from hotfolder.render.notes import Notes
-from hotfolder.render.sidecar import merge
 from hotfolder.run.timetable import Timetable
 from hotfolder.settings.companions import Companions
 from hotfolder.settings.rules import Rule
 from hotfolder.settings.watches import Watch
+
+if TYPE_CHECKING:  # the worker's side only: the daemon imports this module without the render stack
+    from hotfolder.render.decode import Source
+    from hotfolder.render.notes import Notes
 
 QUIET_SECONDS: Final = 1.0  # a picture's stem counts as quiet once nothing with it changed for this long
 _MOOV_LIMIT: Final = 64 << 20  # a video's metadata box larger than this is not read
@@ -207,6 +206,8 @@ def _read(path: Path) -> tuple[FileIdentity, str, int] | None:
 def _still_id(data: bytes) -> str | None:
     """The still's Apple content identifier, from its EXIF MakerNote."""
     try:
+        from PIL import Image  # noqa: PLC0415 - in the worker, where Pillow is loaded already
+
         with Image.open(io.BytesIO(data)) as im:
             note = im.getexif().get_ifd(TAG_EXIF_IFD).get(TAG_MAKERNOTE)
     except (OSError, ValueError, SyntaxError, struct.error):
@@ -258,6 +259,8 @@ def sidecar_xmp(picture: Path, companions: tuple[Companion, ...], notes: Notes) 
 def with_sidecar(source: Source, sidecar: bytes, notes: Notes) -> Source:
     """The source with the sidecar's descriptive XMP over its own (said, and left out, if unreadable)."""
     try:
+        from hotfolder.render.sidecar import merge  # noqa: PLC0415 - see TYPE_CHECKING above
+
         xmp, names = merge(source.meta.xmp, sidecar)
     except (ValueError, SyntaxError) as exc:
         notes.warn("metadata.damaged", item="sidecar xmp", error=f"the XMP sidecar cannot be merged: {exc}")

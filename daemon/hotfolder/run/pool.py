@@ -3,46 +3,22 @@ broken by a crashed or stuck worker replaced while the daemon goes on."""
 
 from __future__ import annotations
 
-import ctypes
-import importlib
 import multiprocessing
-import os
-import signal
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from hotfolder.commit.cleanup import remove_job_temps
 from hotfolder.commit.staged import Outcome
 from hotfolder.core.formats import HEAVY_FORMATS, RAW, raw_name
 from hotfolder.core.status import Result, RetryReason
 from hotfolder.decide.job import Job
-from hotfolder.decide.sniff import register_codecs
-from hotfolder.run.job import run_job
+from hotfolder.run import prefork, worker
 from hotfolder.settings.rules import Rule
-
-_PR_SET_PDEATHSIG: Final = 1
-
-
-def _worker_init(preload: tuple[str, ...] = ()) -> None:
-    # One libvips thread per worker: the pool already keeps every core busy.
-    os.environ.setdefault("VIPS_CONCURRENCY", "1")
-    os.environ.setdefault("OMP_NUM_THREADS", "1")  # LibRaw's OpenMP, before rawpy is first imported
-    # Ctrl-C reaches the whole process group; the daemon decides when workers stop, not the terminal.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # If the daemon dies (even kill -9), its workers die with it instead of writing on as orphans.
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() == 1:  # the daemon died while this worker was starting: no signal will come
-        os._exit(1)
-    register_codecs()
-    # Decoders a rule will need, loaded while the worker starts rather than on its first job
-    # (LibRaw: 0.2 s here).
-    for module in preload:
-        importlib.import_module(module)
 
 
 def preload_for(rules: tuple[Rule, ...]) -> tuple[str, ...]:
@@ -58,10 +34,10 @@ def kill_workers() -> None:
 
 
 def make_executor(workers: int, preload: tuple[str, ...] = ()) -> Executor:
-    """A pool of worker processes; spawned (not forked) because the daemon runs observer threads, and
-    forking after libvips' or LibRaw's threads have started can deadlock."""
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_worker_init, initargs=(preload,))  # fmt: skip
+    """A pool of worker processes, forked from the fork server (prefork.py), never from the daemon:
+    forking a process with threads (the daemon's observers, libvips', LibRaw's) can deadlock."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=prefork.context(), initializer=worker.init,
+                               initargs=(preload,))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -182,10 +158,10 @@ class Pool(Lanes):
             self.queued.remove(pending)
             job = prepare(pending.job)
             try:
-                future = self.executor.submit(run_job, job)
+                future = self.executor.submit(worker.run, job)
             except BrokenProcessPool:
                 self._replace()
-                future = self.executor.submit(run_job, job)
+                future = self.executor.submit(worker.run, job)
             self.inflight[future] = replace(pending, job=job, submitted=self.clock())
             heavy_now += pending.heavy
 

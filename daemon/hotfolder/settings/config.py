@@ -16,6 +16,7 @@ from typing import Any, Final
 from hotfolder.errors import ConfigError, Problem
 from hotfolder.settings.cluster import Cluster, key_line, parse_cluster
 from hotfolder.settings.companions import apple_edit_renames
+from hotfolder.settings.levels import LOG_FORMATS, LOG_LEVELS
 from hotfolder.settings.outputs import HdrProbe, no_probe
 from hotfolder.settings.rules import Rule, load_rules
 from hotfolder.settings.watches import Watch, check_folders, parse_watches, unknown_watches
@@ -28,8 +29,6 @@ DEFAULT_STOP_TIMEOUT: Final = 30.0  # well inside systemd's default TimeoutStopS
 # quarantined. Generous: a 100 MP lossless HEIF on a slow NAS takes minutes, not half an hour.
 DEFAULT_JOB_TIMEOUT: Final = 1800.0
 DEFAULT_SETTLE: Final = 1.0  # a file must hold still this long (arrivals, and broken files before quarantine)
-LOG_FORMATS: Final = ("auto", "json", "console")
-LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 
 # The embedded default that `make run` uses: every path relative to the current folder.
 EMBEDDED: Final[Mapping[str, Any]] = {
