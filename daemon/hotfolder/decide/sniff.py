@@ -24,6 +24,8 @@ def register_codecs() -> None:
 
     pillow_heif.register_heif_opener()
     warnings.simplefilter("error", Image.DecompressionBombWarning)
+    # Every image in one memory block, so libvips can read it in place (render/pixels.py).
+    Image.core.set_use_block_allocator(1)  # type: ignore[attr-defined]
     _registered = True
 
 

@@ -20,6 +20,7 @@ from hotfolder.render.deep import Deep
 from hotfolder.render.gainmap import GainMap
 from hotfolder.render.metadata import Metadata
 from hotfolder.render.notes import Notes
+from hotfolder.render.pixels import shared
 from hotfolder.render.tonemap import to_sdr
 from hotfolder.settings.outputs import Output
 
@@ -52,11 +53,19 @@ def _vips_resize(im: Image.Image, size: tuple[int, int]) -> Image.Image | None:
     import pyvips  # noqa: PLC0415 - loaded by the first resize, not at every process start
 
     bands = len(im.getbands())
-    src = pyvips.Image.new_from_memory(im.tobytes(), im.width, im.height, bands, "uchar")
+    view = shared(im)
+    # Over Pillow's memory, RGB comes padded to 4 bands: all 4 are shrunk (cheaper than extracting
+    # 3 first, which makes libvips read pixel by pixel: 75 vs 135 ms) and the padding dropped after.
+    src, alive = view if view is not None else (
+        pyvips.Image.new_from_memory(im.tobytes(), im.width, im.height, bands, "uchar"), None)  # fmt: skip
     out = src.resize(size[0] / im.width, vscale=size[1] / im.height, kernel="lanczos3")
+    if out.bands != bands:
+        out = out[0:bands]
     if (out.width, out.height) != size:
         return None
-    return Image.frombytes(im.mode, size, out.write_to_memory())
+    pixels = out.write_to_memory()
+    del alive  # Pillow's memory may go only once libvips has read it
+    return Image.frombytes(im.mode, size, pixels)
 
 
 def orient(im: Image.Image, orientation: int) -> Image.Image:
