@@ -84,6 +84,27 @@ def run_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Completed
     )
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def pool_workers(daemon_pid: int) -> list[int]:
+    """The daemon's pool workers: the children of its fork server (run/prefork.py), which is a child
+    of the daemon; multiprocessing's resource tracker, its other child, runs no job."""
+    found = []
+    for child in _children(daemon_pid):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"multiprocessing.forkserver" in cmdline:
+            found += _children(child)
+    return found
+
+
 def write_config(folder: Path, rules_text: str, extra: str = "") -> Path:
     """A hotfolder.toml in `folder` with one rule file; returns the config path."""
     (folder / "rules").mkdir(parents=True, exist_ok=True)

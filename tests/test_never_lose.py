@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import CORPUS, ROOT, DaemonProcess, corpus, run_cli, write_config
+from conftest import CORPUS, ROOT, DaemonProcess, corpus, pool_workers, run_cli, write_config
 from hotfolder.commit.faults import KILL_AT_ENV, PAUSE_AT_ENV, PAUSE_FILE_ENV
 
 PNG = '[[rule.output]]\nformat = "png"\npath = "{stem}.png"\n'
@@ -493,15 +493,6 @@ def _heavy_rule() -> str:
     return rule(outputs='[[rule.output]]\nformat = "heif"\nlossless = true\npath = "{stem}.heic"\n')
 
 
-def _workers(pid: int) -> list[int]:
-    """The daemon's worker processes (not multiprocessing's resource tracker)."""
-    found = []
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        if b"multiprocessing-fork" in Path(f"/proc/{child}/cmdline").read_bytes():
-            found.append(int(child))
-    return found
-
-
 @pytest.mark.parametrize("fault", ["timeout", "crash"])
 def test_a_dead_jobs_temps_are_removed_when_its_failure_is_handled(
     tmp_path: Path, daemons: list[DaemonProcess], fault: str
@@ -518,7 +509,7 @@ def test_a_dead_jobs_temps_are_removed_when_its_failure_is_handled(
     (tmp_path / "big.png").rename(tmp_path / "inbox" / "big.png")
     d.wait(lambda: bool(temps(tmp_path / "outbox")), what="a temp file of the encode")
     dead = temps(tmp_path / "outbox")
-    workers = _workers(d.proc.pid)
+    workers = pool_workers(d.proc.pid)
     if fault == "timeout":
         for pid in workers:
             os.kill(pid, signal.SIGSTOP)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import ROOT, Clock, DaemonProcess, corpus, write_config
+from conftest import ROOT, Clock, DaemonProcess, corpus, pool_workers, write_config
 from hotfolder.commit.ledger import Ledger
 from hotfolder.run.daemon import Daemon
 from hotfolder.run.engine import Engine
@@ -161,19 +161,6 @@ def test_vitals_name_a_dead_observer_but_not_an_offline_root(tmp_path: Path) -> 
         ledger.close()
 
 
-def _workers(pid: int) -> list[int]:
-    kids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # Pool workers only: the resource tracker is a child too, but it runs no job.
-        if int(fields[1]) == pid and b"--multiprocessing-fork" in (stat.parent / "cmdline").read_bytes():
-            kids.append(int(stat.parent.name))
-    return kids
-
-
 def _cpu_seconds(pid: int) -> float:
     """User plus system CPU time a process has used (/proc/PID/stat), 0 if it is gone."""
     try:
@@ -195,7 +182,7 @@ def test_stuck_worker_is_stopped_and_its_input_quarantined(
     daemon.started()
     shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "warm.bmp")  # spawns the workers
     daemon.wait_event("job.done", src=tmp_path / "inbox" / "warm.bmp")
-    workers = _workers(daemon.proc.pid)
+    workers = pool_workers(daemon.proc.pid)
     assert workers, "the warm-up job started at least one worker"
     for pid in workers:
         os.kill(pid, signal.SIGSTOP)
@@ -288,9 +275,9 @@ def test_a_crashed_worker_costs_one_attempt_not_the_daemon(
     shutil.copy(photo, tmp_path / "inbox" / "big.jpg")
     # Inside the (long) lossless encode: a worker has spent more CPU than its start-up takes.
     daemon.wait(
-        lambda: any(_cpu_seconds(pid) > 1.5 for pid in _workers(daemon.proc.pid)), what="a busy worker"
+        lambda: any(_cpu_seconds(pid) > 1.5 for pid in pool_workers(daemon.proc.pid)), what="a busy worker"
     )
-    for pid in _workers(daemon.proc.pid):
+    for pid in pool_workers(daemon.proc.pid):
         os.kill(pid, signal.SIGKILL)
     daemon.wait_event("job.done", 240, src=tmp_path / "inbox" / "big.jpg")
     assert daemon.proc.poll() is None

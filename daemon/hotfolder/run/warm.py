@@ -1,11 +1,22 @@
 """Imported by the fork server (prefork.py), once: every module a job runs, Pillow's plugins and the
 HEIF opener, so a worker forked from it starts its first job at once. Nothing here starts a thread."""
 
+import ctypes
+import os
+import signal
+
 from PIL import Image
 
+# Each worker runs the console script again (multiprocessing), which imports the CLI.
 import hotfolder.cli
 import hotfolder.run.job  # noqa: F401 - the whole job: decide, render, staging
 from hotfolder.decide.sniff import register_codecs
+
+# The server dies with the daemon (even kill -9), and its workers with it (worker.init). Without this
+# it outlived a killed daemon: its workers hold the write end of its "alive" pipe, so it never saw EOF.
+ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+if os.getppid() == 1:  # the daemon died before the line above: nothing left to serve
+    os._exit(1)
 
 Image.init()  # every plugin now, not at the first file of a kind (~40 ms here)
 register_codecs()
