@@ -185,14 +185,6 @@ def load_heif(data: bytes, *, bits: int) -> Deep:
     return Deep(pixels=pixels.astype(np.uint16), bits=bits, icc=icc if isinstance(icc, bytes) else None)
 
 
-def png_bytes(deep: Deep, *, level: int, optimize: bool = False) -> bytes:
-    """A 16-bit PNG of the colour and alpha with no metadata chunks (those are added by the caller)."""
-    options: dict[str, Any] = {"bitdepth": 16, "compression": 9 if optimize else level, "keep": "none"}
-    if optimize:
-        options["filter"] = "all"  # try every filter per row: the smallest file, slowly
-    return bytes(_to_vips(deep.visible.pixels).pngsave_buffer(**options))
-
-
 def tiff_bytes(deep: Deep, *, compression: str, predictor: bool, level: int | None = None) -> bytes:
     """A TIFF of every channel at the source's precision (16 bits, or 8 for an 8-bit source with extra
     channels) with its ICC profile; the caller adds the other metadata."""

@@ -12,6 +12,7 @@ from PIL import Image, PngImagePlugin
 from hotfolder.core.exiftiff import EXIF_PREFIX
 from hotfolder.core.resolution import png_phys, with_jfif_density
 from hotfolder.render import deep as deepmod
+from hotfolder.render import pngcodec
 from hotfolder.render.gainmap import ultrahdr_jpeg
 from hotfolder.render.metadata import PHOTOSHOP_HEADER, Metadata, photoshop_irb, reserialise
 from hotfolder.render.notes import Notes
@@ -135,16 +136,13 @@ def _png_metadata_chunks(meta: Metadata) -> list[bytes]:
     return chunks
 
 
-def _without_chunk(png: bytes, kind: bytes) -> bytes:
-    """A PNG without any chunk of this type (libvips writes a pHYs of its own default, 1 px/mm)."""
-    out, pos = bytearray(png[:8]), 8
-    while pos + 12 <= len(png):
-        length = struct.unpack_from(">I", png, pos)[0]
-        end = pos + 12 + length
-        if png[pos + 4 : pos + 8] != kind:
-            out += png[pos:end]
-        pos = end
-    return bytes(out)
+_OXIPNG_MODES: Final = frozenset({"L", "LA", "RGB", "RGBA"})
+
+
+def _with_metadata(fp: IO[bytes], png: bytes, meta: Metadata) -> None:
+    """The encoder's PNG with hotfolder's metadata chunks right after IHDR (before any IDAT)."""
+    ihdr_end = 8 + 25  # the signature and the IHDR chunk
+    fp.write(png[:ihdr_end] + b"".join(_png_metadata_chunks(meta)) + png[ihdr_end:])
 
 
 def write_png(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None:
@@ -152,10 +150,18 @@ def write_png(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None:
         dropped(notes, "iptc", output, "PNG has no standard place for IPTC")
     level = DEFAULT_PNG_LEVEL if output.compress_level is None else output.compress_level
     if r.deep is not None:
-        png = _without_chunk(deepmod.png_bytes(r.deep, level=level, optimize=output.optimize), b"pHYs")
-        ihdr_end = 8 + 25  # signature + IHDR chunk: metadata chunks must come before IDAT
-        fp.write(png[:ihdr_end] + b"".join(_png_metadata_chunks(r.meta)) + png[ihdr_end:])
+        deep = r.deep.visible
+        png = pngcodec.encode(deep.pixels.astype(">u2").tobytes(), deep.size, bands=deep.bands, bits=16,
+                              level=level, optimize=output.optimize)  # fmt: skip
+        _with_metadata(fp, png, r.meta)
         return
+    if len(r.frames) == 1 and r.frames[0].mode in _OXIPNG_MODES:
+        im = r.frames[0]
+        png = pngcodec.encode(im.tobytes(), im.size, bands=len(im.getbands()), bits=8, level=level,
+                              optimize=output.optimize)  # fmt: skip
+        _with_metadata(fp, png, r.meta)
+        return
+    # A palette (its PLTE and tRNS) or an animation (APNG): Pillow's writer.
     frames = [bare(f) for f in r.frames]
     kwargs: dict[str, Any] = {"compress_level": level, "optimize": output.optimize}
     if r.meta.resolution is not None:
