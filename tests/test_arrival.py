@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 from hotfolder.arrive.queue import Arrival
@@ -56,3 +58,21 @@ def test_close_event_makes_tracking_unnecessary(tmp_path: Path) -> None:
     settler.track(Arrival(Watch(tmp_path, "t"), f))
     settler.forget(f)
     assert len(settler) == 0
+
+
+def test_a_file_that_held_still_before_the_first_look_is_ready_at_once(tmp_path: Path) -> None:
+    """A photo already waiting when the daemon starts: unchanged (mtime and ctime) for the quiet
+    period is ready at the first look; one whose mtime a copy tool set back (cp -p, rsync) but whose
+    ctime is fresh waits as any other."""
+    waiting, copied = tmp_path / "waiting.jpg", tmp_path / "copied.jpg"
+    waiting.write_bytes(b"1")
+    copied.write_bytes(b"1")
+    os.utime(copied, (time.time() - 3600, time.time() - 3600))  # an old mtime, restored by the copy
+    # The wall clock 5 s ahead: everything written now looks 5 s old, except a ctime made after it.
+    later = time.time() + 5
+    settler = Settler(quiet=1.0, clock=Clock(), wall=lambda: later)
+    assert settler.track(Arrival(Watch(tmp_path, "t"), waiting)) is True
+    assert len(settler) == 0
+    settler = Settler(quiet=1.0, clock=Clock())  # the real wall clock: copied's ctime is a moment ago
+    assert settler.track(Arrival(Watch(tmp_path, "t"), copied)) is False
+    assert len(settler) == 1

@@ -103,10 +103,11 @@ class Engine:
     def arrive(self, arrival: Arrival) -> None:
         """A file the watcher or a scan reported: settled first when it may still be written."""
         if arrival.settle:
-            self.settler.track(arrival)
+            if not self.settler.track(arrival):
+                return  # offered once it holds still
         else:
             self.settler.forget(arrival.path)
-            self.offer(arrival.watch, arrival.path, arrival.watch.path)
+        self.offer(arrival.watch, arrival.path, arrival.watch.path)
 
     def busy(self, path: Path) -> bool:
         """Whether this path is being processed or looked at right now."""
@@ -278,7 +279,7 @@ class Engine:
                 del self.empties[path]
             elif identity.size > 0:
                 del self.empties[path]
-                self.settler.track(Arrival(watch, path, settle=True))  # content at last: once it holds still
+                self.arrive(Arrival(watch, path, settle=True))  # content at last: once it holds still
             elif now - since >= EMPTY_WAIT_SECONDS:
                 del self.empties[path]
                 self.recorder.empty(path, identity, watch.name, EMPTY_WAIT_SECONDS)
