@@ -77,12 +77,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         fmt=getattr(args, "log_format", None) or "auto", level=getattr(args, "log_level", None) or "info"
     )
     try:
-        return _command(args)
+        code = _command(args)
     except BrokenPipeError:
         # The reader went away (`explain ... | head`): not an error of ours, and no traceback.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    if argv is None and args.command == "process":
+        # The whole command (not a call from Python): every output is synced and the ledger and the
+        # lock are closed, so the interpreter's teardown of ~1,000 modules (~70 ms) is skipped.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def _command(args: argparse.Namespace) -> int:
