@@ -35,9 +35,15 @@ def kill_workers() -> None:
 
 def make_executor(workers: int, preload: tuple[str, ...] = ()) -> Executor:
     """A pool of worker processes, forked from the fork server (prefork.py), never from the daemon:
-    forking a process with threads (the daemon's observers, libvips', LibRaw's) can deadlock."""
-    return ProcessPoolExecutor(max_workers=workers, mp_context=prefork.context(), initializer=worker.init,
-                               initargs=(preload,))  # fmt: skip
+    forking a process with threads (the daemon's observers, libvips', LibRaw's) can deadlock. Every
+    worker is started now, not at the first job: they get ready while the daemon scans and the first
+    file settles."""
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=prefork.context(),
+                                   initializer=worker.init, initargs=(preload,))  # fmt: skip
+    for _ in range(workers):
+        # The pool forks one more worker for each call that finds none idle.
+        executor.submit(worker.ready)
+    return executor
 
 
 @dataclass(frozen=True)

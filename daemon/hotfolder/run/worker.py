@@ -40,3 +40,11 @@ def run(job: Job) -> Outcome:
     from hotfolder.run.job import run_job  # noqa: PLC0415 - imported in the fork server already
 
     return run_job(job)
+
+
+def ready() -> None:
+    """A worker's first call, made when the pool starts: libvips (every resize and most writers use it)
+    loaded and initialised before a job waits for it (~50 ms here)."""
+    import pyvips  # noqa: PLC0415 - starts libvips' threads: in the worker, never in the fork server
+
+    pyvips.Image.black(1, 1).avg()
