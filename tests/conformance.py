@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import multiprocessing
 import re
 import shutil
 import subprocess
@@ -317,7 +318,8 @@ def main() -> int:
     )
     work = Path(tempfile.mkdtemp(prefix="hotfolder-conformance-"))
     jobs = [(f, i, o, work) for f in files for i, o in enumerate(rule.outputs)]
-    with ProcessPoolExecutor(args.workers) as pool:
+    # Not forked from this process once it has threads (oxipng's rayon pool deadlocks a forked child).
+    with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
         results = list(pool.map(run_one, jobs))
     judge_tool = "exiftool" if shutil.which("exiftool") else "exifread"
     src_meta = exiftool_json(files)

@@ -4,6 +4,7 @@ original policy, on real files; conflicts caught at load."""
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
@@ -160,7 +161,7 @@ def _seq(state: Path, rule: str) -> int:
 def test_seq_counts_per_rule_and_survives_restarts(tmp_path: Path) -> None:
     """{seq} comes from the ledger: a new process continues where the last one stopped."""
     assert [_seq(tmp_path, "a"), _seq(tmp_path, "a"), _seq(tmp_path, "b")] == [1, 2, 1]
-    with ProcessPoolExecutor(2) as pool:
+    with _pool() as pool:
         got = sorted(pool.map(_seq, [tmp_path] * 6, ["a"] * 6))
     assert got == [3, 4, 5, 6, 7, 8]
 
@@ -186,6 +187,12 @@ def test_missing_field_without_fallback_quarantines_with_reason(tmp_path: Path) 
     assert (tmp_path / "quarantine" / "hopper.bmp.json").exists()
 
 
+def _pool() -> ProcessPoolExecutor:
+    """Two worker processes forked from a fork server, as the daemon's are: never a fork of this
+    process, whose threads (oxipng's rayon pool once a PNG was written here) would deadlock the child."""
+    return ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver"))
+
+
 def _stage(args: tuple[Path, int, str]) -> Outcome:
     """One worker's job: a distinct source, all aiming at the same output name."""
     root, i, policy = args
@@ -201,7 +208,7 @@ def test_concurrent_workers_never_share_a_name(tmp_path: Path, policy: str) -> N
     for i in range(8):
         (tmp_path / f"in{i}").mkdir()
         Image.new("RGB", (32, 32), (i * 30, 0, 0)).save(tmp_path / f"in{i}" / "photo.png")
-    with ProcessPoolExecutor(2) as pool:
+    with _pool() as pool:
         staged = list(pool.map(_stage, [(tmp_path, i, policy) for i in range(8)]))
     ledger = Ledger(tmp_path / "state")
     committer = Committer(ledger, output_root=tmp_path / "out")
