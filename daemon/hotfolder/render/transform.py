@@ -65,7 +65,10 @@ def _vips_resize(im: Image.Image, size: tuple[int, int]) -> Image.Image | None:
         return None
     pixels = out.write_to_memory()
     del alive  # Pillow's memory may go only once libvips has read it
-    return Image.frombytes(im.mode, size, pixels)
+    # Not Image.frombytes: it clears the new image before filling it (9 ms at 2048 px here).
+    shrunk = Image.new(im.mode, size, None)
+    shrunk.frombytes(pixels)
+    return shrunk
 
 
 def orient(im: Image.Image, orientation: int) -> Image.Image:
