@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
 
-from hotfolder import logs
 from hotfolder.core.tempnames import numbered, temp_path
 from hotfolder.errors import EncodeError, StorageError, UnsafePathError
 
@@ -49,6 +48,8 @@ def fsync_dir(folder: Path) -> None:
         dev = os.fstat(fd).st_dev
         if dev not in _FSYNC_REFUSED:
             _FSYNC_REFUSED.add(dev)
+            from hotfolder import logs  # noqa: PLC0415 - workers stage files too, and never log else
+
             logs.get().warning("storage.folder_fsync_refused", dst=str(folder),
                                error="this filesystem does not sync folders (EINVAL); renames rely on its "
                                "server for durability")  # fmt: skip

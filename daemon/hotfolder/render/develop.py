@@ -13,9 +13,8 @@ import io
 import re
 import struct
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
 from PIL import Image
 
 from hotfolder.core.exiftiff import TAG_EXIF_IFD, TAG_GPS_IFD, TAG_MAKERNOTE, TAG_ORIENTATION, with_prefix
@@ -28,6 +27,9 @@ from hotfolder.render.metadata import Metadata
 from hotfolder.render.notes import Notes
 from hotfolder.render.profiles import profile_for
 from hotfolder.settings.outputs import Output
+
+if TYPE_CHECKING:  # numpy is loaded by a RAW render only (LibRaw's pixels): ~60 ms at worker start
+    import numpy as np
 
 # (LibRaw's output colour space, its gamma as (power, toe slope)) per raw_colour.
 _COLOUR: Final = {"srgb": ("sRGB", (2.4, 12.92)), "adobe": ("Adobe", (563 / 256, 0.0)),
@@ -130,6 +132,8 @@ def render(data: bytes, *, colour: str, half: bool) -> np.ndarray:
         raise InputError(f"LibRaw cannot develop this RAW: {text!s}") from None
     finally:
         raw.close()
+    import numpy as np  # noqa: PLC0415 - see TYPE_CHECKING above
+
     return np.ascontiguousarray(pixels, dtype=np.uint16)
 
 
