@@ -400,7 +400,7 @@ def test_verify_catches_a_lossless_mismatch() -> None:
 def png16(pixels: np.ndarray) -> bytes:
     """A 16-bit PNG of these samples, by the encoder the PNG writer uses."""
     height, width, bands = pixels.shape
-    return pngcodec.encode(pixels.astype(">u2").tobytes(), (width, height), bands=bands, bits=16, level=6,
+    return pngcodec.encode(pixels.tobytes(), (width, height), bands=bands, bits=16, level=6,
                            optimize=False)  # fmt: skip
 
 

@@ -15,23 +15,27 @@ import oxipng
 
 from hotfolder.errors import EncodeError
 
-_COLOUR: Final = {1: oxipng.ColorType.grayscale, 2: oxipng.ColorType.grayscale_alpha,
-                  3: oxipng.ColorType.rgb, 4: oxipng.ColorType.rgba}  # fmt: skip
 # `optimize = true`: the filters worth trying per image (in parallel threads), at libdeflate's top level.
 _SEARCH: Final = (oxipng.RowFilter.Up, oxipng.RowFilter.Paeth, oxipng.RowFilter.MinSum,
                   oxipng.RowFilter.Entropy, oxipng.RowFilter.BigEnt)  # fmt: skip
 _LIBDEFLATE_MAX: Final = 12
 
 
-def encode(
-    pixels: bytes, size: tuple[int, int], *, bands: int, bits: int, level: int, optimize: bool
-) -> bytes:
-    """A PNG of these packed samples (big-endian when 16-bit): IHDR, IDAT, IEND.
-    `level` is zlib's 0-9 scale (libdeflate's levels match it up to 9)."""
-    raw = oxipng.RawImage(pixels, size[0], size[1], color_type=_COLOUR[bands](), bit_depth=bits)
+def encode(samples: bytes, size: tuple[int, int], *, bands: int, bits: int, level: int,
+           optimize: bool) -> bytes:  # fmt: skip
+    """A PNG of these packed samples (native byte order when 16-bit) with no ancillary chunk: IHDR,
+    IDAT, IEND. `level` is zlib's 0-9 scale (libdeflate's levels match it up to 9).
+
+    The samples reach oxipng as an uncompressed PNG written by libvips (0.2 s for 12.5 MP): its
+    RawImage constructor copies a Python buffer byte by byte (0.6 s for the same pixels)."""
+    import pyvips  # noqa: PLC0415 - loaded in workers only
+
+    image = pyvips.Image.new_from_memory(samples, size[0], size[1], bands, "uchar" if bits == 8 else "ushort")
+    stored = image.pngsave_buffer(compression=0, filter="none", bitdepth=bits, keep="none")
     try:
         return bytes(
-            raw.create_optimized_png(
+            oxipng.optimize_from_memory(
+                stored,
                 level=0,  # no search of oxipng's own: the filter and the level below are the choice
                 filter=list(_SEARCH) if optimize else [oxipng.RowFilter.Up],
                 deflate=oxipng.Deflaters.libdeflater(_LIBDEFLATE_MAX if optimize else level),
@@ -42,6 +46,7 @@ def encode(
                 optimize_alpha=False,  # transparent pixels keep their colour
                 scale_16=False,
                 interlace=oxipng.Interlacing.Off,
+                strip=oxipng.StripChunks.all(),  # libvips' own pHYs: the writer adds hotfolder's chunks
                 force=True,
             )
         )

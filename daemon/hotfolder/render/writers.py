@@ -151,7 +151,7 @@ def write_png(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None:
     level = DEFAULT_PNG_LEVEL if output.compress_level is None else output.compress_level
     if r.deep is not None:
         deep = r.deep.visible
-        png = pngcodec.encode(deep.pixels.astype(">u2").tobytes(), deep.size, bands=deep.bands, bits=16,
+        png = pngcodec.encode(deep.pixels.tobytes(), deep.size, bands=deep.bands, bits=16,
                               level=level, optimize=output.optimize)  # fmt: skip
         _with_metadata(fp, png, r.meta)
         return
