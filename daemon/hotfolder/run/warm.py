@@ -7,8 +7,6 @@ import signal
 
 from PIL import Image
 
-# Each worker runs the console script again (multiprocessing), which imports the CLI.
-import hotfolder.cli
 import hotfolder.run.job  # noqa: F401 - the whole job: decide, render, staging
 from hotfolder.decide.sniff import register_codecs
 
