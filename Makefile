@@ -46,7 +46,7 @@ fuzz: $(STAMP_TEST)
 	FUZZ_SEED=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d " ")} FUZZ_BATCHES=$${FUZZ_BATCHES:-200} \
 		$(BIN)/python -m pytest -m slow -s --timeout=0 tests/test_fuzz.py
 
-# Benchmarks (not part of `make test`): four tables of ratios measured in one run, under 15 minutes.
+# Benchmarks (not part of `make test`): eight parts of ratios measured in one run, about 11 minutes.
 # ImageMagick is compared when installed (as root: apt-get install -y imagemagick).
 bench: $(STAMP_TEST)
 	$(BIN)/python tests/bench/bench.py
