@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from hotfolder.commit.records import Intent, Quarantined, Record
+from hotfolder.commit.records import Entry, Intent, Quarantined, Record
 from hotfolder.commit.tables import migrate
 from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Status
@@ -148,18 +148,18 @@ class Ledger:
         db.execute(
             """INSERT INTO inputs (path, dev, ino, size, mtime_ns, sha256, rule, status, outputs, error,
                    updated, watch, attempts, first_seen, quarantined_to, original, orientation, chain,
-                   rules_fp, note, companions)
-               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                   rules_fp, note, companions, ms)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                ON CONFLICT(path) DO UPDATE SET dev=excluded.dev, ino=excluded.ino, size=excluded.size,
                    mtime_ns=excluded.mtime_ns, sha256=excluded.sha256, rule=excluded.rule,
                    status=excluded.status, outputs=excluded.outputs, error=excluded.error,
                    updated=excluded.updated, watch=excluded.watch, attempts=excluded.attempts,
                    quarantined_to=excluded.quarantined_to, original=excluded.original,
                    orientation=excluded.orientation, chain=excluded.chain, rules_fp=excluded.rules_fp,
-                   note=excluded.note, companions=excluded.companions""",
+                   note=excluded.note, companions=excluded.companions, ms=excluded.ms""",
             (str(r.path), i.dev, i.ino, i.size, i.mtime_ns, r.sha256, r.rule, r.status,
              json.dumps(list(r.outputs)), r.error, now, r.watch, r.attempts, now, r.quarantined_to,
-             r.original, r.orientation, r.chain, r.rules_fp, r.note, json.dumps(list(r.companions))),
+             r.original, r.orientation, r.chain, r.rules_fp, r.note, json.dumps(list(r.companions)), r.ms),
         )  # fmt: skip
 
     # Intents -------------------------------------------------------------------------------------
@@ -241,14 +241,66 @@ class Ledger:
             ).fetchall()
         return [(str(w), str(s), int(n)) for w, s, n in rows]
 
-    def quarantined(self) -> list[Quarantined]:
-        """Every quarantined input: its original path, where it is now, its note."""
+    def quarantined(self, *, after: int = 0) -> list[Quarantined]:
+        """Every quarantined input (with a ledger id above `after`): its original path, where it is now,
+        its note and its reason, oldest first."""
         with self._locked() as db:
             rows = db.execute(
-                "SELECT path, quarantined_to, note FROM inputs"  # noqa: S608 - an enum constant, literal so SQLite uses the partial index
-                f" WHERE status = '{Status.QUARANTINED}' AND quarantined_to IS NOT NULL"
+                "SELECT path, quarantined_to, note, rowid, error, watch, rule, updated FROM inputs"  # noqa: S608 - an enum constant, literal so SQLite uses the partial index
+                f" WHERE status = '{Status.QUARANTINED}' AND quarantined_to IS NOT NULL AND rowid > ?"
+                " ORDER BY rowid",
+                (after,),
             ).fetchall()
-        return [Quarantined(Path(a), Path(b), Path(n) if n else None) for a, b, n in rows]
+        return [Quarantined(Path(a), Path(b), Path(n) if n else None, id=int(i), error=e, watch=w, rule=r,
+                            updated=str(u)) for a, b, n, i, e, w, r, u in rows]  # fmt: skip
+
+    _ENTRY = "SELECT rowid, path, status, watch, rule, outputs, error, updated, ms, size FROM inputs"
+
+    @staticmethod
+    def _entry(row: tuple[Any, ...]) -> Entry:
+        return Entry(id=int(row[0]), path=Path(row[1]), status=str(row[2]), watch=row[3], rule=row[4],
+                     outputs=tuple(json.loads(row[5])), error=row[6], updated=str(row[7]), ms=row[8],
+                     bytes_in=int(row[9]))  # fmt: skip
+
+    def entry(self, entry_id: int) -> Entry | None:
+        """One input by its ledger id, or None."""
+        with self._locked() as db:
+            row = db.execute(self._ENTRY + " WHERE rowid = ?", (entry_id,)).fetchone()
+        return None if row is None else self._entry(row)
+
+    def recent(self, limit: int) -> list[Entry]:
+        """The last `limit` inputs something happened to, newest first (known files skipped aside)."""
+        with self._locked() as db:
+            rows = db.execute(self._ENTRY + " ORDER BY updated DESC, rowid DESC LIMIT ?", (limit,)).fetchall()
+        return [self._entry(r) for r in rows]
+
+    def hourly(self, since: str) -> list[tuple[str, str, int]]:
+        """(hour 'YYYY-MM-DDTHH', status, count) of the inputs last updated at or after `since` (ISO)."""
+        with self._locked() as db:
+            rows = db.execute(
+                "SELECT substr(updated, 1, 13), status, count(*) FROM inputs WHERE updated >= ?"
+                " GROUP BY 1, 2 ORDER BY 1",
+                (since,),
+            ).fetchall()
+        return [(str(h), str(s), int(n)) for h, s, n in rows]
+
+    def by_rule(self) -> list[tuple[str, str, int]]:
+        """(status, rule, count) over the whole ledger ('' for inputs no rule took)."""
+        with self._locked() as db:
+            rows = db.execute(
+                "SELECT status, coalesce(rule, ''), count(*) FROM inputs GROUP BY 1, 2 ORDER BY 1, 2"
+            ).fetchall()
+        return [(str(s), str(r), int(n)) for s, r, n in rows]
+
+    def durations(self, bounds: tuple[float, ...]) -> tuple[list[int], int, float]:
+        """The done jobs' seconds as cumulative bucket counts (one per bound, then +Inf), and their sum."""
+        cases = ", ".join(f"sum(ms <= {float(b) * 1000!r})" for b in bounds)
+        with self._locked() as db:
+            row = db.execute(
+                f"SELECT {cases}, count(*), coalesce(sum(ms), 0) FROM inputs"  # noqa: S608 - bounds are our floats
+                f" WHERE status = '{Status.DONE}' AND ms IS NOT NULL"
+            ).fetchone()
+        return [int(n or 0) for n in row[: len(bounds)]], int(row[-2]), float(row[-1]) / 1000
 
     def mark(self, path: Path, status: Status) -> None:
         """Set one input's status (retry re-queues a quarantined input)."""

@@ -30,6 +30,7 @@ class Record:
     orientation: int | None = None
     rules_fp: str | None = None
     companions: tuple[dict[str, Any], ...] = ()  # each companion: src, role, what became of it, where
+    ms: float | None = None  # the job's time in the worker (decode, render, verify), when it ran one
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -69,3 +70,24 @@ class Quarantined:
     path: Path
     parked: Path
     note: Path | None = field(default=None)
+    id: int = 0  # the ledger id (a row's rowid: what the status page names it by)
+    error: str | None = None
+    watch: str | None = None
+    rule: str | None = None
+    updated: str = ""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One ledger row as a reader shows it: its id, what happened, and where the outputs are."""
+
+    id: int
+    path: Path
+    status: str
+    watch: str | None
+    rule: str | None
+    outputs: tuple[str, ...]
+    error: str | None
+    updated: str
+    ms: float | None
+    bytes_in: int

@@ -66,6 +66,12 @@ _MIGRATIONS: Final = (
     """
     ALTER TABLE inputs ADD COLUMN companions TEXT NOT NULL DEFAULT '[]';
     """,
+    # 6: how long each job took (the status page's job-seconds histogram), and the index the page's
+    # "last 100 jobs" and 24-hour plot read by.
+    """
+    ALTER TABLE inputs ADD COLUMN ms REAL;
+    CREATE INDEX IF NOT EXISTS inputs_updated ON inputs (updated);
+    """,
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 

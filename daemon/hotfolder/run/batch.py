@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from hotfolder import logs
 from hotfolder.arrive.ignore import Ignore
@@ -13,6 +13,7 @@ from hotfolder.arrive.scan import scan
 from hotfolder.commit.cleanup import open_tokens, remove_leftover_temps
 from hotfolder.commit.ledger import Ledger
 from hotfolder.commit.lock import Lock
+from hotfolder.core.status import Tally
 from hotfolder.run.engine import Engine
 from hotfolder.settings.config import Config
 from hotfolder.settings.watches import Watch
@@ -34,17 +35,46 @@ def given_inputs(config: Config, paths: Iterable[Path]) -> Iterator[tuple[Watch,
             yield inside or Watch(path=path.parent, name=path.parent.name), path
 
 
-def process_paths(config: Config, paths: Iterable[Path], *, force: bool = True) -> dict[str, int]:
+class View(Protocol):
+    """Whoever shows a batch's progress (the terminal's bar)."""
+
+    def begin(self, total: int) -> None: ...
+    def update(self, done: int, current: str | None) -> None: ...
+
+
+def ended(counts: dict[str, int]) -> int:
+    """How many inputs reached their end in a run (every tally but retries)."""
+    return sum(n for tally, n in counts.items() if tally != Tally.RETRIED)
+
+
+def current(engine: Engine) -> str | None:
+    """The file a worker took last, if any runs."""
+    running = engine.pool.running()
+    return str(max(running, key=lambda p: p.submitted).job.src.name) if running else None
+
+
+def process_paths(config: Config, paths: Iterable[Path], *, force: bool = True,
+                  view: View | None = None) -> dict[str, int]:  # fmt: skip
     """`hotfolder process`: the same pipeline once over files and folders; returns outcome counts."""
     lock = Lock(config.state_dir)
     ledger = Ledger(config.state_dir)
     engine = Engine(config, ledger, batch=True)
+
+    def tell() -> None:
+        if view is not None:
+            view.update(ended(engine.counts), current(engine))
+
+    engine.on_wait = tell
     try:
         engine.finish_open_intents()
         remove_leftover_temps(config, logs.get(), keep=open_tokens(ledger))
-        for watch, path in given_inputs(config, paths):
+        inputs = list(given_inputs(config, paths))  # all of them first: the bar needs the total
+        if view is not None:
+            view.begin(len(inputs))
+        for watch, path in inputs:
             engine.offer(watch, path, watch.path, force=force)
-        settle_all(engine)
+            tell()
+        settle_all(engine, on_turn=tell)
     finally:
         engine.shutdown(abandon=False)
         ledger.close()
@@ -57,9 +87,11 @@ def summary(counts: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in counts.items())
 
 
-def settle_all(engine: Engine, sleep: Callable[[float], None] = time.sleep) -> None:
+def settle_all(engine: Engine, sleep: Callable[[float], None] = time.sleep,
+               on_turn: Callable[[], None] = lambda: None) -> None:  # fmt: skip
     """Run until nothing is pending (files settling, retries, failures holding still)."""
     while engine.pending():
+        on_turn()
         engine.tick()
         if not engine.pool:
             wait_s = engine.next_due()
@@ -67,3 +99,4 @@ def settle_all(engine: Engine, sleep: Callable[[float], None] = time.sleep) -> N
                 sleep(min(wait_s, 0.5))
         else:
             engine.collect(timeout=0.05)
+    on_turn()

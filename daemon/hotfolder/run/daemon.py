@@ -15,12 +15,15 @@ from typing import Any
 from hotfolder import logs
 from hotfolder.arrive.queue import Arrival, ReadyQueue
 from hotfolder.arrive.scan import scan
+from hotfolder.commit import live
 from hotfolder.commit.atomic import probe_no_clobber
 from hotfolder.commit.cleanup import open_tokens, remove_leftover_temps
 from hotfolder.commit.faults import checkpoint
 from hotfolder.commit.ledger import Ledger
 from hotfolder.commit.lock import Lock
+from hotfolder.core.status import Tally
 from hotfolder.errors import LedgerCorruptError
+from hotfolder.run.control import ControlServer, retry_by_id
 from hotfolder.run.engine import Engine
 from hotfolder.run.heartbeat import STUCK_GRACE_SECONDS, Heartbeat, status_line
 from hotfolder.run.notify import Notifier
@@ -33,8 +36,10 @@ class Daemon:
     """The daemon's parts on one clock: the watches, the engine, reload and the systemd heartbeat."""
 
     def __init__(self, config: Config, *, cwd: Path | None = None, overrides: dict[str, Any] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+                 clock: Callable[[], float] = time.monotonic,
+                 on_status: Callable[[str], None] | None = None) -> None:  # fmt: skip
         self.config = config
+        self.on_status = on_status  # a terminal's one-line status under the log (cli), if any
         self.clock = clock
         self.log = logs.get()
         self.ready = ReadyQueue()
@@ -46,6 +51,11 @@ class Daemon:
         self.heartbeat = Heartbeat(self.notifier, clock=clock, log=self.log)
         # Idle, the loop wakes this often: enough to feed a watchdog at a quarter of its interval.
         self._idle_wait = min(0.5, (self.notifier.watchdog_s or 2.0) / 4)
+        self.control: ControlServer | None = None
+        self.started = time.time()
+        self._next_live = 0.0
+        self._live_said: tuple[Any, ...] = ()  # the last snapshot written, heartbeat aside
+        self._live_at = 0.0
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.log.info("daemon.signal", signal=signal.Signals(signum).name)
@@ -67,7 +77,9 @@ class Daemon:
             signal.signal(sig, self._on_signal)
         engine = Engine(self.config, ledger, clock=self.clock)
         engine.on_wait = lambda: self._beat(engine)
+        self._open_control()
         corrupt: LedgerCorruptError | None = None
+        failure: str | None = None
         for warning in self.config.warnings:
             self.log.warning("config.warning", error=str(warning))
         try:
@@ -77,13 +89,49 @@ class Daemon:
             # The state cannot be trusted any more: stop now, with the same message as at start.
             self.log.error(exc.event, error=str(exc))  # noqa: TRY400 - the message says it all; no traceback
             corrupt = exc
+            failure = str(exc)
+            raise
+        except Exception as exc:
+            failure = f"{type(exc).__name__}: {exc}"
             raise
         finally:
+            if self.control is not None:
+                self.control.close()
+            self._write_live(engine, "stopping")
             self._stop(engine, ledger, corrupt=corrupt is not None)
+            self._write_live(engine, "failed" if failure else "stopped", error=failure)
             lock.release()
             self.log.info("daemon.stopped", **engine.counts)
             self.notifier.close()
         return 0
+
+    def _open_control(self) -> None:
+        """The control socket (the status page's Retry); without it the daemon runs all the same."""
+        try:
+            self.control = ControlServer(self.config.state_dir, log=self.log)
+        except OSError as exc:
+            self.log.warning("control.unavailable", dst=str(self.config.state_dir), error=str(exc))
+
+    def _write_live(self, engine: Engine, state: str, *, error: str | None = None,
+                    idle: bool = False) -> None:  # fmt: skip
+        """Rewrite state_dir/live.json (what `hotfolder serve` shows as live values); `idle`: only when it
+        changed, or to keep the heartbeat fresh."""
+        now = self.clock()
+        snapshot = live.Live(
+            pid=os.getpid(), started=self.started, heartbeat=time.time(), state=state,
+            pending=len(self.ready) + engine.pending(), queued=len(self.ready) + len(engine.pool.queued),
+            in_flight=tuple((str(p.job.src), round(now - p.submitted, 1)) for p in engine.pool.running()),
+            counts=dict(engine.counts), watches=self.watches.health(), error=error,
+        )  # fmt: skip
+        said = (snapshot.state, snapshot.pending, snapshot.queued, snapshot.in_flight, snapshot.counts,
+                snapshot.watches)  # fmt: skip
+        if idle and said == self._live_said and now - self._live_at < live.HEARTBEAT_SECONDS:
+            return
+        self._live_said, self._live_at = said, now
+        try:
+            live.write(self.config.state_dir, snapshot)
+        except OSError as exc:
+            self.log.warning("live.unwritable", dst=str(self.config.state_dir), error=str(exc))
 
     def _start(self, engine: Engine, ledger: Ledger) -> None:
         # Commits a crash interrupted are finished first; only then are the rest of the temp
@@ -143,6 +191,20 @@ class Daemon:
 
     def _beat(self, engine: Engine) -> None:
         self.heartbeat.beat(lambda: self.status(engine), lambda: self.vitals(engine))
+        now = self.clock()
+        if now >= self._next_live:
+            self._next_live = now + live.WRITE_SECONDS
+            self._write_live(engine, "running", idle=True)
+            if self.on_status is not None:
+                self.on_status(self.terminal_line(engine))
+
+    def terminal_line(self, engine: Engine) -> str:
+        """The line a terminal shows under the log: pending, in flight, done, quarantined."""
+        c = engine.counts
+        lost = sorted(self.watches.lost_since)
+        return (f"pending {len(self.ready) + engine.pending()} · in flight {len(engine.pool.running())} · "
+                f"done {c[Tally.DONE]} · quarantined {c[Tally.QUARANTINED]} · failed {c[Tally.FAILED]}"
+                + (f" · lost watch {', '.join(lost)}" if lost else ""))  # fmt: skip
 
     def _reload(self, engine: Engine) -> None:
         if not self.reloader.due():
@@ -167,6 +229,8 @@ class Daemon:
             arrival = self.ready.pop(timeout=0.05 if busy else self._idle_wait)
             if arrival is not None:
                 self._dispatch(engine, arrival)
+            if self.control is not None:
+                self.control.answer(lambda request: retry_by_id(engine.ledger, request, self.log))
             engine.tick()
             self._beat(engine)
             self._reload(engine)

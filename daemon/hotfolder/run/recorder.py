@@ -112,6 +112,7 @@ class Recorder:
             sha256=outcome.sha256, rule=outcome.rule, chain=outcome.chain, watch=job.watch,
             attempts=self.attempts.pop(job.src, 0) + 1, orientation=outcome.orientation,
             error=f"same content as {outcome.twin}" if duplicate and outcome.twin else None,
+            ms=outcome.ms or None,
         )  # fmt: skip
         try:
             committed = self.committer.commit(job, outcome, record)
@@ -213,7 +214,8 @@ class Recorder:
         parked, note_file = result
         self.record(Record(job.src, outcome.identity, Status.QUARANTINED, sha256=outcome.sha256,
                            rule=outcome.rule, watch=job.watch, attempts=attempts, error=outcome.error,
-                           quarantined_to=str(parked), note=str(note_file)))  # fmt: skip
+                           quarantined_to=str(parked), note=str(note_file),
+                           ms=outcome.ms or None))  # fmt: skip
         self.log.error("job.quarantined", src=str(job.src), dst=str(parked), rule=outcome.rule,
                        error=outcome.error, ms=outcome.ms)  # fmt: skip
         self.count(Tally.QUARANTINED)

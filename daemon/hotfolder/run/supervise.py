@@ -4,6 +4,7 @@ thread dies, and scans (at start, for new watches, after a reload, as a safety n
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
@@ -13,6 +14,7 @@ from hotfolder.arrive.ignore import Ignore
 from hotfolder.arrive.queue import Arrival, ReadyQueue
 from hotfolder.arrive.scan import scan
 from hotfolder.arrive.watch import healthy, start_observer
+from hotfolder.commit.live import WatchHealth
 from hotfolder.settings.config import Config
 from hotfolder.settings.watches import Watch
 
@@ -33,6 +35,7 @@ class Watches:
         self.stopping = stopping
         self.observers: dict[str, BaseObserver] = {}
         self.rearm: dict[str, tuple[float, float]] = {}  # watch name -> (next try, backoff)
+        self.lost_since: dict[str, float] = {}  # watch name -> wall-clock time it was found lost
         self.next_check = clock() + SUPERVISE_SECONDS
         self.scanner: threading.Thread | None = None
         self._rescan_wanted = False
@@ -45,6 +48,7 @@ class Watches:
         except OSError as exc:
             # Not there yet (an unmounted disk): supervision keeps trying, the others run meanwhile.
             self.rearm[watch.name] = (self.clock() + 1.0, 2.0)
+            self.lost_since.setdefault(watch.name, time.time())
             self.log.warning(
                 "watch.retry", src=str(watch.path), watch=watch.name, error=str(exc), retry_in_s=1.0
             )
@@ -67,6 +71,7 @@ class Watches:
             if after.get(name) != watch:
                 observer = self.observers.pop(name, None)
                 self.rearm.pop(name, None)
+                self.lost_since.pop(name, None)
                 if observer is not None:
                     observer.stop()
                     observer.join(timeout=5)
@@ -129,6 +134,7 @@ class Watches:
                 observer.stop()
                 self.observers.pop(watch.name)
                 self.rearm[watch.name] = (now, 1.0)
+                self.lost_since.setdefault(watch.name, time.time())
             due, delay = self.rearm.get(watch.name, (now, 1.0))
             if now >= due:
                 self._rearm(watch, now, delay)
@@ -144,8 +150,17 @@ class Watches:
                              retry_in_s=delay)  # fmt: skip
             return
         self.rearm.pop(watch.name, None)
+        self.lost_since.pop(watch.name, None)
         self.log.info("watch.rearmed", src=str(watch.path), watch=watch.name)
         self.scan([watch])
+
+    def health(self) -> tuple[WatchHealth, ...]:
+        """Each configured watch: watched now, or lost (and since when)."""
+        return tuple(
+            WatchHealth(w.name, str(w.path), up=w.name in self.observers and w.name not in self.lost_since,
+                        lost_since=self.lost_since.get(w.name))
+            for w in self.config.watches
+        )  # fmt: skip
 
     def dead(self) -> str | None:
         """The first watch whose observer is dead and not being re-armed (supervision has had its turn)."""

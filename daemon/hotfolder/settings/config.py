@@ -28,6 +28,7 @@ DEFAULT_STOP_TIMEOUT: Final = 30.0  # well inside systemd's default TimeoutStopS
 # A job still running after this long is stuck (a codec in a loop): its worker is stopped and the input
 # quarantined. Generous: a 100 MP lossless HEIF on a slow NAS takes minutes, not half an hour.
 DEFAULT_JOB_TIMEOUT: Final = 1800.0
+_URL: Final = re.compile(r"[A-Za-z][\w+.-]*://.")  # scheme://something: the shape of an apprise URL
 DEFAULT_SETTLE: Final = 1.0  # a file must hold still this long (arrivals, and broken files before quarantine)
 
 # The embedded default that `make run` uses: every path relative to the current folder.
@@ -41,7 +42,7 @@ EMBEDDED: Final[Mapping[str, Any]] = {
 _KEYS: Final = frozenset(
     {"rules", "output_root", "state_dir", "quarantine", "workers", "watch", "max_image_pixels", "file_mode",
      "group", "ignore", "rescan_interval", "stop_timeout", "job_timeout", "log_level", "log_format", "settle",
-     "cluster"}
+     "cluster", "notify"}
 )  # fmt: skip
 
 
@@ -68,6 +69,7 @@ class Config:
     log_format: str = "auto"  # auto: JSON lines unless stdout is a terminal
     settle: float = DEFAULT_SETTLE
     cluster: Cluster | None = None  # None: jobs run on the local process pool
+    notify: tuple[str, ...] = ()  # apprise URLs `hotfolder serve` sends alerts to
     warnings: tuple[Problem, ...] = ()  # legal but probably not meant: `check` prints them, `run` logs them
 
 
@@ -187,7 +189,17 @@ def _scalars(doc: Mapping[str, Any], problem: Any, warning: Any) -> dict[str, An
         "log_format": _choice(doc, "log_format", "auto", LOG_FORMATS, problem),
         "file_mode": _file_mode(doc.get("file_mode"), problem),
         "gid": _group(doc.get("group"), problem),
+        "notify": _notify(doc, problem),
     }  # fmt: skip
+
+
+def _notify(doc: Mapping[str, Any], problem: Any) -> tuple[str, ...]:
+    """Apprise URLs (scheme://...); what each scheme means is apprise's (checked by `check`)."""
+    raw = doc.get("notify", [])
+    if isinstance(raw, list) and all(isinstance(u, str) and _URL.match(u) for u in raw):
+        return tuple(raw)
+    problem(f'must be a list of notification URLs such as ["ntfy://host/topic"], not {raw!r}', "notify")
+    return ()
 
 
 def _whole(doc: Mapping[str, Any], key: str, default: int, what: str, problem: Any) -> int:
