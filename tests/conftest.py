@@ -281,3 +281,70 @@ def daemons() -> Iterator[list[DaemonProcess]]:
     yield started
     for d in started:
         d.kill()
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (the kernel's pick)."""
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServeProcess:
+    """`hotfolder serve` as a subprocess; `ready()` waits until it answers."""
+
+    def __init__(self, cwd: Path, *args: str, listen: str | None = None) -> None:
+        self.port = free_port()
+        if listen is not None and not listen.startswith("unix:"):
+            self.port = int(listen.rsplit(":", 1)[1])
+        self.listen = listen or f"127.0.0.1:{self.port}"
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = cwd / f"serve-{id(self)}.jsonl"
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hotfolder", "serve", "--log-format", "json", "--listen", self.listen,
+                 *args], cwd=cwd, env=env, stdout=out, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+
+    def ready(self, seconds: float = 30, headers: dict[str, str] | None = None) -> ServeProcess:
+        """Until the page answers at all (any status); fails with serve's stderr if it exits."""
+        import urllib.error  # noqa: PLC0415
+        import urllib.request  # noqa: PLC0415
+
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"serve exited ({self.proc.returncode}): {self.proc.stderr.read()}")  # type: ignore[union-attr]
+            try:
+                urllib.request.urlopen(urllib.request.Request(self.base + "/metrics", headers=headers or {}),
+                                       timeout=2)  # fmt: skip
+                return self
+            except urllib.error.HTTPError:
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("serve did not answer")
+
+    def events(self) -> list[dict[str, object]]:
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.startswith("{")]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate(timeout=30)
+
+
+@pytest.fixture
+def servers() -> Iterator[list[ServeProcess]]:
+    """`serve` processes a test starts are stopped at its end."""
+    started: list[ServeProcess] = []
+    yield started
+    for s in started:
+        s.stop()

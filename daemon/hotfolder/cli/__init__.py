@@ -1,5 +1,5 @@
-"""Command line: run, check, process, explain, status, retry, ledger. Maps our errors to exit codes
-(2 configuration or usage, 3 lock)."""
+"""Command line: run, check, process, explain, status, retry, serve, init, ledger. Maps our errors to
+exit codes (2 configuration or usage, 3 lock)."""
 
 from __future__ import annotations
 
@@ -54,6 +54,20 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--name", help="prefix of the workers' names (default: the host name)")
     for flag in ("--tls-ca", "--tls-cert", "--tls-key"):
         worker.add_argument(flag, type=Path, help="mutual TLS: " + flag[6:])
+    serve = sub.add_parser(
+        "serve", parents=[common], help="a status page and /metrics beside the daemon (reads the ledger only)"
+    )
+    serve.add_argument(
+        "--listen",
+        default="127.0.0.1:8765",
+        help="HOST:PORT or unix:PATH (default 127.0.0.1:8765); another host needs --token-file",
+    )
+    serve.add_argument("--token-file", type=Path, help="a file holding the token other hosts must give")
+    init = sub.add_parser(
+        "init", help="write a commented hotfolder.toml and a rule file here, then check them"
+    )
+    init.add_argument("use", nargs="?", default="camera", choices=["camera", "phone", "scanner", "web"],
+                      help="what the folder is for (default: camera)")  # fmt: skip
     ledger = sub.add_parser("ledger", parents=[common], help="ledger maintenance")
     ledger.add_argument(
         "action", choices=["rebuild"], help="rebuild: set a damaged ledger aside and rebuild it"
@@ -100,6 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _command(args: argparse.Namespace) -> int:
     if args.command == "worker":
         return _worker(args)
+    if args.command == "init":
+        from hotfolder.cli.init import init  # noqa: PLC0415
+
+        return init(Path.cwd(), args.use)
     from hotfolder import logs  # noqa: PLC0415 - see main()
     from hotfolder.errors import ConfigError, HotfolderError  # noqa: PLC0415
     from hotfolder.render.capabilities import hdr_problem  # noqa: PLC0415
@@ -121,6 +139,11 @@ def _command(args: argparse.Namespace) -> int:
             overrides = {
                 k: v for k, v in (("log_format", args.log_format), ("log_level", args.log_level)) if v
             }
+            from hotfolder.cli import progress  # noqa: PLC0415
+
+            if progress.is_terminal():
+                with progress.status_line(config) as line:
+                    return Daemon(config, overrides=overrides, on_status=line).run()
             return Daemon(config, overrides=overrides).run()
         if args.command == "process":
             from hotfolder.cli.process import process  # noqa: PLC0415
@@ -134,6 +157,10 @@ def _command(args: argparse.Namespace) -> int:
             from hotfolder.cli.state import retry  # noqa: PLC0415
 
             return retry(config, args.paths, every=args.all)
+        if args.command == "serve":
+            from hotfolder.serve.main import serve  # noqa: PLC0415 - the web stack is loaded only to serve
+
+            return int(serve(config, args.listen, args.token_file))
         if args.command == "ledger":
             from hotfolder.commit.rebuild import rebuild  # noqa: PLC0415
 

@@ -21,6 +21,32 @@ def check(config: Config) -> int:
             print(f"  -> {output.format}: {output.path.text}")
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    bad_urls = _notify(config)
+    if bad_urls:
+        return 2
     print(f"ok: {len(config.rules)} rule(s), {sum(len(r.outputs) for r in config.rules)} output(s)"
           + (f", {len(config.warnings)} warning(s)" if config.warnings else ""))  # fmt: skip
     return 0
+
+
+def _notify(config: Config) -> int:
+    """Print what `notify` will do; the number of URLs apprise does not understand."""
+    if not config.notify:
+        return 0
+    from hotfolder.serve.main import apprise_missing  # noqa: PLC0415 - only when notify is set
+
+    missing = apprise_missing(config)
+    if missing:
+        print(f"warning: {missing}", file=sys.stderr)
+        return 0
+    import apprise  # noqa: PLC0415 - optional: [notify]
+
+    bad = 0
+    for url in config.notify:
+        if apprise.Apprise.instantiate(url) is None:
+            print(f"{config.source}: notify: apprise does not understand {url!r} (see its wiki for the "
+                  "URL of each service)", file=sys.stderr)  # fmt: skip
+            bad += 1
+        else:
+            print(f"notify: {url.split('://', 1)[0]}:// (sent by `hotfolder serve`)")
+    return bad

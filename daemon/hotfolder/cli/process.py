@@ -56,6 +56,12 @@ def process(config: Config, paths: list[Path], *, force: bool, dry_run: bool) ->
             verdict = "+".join(r.name for r in seen.decision.rules) or "no rule: left alone"
             print(f"{f}: {verdict}" + (f" (would be refused: {seen.refusal})" if seen.refusal else ""))
         return 0
-    counts = process_paths(config, paths, force=force)
+    from hotfolder.cli import progress  # noqa: PLC0415
+
+    if progress.is_terminal():
+        with progress.bar(config) as bar:
+            counts = process_paths(config, paths, force=force, view=bar)
+    else:
+        counts = process_paths(config, paths, force=force)
     print(summary(counts), file=sys.stderr)
     return 1 if counts[Tally.QUARANTINED] or counts[Tally.FAILED] else 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hotfolder.commit.dispose import put_back
 from hotfolder.commit.ledger import LEDGER_NAME, Ledger
+from hotfolder.commit.requeue import NotInQuarantineError, requeue
 from hotfolder.core.status import Status
 from hotfolder.errors import EXIT_USAGE
 from hotfolder.settings.config import Config
@@ -59,15 +59,12 @@ def retry(config: Config, paths: list[Path], *, every: bool) -> int:
             if not every and not hits:
                 continue
             found.update(hits)
-            if not entry.parked.exists():
-                print(f"hotfolder: {entry.parked} is no longer in quarantine", file=sys.stderr)
+            try:
+                back = requeue(ledger, entry)
+            except NotInQuarantineError as exc:
+                print(f"hotfolder: {exc}", file=sys.stderr)
                 problems += 1
                 continue
-            entry.path.parent.mkdir(parents=True, exist_ok=True)
-            back = put_back(entry.parked, entry.path)  # a moved-in file: the daemon picks it up
-            if entry.note is not None:
-                entry.note.unlink(missing_ok=True)
-            ledger.mark(entry.path, Status.REQUEUED)
             print(f"{entry.parked} -> {back}")
             moved += 1
     finally:
