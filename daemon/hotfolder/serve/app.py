@@ -42,7 +42,8 @@ HEADERS: Final = {
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on the Retry POST.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 _OPEN: Final = ("/login",)  # reachable without the token (the form that takes it)
