@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
-from conftest import corpus, run_cli
+import pytest
+
+from conftest import ROOT, corpus, run_cli
 from hotfolder.commit.ledger import Ledger
 from hotfolder.commit.records import Record
 from hotfolder.commit.tables import SCHEMA_VERSION
@@ -136,3 +141,34 @@ def test_dry_run_judges_paths_like_process(tmp_path: Path) -> None:
     result = run_cli("process", "--dry-run", str(folder), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "page.bmp: scans" in result.stdout and "draft.skip.bmp" not in result.stdout
+
+
+READ_ON_RO_MOUNT = """
+import sys
+from pathlib import Path
+from hotfolder.commit.ledger import Ledger
+ledger = Ledger(Path(sys.argv[1]), readonly=True)
+print(ledger.counts())
+"""
+
+
+def test_a_reader_opens_the_ledger_on_a_read_only_mount(tmp_path: Path) -> None:
+    """serve's unit sees state_dir read-only: while the daemon runs (-shm there) and after it stopped."""
+    state = tmp_path / "state"
+    writer = Ledger(state)
+    writer.record(Record(tmp_path / "a.jpg", FileIdentity(1, 2, 3, 4), "done"))
+
+    def read() -> subprocess.CompletedProcess[str]:
+        script = f"mount --bind -o ro {state} {state} && {sys.executable} -c '{READ_ON_RO_MOUNT}' {state}"
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
+        return subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, env=env,
+                              check=False)  # fmt: skip
+
+    running = read()
+    if "mount" in running.stderr and running.returncode != 0 and "Traceback" not in running.stderr:
+        pytest.skip(f"no mount namespace here: {running.stderr.strip()}")
+    assert running.returncode == 0 and "'done': 1" in running.stdout, running.stderr
+    writer.close()  # the daemon stopped: -wal and -shm are gone
+    assert not (state / "ledger.sqlite3-shm").exists()
+    stopped = read()
+    assert stopped.returncode == 0 and "'done': 1" in stopped.stdout, stopped.stderr

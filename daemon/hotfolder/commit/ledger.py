@@ -31,6 +31,7 @@ _BY_RULES: Final = (Status.UNMATCHED, Status.ORPHAN)
 # SQLite's primary result codes for a damaged file (extended codes keep these in the low byte).
 _SQLITE_CORRUPT: Final = 11
 _SQLITE_NOTADB: Final = 26
+_SQLITE_CANTOPEN: Final = 14
 
 
 def is_corruption(exc: sqlite3.Error) -> bool:
@@ -51,9 +52,7 @@ class Ledger:
         self._mutex = threading.Lock()
         with self._guard():
             if readonly:
-                self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False,
-                                           isolation_level=None, timeout=30)  # fmt: skip
-                self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                self._db = self._read_only()
                 return
             state_dir.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
@@ -64,6 +63,25 @@ class Ledger:
             check = self._db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise LedgerCorruptError(self.path, f"integrity check: {check}")
+
+    def _read_only(self) -> sqlite3.Connection:
+        """A reader's connection. On a read-only mount (`serve`'s unit) a WAL ledger opens only while its
+        -shm file exists; once the daemon has stopped and removed it (no -wal left: everything is in
+        the file), the file is read as immutable instead."""
+        uri = f"file:{self.path}?mode=ro"
+        for attempt in (uri, uri + "&immutable=1"):
+            db = sqlite3.connect(attempt, uri=True, check_same_thread=False, isolation_level=None, timeout=30)
+            try:
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.OperationalError as exc:
+                db.close()
+                code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+                wal = self.path.with_name(self.path.name + "-wal")
+                if code == _SQLITE_CANTOPEN and not wal.exists() and attempt == uri:
+                    continue
+                raise
+            return db
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
