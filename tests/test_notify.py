@@ -4,7 +4,10 @@ burst of quarantines (one message saying how many); the rate limit and the daemo
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -134,3 +137,29 @@ def test_a_lost_watch_and_a_failed_or_silent_daemon_are_told(tmp_path: Path) -> 
     watcher.poll(300.0)
     watcher.poll(300.0 + alerts.GATHER_QUIET)
     assert "said nothing" in sent[-1].body and sent[-1].kind == alerts.Kind.DAEMON
+
+
+BLOCK_APPRISE = """
+import sys
+sys.modules["apprise"] = None  # as if not installed: find_spec says None, import raises ImportError
+from hotfolder.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_check_says_when_notify_is_set_without_apprise(tmp_path: Path) -> None:
+    """apprise is an extra: without it `check` says what to install, and names a URL it cannot read."""
+
+    write_config(
+        tmp_path, (ROOT / "rules" / "default.toml").read_text(), extra='notify = ["ntfy://ntfy.sh/x"]\n'
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
+    result = subprocess.run([sys.executable, "-c", BLOCK_APPRISE, "check"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, check=False, timeout=60)  # fmt: skip
+    assert result.returncode == 0 and "pip install 'hotfolder[notify]'" in result.stderr, result.stderr
+    write_config(tmp_path, (ROOT / "rules" / "default.toml").read_text(), extra='notify = ["nosuch://x"]\n')
+    bad = run_cli("check", cwd=tmp_path)
+    assert bad.returncode == 2 and "does not understand 'nosuch://x'" in bad.stderr
+    write_config(tmp_path, (ROOT / "rules" / "default.toml").read_text(), extra='notify = "ntfy://x"\n')
+    wrong = run_cli("check", cwd=tmp_path)
+    assert wrong.returncode == 2 and "notify" in wrong.stderr

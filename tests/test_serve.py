@@ -253,3 +253,10 @@ def test_a_unix_socket_is_for_its_owner_and_group(tmp_path: Path, servers: list[
         )
         time.sleep(0.05)
     assert sock.stat().st_mode & 0o777 == 0o660
+
+
+@pytest.mark.parametrize("listen", ["nonsense", "127.0.0.1:99999", "unix:", "host:"])
+def test_a_bad_listen_address_is_a_clear_error(tmp_path: Path, listen: str) -> None:
+    write_config(tmp_path, (ROOT / "rules" / "default.toml").read_text())
+    result = run_cli("serve", "--listen", listen, cwd=tmp_path, timeout=30)
+    assert result.returncode == 2 and "--listen" in result.stderr and "Traceback" not in result.stderr

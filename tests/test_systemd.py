@@ -9,11 +9,13 @@ import re
 import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, corpus, write_config
+from conftest import ROOT, corpus, free_port, write_config
 from hotfolder.errors import ConfigError, LockHeldError
 from hotfolder.settings.config import DEFAULT_STOP_TIMEOUT
 
@@ -130,3 +132,64 @@ def test_every_codec_runs_under_memory_deny_write_execute(tmp_path: Path) -> Non
     assert (tmp_path / "outbox/raw/canon_eos_6d.tif").exists() and (
         tmp_path / "outbox/rawweb/canon_eos_6d.jpg"
     ).exists()
+
+
+SERVE_UNIT = ROOT / "systemd" / "hotfolder-serve.service"
+
+
+@needs_analyze
+def test_the_serve_unit_verifies_and_the_daemon_keeps_no_network(tmp_path: Path) -> None:
+    """serve has a hardened unit of its own; the daemon's stays PrivateNetwork=yes."""
+    script = Path(sys.executable).parent / "hotfolder"
+    if not script.exists():
+        pytest.skip(f"no installed console script at {script} (run through `make test`)")
+    (tmp_path / "hotfolder-serve.service").write_text(
+        SERVE_UNIT.read_text().replace("/opt/hotfolder/bin/hotfolder", str(script))
+    )
+    result = analyze(tmp_path, "verify", "hotfolder-serve.service")
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+    result = analyze(tmp_path, "security", "--offline=yes", "--no-pager", "hotfolder-serve.service")
+    level = re.search(r"Overall exposure level for hotfolder-serve.service: ([\d.]+)", result.stdout)
+    assert level, result.stdout + result.stderr
+    print(f"serve unit exposure: {level.group(1)}")
+    assert float(level.group(1)) <= 1.2  # the network it needs (page, notifications) costs ~0.8
+    assert re.search(r"^PrivateNetwork=yes$", UNIT.read_text(), re.M)
+    assert not re.search(r"^(StateDirectory|ReadWritePaths)=", SERVE_UNIT.read_text(), re.M)  # writes nothing
+
+
+def test_serve_runs_under_memory_deny_write_execute(tmp_path: Path) -> None:
+    """MemoryDenyWriteExecute=yes in serve's unit: the page, a thumbnail (Pillow) and /metrics under MDWE."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(66, 0, 0, 0, 0) < 0:  # PR_GET_MDWE
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux >= 6.3)")
+    write_config(tmp_path, (ROOT / "rules" / "default.toml").read_text())
+    (tmp_path / "inbox").mkdir()
+    shutil.copy(corpus("canon_eos_7d.jpg"), tmp_path / "inbox" / "a.jpg")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
+    done = subprocess.run([sys.executable, "-m", "hotfolder", "process", "inbox"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    port = free_port()
+    command = [sys.executable, "-c", MDWE_LAUNCH, "serve", "--listen", f"127.0.0.1:{port}"]
+    serve = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
+                break
+            except OSError:
+                assert serve.poll() is None, serve.stderr.read() if serve.stderr else ""
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert b"a.jpg" in page
+        thumb = urllib.request.urlopen(f"http://127.0.0.1:{port}/thumb/1", timeout=10)
+        assert thumb.status == 200 and thumb.read(3) == b"\xff\xd8\xff"
+        assert (
+            b"hotfolder_jobs" in urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+        )
+    finally:
+        serve.terminate()
+        serve.communicate(timeout=30)
