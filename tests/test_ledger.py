@@ -172,3 +172,19 @@ def test_a_reader_opens_the_ledger_on_a_read_only_mount(tmp_path: Path) -> None:
     assert not (state / "ledger.sqlite3-shm").exists()
     stopped = read()
     assert stopped.returncode == 0 and "'done': 1" in stopped.stdout, stopped.stderr
+
+
+def test_the_history_keeps_a_failure_a_retry_mended(tmp_path: Path) -> None:
+    """An input's row keeps its latest state; the history (the page's 24-hour plot) keeps each outcome."""
+    ledger = Ledger(tmp_path / "state")
+    try:
+        src, identity = tmp_path / "a.jpg", FileIdentity(1, 2, 3, 4)
+        ledger.record(Record(src, identity, "quarantined", rule="r", watch="w"))
+        ledger.record(Record(src, identity, "done", rule="r", watch="w", ms=120.0))
+        ledger.record(Record(tmp_path / "b.jpg", identity, "done"), happened=False)  # salvaged by a rebuild
+        ledger.record(Record(tmp_path / "c.txt", identity, "unmatched"))  # not a job
+        rows = ledger.hourly("2000-01-01T00:00:00")
+        assert sorted((s, n) for _, s, n in rows) == [("done", 1), ("quarantined", 1)]
+        assert ledger.counts() == {"done": 2, "unmatched": 1}
+    finally:
+        ledger.close()

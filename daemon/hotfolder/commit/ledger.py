@@ -11,12 +11,12 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
 from hotfolder.commit.records import Entry, Intent, Quarantined, Record
-from hotfolder.commit.tables import migrate
+from hotfolder.commit.tables import HISTORY_DAYS, migrate
 from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Status
 from hotfolder.errors import LedgerCorruptError
@@ -25,6 +25,8 @@ LEDGER_NAME: Final = "ledger.sqlite3"
 # Statuses that end an input's story: a restart skips these when the file is unchanged.
 FINAL: Final = (Status.DONE, Status.QUARANTINED, Status.UNMATCHED, Status.DUPLICATE, Status.EMPTY,
                 Status.ORPHAN)  # fmt: skip
+# Outcomes of a job, kept in the history as they happen (the plot's throughput and failures).
+_HISTORY: Final = (Status.DONE, Status.QUARANTINED, Status.FAILED, Status.DUPLICATE)
 # Verdicts reached by the rules: a rules change offers those files again.
 _BY_RULES: Final = (Status.UNMATCHED, Status.ORPHAN)
 
@@ -59,6 +61,8 @@ class Ledger:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             migrate(self._db, state_dir)
+            cutoff = (datetime.now(UTC) - timedelta(days=HISTORY_DAYS)).isoformat(timespec="seconds")
+            self._db.execute("DELETE FROM history WHERE at < ?", (cutoff,))
             # A page damaged where nothing reads it yet would surface in the middle of a run.
             check = self._db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
@@ -154,13 +158,14 @@ class Ledger:
 
     # Writing what happened -----------------------------------------------------------------------
 
-    def record(self, record: Record) -> None:
-        """Store what happened to one input (replacing what was known of that path)."""
+    def record(self, record: Record, *, happened: bool = True) -> None:
+        """Store what happened to one input (replacing what was known of that path); `happened`: now, so the
+        history counts it (not a row salvaged by `ledger rebuild`)."""
         with self._transaction() as db:
-            self._write(db, record)
+            self._write(db, record, happened=happened)
 
     @staticmethod
-    def _write(db: sqlite3.Connection, r: Record) -> None:
+    def _write(db: sqlite3.Connection, r: Record, *, happened: bool = True) -> None:
         now = _now()
         i = r.identity
         db.execute(
@@ -179,6 +184,8 @@ class Ledger:
              json.dumps(list(r.outputs)), r.error, now, r.watch, r.attempts, now, r.quarantined_to,
              r.original, r.orientation, r.chain, r.rules_fp, r.note, json.dumps(list(r.companions)), r.ms),
         )  # fmt: skip
+        if happened and r.status in _HISTORY:
+            db.execute("INSERT INTO history VALUES (?,?,?,?,?)", (now, r.status, r.watch, r.rule, r.ms))
 
     # Intents -------------------------------------------------------------------------------------
 
@@ -293,10 +300,10 @@ class Ledger:
         return [self._entry(r) for r in rows]
 
     def hourly(self, since: str) -> list[tuple[str, str, int]]:
-        """(hour 'YYYY-MM-DDTHH', status, count) of the inputs last updated at or after `since` (ISO)."""
+        """(hour 'YYYY-MM-DDTHH', status, count) of the jobs that ended at or after `since` (ISO)."""
         with self._locked() as db:
             rows = db.execute(
-                "SELECT substr(updated, 1, 13), status, count(*) FROM inputs WHERE updated >= ?"
+                "SELECT substr(at, 1, 13), status, count(*) FROM history WHERE at >= ?"
                 " GROUP BY 1, 2 ORDER BY 1",
                 (since,),
             ).fetchall()

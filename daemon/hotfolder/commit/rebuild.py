@@ -132,11 +132,11 @@ def rebuild(config: Config) -> int:
         ledger = Ledger(config.state_dir)
         try:
             for record in salvaged:
-                ledger.record(record)
+                ledger.record(record, happened=False)
             known = {r.path for r in salvaged if r.status == Status.QUARANTINED}
             for record in from_notes:
                 if record.path not in known:
-                    ledger.record(record)
+                    ledger.record(record, happened=False)
         finally:
             ledger.close()
         print(f"rebuilt {path}: {len(salvaged)} row(s) salvaged, {len(from_notes)} quarantine note(s) read")

@@ -72,7 +72,20 @@ _MIGRATIONS: Final = (
     ALTER TABLE inputs ADD COLUMN ms REAL;
     CREATE INDEX IF NOT EXISTS inputs_updated ON inputs (updated);
     """,
+    # 7: every job's outcome as it happened (an input's row keeps only its latest): the 24-hour plot
+    # counts a failure that a retry later mended, and a file done twice. Kept HISTORY_DAYS.
+    """
+    CREATE TABLE IF NOT EXISTS history (
+        at        TEXT NOT NULL,
+        status    TEXT NOT NULL,
+        watch     TEXT,
+        rule      TEXT,
+        ms        REAL
+    );
+    CREATE INDEX IF NOT EXISTS history_at ON history (at);
+    """,
 )
+HISTORY_DAYS: Final = 8  # the plot shows 24 hours; a week more for whoever queries the ledger
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
 
