@@ -187,6 +187,8 @@ def test_forged_retries_change_nothing(site: Site) -> None:
         assert status == 403, (form, headers)
     status, _, _ = site.get("/", {"Host": "evil.example"})  # DNS rebinding onto the loopback page
     assert status == 400
+    page = site.get("/?retried=" + urllib.parse.quote("1 <b>call 555-0100 to unlock</b>"))[2]
+    assert b"555-0100" not in page  # a link cannot put its own words on the page
     assert site.rows()[str(broken)] == (entry, "quarantined")
     assert (site.root / "quarantine" / "broken.png").exists() and not broken.exists()
     assert not site.daemon.named("retry.requested")

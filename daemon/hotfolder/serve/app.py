@@ -145,7 +145,7 @@ def build(config: Config, listen: Listen, secrets: Secrets, lifespan: Lifespan |
     def index(request: Request) -> Response:
         notice = request.query_params.get("retried")
         values = _page_values(site)
-        if notice is not None:
+        if notice is not None and notice.isdigit():  # a number only: no text of a link's choosing
             values["notice"] = (
                 f"Retry of ledger id {notice} handed to the daemon: it will process the file again."
             )
