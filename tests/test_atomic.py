@@ -89,16 +89,28 @@ def test_nfs_without_rename_noreplace_falls_back_to_an_exclusive_hard_link(
     """NFS and CephFS answer EINVAL to RENAME_NOREPLACE: the hard link does the rename, and still refuses
     a taken name."""
     monkeypatch.setattr(atomic, "_renameat2", _renameat2_says(errno.EINVAL))
-    src, dst = tmp_path / "a.tmp", tmp_path / "a.jpg"
-    src.write_bytes(b"new")
-    atomic.rename_noreplace(src, dst)
-    assert dst.read_bytes() == b"new" and not src.exists()
-    other = tmp_path / "b.tmp"
-    other.write_bytes(b"other")
-    with pytest.raises(FileExistsError):
-        atomic.rename_noreplace(other, dst)
-    assert dst.read_bytes() == b"new" and other.exists()
+    dst = _renamed(tmp_path, b"new")
+    other = _refused(tmp_path / "b.tmp", dst, b"new")
+    assert other.exists()
     assert atomic.probe_no_clobber(tmp_path) == "hard link"
+
+
+def _renamed(tmp_path: Path, data: bytes) -> Path:
+    """a.tmp holding `data` renamed to a.jpg without replacing: a.jpg has it, a.tmp is gone."""
+    src, dst = tmp_path / "a.tmp", tmp_path / "a.jpg"
+    src.write_bytes(data)
+    atomic.rename_noreplace(src, dst)
+    assert dst.read_bytes() == data and not src.exists()
+    return dst
+
+
+def _refused(src: Path, taken: Path, kept: bytes) -> Path:
+    """Renaming `src` onto a taken name is refused and the taken file keeps its bytes."""
+    src.write_bytes(b"other")
+    with pytest.raises(FileExistsError):
+        atomic.rename_noreplace(src, taken)
+    assert taken.read_bytes() == kept
+    return src
 
 
 def test_nfs_eexist_after_a_link_that_succeeded_is_a_success(
@@ -113,18 +125,12 @@ def test_nfs_eexist_after_a_link_that_succeeded_is_a_success(
         raise FileExistsError(errno.EEXIST, "File exists", str(dst))
 
     monkeypatch.setattr(atomic.os, "link", retransmitted)
-    src, dst = tmp_path / "a.tmp", tmp_path / "a.jpg"
-    src.write_bytes(b"mine")
-    atomic.rename_noreplace(src, dst)
-    assert dst.read_bytes() == b"mine" and not src.exists()
+    _renamed(tmp_path, b"mine")
     # A real EEXIST (someone else's file) is still refused, and that file is untouched.
     theirs = tmp_path / "c.jpg"
     theirs.write_bytes(b"theirs")
     monkeypatch.setattr(atomic.os, "link", real_link)
-    src.write_bytes(b"mine again")
-    with pytest.raises(FileExistsError):
-        atomic.rename_noreplace(src, theirs)
-    assert theirs.read_bytes() == b"theirs"
+    _refused(tmp_path / "a.tmp", theirs, b"theirs")
 
 
 def test_cifs_refusing_a_folder_fsync_is_ignored_for_folders_only(
