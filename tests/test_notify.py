@@ -163,3 +163,27 @@ def test_check_says_when_notify_is_set_without_apprise(tmp_path: Path) -> None:
     write_config(tmp_path, (ROOT / "rules" / "default.toml").read_text(), extra='notify = "ntfy://x"\n')
     wrong = run_cli("check", cwd=tmp_path)
     assert wrong.returncode == 2 and "notify" in wrong.stderr
+
+
+@pytest.mark.slow
+def test_a_lost_watch_and_a_killed_daemon_reach_the_endpoint(
+    tmp_path: Path, daemons: list[DaemonProcess], servers: list[ServeProcess], endpoint: Endpoint
+) -> None:
+    """End to end, on the real clocks: a card folder gone for more than a minute, then the daemon
+    killed with SIGKILL (it can say nothing: its heartbeat goes stale)."""
+    write_config(tmp_path, (ROOT / "rules" / "default.toml").read_text(),
+                 extra=f'settle = 0.3\nnotify = ["{endpoint.url}"]\n[[watch]]\npath = "cards"\n')  # fmt: skip
+    (tmp_path / "cards").mkdir()
+    daemon = DaemonProcess(tmp_path)
+    daemons.append(daemon)
+    daemon.started()
+    serve = ServeProcess(tmp_path)
+    servers.append(serve)
+    serve.ready()
+    shutil.rmtree(tmp_path / "cards")  # the card reader unplugged
+    daemon.wait_event("watch.lost", watch="cards")
+    (lost,) = endpoint.wait(1, seconds=alerts.WATCH_LOST_AFTER + 30)
+    assert lost["title"] == "hotfolder: 1 watch(es) lost" and "'cards'" in lost["message"]
+    daemon.kill()
+    silent = endpoint.wait(2, seconds=live.STALE_SECONDS + 30)[1]
+    assert silent["title"] == "hotfolder: the daemon stopped" and "said nothing" in silent["message"]

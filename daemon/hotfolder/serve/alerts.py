@@ -48,7 +48,7 @@ class Message:
 
 
 _TITLES: Final = {Kind.QUARANTINE: "{n} file(s) quarantined", Kind.WATCH_LOST: "{n} watch(es) lost",
-                  Kind.DAEMON: "hotfolder daemon stopped"}  # fmt: skip
+                  Kind.DAEMON: "the daemon stopped"}  # fmt: skip
 
 
 class Gatherer:
