@@ -64,18 +64,25 @@ def endpoint() -> Iterator[Endpoint]:
     e.close()
 
 
-def test_a_burst_of_broken_files_is_one_message_saying_how_many(
-    tmp_path: Path, daemons: list[DaemonProcess], servers: list[ServeProcess], endpoint: Endpoint
-) -> None:
+def _watched(tmp_path: Path, daemons: list[DaemonProcess], servers: list[ServeProcess], endpoint: Endpoint,
+             extra: str = "") -> tuple[DaemonProcess, ServeProcess]:  # fmt: skip
+    """A daemon with `notify` set to the endpoint, and serve beside it, both answering."""
     write_config(tmp_path, (ROOT / "rules" / "default.toml").read_text(),
-                 extra=f'settle = 0.3\nnotify = ["{endpoint.url}"]\n')  # fmt: skip
-    assert "notify: json://" in run_cli("check", cwd=tmp_path).stdout
+                 extra=f'settle = 0.3\nnotify = ["{endpoint.url}"]\n' + extra)  # fmt: skip
     daemon = DaemonProcess(tmp_path)
     daemons.append(daemon)
     daemon.started()
     serve = ServeProcess(tmp_path)
     servers.append(serve)
     serve.ready()
+    return daemon, serve
+
+
+def test_a_burst_of_broken_files_is_one_message_saying_how_many(
+    tmp_path: Path, daemons: list[DaemonProcess], servers: list[ServeProcess], endpoint: Endpoint
+) -> None:
+    daemon, serve = _watched(tmp_path, daemons, servers, endpoint)
+    assert "notify: json://" in run_cli("check", cwd=tmp_path).stdout
     burst = 12
     for i in range(burst):
         shutil.copy(CORPUS / "broken.png", tmp_path / "inbox" / f"scan-{i:02d}.png")
@@ -171,15 +178,8 @@ def test_a_lost_watch_and_a_killed_daemon_reach_the_endpoint(
 ) -> None:
     """End to end, on the real clocks: a card folder gone for more than a minute, then the daemon
     killed with SIGKILL (it can say nothing: its heartbeat goes stale)."""
-    write_config(tmp_path, (ROOT / "rules" / "default.toml").read_text(),
-                 extra=f'settle = 0.3\nnotify = ["{endpoint.url}"]\n[[watch]]\npath = "cards"\n')  # fmt: skip
     (tmp_path / "cards").mkdir()
-    daemon = DaemonProcess(tmp_path)
-    daemons.append(daemon)
-    daemon.started()
-    serve = ServeProcess(tmp_path)
-    servers.append(serve)
-    serve.ready()
+    daemon, _ = _watched(tmp_path, daemons, servers, endpoint, extra='[[watch]]\npath = "cards"\n')
     shutil.rmtree(tmp_path / "cards")  # the card reader unplugged
     daemon.wait_event("watch.lost", watch="cards")
     (lost,) = endpoint.wait(1, seconds=alerts.WATCH_LOST_AFTER + 30)

@@ -69,11 +69,6 @@ class Bar:
         self.progress.update(self.task, completed=done, current=current or "")
 
 
-def is_terminal() -> bool:
-    """Whether stdout is a terminal (a bar and colours) rather than a pipe or the journal (JSON lines)."""
-    return sys.stdout.isatty()
-
-
 @contextmanager
 def _above_the_log(config: Config, live: Any) -> Iterator[None]:
     """Log lines go through rich while `live` is on screen (it prints them above itself)."""
