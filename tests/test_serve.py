@@ -262,3 +262,20 @@ def test_a_bad_listen_address_is_a_clear_error(tmp_path: Path, listen: str) -> N
     write_config(tmp_path, (ROOT / "rules" / "default.toml").read_text())
     result = run_cli("serve", "--listen", listen, cwd=tmp_path, timeout=30)
     assert result.returncode == 2 and "--listen" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_damaged_ledger_is_said_not_a_server_error(tmp_path: Path, servers: list[ServeProcess]) -> None:
+    write_config(tmp_path, (ROOT / "rules" / "default.toml").read_text())
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "ledger.sqlite3").write_bytes(b"not a database, a disk that lost a page " * 100)
+    serve = ServeProcess(tmp_path)
+    servers.append(serve)
+    serve.ready()
+    site = Site(tmp_path, None, serve)  # type: ignore[arg-type]
+    status, _, body = site.get("/")
+    assert status == 200 and b"cannot be read" in body
+    status, _, body = site.get("/metrics")
+    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    assert status == 200 and families["hotfolder_ledger_readable"].samples[0].value == 0
+    assert families["hotfolder_daemon_up"].samples[0].value == 0
+    assert site.get("/thumb/1")[0] == 404 and site.get("/quarantined/1")[0] == 404

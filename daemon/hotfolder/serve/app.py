@@ -258,25 +258,28 @@ def _download(opened: Any, media_type: str) -> Response:
     return StreamingResponse(chunks(opened), media_type=media_type, headers=headers)
 
 
-def _done_entry(site: Site, entry_id: int) -> Any:
-    ledger = site.ledger()
-    if ledger is None:
-        return None
+def _read(site: Site, read: Callable[[Ledger], Any]) -> Any:
+    """`read` over the ledger, or None when there is none yet or it cannot be read now (the page says
+    why; a thumbnail or a download is simply not there)."""
     try:
-        entry = ledger.entry(entry_id)
-    finally:
-        ledger.close()
+        ledger = site.ledger()
+        if ledger is None:
+            return None
+        try:
+            return read(ledger)
+        finally:
+            ledger.close()
+    except (sqlite3.Error, LedgerCorruptError):
+        return None
+
+
+def _done_entry(site: Site, entry_id: int) -> Any:
+    entry = _read(site, lambda ledger: ledger.entry(entry_id))
     return entry if entry is not None and entry.status == Status.DONE else None
 
 
 def _quarantined(site: Site, entry_id: int) -> Any:
-    ledger = site.ledger()
-    if ledger is None:
-        return None
-    try:
-        return next((q for q in ledger.quarantined() if q.id == entry_id), None)
-    finally:
-        ledger.close()
+    return _read(site, lambda ledger: next((q for q in ledger.quarantined() if q.id == entry_id), None))
 
 
 def _page_values(site: Site) -> dict[str, Any]:

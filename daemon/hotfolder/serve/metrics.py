@@ -3,6 +3,7 @@ rest from the ledger; every name starts with hotfolder_."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from hotfolder.commit import live
 from hotfolder.commit.ledger import Ledger
 from hotfolder.core.status import Status
+from hotfolder.errors import LedgerCorruptError
 
 # Job seconds: a web JPEG takes ~0.1-0.5 s, a 12 MP archival set 1-3 s, a 100 MP TIFF or AVIF minutes.
 BUCKETS: Final = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -36,15 +38,24 @@ class HotfolderCollector(Collector):
                                  labels=["status", "rule"])  # fmt: skip
         quarantined = GaugeMetricFamily("hotfolder_quarantined", "Inputs in quarantine now")
         seconds = HistogramMetricFamily("hotfolder_job_seconds", "Time a done job took in its worker")
-        ledger = self.open_ledger()
-        if ledger is None:
-            yield from (jobs, quarantined)
-            return
+        readable = GaugeMetricFamily("hotfolder_ledger_readable", "1 when serve could read the ledger")
         try:
-            rows = ledger.by_rule()
-            cumulative, count, total = ledger.durations(BUCKETS)
-        finally:
-            ledger.close()
+            ledger = self.open_ledger()
+            if ledger is None:
+                readable.add_metric([], 0)
+                yield from (readable, jobs, quarantined)
+                return
+            try:
+                rows = ledger.by_rule()
+                cumulative, count, total = ledger.durations(BUCKETS)
+            finally:
+                ledger.close()
+        except (sqlite3.Error, LedgerCorruptError):
+            readable.add_metric([], 0)  # damaged or being replaced: the live values still follow
+            yield readable
+            return
+        readable.add_metric([], 1)
+        yield readable
         for status, rule, n in rows:
             jobs.add_metric([status, rule], n)
         quarantined.add_metric([], sum(n for s, _, n in rows if s == Status.QUARANTINED))
