@@ -123,8 +123,9 @@ class Daemon:
             in_flight=tuple((str(p.job.src), round(now - p.submitted, 1)) for p in engine.pool.running()),
             counts=dict(engine.counts), watches=self.watches.health(), error=error,
         )  # fmt: skip
-        said = (snapshot.state, snapshot.pending, snapshot.queued, snapshot.in_flight, snapshot.counts,
-                snapshot.watches)  # fmt: skip
+        # Which files run, not for how long: a 10-minute AVIF job is no reason to rewrite it twice a second.
+        running = tuple(src for src, _ in snapshot.in_flight)
+        said = (snapshot.state, snapshot.pending, snapshot.queued, running, snapshot.counts, snapshot.watches)
         if idle and said == self._live_said and now - self._live_at < live.HEARTBEAT_SECONDS:
             return
         self._live_said, self._live_at = said, now
