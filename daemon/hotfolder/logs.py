@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
+
+from hotfolder import names
 
 
 def configure(*, fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
@@ -24,6 +27,7 @@ def configure(*, fmt: str = "auto", level: str = "info", stream: TextIO | None =
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            readable_names,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
@@ -31,6 +35,12 @@ def configure(*, fmt: str = "auto", level: str = "info", stream: TextIO | None =
         logger_factory=structlog.WriteLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
+
+
+def readable_names(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> dict[str, Any]:
+    """A name that is not UTF-8 is logged readably (`caf\\xe9.jpg`) with its exact bytes beside it as
+    `<key>_bytes` (base64): such a str cannot be written to a UTF-8 stream and used to stop the daemon."""
+    return names.portable(event)
 
 
 def get() -> Any:

@@ -85,8 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         prefork.start()
     # Imported only now (structlog and the config's modules: ~0.2 s), after the fork server's start.
-    from hotfolder import logs  # noqa: PLC0415
+    from hotfolder import logs, names  # noqa: PLC0415
 
+    names.readable_streams()
     logs.configure(
         fmt=getattr(args, "log_format", None) or "auto", level=getattr(args, "log_level", None) or "info"
     )

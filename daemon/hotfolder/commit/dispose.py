@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from hotfolder import names
 from hotfolder.commit import atomic
 from hotfolder.core import tempnames
 from hotfolder.core.identity import FileIdentity
@@ -196,11 +197,11 @@ def unlink_copied(read: Read, copy: Path) -> Disposed:
 def note_path(parked: Path) -> Path:
     """The note beside a quarantined file; shortened (with a unique suffix) when the name is long."""
     name = parked.name + _NOTE_SUFFIX
-    if len(name.encode()) <= tempnames.MAX_NAME_BYTES:
+    if len(names.raw(name)) <= tempnames.MAX_NAME_BYTES:
         return parked.with_name(name)
-    tag = "~" + hashlib.sha1(parked.name.encode(), usedforsecurity=False).hexdigest()[:10] + _NOTE_SUFFIX
+    tag = "~" + hashlib.sha1(names.raw(parked.name), usedforsecurity=False).hexdigest()[:10] + _NOTE_SUFFIX
     room = tempnames.MAX_NAME_BYTES - len(tag.encode())
-    return parked.with_name(parked.name.encode()[:room].decode("utf-8", "ignore") + tag)
+    return parked.with_name(names.cut(parked.name, room) + tag)
 
 
 def quarantine(read: Read, dest: Path, root: Path, note: dict[str, Any]) -> tuple[Path, Path] | Disposed:
@@ -215,5 +216,6 @@ def quarantine(read: Read, dest: Path, root: Path, note: dict[str, Any]) -> tupl
     assert moved.where is not None
     parked = moved.where
     body = {**note, "quarantined_to": str(parked), "time": datetime.now(UTC).isoformat(timespec="seconds")}
-    written = atomic.write_bytes(note_path(parked), json.dumps(body, indent=2).encode() + b"\n")
+    text = json.dumps(names.portable(body), indent=2, ensure_ascii=False)  # names readable, bytes beside
+    written = atomic.write_bytes(note_path(parked), text.encode() + b"\n")
     return parked, written

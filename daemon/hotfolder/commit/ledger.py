@@ -20,6 +20,7 @@ from hotfolder.commit.tables import HISTORY_DAYS, migrate
 from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Status
 from hotfolder.errors import LedgerCorruptError
+from hotfolder.names import from_bytes, is_clean, raw
 
 LEDGER_NAME: Final = "ledger.sqlite3"
 # Statuses that end an input's story: a restart skips these when the file is unchanged.
@@ -42,6 +43,33 @@ def is_corruption(exc: sqlite3.Error) -> bool:
     return isinstance(code, int) and (code & 0xFF) in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
 
 
+class _Connection(sqlite3.Connection):
+    """A connection that stores text SQLite's driver cannot encode (a file name that is not UTF-8, as a
+    str with surrogate escapes) as its exact bytes, and gives it back as the same str: such a name used
+    to raise UnicodeEncodeError at the first lookup and stop the daemon at every start."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        return super().execute(sql, tuple(_bindable(v) for v in parameters))
+
+
+def _bindable(value: Any) -> Any:
+    # A BLOB of the raw bytes: `path = ?` with the same name bound the same way still matches.
+    return raw(value) if isinstance(value, str) and not is_clean(value) else value
+
+
+def _row(_cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> tuple[Any, ...]:
+    # No column of ours holds a BLOB of its own: bytes are always text stored by _bindable.
+    return tuple(from_bytes(v) if isinstance(v, bytes) else v for v in row)
+
+
+def connect(target: str | Path, **options: Any) -> sqlite3.Connection:
+    """A connection to a ledger file that carries names that are not UTF-8 without loss."""
+    db = sqlite3.connect(target, factory=_Connection, check_same_thread=False, isolation_level=None,
+                         timeout=30, **options)  # fmt: skip
+    db.row_factory = _row
+    return db
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -57,7 +85,7 @@ class Ledger:
                 self._db = self._read_only()
                 return
             state_dir.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            self._db = connect(self.path)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             migrate(self._db, state_dir)
@@ -74,7 +102,7 @@ class Ledger:
         the file), the file is read as immutable instead."""
         uri = f"file:{self.path}?mode=ro"
         for attempt in (uri, uri + "&immutable=1"):
-            db = sqlite3.connect(attempt, uri=True, check_same_thread=False, isolation_level=None, timeout=30)
+            db = connect(attempt, uri=True)
             try:
                 db.execute("SELECT count(*) FROM sqlite_master").fetchone()
             except sqlite3.OperationalError as exc:
@@ -248,11 +276,14 @@ class Ledger:
         disposed of all the same) from this folder, newest first:
         where a late companion looks for its picture."""
         low, high = f"{folder}/", f"{folder}0"  # '0' follows '/': every path directly or deeper below
+        # Names that are not UTF-8 are stored as BLOBs, which sort after all text: their own range.
+        blow, bhigh = raw(folder) + b"/", raw(folder) + b"0"
         with self._locked() as db:
             rows = db.execute(
-                "SELECT path, original, updated, companions FROM inputs WHERE path >= ? AND path < ?"
+                "SELECT path, original, updated, companions FROM inputs"
+                " WHERE ((path >= ? AND path < ?) OR (path >= ? AND path < ?))"
                 " AND status IN ('done', 'duplicate') ORDER BY updated DESC",
-                (low, high),
+                (low, high, blow, bhigh),
             ).fetchall()
         return [
             (Path(p), str(o or ""), str(u), json.loads(c)) for p, o, u, c in rows if Path(p).parent == folder

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hotfolder.commit.ledger import LEDGER_NAME, Ledger
+from hotfolder import names
+from hotfolder.commit.ledger import LEDGER_NAME, Ledger, connect
 from hotfolder.commit.lock import Lock
 from hotfolder.commit.records import Record
 from hotfolder.core.identity import FileIdentity
@@ -32,15 +33,15 @@ def _salvage(damaged: Path) -> list[dict[str, Any]]:
     """The rows of `inputs` SQLite can still read, from both ends of the table."""
     rows: dict[str, dict[str, Any]] = {}
     try:
-        db = sqlite3.connect(f"file:{damaged}?mode=ro", uri=True)
+        db = connect(f"file:{damaged}?mode=ro", uri=True)
     except sqlite3.Error:
         return []
     try:
-        names = [c for c in _COLUMNS if _has_column(db, c)]
+        columns = [c for c in _COLUMNS if _has_column(db, c)]
         for order in ("ASC", "DESC"):
             with contextlib.suppress(sqlite3.Error):
-                for values in db.execute(f"SELECT {', '.join(names)} FROM inputs ORDER BY rowid {order}"):  # noqa: S608 - fixed names
-                    row = dict(zip(names, values, strict=True))
+                for values in db.execute(f"SELECT {', '.join(columns)} FROM inputs ORDER BY rowid {order}"):  # noqa: S608 - fixed names
+                    row = dict(zip(columns, values, strict=True))
                     rows.setdefault(str(row["path"]), row)
     finally:
         db.close()
@@ -84,7 +85,7 @@ def _from_notes(quarantine: Path) -> list[Record]:
     for note in sorted(quarantine.rglob("*.json")) if quarantine.is_dir() else []:
         try:
             body = json.loads(note.read_text(encoding="utf-8"))
-            parked = Path(body["quarantined_to"])
+            parked = Path(names.exact_text(body, "quarantined_to"))
             identity = FileIdentity.at(parked)
         except (OSError, ValueError, KeyError, TypeError):
             continue
@@ -92,13 +93,13 @@ def _from_notes(quarantine: Path) -> list[Record]:
             continue
         found.append(
             Record(
-                path=Path(body["src"]),
+                path=Path(names.exact_text(body, "src")),
                 identity=identity,
                 status=Status.QUARANTINED,
                 rule=body.get("rule"),
                 watch=body.get("watch"),
                 attempts=int(body.get("attempts") or 1),
-                error=body.get("error"),
+                error=names.exact_text(body, "error") if "error" in body else None,
                 quarantined_to=str(parked),
                 note=str(note),
             )

@@ -8,6 +8,8 @@ import secrets
 from pathlib import Path
 from typing import Final
 
+from hotfolder import names
+
 MAX_NAME_BYTES: Final = 255  # NAME_MAX of ext4, XFS, Btrfs, ZFS: a longer name cannot be created
 TEMP_MARK: Final = ".hf-"
 
@@ -22,7 +24,7 @@ def is_temp_name(name: str) -> bool:
 
 def temp_path(final: Path, *, token: str | None = None) -> Path:
     """A unique temp name beside `final` (same folder, so the rename is atomic), carrying `token`."""
-    stem = final.name.encode()[:100].decode("utf-8", "ignore")
+    stem = names.cut(final.name, 100)
     return final.with_name(f".{stem}{TEMP_MARK}{token or secrets.token_hex(4)}{TEMP_SUFFIX}")
 
 
@@ -41,6 +43,6 @@ def numbered(final: Path, n: int, counter_format: str = "-{n}") -> Path:
     if not dot:
         stem, ext = final.name, ""
     counter = COUNTER.sub(lambda m: str(n).zfill(int(m.group(1) or 0)), counter_format)
-    room = MAX_NAME_BYTES - len((counter + dot + ext).encode())
-    stem = stem.encode()[:room].decode("utf-8", "ignore")
+    room = MAX_NAME_BYTES - len(names.raw(counter + dot + ext))
+    stem = names.cut(stem, room)
     return final.with_name(f"{stem}{counter}{dot}{ext}")

@@ -12,6 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
+from hotfolder import names
 from hotfolder.commit import live
 from hotfolder.commit.ledger import Ledger
 
@@ -120,7 +121,7 @@ class Watcher:
             try:
                 for q in ledger.quarantined(after=self._last_id):
                     self._last_id = max(self._last_id, q.id)
-                    self.gatherer.add(Kind.QUARANTINE, f"{q.path.name}: {q.error}", now)
+                    self.gatherer.add(Kind.QUARANTINE, names.readable(f"{q.path.name}: {q.error}"), now)
             finally:
                 ledger.close()
         snapshot = live.read(self.state_dir)
@@ -140,7 +141,8 @@ class Watcher:
                 key = (w.name, w.lost_since)
                 if key not in self._told:
                     self._told.add(key)
-                    self.gatherer.add(Kind.WATCH_LOST, f"watch {w.name!r} ({w.path}) lost for "
+                    where = names.readable(w.path)
+                    self.gatherer.add(Kind.WATCH_LOST, f"watch {w.name!r} ({where}) lost for "
                                       f"{wall - w.lost_since:.0f} s", now)  # fmt: skip
         key = (f"pid {snapshot.pid}", snapshot.started)
         if key in self._told:

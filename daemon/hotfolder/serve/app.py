@@ -24,6 +24,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hotfolder import names
 from hotfolder.commit import control, live
 from hotfolder.commit.ledger import LEDGER_NAME, Ledger
 from hotfolder.core.status import Status
@@ -73,9 +74,17 @@ def open_ledger(state_dir: Path) -> Ledger | None:
 
 
 def _env() -> Environment:
-    env = Environment(loader=PackageLoader("hotfolder.serve", "."), autoescape=select_autoescape(["html"]))
+    env = Environment(loader=PackageLoader("hotfolder.serve", "."), autoescape=select_autoescape(["html"]),
+                      finalize=_shown)  # fmt: skip
     env.filters["since"] = _ago
     return env
+
+
+def _shown(value: Any) -> Any:
+    """What a page shows of a value: a name that is not UTF-8 readably (it cannot be sent as UTF-8)."""
+    return (
+        names.readable(value) if isinstance(value, str | Path) and not names.is_clean(str(value)) else value
+    )
 
 
 def _ago(iso: str) -> str:
@@ -250,7 +259,7 @@ def _same_origin(request: Request) -> bool:
 
 
 def _download(opened: Any, media_type: str) -> Response:
-    name = quote(opened.path.name)
+    name = quote(names.readable(opened.path.name))  # a header is UTF-8 here: a Latin-1 name shown as \xNN
     headers = {
         "Content-Length": str(opened.size),
         "Content-Disposition": f"attachment; filename*=UTF-8''{name}",
