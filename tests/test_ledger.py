@@ -188,3 +188,34 @@ def test_the_history_keeps_a_failure_a_retry_mended(tmp_path: Path) -> None:
         assert ledger.counts() == {"done": 2, "unmatched": 1}
     finally:
         ledger.close()
+
+
+def test_the_previous_releases_ledger_is_migrated_in_place(tmp_path: Path) -> None:
+    """A schema-7 ledger as 884bc71 wrote it (its own migrations, its rows): opened by this release it
+    gains the status index, keeps every row, and takes a name that is not UTF-8 beside them."""
+    from hotfolder.commit import tables  # noqa: PLC0415
+
+    db = sqlite3.connect(tmp_path / "ledger.sqlite3")
+    for number, step in enumerate(tables._MIGRATIONS[:7]):
+        db.executescript(f"BEGIN; {step} PRAGMA user_version={number + 1}; COMMIT;")
+    db.executescript(
+        "INSERT INTO inputs (path, dev, ino, size, mtime_ns, sha256, rule, status, updated, quarantined_to)"
+        " VALUES ('/in/a.jpg', 1, 2, 3, 4, 'ab', 'r', 'done', '2026-12-01T00:00:00+00:00', NULL),"
+        " ('/in/b.jpg', 1, 3, 3, 4, 'cd', 'r', 'quarantined', '2026-12-01T00:00:01+00:00', '/q/b.jpg');"
+    )
+    db.close()
+    ledger = Ledger(tmp_path)
+    assert ledger.is_handled(Path("/in/a.jpg"), FileIdentity(1, 2, 3, 4))
+    assert ledger.quarantined_count() == 1 and ledger.quarantined_entry(2) is not None
+    latin1 = Path(os.fsdecode(b"/in/caf\xe9.jpg"))
+    ledger.record(Record(latin1, FileIdentity(1, 4, 3, 4), "done"))
+    assert ledger.is_handled(latin1, FileIdentity(1, 4, 3, 4))
+    ledger.close()
+    db = sqlite3.connect(tmp_path / "ledger.sqlite3")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+    assert db.execute("SELECT count(*) FROM inputs").fetchone()[0] == 3
+    assert "inputs_status" in {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    # Stored as the exact bytes: any SQLite client gives the name back.
+    assert (
+        db.execute("SELECT path FROM inputs WHERE typeof(path) = 'blob'").fetchone()[0] == b"/in/caf\xe9.jpg"
+    )

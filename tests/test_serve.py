@@ -158,7 +158,10 @@ def test_paths_and_other_ledger_ids_are_refused(site: Site) -> None:
                  f"/output/{done}/../../../../etc/passwd", "/output/%2e%2e/%2e%2e/etc/passwd",
                  f"/thumb/{parked}",  # a quarantined input is never decoded
                  f"/output/{parked}/0", f"/quarantined/{done}",  # another ledger id than the kind asked
-                 f"/output/{done}/9", "/thumb/999999", "/quarantined/999999", "/thumb/-1"):  # fmt: skip
+                 f"/output/{done}/9", "/thumb/999999", "/quarantined/999999", "/thumb/-1",
+                 # ids SQLite cannot hold (past 2^63 - 1): 404 like any absent id, never a 500
+                 f"/thumb/{2**63}", f"/output/{2**63}/0", f"/quarantined/{2**63}", f"/thumb/{10**40}",
+                 f"/output/{done}/{2**64}", f"/quarantined/{2**63 - 1}"):  # fmt: skip
         status, _, body = site.get(path)
         assert status == 404, path
         assert b"root:" not in body
@@ -279,3 +282,44 @@ def test_a_damaged_ledger_is_said_not_a_server_error(tmp_path: Path, servers: li
     assert status == 200 and families["hotfolder_ledger_readable"].samples[0].value == 0
     assert families["hotfolder_daemon_up"].samples[0].value == 0
     assert site.get("/thumb/1")[0] == 404 and site.get("/quarantined/1")[0] == 404
+
+
+def test_the_quarantine_is_paged_and_found_by_id(tmp_path: Path, servers: list[ServeProcess]) -> None:
+    """450 quarantined inputs (a ledger the daemon wrote, grown by rows like its own): 100 a page,
+    newest first, the heading gives the total, links reach the last page; a Retry or download finds one
+    by its id (the status index), and a bad page number is page 1."""
+    from hotfolder.commit.ledger import Ledger  # noqa: PLC0415
+    from hotfolder.commit.records import Record  # noqa: PLC0415
+    from hotfolder.core.identity import FileIdentity  # noqa: PLC0415
+
+    write_config(tmp_path, (ROOT / "rules" / "default.toml").read_text())
+    (tmp_path / "quarantine").mkdir()
+    ledger = Ledger(tmp_path / "state")
+    for n in range(450):
+        parked = tmp_path / "quarantine" / f"IMG_{n:04d}.jpg"
+        parked.write_bytes(b"broken %d" % n)
+        identity = FileIdentity.at(parked)
+        assert identity is not None
+        ledger.record(Record(path=tmp_path / "inbox" / parked.name, identity=identity, status="quarantined",
+                             error=f"InputError: broken {n}", quarantined_to=str(parked)))  # fmt: skip
+    plan = ledger._db.execute(
+        "EXPLAIN QUERY PLAN " + Ledger._QUARANTINED + " AND rowid > 0 ORDER BY rowid DESC LIMIT 100"
+    ).fetchall()
+    ledger.close()
+    assert "SCAN inputs" not in str(plan), plan
+    serve = ServeProcess(tmp_path)
+    servers.append(serve)
+    serve.ready()
+    site = Site(tmp_path, None, serve)  # type: ignore[arg-type]
+    status, _, body = site.get("/")
+    page = body.decode()
+    assert status == 200 and "Quarantine (450)" in page
+    assert page.count('class="quarantined"') == 100
+    assert "IMG_0449.jpg" in page and "IMG_0349.jpg" not in page  # newest first
+    assert 'href="/?page=5#quarantine"' in page
+    last = site.get("/?page=5")[2].decode()
+    assert last.count('class="quarantined"') == 50 and "IMG_0000.jpg" in last
+    assert site.get("/?page=999999999999")[2].decode().count('class="quarantined"') == 50  # the last
+    assert "IMG_0449.jpg" in site.get("/?page=x")[2].decode()
+    status, _, data = site.get("/quarantined/3")
+    assert status == 200 and data == b"broken 2"

@@ -35,6 +35,8 @@ _BY_RULES: Final = (Status.UNMATCHED, Status.ORPHAN)
 _SQLITE_CORRUPT: Final = 11
 _SQLITE_NOTADB: Final = 26
 _SQLITE_CANTOPEN: Final = 14
+# The largest rowid: a larger int cannot be bound at all (OverflowError), so no such row exists.
+_MAX_ROWID: Final = 2**63 - 1
 
 
 def is_corruption(exc: sqlite3.Error) -> bool:
@@ -297,18 +299,40 @@ class Ledger:
             ).fetchall()
         return [(str(w), str(s), int(n)) for w, s, n in rows]
 
-    def quarantined(self, *, after: int = 0) -> list[Quarantined]:
-        """Every quarantined input (with a ledger id above `after`): its original path, where it is now,
-        its note and its reason, oldest first."""
+    # Literal status, so SQLite reads the status index (schema 8), newest or oldest first by rowid.
+    _IN_QUARANTINE = f" FROM inputs WHERE status = '{Status.QUARANTINED}' AND quarantined_to IS NOT NULL"
+    _QUARANTINED = "SELECT path, quarantined_to, note, rowid, error, watch, rule, updated" + _IN_QUARANTINE
+
+    @staticmethod
+    def _quarantined(row: tuple[Any, ...]) -> Quarantined:
+        a, b, n, i, e, w, r, u = row
+        return Quarantined(Path(a), Path(b), Path(n) if n else None, id=int(i), error=e, watch=w, rule=r,
+                           updated=str(u))  # fmt: skip
+
+    def quarantined(self, *, after: int = 0, limit: int = -1, offset: int = 0,
+                    newest: bool = False) -> list[Quarantined]:  # fmt: skip
+        """Quarantined inputs (with a ledger id above `after`): each one's original path, where it is now,
+        its note and its reason; oldest first, or `newest` first, `limit` of them from `offset`."""
+        order = "DESC" if newest else "ASC"
         with self._locked() as db:
             rows = db.execute(
-                "SELECT path, quarantined_to, note, rowid, error, watch, rule, updated FROM inputs"  # noqa: S608 - an enum constant, literal so SQLite uses the partial index
-                f" WHERE status = '{Status.QUARANTINED}' AND quarantined_to IS NOT NULL AND rowid > ?"
-                " ORDER BY rowid",
-                (after,),
+                self._QUARANTINED + f" AND rowid > ? ORDER BY rowid {order} LIMIT ? OFFSET ?",
+                (after, limit, offset),
             ).fetchall()
-        return [Quarantined(Path(a), Path(b), Path(n) if n else None, id=int(i), error=e, watch=w, rule=r,
-                            updated=str(u)) for a, b, n, i, e, w, r, u in rows]  # fmt: skip
+        return [self._quarantined(r) for r in rows]
+
+    def quarantined_count(self) -> int:
+        """How many inputs are in quarantine."""
+        with self._locked() as db:
+            return int(db.execute("SELECT count(*)" + self._IN_QUARANTINE).fetchone()[0])
+
+    def quarantined_entry(self, entry_id: int) -> Quarantined | None:
+        """One quarantined input by its ledger id (an id SQLite cannot hold is simply not there)."""
+        if not 0 < entry_id <= _MAX_ROWID:
+            return None
+        with self._locked() as db:
+            row = db.execute(self._QUARANTINED + " AND rowid = ?", (entry_id,)).fetchone()
+        return None if row is None else self._quarantined(row)
 
     _ENTRY = "SELECT rowid, path, status, watch, rule, outputs, error, updated, ms, size FROM inputs"
 
@@ -319,7 +343,9 @@ class Ledger:
                      bytes_in=int(row[9]))  # fmt: skip
 
     def entry(self, entry_id: int) -> Entry | None:
-        """One input by its ledger id, or None."""
+        """One input by its ledger id, or None (also for an id SQLite cannot hold: past 2^63 - 1)."""
+        if not 0 < entry_id <= _MAX_ROWID:
+            return None
         with self._locked() as db:
             row = db.execute(self._ENTRY + " WHERE rowid = ?", (entry_id,)).fetchone()
         return None if row is None else self._entry(row)

@@ -70,7 +70,7 @@ def retry_by_id(ledger: Ledger, request: dict[str, Any], log: Any) -> dict[str, 
     wanted = request.get("retry")
     if isinstance(wanted, bool) or not isinstance(wanted, int):
         return {"ok": False, "error": 'a request is {"retry": <ledger id>}'}
-    entry = next((q for q in ledger.quarantined() if q.id == wanted), None)
+    entry = ledger.quarantined_entry(wanted)
     if entry is None:
         return {"ok": False, "error": f"ledger id {wanted} is not a quarantined input"}
     try:
