@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import io
 import os
 import stat
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
+from conftest import output, run_outputs
 from hotfolder.arrive.ignore import Ignore
 from hotfolder.commit import atomic
 from hotfolder.core import tempnames
@@ -177,3 +180,30 @@ def test_storage_without_noclobber_rename_or_links_is_refused(
 def test_nfs_silly_rename_files_are_never_inputs() -> None:
     assert Ignore()(".nfs000000000012abcd00000001")
     assert not Ignore()("nfs_photo.jpg")
+
+
+def _gif_with_repeats(colours: list[tuple[int, int, int]], repeat: int) -> bytes:
+    """A GIF whose consecutive frames repeat, as other encoders write them (sharp's rotating-squares.gif):
+    each single-frame block written `repeat` times (Pillow's own GIF writer would merge them)."""
+    palette = [c for rgb in colours for c in rgb] + [0] * (768 - 3 * len(colours))
+    blocks, head = [], b""
+    for index in range(len(colours)):
+        im = Image.new("P", (32, 32), index)
+        im.putpalette(palette)
+        buf = io.BytesIO()
+        im.save(buf, "GIF", duration=100)
+        data = buf.getvalue()
+        start = data.index(b"\x21\xf9")  # the graphic control extension opens the frame
+        head = data[:start]
+        blocks.append(data[start:-1])
+    return head + b"".join(b for b in blocks for _ in range(repeat)) + b"\x3b"
+
+
+def test_an_output_that_fails_its_own_verification_leaves_no_temp(tmp_path: Path) -> None:
+    """Issue 28, case 17: the APNG writer merges the repeated frames, verification rejects the PNG, and its
+    staged `.hf-*.tmp` is removed at once (it stayed until the next start's sweep)."""
+    src = tmp_path / "repeats.gif"
+    src.write_bytes(_gif_with_repeats([(255, 0, 0), (0, 255, 0), (0, 0, 255)], 3))
+    done = run_outputs(tmp_path, src, output(format="png"), output(format="webp", path="{stem}.webp"))
+    assert done.status == "quarantined" and "png" in str(done.error)
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]

@@ -13,7 +13,7 @@ import ctypes
 import errno
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
@@ -80,6 +80,18 @@ def stage_at(temp: Path, write: Callable[[IO[bytes]], object]) -> Staged:
             temp.unlink()
         raise
     return Staged(temp=temp, size=size)
+
+
+@contextlib.contextmanager
+def removed_on_error(temp: Path) -> Iterator[None]:
+    """A staged file that fails what follows its writing (verification, its mode) is removed at once: a
+    job that abandons its output leaves no `.hf-*.tmp` behind until the next start's sweep."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+        raise
 
 
 def make_folder(folder: Path, root: Path) -> None:

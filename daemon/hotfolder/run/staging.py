@@ -70,16 +70,19 @@ def stage_output(job: Job, work: Work, *, data: bytes, digest: str, st: os.stat_
     )
     if output.format == "copy" or source is None:
         staged = atomic.stage_at(temp, lambda fp: fp.write(data))
-        written = staged.temp.read_bytes()
-        if hashlib.sha256(written).hexdigest() != digest:
-            raise atomic.StagingError(f"copy {staged.temp} does not match the source")
+        with atomic.removed_on_error(staged.temp):
+            written = staged.temp.read_bytes()
+            if hashlib.sha256(written).hexdigest() != digest:
+                raise atomic.StagingError(f"copy {staged.temp} does not match the source")
+            _finish_file(staged.temp, job, st)
     else:
         rendered = render_output(source, output, work.notes, work.resized)
         rendered.meta = output_metadata(source, rendered, output, work.notes, stamped)
         staged = atomic.stage_at(temp, partial(encode, rendered, output, notes=work.notes))
-        written = staged.temp.read_bytes()
-        verify(written, rendered, output)
-    _finish_file(staged.temp, job, st)
+        with atomic.removed_on_error(staged.temp):
+            written = staged.temp.read_bytes()
+            verify(written, rendered, output)
+            _finish_file(staged.temp, job, st)
     return StagedOutput(temp=staged.temp, final=final, rule=rule.name, format=output.format, size=staged.size,
                         sha256=hashlib.sha256(written).hexdigest(), on_conflict=output.on_conflict,
                         counter_format=output.counter_format, ms=elapsed_ms(t0))  # fmt: skip
