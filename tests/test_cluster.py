@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -93,7 +94,16 @@ class Cluster:
         self.procs = [self._start("scheduler", [str(dask), "scheduler", "--host", "127.0.0.1", "--port",
                                                 str(self.port), "--no-dashboard"])]  # fmt: skip
         _until(lambda: _listening(self.port), 60, "the scheduler to listen")
-        worker = [sys.executable, "-m", "hotfolder", "worker", self.address, "--nworkers", "1"]
+        worker = [
+            sys.executable,
+            "-m",
+            "hotfolder",
+            "worker",
+            self.address,
+            "--nworkers",
+            "1",
+            "--allow-insecure",
+        ]
         self.procs.append(self._start("heavy", [*worker, "--heavy", "1", "--name", "heavy"]))
         # The other host's view: the state folder is an empty, read-only mount there.
         fence = f'mount -t tmpfs -o ro,size=4k none {state} && exec "$@"'
@@ -310,3 +320,116 @@ def _busy(daemon: DaemonProcess) -> bool:
     sent = Counter(str(e["src"]) for e in daemon.named("job.sent"))
     finished = Counter(str(e["src"]) for e in daemon.named("job.done"))
     return any(sent[s] > finished[s] for s in sent)
+
+
+def _listeners(pid: int) -> set[str]:
+    """The addresses every process of this tree listens on (TCP)."""
+    import psutil  # noqa: PLC0415 - distributed's own dependency
+
+    found = set()
+    root = psutil.Process(pid)
+    for proc in [root, *root.children(recursive=True)]:
+        with __import__("contextlib").suppress(psutil.Error):
+            found |= {c.laddr.ip for c in proc.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+    return found
+
+
+def test_a_plain_tcp_worker_needs_the_flag_and_listens_where_the_scheduler_is(tmp_path: Path) -> None:
+    """Issue 28, case 2: `hotfolder worker tcp://...` is a usage error (exit 2) without --allow-insecure;
+    with it, every listener of its nanny and worker is on 127.0.0.1 (a loopback scheduler), none on
+    0.0.0.0 or [::]."""
+    port = _port()
+    refused = subprocess.run([sys.executable, "-m", "hotfolder", "worker", f"tcp://127.0.0.1:{port}"],
+                             env=_env(), capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert refused.returncode == 2 and "--allow-insecure" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    log = (tmp_path / "cluster.log").open("wb")
+    scheduler = _scheduler(port, log)
+    worker = None
+    try:
+        _until(lambda: _listening(port), 60, "the scheduler to listen")
+        worker = subprocess.Popen([sys.executable, "-m", "hotfolder", "worker", f"tcp://127.0.0.1:{port}",
+                                   "--nworkers", "2", "--allow-insecure"], env=_env(), stdout=log,
+                                  stderr=subprocess.STDOUT)  # fmt: skip
+        assert worker is not None
+        running = worker
+        _until(lambda: len(_listeners(running.pid)) > 0 and len(_workers_of(port)) == 2, 90, "two workers")
+        assert _listeners(running.pid) == {"127.0.0.1"}
+    finally:
+        for proc in (worker, scheduler):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=60)
+
+
+def _scheduler(port: int, log: Any) -> subprocess.Popen[bytes]:
+    """`dask scheduler` on 127.0.0.1:`port`, no dashboard (it has no login)."""
+    dask = Path(sys.executable).with_name("dask")
+    argv = [str(dask), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"]
+    return subprocess.Popen(argv, env=_env(), stdout=log, stderr=subprocess.STDOUT)
+
+
+def _workers_of(port: int) -> list[str]:
+    """The workers a scheduler on 127.0.0.1:`port` knows (dask's own client asks it)."""
+    import distributed  # noqa: PLC0415
+
+    with distributed.Client(f"tcp://127.0.0.1:{port}", timeout="10s", set_as_default=False) as client:
+        return list(client.scheduler_info(n_workers=-1)["workers"])
+
+
+def test_no_workers_is_said_and_a_lost_scheduler_brings_the_worker_down_loudly(tmp_path: Path,
+        daemons: list[DaemonProcess]) -> None:  # fmt: skip
+    """Issue 28, case 11: the worker killed -> the daemon says "no workers" (event, live.json, /metrics'
+    problems) after 30 s, and clears it when a worker comes back; the scheduler killed -> `hotfolder
+    worker` exits non-zero (so Restart=on-failure brings it back), the daemon says it cannot reach the
+    scheduler and, on SIGTERM, stops within its stop_timeout (it crashed on a KeyError, or took 50 s)."""
+    import json  # noqa: PLC0415
+
+    port = _port()
+    log = (tmp_path / "cluster.log").open("wb")
+    scheduler = _scheduler(port, log)
+    worker_argv = [sys.executable, "-m", "hotfolder", "worker", f"tcp://127.0.0.1:{port}", "--nworkers", "1",
+                   "--allow-insecure"]  # fmt: skip
+    procs = [scheduler]
+    try:
+        _until(lambda: _listening(port), 60, "the scheduler to listen")
+        first = subprocess.Popen(worker_argv, env=_env(), stdout=log, stderr=subprocess.STDOUT,
+                                 start_new_session=True)  # fmt: skip
+        procs.append(first)
+        (tmp_path / "inbox").mkdir()
+        (tmp_path / "hotfolder.toml").write_text(
+            'output_root = "outbox"\nstate_dir = "state"\nquarantine = "quarantine"\nstop_timeout = 10\n'
+            f'[cluster]\nscheduler = "tcp://127.0.0.1:{port}"\nallow_insecure = true\n'
+            '[[watch]]\npath = "inbox"\n'
+        )
+        daemon = DaemonProcess(tmp_path)
+        daemons.append(daemon)
+        daemon.wait_event("cluster.worker_joined", 90)
+        os.killpg(first.pid, signal.SIGKILL)  # the whole host's workers, nanny and all
+        first.wait(timeout=30)
+        problem = daemon.wait_event("daemon.problem", 120)
+        assert "no hotfolder worker" in str(problem["error"])
+        live = json.loads((tmp_path / "state" / "live.json").read_text())
+        assert any("no workers" in p for p in live["problems"])
+
+        second = subprocess.Popen(worker_argv, env=_env(), stdout=log, stderr=subprocess.STDOUT)
+        procs.append(second)
+        daemon.wait_event("daemon.problem_cleared", 120)
+        shutil.copy(CORPUS / "hopper.bmp", tmp_path / "inbox" / "hopper.bmp")
+        daemon.wait_event("job.done", 120)
+
+        scheduler.kill()
+        scheduler.wait(timeout=30)
+        assert second.wait(timeout=120) == 3  # not 0: the unit's Restart=on-failure starts it again
+        said = lambda: any("cannot be reached" in str(e["error"]) for e in daemon.named("daemon.problem"))  # noqa: E731
+        daemon.wait(said, 120, what="the scheduler said lost")
+        shutil.copy(CORPUS / "dscn0010.jpg", tmp_path / "inbox" / "waits.jpg")  # queued, never lost
+        began = time.monotonic()
+        daemon.stop()
+        assert time.monotonic() - began < 10 + 5, "stop_timeout is 10 s"
+        assert (tmp_path / "inbox" / "waits.jpg").is_file()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=30)

@@ -54,6 +54,16 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--name", help="prefix of the workers' names (default: the host name)")
     for flag in ("--tls-ca", "--tls-cert", "--tls-key"):
         worker.add_argument(flag, type=Path, help="mutual TLS: " + flag[6:])
+    worker.add_argument(
+        "--allow-insecure",
+        action="store_true",
+        help="accept a plain tcp:// scheduler (whoever reaches the host runs code)",
+    )
+    worker.add_argument(
+        "--listen",
+        metavar="HOST",
+        help="address the workers listen on (default: the one reaching the scheduler)",
+    )
     serve = sub.add_parser(
         "serve", parents=[common], help="a status page and /metrics beside the daemon (reads the ledger only)"
     )
@@ -187,12 +197,22 @@ def _worker(args: argparse.Namespace) -> int:
     if any(tls) and not all(tls):
         print("hotfolder: worker: mutual TLS needs --tls-ca, --tls-cert and --tls-key", file=sys.stderr)
         return 2
+    if not args.address.startswith(("tls://", "tcp://")):
+        print(f"hotfolder: worker: {args.address!r} is not a scheduler address: give tls://HOST:PORT "
+              "(or tcp://HOST:PORT with --allow-insecure)", file=sys.stderr)  # fmt: skip
+        return 2
+    if args.address.startswith("tcp://") and not args.allow_insecure:
+        print("hotfolder: worker: plain tcp:// lets anyone who reaches this host run code in its workers "
+              "and read every picture; use tls:// with --tls-ca, --tls-cert and --tls-key, or give "
+              "--allow-insecure on a network you trust (as allow_insecure = true in the daemon's [cluster])",
+              file=sys.stderr)  # fmt: skip
+        return 2
     if args.address.startswith("tls://") and not all(tls):
         print("hotfolder: worker: a tls:// address needs --tls-ca, --tls-cert and --tls-key", file=sys.stderr)
         return 2
     n = args.nworkers or len(os.sched_getaffinity(0))
     return worker(args.address, nworkers=n, heavy=args.heavy, name=args.name,
-                  tls=tls if all(tls) else None)  # fmt: skip
+                  tls=tls if all(tls) else None, listen=args.listen)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ def explain(config: Config, file: Path) -> int:
     facts, decision = seen.facts, seen.decision
     c = facts.content
     print(f"file: {file}\nrelative to {root}: {relpath}")
+    if seen.misnamed is not None:
+        print(f"misnamed: {seen.misnamed}")
     if c is not None:
         print(f"seen: {facts.size} bytes, {c.width}x{c.height}, camera {camera(c.make, c.model)!r}, "
               f"taken {c.taken}, exif {c.has_exif}, gps {c.has_gps}")  # fmt: skip

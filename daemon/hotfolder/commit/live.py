@@ -45,6 +45,7 @@ class Live:
     counts: dict[str, int] = field(default_factory=dict)  # this run's tallies
     watches: tuple[WatchHealth, ...] = ()
     error: str | None = None  # why it stopped, when it stopped on an error
+    problems: tuple[str, ...] = ()  # why it cannot go on now, while it waits (no workers, state disk full)
 
     def alive(self, now: float | None = None) -> bool:
         """Running, and the snapshot is fresh."""
@@ -69,5 +70,6 @@ def read(state_dir: Path) -> Live | None:
     with contextlib.suppress(TypeError, KeyError, ValueError):
         data["watches"] = tuple(WatchHealth(**w) for w in data.get("watches", ()))
         data["in_flight"] = tuple((str(s), float(t)) for s, t in data.get("in_flight", ()))
+        data["problems"] = tuple(str(p) for p in data.get("problems", ()))
         return Live(**data)
     return None

@@ -38,6 +38,14 @@ from hotfolder.settings.cluster import LOCAL, Cluster
 
 REFRESH_SECONDS: Final = 1.0  # how often the worker list is asked for (a scheduler round trip, ~1 ms)
 CONNECT_TIMEOUT: Final = "30s"
+# A cluster with no admitted worker for this long is said to be one (the daemon's problem, logged, on the
+# page and in /metrics): a scheduler whose workers all died used to leave the daemon waiting in silence.
+NO_WORKERS_SECONDS: Final = 30.0
+# A lost scheduler (dask's client gives up after its own 30 s of reconnecting) is asked for again this
+# often, each try bounded by RECONNECT_TIMEOUT so the main loop (and the watchdog) keeps moving.
+RECONNECT_SECONDS: Final = 30.0
+RECONNECT_TIMEOUT: Final = "5s"
+CLOSE_TIMEOUT_S: Final = 5
 # A job sent to a worker that left before it started never runs (dask keeps it for that worker): it is
 # sent again, without counting an attempt, this long after the worker left. A job the worker was
 # running comes back as KilledWorker within milliseconds of the scheduler noticing, well inside this.
@@ -137,6 +145,10 @@ class ClusterPool(Lanes):
         self.sent: dict[distributed.Future, _Sent] = {}
         self.refreshed = float("-inf")
         self.serial = 0
+        self.security = sec
+        self.empty_since: float | None = clock()  # no admitted worker since then
+        self.lost_since: float | None = None  # the scheduler unreachable since then
+        self.next_connect = 0.0
 
     # Workers joining and leaving ---------------------------------------------------------------
 
@@ -159,7 +171,9 @@ class ClusterPool(Lanes):
         if now - self.refreshed < REFRESH_SECONDS and not self.checking:
             return  # while a worker is being checked, its answer is looked for at every pass
         self.refreshed = now
-        info = self.client.scheduler_info(n_workers=-1)["workers"]
+        info = self._workers_info(now)
+        if info is None:
+            return
         for address in list(self.hosts):
             if address not in info:
                 self._gone(address)
@@ -192,6 +206,76 @@ class ClusterPool(Lanes):
                 path.unlink(missing_ok=True)
             self.probes = ()
         self.size(sum(w.slots for w in self.hosts.values()), sum(w.heavy for w in self.hosts.values()))
+        self._count_empty(now)
+
+    def _count_empty(self, now: float) -> None:
+        if self.hosts:
+            self.empty_since = None
+        elif self.empty_since is None:
+            self.empty_since = now
+
+    def _workers_info(self, now: float) -> dict[str, Any] | None:
+        """The scheduler's worker list; None while the scheduler is lost (reconnected to at most every
+        RECONNECT_SECONDS: dask's client closes itself after 30 s of failing to reconnect)."""
+        if self.lost_since is None:
+            try:
+                if self.client.status not in ("running", "connecting"):
+                    raise ConnectionError(f"dask's client is {self.client.status}")
+                reply = self.client.scheduler_info(n_workers=-1)
+                if "workers" not in reply:
+                    raise ConnectionError("the scheduler gave no worker list")
+                return dict(reply["workers"])
+            except (OSError, TimeoutError) as exc:
+                self._lose_scheduler(now, exc)
+        if now < self.next_connect:
+            return None
+        self.next_connect = now + RECONNECT_SECONDS
+        try:
+            client = distributed.Client(self.address, security=self.security, timeout=RECONNECT_TIMEOUT,
+                                        set_as_default=True)  # fmt: skip
+            client.run_on_scheduler(tune_scheduler)
+        except (OSError, TimeoutError) as exc:
+            self.log.error(  # noqa: TRY400 - expected while it is down: no traceback
+                "cluster.unreachable", scheduler=self.address, error=f"{type(exc).__name__}: {exc}"
+            )
+            return None
+        with contextlib.suppress(Exception):  # the old one is closed or closing: nothing to keep
+            self.client.close(timeout=CLOSE_TIMEOUT_S)
+        self.client = client
+        self.results = distributed.as_completed(with_results=True, raise_errors=False)
+        self.checked = distributed.as_completed(with_results=True, raise_errors=False)
+        self.log.info(
+            "cluster.reconnected", scheduler=self.address, lost_s=round(now - (self.lost_since or now))
+        )
+        self.lost_since = None
+        return None  # the worker list is read at the next pass, from the new connection
+
+    def _lose_scheduler(self, now: float, why: BaseException) -> None:
+        """Every worker is gone with it; the jobs sent there are queued again (their temps removed)."""
+        self.lost_since = now
+        self.next_connect = now
+        self.log.error("cluster.scheduler_lost", scheduler=self.address, error=f"{type(why).__name__}: {why}")
+        for address in list(self.hosts):
+            self._gone(address)
+        self.checking.clear()
+        for sent in self.sent.values():
+            remove_job_temps(sent.pending.job.token, self.temp_roots)
+            self.queued.appendleft(sent.pending)
+            self.log.info("job.requeued", src=str(sent.pending.job.src), worker=sent.worker,
+                          error="the scheduler was lost while it ran")  # fmt: skip
+        self.sent.clear()
+        self.size(0, 0)
+        self._count_empty(now)
+
+    def problem(self) -> str | None:
+        """Lost scheduler, or no worker for NO_WORKERS_SECONDS: nothing can run, and the daemon says so
+        (no running count in the text: live.json is rewritten when it changes)."""
+        if self.lost_since is not None:
+            return f"no workers: the dask scheduler at {self.address} cannot be reached"
+        if self.empty_since is not None and self.clock() - self.empty_since >= NO_WORKERS_SECONDS:
+            return (f"no workers: the dask scheduler at {self.address} has had no hotfolder worker for "
+                    f"{NO_WORKERS_SECONDS:.0f} s or more (is `hotfolder worker` running?)")  # fmt: skip
+        return None
 
     def _gone(self, address: str) -> None:
         if self.hosts.pop(address, None) is not None:
@@ -353,14 +437,18 @@ class ClusterPool(Lanes):
     def shutdown(self, *, abandon: bool) -> None:
         """Cancel what is still running (abandon) and close the connection; the workers stay up."""
         if abandon:
-            self.client.cancel(list(self.sent))
+            if self.lost_since is None:
+                with contextlib.suppress(Exception):  # cancelled or not, its temps go and it is redone
+                    self.client.cancel(list(self.sent))
             for sent in self.sent.values():
                 remove_job_temps(sent.pending.job.token, self.temp_roots)
         for path, _ in self.probes:
             path.unlink(missing_ok=True)
-        self.client.close()
+        # Bounded: with the scheduler gone, an unbounded close waited ~50 s, past stop_timeout.
+        with contextlib.suppress(Exception):
+            self.client.close(timeout=CLOSE_TIMEOUT_S)
         if self.local is not None:
-            self.local.close()
+            self.local.close(timeout=CLOSE_TIMEOUT_S)
 
 
 def _remove_other_runs(token: str, outcome: Outcome) -> None:

@@ -56,6 +56,7 @@ class Daemon:
         self._next_live = 0.0
         self._live_said: tuple[Any, ...] = ()  # the last snapshot written, heartbeat aside
         self._live_at = 0.0
+        self._problems: tuple[str, ...] = ()  # said once when they begin, and when they end
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.log.info("daemon.signal", signal=signal.Signals(signum).name)
@@ -121,11 +122,12 @@ class Daemon:
             pid=os.getpid(), started=self.started, heartbeat=time.time(), state=state,
             pending=len(self.ready) + engine.pending(), queued=len(self.ready) + len(engine.pool.queued),
             in_flight=tuple((str(p.job.src), round(now - p.submitted, 1)) for p in engine.pool.running()),
-            counts=dict(engine.counts), watches=self.watches.health(), error=error,
+            counts=dict(engine.counts), watches=self.watches.health(), error=error, problems=self._problems,
         )  # fmt: skip
         # Which files run, not for how long: a 10-minute AVIF job is no reason to rewrite it twice a second.
         running = tuple(src for src, _ in snapshot.in_flight)
-        said = (snapshot.state, snapshot.pending, snapshot.queued, running, snapshot.counts, snapshot.watches)
+        said = (snapshot.state, snapshot.pending, snapshot.queued, running, snapshot.counts, snapshot.watches,
+                snapshot.problems)  # fmt: skip
         if idle and said == self._live_said and now - self._live_at < live.HEARTBEAT_SECONDS:
             return
         self._live_said, self._live_at = said, now
@@ -172,7 +174,8 @@ class Daemon:
 
     def status(self, engine: Engine) -> str:
         """The one line `systemctl status` shows."""
-        return status_line(engine.counts, len(self.ready) + engine.pending(), list(self.watches.rearm))
+        line = status_line(engine.counts, len(self.ready) + engine.pending(), list(self.watches.rearm))
+        return "; ".join((*self._problems, line))
 
     def vitals(self, engine: Engine) -> str | None:
         """Why the watchdog must not be fed now, or None when every part is alive and moving.
@@ -190,7 +193,24 @@ class Daemon:
             return f"a job has run {oldest:.0f} s, past job_timeout {limit:g} s"
         return None
 
+    def problems(self, engine: Engine) -> tuple[str, ...]:
+        """Why the daemon cannot go on now, while it waits for that to mend (no cluster workers)."""
+        found = engine.pool.problem()
+        return (found,) if found is not None else ()
+
+    def _notice_problems(self, engine: Engine) -> None:
+        """A problem is said loudly when it begins (an error event, live.json for the page and /metrics,
+        systemd's status line) and when it ends; it is not repeated at every pass."""
+        now = self.problems(engine)
+        if now != self._problems:
+            for problem in set(now) - set(self._problems):
+                self.log.error("daemon.problem", error=problem)
+            if not now:
+                self.log.info("daemon.problem_cleared", error="; ".join(self._problems))
+        self._problems = now
+
     def _beat(self, engine: Engine) -> None:
+        self._notice_problems(engine)
         self.heartbeat.beat(lambda: self.status(engine), lambda: self.vitals(engine))
         now = self.clock()
         if now >= self._next_live:

@@ -95,6 +95,10 @@ class Lanes:
         """Stop: wait for the jobs in flight, or (abandon) give them up at once."""
         raise NotImplementedError
 
+    def problem(self) -> str | None:
+        """Why no job can run now (a cluster without workers), or None."""
+        return None
+
     def __len__(self) -> int:
         return len(self.running()) + len(self.queued)
 

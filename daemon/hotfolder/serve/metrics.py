@@ -79,6 +79,8 @@ class HotfolderCollector(Collector):
             ("hotfolder_pending", "Files not finished yet (queued, settling, retrying, in flight)",
              snapshot.pending),
             ("hotfolder_in_flight", "Jobs running on a worker now", len(snapshot.in_flight)),
+            ("hotfolder_daemon_problems", "Conditions the daemon waits on and cannot mend (no workers, "
+             "state disk full); alert on > 0", len(snapshot.problems) if snapshot.alive(time.time()) else 0),
         ):  # fmt: skip
             family = GaugeMetricFamily(name, text)
             family.add_metric([], value)
