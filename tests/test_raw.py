@@ -366,3 +366,123 @@ def test_a_raw_dropped_into_the_running_default_daemon(tmp_path: Path, daemons: 
         assert im.size == (400, 600)
     assert exiftool(web)["EXIF:IFD0:Orientation"] == 1
     assert (tmp_path / "inbox" / dng.name).read_bytes() == dng.read_bytes()
+
+
+TIFF_DELETE = (
+    '[[rule]]\nname = "tiffs"\noriginal = "delete"\n[rule.match]\nformats = ["tiff"]\n'
+    '[[rule.output]]\nformat = "png"\npath = "tiff/{stem}.png"\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("source", "name"),
+    [
+        pytest.param(CAMERA / "d7100_truncated.nef", "DSC_0042.tif", id="nef_renamed_tif"),
+        pytest.param(CAMERA / "d7100_truncated.nef", "scan.TIFF", id="nef_renamed_TIFF"),
+        pytest.param(CAMERA / "colorchart.dng", "IMG_0007.mef", id="dng_under_an_unlisted_raw_extension"),
+        pytest.param(None, "frame.tif", id="synthetic_dng_renamed_tif"),
+    ],
+)
+def test_a_raw_whose_name_does_not_say_raw_is_a_raw(tmp_path: Path, source: Path | None, name: str) -> None:
+    """Issue 28, case 1: a TIFF-container RAW under a TIFF name (or an extension hotfolder does not list)
+    is recognised by its IFDs: `file.misnamed`, no TIFF rule takes it, `original = "delete"` deletes
+    nothing, and its byte-identical copy is not deleted as a duplicate either."""
+    made = tmp_path / "made"
+    made.mkdir()
+    raw = made / name
+    if source is None:
+        write_dng(raw, PHOTO, size=(600, 400))
+    else:
+        shutil.copy(source, raw)
+    twin = made / f"copy-of-{name}"
+    shutil.copy(raw, twin)
+    original = raw.read_bytes()
+    events = process(tmp_path, TIFF_DELETE, raw, twin)
+    said = str(events[name]["file.misnamed"]["error"])
+    assert "camera RAW" in said and "only a RAW rule takes it" in said
+    assert "job.done" not in events[name] and "file.unmatched" in events[name]
+    assert (tmp_path / "inbox" / name).read_bytes() == original
+    assert (tmp_path / "inbox" / twin.name).read_bytes() == original
+    assert not (tmp_path / "outbox").exists() or not any((tmp_path / "outbox").rglob("*.png"))
+    explained = run_cli("explain", str(tmp_path / "inbox" / name), cwd=tmp_path)
+    assert "misnamed: its content is camera RAW" in explained.stdout, explained.stdout
+
+
+def test_plain_tiffs_are_still_tiffs(tmp_path: Path) -> None:
+    """The RAW test does not take a real TIFF (8 and 16 bits, several pages) for a RAW."""
+    corpus = ROOT.parent / "shared" / "corpus"
+    files = [corpus / n for n in ("hopper_lzw.tif", "tiff_16bit_rgb.tiff", "multipage.tif")]
+    events = process(tmp_path, TIFF_DELETE, *files)
+    for f in files:
+        assert "job.done" in events[f.name] and "file.misnamed" not in events[f.name], events[f.name]
+
+
+def _padded(path: Path, size: int) -> Path:
+    """The file grown to `size` bytes by a hole of zeros (sparse: no disk is used)."""
+    with path.open("r+b") as f:
+        f.truncate(size)
+    return path
+
+
+def _peak_rss_kb(argv: list[str], cwd: Path) -> tuple[int, str]:
+    """Run a command under /usr/bin/time -v; (its peak RSS in KB, its stdout and stderr)."""
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
+    done = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-m", "hotfolder", *argv], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    peak = next(int(line.split(":")[1]) for line in done.stderr.splitlines() if "Maximum resident" in line)
+    return peak, done.stdout + done.stderr
+
+
+@pytest.mark.skipif(not Path("/usr/bin/time").exists(), reason="needs GNU time (Debian's time package)")
+def test_a_raw_padded_to_gigabytes_is_refused_from_its_header(tmp_path: Path) -> None:
+    """Issue 28, cases 13 and 14: a real DNG padded with zeros to 2 GB, beside a 1.5 GB XMP sidecar:
+    `explain` stays under 500 MB RSS and says why; `process` refuses it from its header (quarantined,
+    nothing read whole) and stays under 1 GB RSS; the sidecar is never read."""
+    write_config(tmp_path, RAW_RULE + "[rule.companions]\nwait = 0\n")  # the default sidecars: {stem}.xmp
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    raw = inbox / "IMG_0001.dng"
+    shutil.copy(CAMERA / "colorchart.dng", raw)
+    _padded(raw, 2 << 30)
+    sidecar = inbox / "IMG_0001.xmp"
+    sidecar.write_bytes((CAMERA / "canon_eos_6d.xmp").read_bytes())
+    _padded(sidecar, 1536 << 20)
+    peak, said = _peak_rss_kb(["explain", str(raw)], tmp_path)
+    assert peak < 500_000, f"explain peaked at {peak} KB"
+    assert "far more than this camera RAW can hold" in said, said
+    peak, said = _peak_rss_kb(["process", "--log-format", "json", "inbox"], tmp_path)
+    assert peak < 1_000_000, f"process peaked at {peak} KB"
+    assert (tmp_path / "quarantine" / "IMG_0001.dng").stat().st_size == 2 << 30
+    note = json.loads((tmp_path / "quarantine" / "IMG_0001.dng.json").read_text())
+    assert "far more than this camera RAW can hold" in note["error"]
+
+
+@pytest.mark.skipif(not Path("/usr/bin/time").exists(), reason="needs GNU time (Debian's time package)")
+def test_a_huge_xmp_sidecar_is_not_read_and_still_travels(tmp_path: Path) -> None:
+    """Issue 28, case 14: a 1.5 GB XMP sidecar beside a small JPEG: `metadata.damaged` names it, the
+    picture is done, the sidecar moves with it byte for byte, and `process` stays under 1 GB RSS (it read
+    the sidecar whole: 1.57 GB)."""
+    rules = (
+        '[[rule]]\nname = "photos"\noriginal = "move"\noriginal_path = "done/{stem}.{ext}"\n'
+        '[rule.match]\nformats = ["jpeg"]\n[rule.companions]\nwait = 0\n'
+        '[[rule.output]]\nformat = "jpeg"\npath = "web/{stem}.jpg"\n'
+    )
+    write_config(tmp_path, rules)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    shutil.copy(ROOT.parent / "shared" / "corpus" / "pentax_k10d.jpg", inbox / "IMG_0002.jpg")
+    sidecar = inbox / "IMG_0002.xmp"
+    sidecar.write_bytes((CAMERA / "canon_eos_6d.xmp").read_bytes())
+    _padded(sidecar, 1536 << 20)
+    peak, said = _peak_rss_kb(["process", "--log-format", "json", "inbox"], tmp_path)
+    assert peak < 1_000_000, f"process peaked at {peak} KB"
+    events = [json.loads(line) for line in said.splitlines() if line.startswith("{")]
+    damaged = [e for e in events if e["event"] == "metadata.damaged"]
+    assert damaged and "past the 16 MB an XMP sidecar may have" in str(damaged[0]["error"])
+    assert any(e["event"] == "job.done" for e in events)
+    moved = next((tmp_path / "outbox").rglob("IMG_0002.xmp"))
+    assert moved.stat().st_size == 1536 << 20 and not sidecar.exists()

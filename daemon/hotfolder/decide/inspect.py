@@ -13,7 +13,7 @@ from hotfolder.decide.header import identify
 from hotfolder.decide.match import Decision, Facts, decide
 from hotfolder.decide.raw import RawHeader
 from hotfolder.decide.raw import inspect as inspect_raw
-from hotfolder.decide.read import open_regular, read_bounded, sniffed
+from hotfolder.decide.read import Sniffed, misnamed, open_regular, read_bounded, sniffed
 from hotfolder.decide.sniff import sniff
 from hotfolder.errors import InputError
 from hotfolder.settings.rules import Rule
@@ -43,6 +43,7 @@ class Inspection:
     refusal: str | None = None
     raw: RawHeader | None = None  # a camera RAW's header
     colour: ColourSpace | None = None  # what its colour is, as every output will read it
+    misnamed: str | None = None  # its name and its content disagree about camera RAW (file.misnamed)
 
 
 def inspect_file(path: Path, relpath: str, rules: tuple[Rule, ...], *, max_pixels: int,
@@ -50,7 +51,18 @@ def inspect_file(path: Path, relpath: str, rules: tuple[Rule, ...], *, max_pixel
     """Decide which rules take a file, reading it as a worker would (bounded, never a FIFO or a link)."""
     fd, st = open_regular(path)
     try:
-        fmt, by_content = sniffed(fd, relpath)
+        found = sniffed(fd, relpath)
+    except BaseException:
+        os.close(fd)
+        raise
+    seen = _inspect(fd, st, found, relpath, rules, max_pixels=max_pixels, watch=watch, watch_path=watch_path)
+    return replace(seen, misnamed=misnamed(found, relpath))
+
+
+def _inspect(fd: int, st: os.stat_result, found: Sniffed, relpath: str, rules: tuple[Rule, ...], *,
+             max_pixels: int, watch: str | None, watch_path: Path | None) -> Inspection:  # fmt: skip
+    try:
+        fmt = found.format
         facts = Facts(relpath=relpath, watch=watch, watch_path=str(watch_path) if watch_path else None,
                       size=st.st_size, format=fmt)  # fmt: skip
         if st.st_size == 0:
@@ -58,7 +70,7 @@ def inspect_file(path: Path, relpath: str, rules: tuple[Rule, ...], *, max_pixel
                 facts, decide(rules, facts, partial=True), refusal="the file is empty (0 bytes)"
             )
         try:
-            data = read_bounded(fd, st, fmt, by_content=by_content, max_pixels=max_pixels)
+            data = read_bounded(fd, st, found, max_pixels=max_pixels)
         except InputError as exc:
             return Inspection(facts, decide(rules, facts, partial=True), refusal=str(exc))
     finally:

@@ -240,14 +240,27 @@ def _video_tags(path: Path) -> dict[bytes, str]:
         return {}
 
 
+# An XMP sidecar larger than this is not read (darktable's and Lightroom's are a few KB, a long edit
+# history some hundred KB): a 1.5 GB one was read whole, 1.57 GB of memory for a 24 KB picture.
+MAX_SIDECAR_BYTES: Final = 16 << 20
+
+
 def sidecar_xmp(picture: Path, companions: tuple[Companion, ...], notes: Notes) -> bytes | None:
     """The group's XMP sidecar as read: `{name}.xmp` (this very file's) before `{stem}.xmp`."""
     sidecars = [c for c in companions if c.role == pairing.SIDECAR and c.suffix.lower().endswith(".xmp")]
     own = picture.suffix.lower() + ".xmp"
     sidecars.sort(key=lambda c: c.suffix.lower() != own)
     for c in sidecars:
+        if c.identity.size > MAX_SIDECAR_BYTES:
+            why = (
+                f"{c.path.name} is {c.identity.size / 1e6:.0f} MB, past the {MAX_SIDECAR_BYTES >> 20} MB an "
+                "XMP sidecar may have: not read or merged (it still travels with the picture)"
+            )
+            notes.warn("metadata.damaged", item="sidecar xmp", error=why)
+            continue
         try:
-            data = c.path.read_bytes()
+            with c.path.open("rb") as fp:
+                data = fp.read(MAX_SIDECAR_BYTES + 1)  # bounded: it may have grown since it was hashed
         except OSError as exc:
             notes.warn("companion.skipped", error=f"{c.path.name}: {exc.strerror or exc}")
             continue

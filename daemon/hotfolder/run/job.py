@@ -23,7 +23,7 @@ from pathlib import Path, PurePath
 from PIL import Image
 
 from hotfolder.commit.staged import Companion, Disposal, Outcome
-from hotfolder.core.formats import RAW, raw_name
+from hotfolder.core.formats import RAW
 from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Result, RetryReason
 from hotfolder.core.template import render_text
@@ -36,7 +36,7 @@ from hotfolder.decide.match import Content, Facts, decide
 from hotfolder.decide.naming import chain_key, output_path, template_values
 from hotfolder.decide.raw import RawHeader
 from hotfolder.decide.raw import inspect as inspect_raw
-from hotfolder.decide.read import open_regular, read_bounded, sniffed
+from hotfolder.decide.read import misnamed, open_regular, read_bounded, sniffed
 from hotfolder.errors import HotfolderError, InputError, NotRegularError, is_transient
 from hotfolder.render import stamp
 from hotfolder.render.decode import Source, decode
@@ -98,9 +98,10 @@ def _run(job: Job, work: Work) -> Outcome:
     try:
         identity = FileIdentity.of(st)
         work.base = replace(work.base, identity=identity, bytes_in=st.st_size)
-        fmt, by_content = sniffed(fd, job.relpath)
-        if fmt != RAW and raw_name(job.relpath):
-            said = f"named as camera RAW, but its content is {str(fmt).upper()}: handled as what it is"
+        found = sniffed(fd, job.relpath)
+        fmt = found.format
+        said = misnamed(found, job.relpath)
+        if said is not None:
             work.notes.warn("file.misnamed", error=said)
         facts = Facts(relpath=job.relpath, watch=job.watch, size=st.st_size, format=fmt,
                       watch_path=str(job.watch_path) if job.watch_path else None)  # fmt: skip
@@ -112,7 +113,7 @@ def _run(job: Job, work: Work) -> Outcome:
             return Outcome(job.src, Result.BROKEN, identity=identity, error_class="InputError",
                            error="InputError: the file is empty (0 bytes)")  # fmt: skip
         read_ns = time.time_ns()
-        data = read_bounded(fd, st, fmt, by_content=by_content, max_pixels=job.max_pixels)
+        data = read_bounded(fd, st, found, max_pixels=job.max_pixels)
         after = FileIdentity.of(os.fstat(fd))
     finally:
         os.close(fd)
