@@ -454,3 +454,26 @@ def test_a_video_that_is_not_the_pictures_live_photo_never_follows_it(tmp_path: 
     assert '"companion.orphan"' in again.stdout and "Live Photo identifiers" in again.stdout
     assert [p.name for p in inbox.iterdir()] == ["IMG_0009.mov"]
     assert [p.name for p in (tmp_path / "outbox" / "archive").iterdir()] == ["IMG_0009.dng"]
+
+
+def test_sidecars_that_differ_only_in_case_both_travel(tmp_path: Path) -> None:
+    """Issue 28, case 8: `IMG_2.xmp` and `IMG_2.XMP` (and `IMG_2.Xmp`) beside the picture are all its
+    companions: each moves with it keeping its own name, none is left in the inbox, `status` counts
+    no orphan (one used to stay behind with no event)."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    shutil.copy(CAMERA / "colorchart.dng", inbox / "IMG_2.dng")
+    sidecars = {"IMG_2.xmp": b"lower", "IMG_2.XMP": b"upper", "IMG_2.Xmp": b"mixed"}
+    for name, data in sidecars.items():
+        (inbox / name).write_bytes((CAMERA / "canon_eos_6d.xmp").read_bytes() + b"<!-- " + data + b" -->")
+    write_config(tmp_path, GROUP_RULES.format(policy="move", where='original_path = "archive/{stem}.{ext}"'))
+    done = run_cli("process", "--log-format", "json", "inbox", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    archive = tmp_path / "outbox" / "archive"
+    assert sorted(p.name for p in archive.iterdir()) == sorted(["IMG_2.dng", *sidecars])
+    for name, data in sidecars.items():
+        assert (archive / name).read_bytes().endswith(b"<!-- " + data + b" -->")
+    assert not list(inbox.iterdir())
+    assert done.stdout.count('"companion.moved"') == 3
+    status = run_cli("status", cwd=tmp_path)
+    assert "0 orphans" in status.stdout, status.stdout

@@ -84,7 +84,12 @@ def group_of(
     """The companions of `picture` among the names of its folder, in a stable order (`claims`: what
     the group's `{stem}.xmp` says it is for)."""
     names = list(listing)
-    others = {n.lower(): n for n in names if n != picture}
+    # Every name per lower-cased name: IMG_2.xmp and IMG_2.XMP both belong to the picture (one of the
+    # two used to stay behind in the inbox, counted nowhere).
+    others: dict[str, list[str]] = {}
+    for n in names:
+        if n != picture:
+            others.setdefault(n.lower(), []).append(n)
     base = stem(picture)
     owns_stem = stem_owner(base, names, spec, claims) == picture
     members: dict[str, Member] = {}
@@ -92,12 +97,13 @@ def group_of(
         for pattern in patterns:
             if "{name}" not in pattern and not owns_stem:
                 continue  # a same-stem picture takes the group's {stem} companions
-            found = others.get(_expand(pattern, picture))
-            if found is not None and found not in members:
-                members[found] = Member(found, role, found[len(base) :])
-    for lower, name in others.items():
-        if stem(lower) == base.lower() and name not in members and _twin_wanted(picture, name, spec):
-            members[name] = Member(name, TWIN, name[len(base) :])
+            for found in others.get(_expand(pattern, picture), ()):
+                if found not in members:
+                    members[found] = Member(found, role, found[len(base) :])
+    for lower, same in others.items():
+        for name in same:
+            if stem(lower) == base.lower() and name not in members and _twin_wanted(picture, name, spec):
+                members[name] = Member(name, TWIN, name[len(base) :])
     return tuple(sorted(members.values(), key=lambda m: m.name))
 
 
