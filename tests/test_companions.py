@@ -477,3 +477,48 @@ def test_sidecars_that_differ_only_in_case_both_travel(tmp_path: Path) -> None:
     assert done.stdout.count('"companion.moved"') == 3
     status = run_cli("status", cwd=tmp_path)
     assert "0 orphans" in status.stdout, status.stdout
+
+
+def test_a_jpeg_beside_a_raw_that_no_rule_takes_is_processed(
+    tmp_path: Path, daemons: list[DaemonProcess]
+) -> None:
+    """Issue 28, case 4: rules for JPEGs only, with companions: a JPEG beside a same-stem RAW is no twin
+    of a picture nothing will process; the running daemon makes its output (it was held for ever, with
+    only a debug event) and `explain` says it goes on its own. A RAW rule added makes it a twin again."""
+    rules = (
+        '[[rule]]\nname = "jpegs"\n[rule.match]\nformats = ["jpeg"]\n[rule.companions]\nwait = 0.5\n'
+        '[[rule.output]]\nformat = "jpeg"\nmax_edge = 256\npath = "web/{stem}.jpg"\n'
+    )
+    write_config(tmp_path, rules)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    daemon = DaemonProcess(tmp_path).started()
+    daemons.append(daemon)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    shutil.copy(CAMERA / "colorchart.dng", staging / "IMG_1.dng")
+    shutil.copy(CAMERA / "train.jpg", staging / "IMG_1.jpg")
+    for p in staging.iterdir():
+        p.rename(inbox / p.name)
+    daemon.wait_event("job.done", src=inbox / "IMG_1.jpg")
+    assert (tmp_path / "outbox" / "web" / "IMG_1.jpg").is_file()
+    daemon.stop()
+    said = run_cli("explain", str(inbox / "IMG_1.jpg"), cwd=tmp_path).stdout
+    assert "which no rule takes" in said and "a companion of" not in said, said
+    write_config(tmp_path, RAW_AND_JPEG_RULES)
+    said = run_cli("explain", str(inbox / "IMG_1.jpg"), cwd=tmp_path).stdout
+    assert "a companion of IMG_1.dng" in said, said
+
+
+RAW_AND_JPEG_RULES = """
+[[rule]]
+name = "camera"
+[rule.match]
+formats = ["raw", "jpeg"]
+[rule.companions]
+wait = 0.5
+[[rule.output]]
+format = "jpeg"
+max_edge = 256
+path = "web/{stem}.jpg"
+"""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hotfolder.core.template import camera
 from hotfolder.decide import companions as pairing
-from hotfolder.decide.inspect import Inspection, inspect_file
+from hotfolder.decide.inspect import Inspection, inspect_file, may_take
 from hotfolder.decide.job import Job
 from hotfolder.decide.naming import output_path, template_values
 from hotfolder.errors import EXIT_USAGE, HotfolderError, NotRegularError
@@ -59,7 +59,7 @@ def explain(config: Config, file: Path) -> int:
     if not decision.rules:
         print("no rule matches: the file would be left where it is")
         return 1
-    held, paired = _print_group(file, seen, decision.rules)
+    held, paired = _print_group(file, seen, decision.rules, root=root, every=config.rules)
     if held:
         return 0
     if seen.refusal is not None:
@@ -104,7 +104,8 @@ def _print_plan(config: Config, seen: Inspection, file: Path, relpath: str, watc
         print(f"the original moves to {dest} once every output is written and verified")
 
 
-def _print_group(file: Path, seen: Inspection, rules: tuple[Rule, ...]) -> tuple[bool, bool]:
+def _print_group(file: Path, seen: Inspection, rules: tuple[Rule, ...], *, root: Path,
+                 every: tuple[Rule, ...]) -> tuple[bool, bool]:  # fmt: skip
     """The file's group under a rule with [rule.companions]: (whether the file is a companion itself,
     whether its group holds a twin or a Live Photo video)."""
     spec = spec_of(rules)
@@ -112,10 +113,14 @@ def _print_group(file: Path, seen: Inspection, rules: tuple[Rule, ...]) -> tuple
         return False, False
     listing = [p.name for p in file.parent.iterdir()]
     claims = claimed(file.parent, pairing.stem(file.name), listing)
-    holder = pairing.holder(file.name, listing, spec, claims)
+    holder = pairing.holder(file.name, listing, spec, claims,
+                            taken=lambda name: may_take(file.parent / name, root, every))  # fmt: skip
     if holder is not None:
         print(f"a companion of {holder}: never processed on its own; it goes where {holder} goes")
         return True, False
+    unheld = pairing.holder(file.name, listing, spec, claims)
+    if unheld is not None:
+        print(f"beside {unheld}, which no rule takes: {file.name} is no companion and goes on its own")
     members = pairing.group_of(file.name, listing, spec, claims)
     print(f"group {pairing.stem(file.name)!r}: {file.name} is the primary" + ("" if members else ", alone"))
     why = {pairing.SIDECAR: "its name matches a `files` pattern",

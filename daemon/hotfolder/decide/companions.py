@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import PurePath
@@ -114,9 +114,16 @@ def _shape(pattern: str) -> re.Pattern[str]:
     return re.compile(f"^{regex}$", re.IGNORECASE)
 
 
-def holder(name: str, listing: Iterable[str], spec: Companions, claims: str | None = None) -> str | None:
+def holder(name: str, listing: Iterable[str], spec: Companions, claims: str | None = None, *,
+           taken: Callable[[str], bool] = lambda _picture: True) -> str | None:  # fmt: skip
     """The picture in this folder that `name` is a companion of, if any (a companion is never an input
-    of its own while its group exists)."""
+    of its own while its group exists). Only a picture some rule will take (`taken`) holds anything: a
+    JPEG beside a RAW that no rule takes used to wait as its twin for ever."""
+    found = _holder(name, listing, spec, claims)
+    return found if found is not None and taken(found) else None
+
+
+def _holder(name: str, listing: Iterable[str], spec: Companions, claims: str | None) -> str | None:
     names = [n for n in listing if n != name]
     by_name = {n.lower(): n for n in names}
     by_stem: dict[str, list[str]] = {}

@@ -10,12 +10,12 @@ from hotfolder.core.formats import HEAD_BYTES, RAW, claimed_format
 from hotfolder.decide.colourspace import ColourSpace, source_colour
 from hotfolder.decide.facts import content_facts, raw_facts
 from hotfolder.decide.header import identify
-from hotfolder.decide.match import Decision, Facts, decide
+from hotfolder.decide.match import Decision, Facts, candidates, decide
 from hotfolder.decide.raw import RawHeader
 from hotfolder.decide.raw import inspect as inspect_raw
 from hotfolder.decide.read import Sniffed, misnamed, open_regular, read_bounded, sniffed
 from hotfolder.decide.sniff import sniff
-from hotfolder.errors import InputError
+from hotfolder.errors import InputError, NotRegularError
 from hotfolder.settings.rules import Rule
 
 
@@ -89,3 +89,25 @@ def _inspect(fd: int, st: os.stat_result, found: Sniffed, relpath: str, rules: t
     facts = replace(facts, content=content_facts(data, st.st_mtime, opened))
     colour = source_colour(opened, data, fmt) if fmt else None
     return Inspection(facts, examine(data, relpath, rules, facts=facts), data=data, colour=colour)
+
+
+def may_take(path: Path, root: Path, rules: tuple[Rule, ...], *, watch: str | None = None) -> bool:
+    """Whether any rule could take this file, judged as `run` judges it before reading it whole (its
+    path, its size, its format by content): a picture no rule takes holds no twin or sidecar."""
+    try:
+        relpath = path.relative_to(root).as_posix()
+    except ValueError:
+        relpath = path.name
+    chain = candidates(rules, relpath)
+    if not chain:
+        return False
+    try:
+        fd, st = open_regular(path)
+    except (OSError, NotRegularError):
+        return False
+    try:
+        found = sniffed(fd, relpath)
+    finally:
+        os.close(fd)
+    facts = Facts(relpath=relpath, watch=watch, watch_path=str(root), size=st.st_size, format=found.format)
+    return bool(decide(chain, facts, partial=True).rules)

@@ -23,6 +23,7 @@ from hotfolder.commit.records import Record
 from hotfolder.commit.staged import Outcome
 from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Result, RetryReason, Status, Tally
+from hotfolder.decide.inspect import may_take
 from hotfolder.decide.job import Job
 from hotfolder.decide.match import candidates, rules_fingerprint
 from hotfolder.run.group import Arrivals
@@ -135,7 +136,9 @@ class Engine:
         if not rules:
             self._unmatched(path, identity, watch.name, identity.size)
             return
-        if not self.arrivals.admit(watch, path, root, rules, identity, rules_fp=self.rules_fp):
+        every = self.config.rules
+        taken = lambda name: may_take(path.parent / name, root, every, watch=watch.name)  # noqa: E731
+        if not self.arrivals.admit(watch, path, root, rules, identity, rules_fp=self.rules_fp, taken=taken):
             return
         c = self.config
         job = Job(src=path, relpath=relpath, rules=rules, output_root=c.output_root, watch=watch.name,

@@ -85,14 +85,14 @@ class Arrivals:
         self.first_seen: dict[Path, float] = {}
 
     def admit(self, watch: Watch, path: Path, root: Path, rules: tuple[Rule, ...], identity: FileIdentity, *,
-              rules_fp: str) -> bool:  # fmt: skip
+              rules_fp: str, taken: Callable[[str], bool] = lambda _name: True) -> bool:  # fmt: skip
         """Whether a file goes on as an input: a companion is not one while its picture is there, an
         orphan is left where it is, and a picture waits (at most `wait`) until its stem is quiet."""
         spec = spec_of(rules)
         if spec is None:
             return True
         first_look = path not in self.first_seen
-        verdict, detail = self.verdict(path, spec, wait=self.wait)
+        verdict, detail = self.verdict(path, spec, wait=self.wait, taken=taken)
         if verdict == "held":
             self.log.debug("companion.held", src=str(path), dst=str(path.parent / str(detail)))
         elif verdict == "orphan":
@@ -104,14 +104,17 @@ class Arrivals:
             self.timetable.later(detail, watch=watch, path=path, root=root)
         return verdict == "go"
 
-    def verdict(self, path: Path, spec: Companions, *, wait: bool) -> tuple[str, str | float | None]:
-        """("held", its picture), ("orphan", None), ("wait", seconds) or ("go", None) for one file."""
+    def verdict(
+        self, path: Path, spec: Companions, *, wait: bool, taken: Callable[[str], bool] = lambda _name: True
+    ) -> tuple[str, str | float | None]:
+        """("held", its picture), ("orphan", None), ("wait", seconds) or ("go", None) for one file;
+        `taken`: whether some rule takes the picture of that name in the same folder."""
         try:
             listing = [p.name for p in path.parent.iterdir()]
         except OSError:
             return "go", None
         picture = pairing.holder(
-            path.name, listing, spec, claimed(path.parent, pairing.stem(path.name), listing)
+            path.name, listing, spec, claimed(path.parent, pairing.stem(path.name), listing), taken=taken
         )
         if picture is not None:
             return "held", picture
