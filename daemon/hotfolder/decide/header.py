@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import io
 import struct
-from typing import Final
 
 from PIL import Image, UnidentifiedImageError
 
 from hotfolder.core.exiftiff import EXIF_PREFIX
 from hotfolder.core.formats import PIL_ALLOWLIST
-from hotfolder.decide.sniff import register_codecs
+from hotfolder.decide.sniff import DAMAGED_KEY, register_codecs
 from hotfolder.errors import InputError
 from hotfolder.settings.config import DEFAULT_MAX_PIXELS
 
@@ -36,7 +35,7 @@ def identify(data: bytes, *, max_pixels: int | None = None) -> Image.Image:
     except Exception as exc:  # noqa: BLE001
         raise InputError(f"cannot open it: {exc}") from None
     # A damaged metadata block never costs the picture (capture() reports what happened).
-    im.info[DAMAGED_KEY] = tuple(recover_raw_profiles(im))
+    im.info[DAMAGED_KEY] = (*im.info.get(DAMAGED_KEY, ()), *recover_raw_profiles(im))
     return im
 
 
@@ -61,10 +60,6 @@ def too_many_pixels() -> InputError:
         f"the image (or one of its frames) has more than max_image_pixels ({limit:,}) pixels; "
         "raise max_image_pixels in the config to accept it"
     )
-
-
-# Where identify() leaves what recover_raw_profiles() found (writers never see `info` implicitly).
-DAMAGED_KEY: Final = "hotfolder:damaged"
 
 
 class MetadataDamageError(ValueError):

@@ -4,15 +4,44 @@ process-wide codec registration every decoder needs."""
 from __future__ import annotations
 
 import warnings
+import zlib
 from pathlib import PurePath
 from typing import Final
 
-from PIL import Image
+from PIL import Image, ImageFile, PngImagePlugin
 
 from hotfolder.core.exiftiff import ifd0_tags
 from hotfolder.core.formats import PIL_ALLOWLIST, RAW, name_of, raw_name
 
 _registered = False
+# Where the opened image's `info` carries the metadata found damaged on the way (the iCCP reader below,
+# recover_raw_profiles() in header.py); capture() reports them. Writers never see `info` implicitly.
+DAMAGED_KEY: Final = "hotfolder:damaged"
+ICC_LIMIT: Final = 16 << 20  # as probe.SLACK: the metadata a header may carry beyond the pixels
+
+
+def _chunk_iccp(stream: PngImagePlugin.PngStream, _pos: int, length: int) -> bytes:
+    """Pillow's iCCP reader with a 16 MB bound of its own; a larger or undecodable profile is dropped
+    and said (metadata.damaged), never the reason a picture cannot be opened."""
+    assert stream.fp is not None
+    chunk = ImageFile._safe_read(stream.fp, length)  # Pillow's own bounded read
+    name_end = chunk.find(b"\0")
+    if name_end < 0 or name_end + 1 >= len(chunk) or chunk[name_end + 1] != 0:
+        raise SyntaxError("unknown compression method in the iCCP chunk")
+    inflate = zlib.decompressobj()
+    try:
+        icc: bytes | None = inflate.decompress(chunk[name_end + 2 :], ICC_LIMIT)
+    except zlib.error as exc:
+        icc, why = None, f"icc: the iCCP chunk does not inflate ({exc}); dropped"
+    else:
+        why = (
+            f"icc: the profile inflates past {ICC_LIMIT >> 20} MB; dropped" if inflate.unconsumed_tail else ""
+        )
+    if why:
+        icc = None
+        stream.im_info.setdefault(DAMAGED_KEY, []).append(why)
+    stream.im_info["icc_profile"] = icc
+    return chunk
 
 
 def register_codecs() -> None:
@@ -24,6 +53,9 @@ def register_codecs() -> None:
 
     pillow_heif.register_heif_opener()
     warnings.simplefilter("error", Image.DecompressionBombWarning)
+    # A PNG's ICC profile up to what writers put there: Pillow's 1 MB text-chunk cap refused a valid
+    # 1.5 MB profile, hotfolder's own archive among them, as "cannot open it". Text chunks keep the cap.
+    PngImagePlugin.PngStream.chunk_iCCP = _chunk_iccp  # type: ignore[method-assign,assignment]
     # Every image in one memory block, so libvips can read it in place (render/pixels.py).
     Image.core.set_use_block_allocator(1)  # type: ignore[attr-defined]
     _registered = True

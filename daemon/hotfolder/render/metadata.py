@@ -34,7 +34,7 @@ from hotfolder.core.exiftiff import (
 )
 from hotfolder.core.resolution import Resolution
 from hotfolder.decide.colourspace import Cicp
-from hotfolder.decide.header import DAMAGED_KEY
+from hotfolder.decide.sniff import DAMAGED_KEY
 
 PHOTOSHOP_HEADER: Final = b"Photoshop 3.0\x00"
 
@@ -54,6 +54,7 @@ class Metadata:
     resolution: Resolution | None = None  # print resolution, in the source's unit
     layers: bytes | None = None  # Photoshop's layers (TIFF ImageSourceData), valid only for these pixels
     extra_samples: tuple[int, ...] | None = None  # TIFF ExtraSamples of channels beyond colour and alpha
+    icc_dropped: str | None = None  # why the source's ICC profile could not be used (pixels taken as sRGB)
 
     @property
     def has_iptc(self) -> bool:
@@ -87,9 +88,16 @@ def capture(im: Image.Image, damaged: list[str] | None = None) -> Metadata:
     photoshop, iptc = _capture_iptc(im)
     tags = getattr(im, "tag_v2", {}) if im.format == "TIFF" else {}
     layers = tags.get(TAG_IMAGE_SOURCE_DATA)
+    icc, unusable = usable_icc(info.get("icc_profile") or None, im.mode)
+    if unusable is not None:
+        # Dropped from `info` too: every later reader (the colour decided from it, the writers) then sees
+        # a picture without a profile, converted as sRGB. It used to cost the whole picture.
+        info.pop("icc_profile", None)
+        if damaged is not None:
+            damaged.append(f"icc: {unusable}; dropped, the pixels taken as sRGB")
     return Metadata(
         exif=with_prefix(exif) if exif else None,
-        icc=info.get("icc_profile") or None,
+        icc=icc,
         xmp=xmp,
         photoshop=photoshop,
         iptc=iptc,
@@ -97,7 +105,53 @@ def capture(im: Image.Image, damaged: list[str] | None = None) -> Metadata:
         exif_reserialised=rebuilt,
         resolution=res.from_image(im, ex if ex is not None else {}),
         layers=layers if isinstance(layers, bytes) and layers else None,
+        icc_dropped=unusable,
     )
+
+
+# What an image mode's pixels need of a profile (lcms' colour space signature).
+_PROFILE_SPACE: Final = {"RGB": "RGB", "RGBA": "RGB", "RGBX": "RGB", "P": "RGB", "PA": "RGB", "L": "GRAY",
+                         "LA": "GRAY", "I": "GRAY", "I;16": "GRAY", "I;16B": "GRAY", "I;16L": "GRAY",
+                         "F": "GRAY", "CMYK": "CMYK", "1": "GRAY"}  # fmt: skip
+
+
+def usable_icc(icc: bytes | None, mode: str) -> tuple[bytes | None, str | None]:
+    """The profile if colour management can use it on pixels of this mode, else (None, why): garbage, a
+    profile cut short, or one for other pixels (grey or CMYK on RGB) cannot convert anything."""
+    if not icc:
+        return None, None
+    if len(icc) < 132:
+        return None, f"the ICC profile is {len(icc)} bytes, shorter than its own header"
+    declared = struct.unpack_from(">I", icc, 0)[0]
+    if declared > len(icc):
+        return None, f"the ICC profile is cut short ({len(icc):,} of its {declared:,} bytes)"
+    from PIL import ImageCms  # noqa: PLC0415 - only where pixels are converted
+
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    except (OSError, ValueError, TypeError) as exc:
+        return None, f"the ICC profile cannot be read: {exc}"
+    space = str(profile.profile.xcolor_space).strip().upper()
+    wanted = _PROFILE_SPACE.get(mode)
+    if wanted is not None and space != wanted:
+        return None, f"the ICC profile is for {space} pixels, these are {mode}"
+    if wanted == "RGB":
+        try:
+            ImageCms.buildTransform(profile, _srgb(), "RGB", "RGB")
+        except (OSError, ValueError, TypeError, ImageCms.PyCMSError) as exc:
+            return None, f"the ICC profile cannot convert to sRGB: {exc or type(exc).__name__}"
+    return icc, None
+
+
+_SRGB: list[Any] = []
+
+
+def _srgb() -> Any:
+    if not _SRGB:
+        from PIL import ImageCms  # noqa: PLC0415
+
+        _SRGB.append(ImageCms.createProfile("sRGB"))
+    return _SRGB[0]
 
 
 def _capture_iptc(im: Image.Image) -> tuple[bytes | None, bytes | None]:

@@ -231,6 +231,8 @@ def _sources(job: Job, data: bytes, parsed: tuple[RawHeader | None, Image.Image 
         work.notes.warn("auxiliary.dropped", error=loss)
     for damage in source.damaged:
         work.notes.warn("metadata.damaged", item=damage.split(" ", 1)[0], error=damage)
+    if source.meta.icc_dropped is not None:
+        work.notes.warn("colour.assumed_srgb", error=f"{source.meta.icc_dropped}: converted as sRGB")
     return source
 
 
