@@ -10,6 +10,8 @@ import re
 import shutil
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -113,8 +115,18 @@ def test_page_shows_the_jobs_the_quarantine_and_the_plot(site: Site) -> None:
             assert max(im.size) <= 320 and im.format == "JPEG"
 
 
+def _settled_metrics(site: Site) -> tuple[int, dict[str, str], bytes]:
+    """/metrics once live.json says nothing is in flight (it is rewritten up to 0.5 s after a job ends)."""
+    deadline = time.monotonic() + 10
+    while True:
+        status, headers, body = site.get("/metrics")
+        if b"\nhotfolder_in_flight 0.0" in body or time.monotonic() > deadline:
+            return status, headers, body
+        time.sleep(0.1)
+
+
 def test_metrics_parse_with_prometheus_clients_own_parser(site: Site) -> None:
-    status, headers, body = site.get("/metrics")
+    status, headers, body = _settled_metrics(site)
     assert status == 200 and headers["content-type"].startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(body.decode())}
     assert families and all(name.startswith("hotfolder_") for name in families)
@@ -323,3 +335,91 @@ def test_the_quarantine_is_paged_and_found_by_id(tmp_path: Path, servers: list[S
     assert "IMG_0449.jpg" in site.get("/?page=x")[2].decode()
     status, _, data = site.get("/quarantined/3")
     assert status == 200 and data == b"broken 2"
+
+
+def _hold_half_sent(port: int, n: int) -> list[socket.socket]:
+    """`n` clients that each send a request's first header lines and never finish them (slow loris)."""
+    held = []
+    for _ in range(n):
+        s = socket.socket()
+        s.setblocking(True)
+        s.settimeout(10)
+        try:
+            s.connect(("127.0.0.1", port))
+            s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        except OSError:
+            s.close()
+            continue
+        held.append(s)
+    return held
+
+
+def _answered_within(base: str, path: str, seconds: float) -> int:
+    began = time.monotonic()
+    status = urllib.request.urlopen(base + path, timeout=seconds).status
+    assert time.monotonic() - began < seconds
+    return int(status)
+
+
+@pytest.mark.slow
+def test_slow_loris_clients_do_not_take_the_page_down(tmp_path: Path) -> None:
+    """Issue 28, case 16: serve under soft and hard limits of 1024 descriptors, 1,100 clients holding
+    half-sent requests: `/` and `/metrics` still answer 200 within 5 s (the oldest half-open connections
+    make room), and the half-open ones are closed once their headers are 10 s late."""
+    import resource  # noqa: PLC0415
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 4096:
+        pytest.skip(f"this test needs 1,100 client sockets and more (hard limit {hard})")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    write_config(tmp_path, (ROOT / "rules" / "default.toml").read_text())
+    port = free_port()
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT / "daemon")}
+    limited = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))  # noqa: E731 - systemd's default soft
+    log = (tmp_path / "serve.log").open("w")
+    argv = [sys.executable, "-m", "hotfolder", "serve", "--log-format", "json", "--listen"]
+    argv.append(f"127.0.0.1:{port}")
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=limited)  # noqa: PLW1509 # fmt: skip
+    held: list[socket.socket] = []
+    try:
+        ServeProcess.ready(_Bare(proc, f"http://127.0.0.1:{port}"))  # type: ignore[arg-type]
+        held = _hold_half_sent(port, 1100)
+        assert len(held) == 1100
+        assert _answered_within(f"http://127.0.0.1:{port}", "/", 5) == 200
+        assert _answered_within(f"http://127.0.0.1:{port}", "/metrics", 5) == 200
+        more = _hold_half_sent(port, 200)  # and again, after the page was served
+        held += more
+        assert _answered_within(f"http://127.0.0.1:{port}", "/metrics", 5) == 200
+        # Each half-open client is closed by serve: made room for, or its headers 10 s late.
+        deadline = time.monotonic() + 30
+        open_ones = list(held)
+        while open_ones and time.monotonic() < deadline:
+            still = []
+            for s in open_ones:
+                s.settimeout(0.01)
+                try:
+                    if s.recv(1) != b"":
+                        still.append(s)
+                except TimeoutError:
+                    still.append(s)
+                except OSError:
+                    pass  # reset: closed by serve
+            open_ones = still
+            time.sleep(0.5)
+        assert not open_ones, f"{len(open_ones)} half-sent requests still held after 30 s"
+        assert proc.poll() is None
+    finally:
+        for s in held:
+            s.close()
+        proc.terminate()
+        proc.wait(timeout=30)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@dataclass
+class _Bare:
+    """What ServeProcess.ready() reads of a serve started by hand."""
+
+    proc: subprocess.Popen[str]
+    base: str

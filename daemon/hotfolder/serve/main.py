@@ -9,14 +9,19 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Final
 
 import uvicorn
 
 from hotfolder import logs
-from hotfolder.serve import alerts
+from hotfolder.serve import alerts, guard
 from hotfolder.serve.app import build, open_ledger
 from hotfolder.serve.listen import Listen, ListenError, Secrets, parse_listen, read_token
 from hotfolder.settings.config import Config
+
+# Connections waiting to be accepted: a burst of clients (1,100 at once in the slow-loris test) must not
+# overflow the kernel's queue, or a new client waits for SYN retransmits (1 s, 3 s, ...).
+BACKLOG: Final = 2048
 
 
 def apprise_missing(config: Config) -> str | None:
@@ -51,11 +56,15 @@ def serve(config: Config, listen_text: str, token_file: Path | None) -> int:
                 watcher.stop()
 
     app = build(config, listen, secrets, lifespan=notifications)
+    was, soft = guard.raise_descriptor_limit()
+    guard.GuardedH11.cap = guard.connection_cap(soft)
     sock = _bind(listen)
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, log_level="warning", access_log=False,
-                                           server_header=False, proxy_headers=False))  # fmt: skip
+                                           server_header=False, proxy_headers=False, http=guard.GuardedH11,
+                                           backlog=BACKLOG))  # fmt: skip
     log.info("serve.started", pid=os.getpid(), dst=str(listen), token=token is not None,
-             state_dir=str(config.state_dir), notify=len(config.notify) if not missing else 0)  # fmt: skip
+             state_dir=str(config.state_dir), notify=len(config.notify) if not missing else 0,
+             descriptors=soft, descriptors_were=was, max_connections=guard.GuardedH11.cap)  # fmt: skip
     try:
         server.run(sockets=[sock])
     finally:
@@ -71,7 +80,7 @@ def _bind(listen: Listen) -> socket.socket:
     try:
         if listen.unix is None:
             family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
-            return socket.create_server((listen.host, listen.port), family=family, backlog=128)
+            return socket.create_server((listen.host, listen.port), family=family, backlog=BACKLOG)
         return _unix_socket(listen.unix)
     except OSError as exc:
         raise ListenError(f"--listen {listen}: cannot listen there: {exc.strerror or exc}") from None
@@ -87,5 +96,5 @@ def _unix_socket(path: Path) -> socket.socket:
         sock.bind(str(path))
     finally:
         os.umask(old)
-    sock.listen(128)
+    sock.listen(BACKLOG)
     return sock
