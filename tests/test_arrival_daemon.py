@@ -157,3 +157,65 @@ def test_inotify_limit_falls_back_to_polling(tmp_path: Path) -> None:
     assert limits and "max_user_watches" in str(limits[0]["error"]), err[-1500:]
     assert any(e["event"] == "watch.mode" for e in got)
     assert (tmp_path / "outbox" / "archive" / "b" / "limited.png").exists()
+
+
+def test_a_root_replaced_under_the_daemon_is_seen_and_rearmed(
+    tmp_path: Path, daemons: list[DaemonProcess]
+) -> None:
+    """Issue 28, case 5: `mv inbox inbox.2024 && mkdir inbox` while the daemon runs (its observer still
+    watches the old folder, alive and well): `watch.lost` within the supervisor's seconds, re-armed, and
+    a file put in the new folder is processed (the daemon went deaf, saying "watched")."""
+    config(tmp_path)
+    daemon = DaemonProcess(tmp_path)
+    daemons.append(daemon)
+    daemon.started()
+    (tmp_path / "inbox").rename(tmp_path / "inbox.2024")
+    (tmp_path / "inbox").mkdir()
+    lost = daemon.wait_event("watch.lost", 15)
+    assert "replaced" in str(lost["error"])
+    daemon.wait_event("watch.rearmed", 15)
+    shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "after.bmp")
+    daemon.wait_event("job.done", 30, src=tmp_path / "inbox" / "after.bmp")
+    live = json.loads((tmp_path / ".hotfolder" / "live.json").read_text())
+    assert [w["up"] for w in live["watches"]] == [True]
+    daemon.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("nsenter") is None, reason="needs root and nsenter")
+def test_a_filesystem_mounted_on_the_root_after_start_is_watched(tmp_path: Path) -> None:
+    """A share mounted on the watched folder after the daemon started (a boot-order mistake): seen as
+    another filesystem, re-armed on it, and a file written to the share is processed. The daemon runs
+    in a mount namespace of its own, where the test mounts a tmpfs on its inbox."""
+    config(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
+    log = (tmp_path / "daemon.jsonl").open("w")
+    proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", sys.executable, "-m", "hotfolder",
+                             "run", "--log-format", "json"], cwd=tmp_path, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)  # fmt: skip
+
+    def events() -> list[dict[str, object]]:
+        lines = (tmp_path / "daemon.jsonl").read_text().splitlines()
+        return [json.loads(x) for x in lines if x.startswith("{")]
+
+    try:
+        _until(lambda: any(e["event"] == "daemon.started" for e in events()), 30)
+        inside = ["nsenter", "-t", str(proc.pid), "-m"]
+        subprocess.run([*inside, "mount", "-t", "tmpfs", "-o", "size=16m", "share", str(tmp_path / "inbox")],
+                       check=True)  # fmt: skip
+        _until(lambda: any(e["event"] == "watch.rearmed" for e in events()), 15)
+        lost = next(e for e in events() if e["event"] == "watch.lost")
+        assert "another filesystem" in str(lost["error"])
+        subprocess.run([*inside, "cp", str(corpus("hopper.bmp")), str(tmp_path / "inbox" / "share.bmp")],
+                       check=True)  # fmt: skip
+        _until(lambda: any(e["event"] == "job.done" for e in events()), 30)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _until(check: object, seconds: float) -> None:
+    assert callable(check)
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out after {seconds} s"
+        time.sleep(0.05)

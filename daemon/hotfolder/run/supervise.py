@@ -36,6 +36,9 @@ class Watches:
         self.observers: dict[str, BaseObserver] = {}
         self.rearm: dict[str, tuple[float, float]] = {}  # watch name -> (next try, backoff)
         self.lost_since: dict[str, float] = {}  # watch name -> wall-clock time it was found lost
+        # watch name -> (st_dev, st_ino) of the root when its observer was armed: a root moved away and made
+        # again, or a share mounted on it after start, is another folder the observer does not see.
+        self.armed: dict[str, tuple[int, int]] = {}
         self.next_check = clock() + SUPERVISE_SECONDS
         self.scanner: threading.Thread | None = None
         self._rescan_wanted = False
@@ -45,6 +48,7 @@ class Watches:
         """Start the observer of one watch; a root not there yet is retried by `supervise`."""
         try:
             self.observers[watch.name] = start_observer(watch, self.ready, log=self.log)
+            self._remember_root(watch)
         except OSError as exc:
             # Not there yet (an unmounted disk): supervision keeps trying, the others run meanwhile.
             self.rearm[watch.name] = (self.clock() + 1.0, 2.0)
@@ -126,11 +130,12 @@ class Watches:
         self.next_check = now + SUPERVISE_SECONDS
         for watch in self.config.watches:
             observer = self.observers.get(watch.name)
-            if observer is not None and healthy(observer, watch):
+            replaced = self._replaced(watch) if observer is not None else None
+            if observer is not None and replaced is None and healthy(observer, watch):
                 continue
             if observer is not None:
-                self.log.error("watch.lost", src=str(watch.path), watch=watch.name,
-                               error="root missing or observer stopped; re-arming with backoff")  # fmt: skip
+                why = replaced or "root missing or observer stopped; re-arming with backoff"
+                self.log.error("watch.lost", src=str(watch.path), watch=watch.name, error=why)
                 observer.stop()
                 self.observers.pop(watch.name)
                 self.rearm[watch.name] = (now, 1.0)
@@ -144,6 +149,7 @@ class Watches:
             if not watch.path.is_dir():
                 raise FileNotFoundError(str(watch.path))
             self.observers[watch.name] = start_observer(watch, self.ready, create=False, log=self.log)
+            self._remember_root(watch)
         except OSError as exc:
             self.rearm[watch.name] = (now + delay, min(delay * 2, REARM_MAX_SECONDS))
             self.log.warning("watch.retry", src=str(watch.path), watch=watch.name, error=str(exc),
@@ -153,6 +159,23 @@ class Watches:
         self.lost_since.pop(watch.name, None)
         self.log.info("watch.rearmed", src=str(watch.path), watch=watch.name)
         self.scan([watch])
+
+    def _remember_root(self, watch: Watch) -> None:
+        st = watch.path.stat()
+        self.armed[watch.name] = (st.st_dev, st.st_ino)
+
+    def _replaced(self, watch: Watch) -> str | None:
+        """Why the folder at the root is not the one the observer watches (it is deaf to it), or None."""
+        try:
+            st = watch.path.stat()
+        except OSError:
+            return None  # missing: healthy() says so
+        was = self.armed.get(watch.name)
+        if was is None or was == (st.st_dev, st.st_ino):
+            return None
+        if was[0] != st.st_dev:
+            return "another filesystem is mounted on the root (or it was unmounted) since it was armed"
+        return "the root folder was replaced (moved away and made again) since it was armed"
 
     def health(self) -> tuple[WatchHealth, ...]:
         """Each configured watch: watched now, or lost (and since when)."""
