@@ -135,3 +135,37 @@ def test_reload_with_broken_rules_keeps_the_old_ones(tmp_path: Path, daemons: li
     failed = [e for e in events if e["event"] == "rules.reload_failed"]
     assert failed and "pngg" in failed[0]["error"]
     assert any(e["event"] == "rules.reloaded" for e in events)
+
+
+def test_a_state_folder_deleted_under_the_daemon_stops_it(
+    tmp_path: Path, daemons: list[DaemonProcess]
+) -> None:
+    """Issue 28, case 6: the state folder removed while the daemon runs: within 10 s it stops with
+    `state.lost` and exit 2 (no restart), so a second daemon that takes a new lock there is the only one;
+    the same when the folder is swapped for another (the lock file is then another file)."""
+    (tmp_path / "inbox").mkdir()
+    for swap in (False, True):
+        first = DaemonProcess(tmp_path)
+        daemons.append(first)
+        first.started()
+        state = tmp_path / ".hotfolder"
+        if swap:
+            state.rename(tmp_path / "state.old")
+            state.mkdir()  # the same files, not the same ones
+            for f in ("lock", "ledger.sqlite3"):
+                shutil.copy(tmp_path / "state.old" / f, state / f)
+        else:
+            shutil.rmtree(state)
+        began = time.monotonic()
+        lost = first.wait_event("state.lost", 15)
+        assert "no file is processed twice" in str(lost["error"])
+        assert first.proc.wait(timeout=30) == 2
+        assert time.monotonic() - began < 10 + 5
+        second = DaemonProcess(tmp_path)
+        daemons.append(second)
+        second.started()
+        name = "dscn0010.jpg" if swap else "hopper.bmp"  # not a duplicate of the round before
+        shutil.copy(corpus(name), tmp_path / "inbox" / name)
+        second.wait_event("job.done", src=tmp_path / "inbox" / name)
+        assert not first.named("job.done")
+        second.stop()

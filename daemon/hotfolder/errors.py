@@ -95,6 +95,21 @@ class LedgerCorruptError(HotfolderError):
         )
 
 
+class StateLostError(HotfolderError):
+    """The state folder (its lock, its ledger) was deleted or replaced under the running daemon."""
+
+    event = "state.lost"  # logged when it stops the daemon
+    exit_code = 2  # not restarted: a second daemon may hold the new lock, and the history is gone
+
+    def __init__(self, state_dir: Path, detail: str) -> None:
+        super().__init__(
+            f"the state folder {state_dir} was {detail} while hotfolder ran: it stopped at once so that no "
+            "file is processed twice (another daemon could take a new lock there) and nothing is recorded "
+            "in a ledger nobody can read. Jobs in flight were abandoned; their inputs are where they were. "
+            "If the folder was removed on purpose, start hotfolder again: it makes a new one"
+        )
+
+
 class NotRegularError(HotfolderError):
     """The path is a link, a FIFO, a device or a folder: never read, never disposed of."""
 

@@ -91,6 +91,8 @@ class Ledger:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             migrate(self._db, state_dir)
+            st = self.path.stat()
+            self._file = (st.st_dev, st.st_ino)
             cutoff = (datetime.now(UTC) - timedelta(days=HISTORY_DAYS)).isoformat(timespec="seconds")
             self._db.execute("DELETE FROM history WHERE at < ?", (cutoff,))
             # A page damaged where nothing reads it yet would surface in the middle of a run.
@@ -391,6 +393,16 @@ class Ledger:
                 "UPDATE inputs SET status = ?, quarantined_to = NULL, note = NULL WHERE path = ?",
                 (status, str(path)),
             )
+
+    def lost(self) -> str | None:
+        """How the ledger file at its path stopped being the one written to (deleted or replaced), or None."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return "deleted (its ledger is gone)"
+        except OSError as exc:
+            return f"made unreadable ({exc.strerror or exc})"
+        return None if (st.st_dev, st.st_ino) == self._file else "replaced (its ledger is another file now)"
 
     def close(self) -> None:
         with self._mutex:

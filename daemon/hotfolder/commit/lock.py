@@ -33,6 +33,20 @@ class Lock:
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
 
+    def lost(self) -> str | None:
+        """How the lock file was lost (deleted with its folder, or replaced), or None while it is ours: a
+        second daemon could otherwise take a new lock at the same path and process every file again."""
+        held = os.fstat(self._fd)
+        try:
+            there = self.path.stat()
+        except FileNotFoundError:
+            return "deleted (its lock file is gone)"
+        except OSError as exc:
+            return f"made unreadable ({exc.strerror or exc})"
+        if (there.st_dev, there.st_ino) != (held.st_dev, held.st_ino):
+            return "replaced (its lock file is another file now)"
+        return None
+
     def release(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self._fd)
