@@ -110,6 +110,18 @@ class StateLostError(HotfolderError):
         )
 
 
+class StateUnwritableError(HotfolderError):
+    """The state folder's disk is full, failing or read-only: the ledger cannot record anything now."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        self.path = path
+        super().__init__(
+            f"state disk full or failing: the ledger {path} cannot be written ({detail}); new work waits "
+            "and nothing is lost: free space on that disk (or make it writable) and hotfolder goes on "
+            "by itself"
+        )
+
+
 class NotRegularError(HotfolderError):
     """The path is a link, a FIFO, a device or a folder: never read, never disposed of."""
 

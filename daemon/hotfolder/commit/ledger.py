@@ -19,7 +19,7 @@ from hotfolder.commit.records import Entry, Intent, Quarantined, Record
 from hotfolder.commit.tables import HISTORY_DAYS, migrate
 from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Status
-from hotfolder.errors import LedgerCorruptError
+from hotfolder.errors import LedgerCorruptError, StateUnwritableError
 from hotfolder.names import from_bytes, is_clean, raw
 
 LEDGER_NAME: Final = "ledger.sqlite3"
@@ -35,6 +35,9 @@ _BY_RULES: Final = (Status.UNMATCHED, Status.ORPHAN)
 _SQLITE_CORRUPT: Final = 11
 _SQLITE_NOTADB: Final = 26
 _SQLITE_CANTOPEN: Final = 14
+# The disk under the ledger, not the file: full, failing (EIO), or remounted read-only. Survived: the
+# daemon stops taking work and retries, instead of a traceback and a ledger that disagrees with outbox.
+_SQLITE_UNWRITABLE: Final = {13: "disk full", 10: "I/O error", 8: "read-only"}
 # The largest rowid: a larger int cannot be bound at all (OverflowError), so no such row exists.
 _MAX_ROWID: Final = 2**63 - 1
 
@@ -94,7 +97,8 @@ class Ledger:
             st = self.path.stat()
             self._file = (st.st_dev, st.st_ino)
             cutoff = (datetime.now(UTC) - timedelta(days=HISTORY_DAYS)).isoformat(timespec="seconds")
-            self._db.execute("DELETE FROM history WHERE at < ?", (cutoff,))
+            with contextlib.suppress(sqlite3.OperationalError):  # a full disk: trimmed at a later start
+                self._db.execute("DELETE FROM history WHERE at < ?", (cutoff,))
             # A page damaged where nothing reads it yet would surface in the middle of a run.
             check = self._db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
@@ -121,12 +125,16 @@ class Ledger:
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
-        """Turn SQLite's "this file is damaged" into one error a user can act on."""
+        """Turn SQLite's "this file is damaged" and "this disk cannot be written" into errors a user can
+        act on (decided by SQLite's result code, never its message)."""
         try:
             yield
         except sqlite3.DatabaseError as exc:
             if is_corruption(exc):
                 raise LedgerCorruptError(self.path, str(exc)) from None
+            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+            if code in _SQLITE_UNWRITABLE:
+                raise StateUnwritableError(self.path, f"{_SQLITE_UNWRITABLE[code]}: {exc}") from None
             raise
 
     @contextlib.contextmanager
@@ -140,10 +148,12 @@ class Ledger:
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
+                db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                # A COMMIT that failed (a full disk) may have rolled back already: nothing left to undo.
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
                 raise
-            db.execute("COMMIT")
 
     # What is known of one file ----------------------------------------------------------------
 

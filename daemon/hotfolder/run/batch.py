@@ -14,6 +14,7 @@ from hotfolder.commit.cleanup import open_tokens, remove_leftover_temps
 from hotfolder.commit.ledger import Ledger
 from hotfolder.commit.lock import Lock
 from hotfolder.core.status import Tally
+from hotfolder.errors import StateUnwritableError
 from hotfolder.run.engine import Engine
 from hotfolder.settings.config import Config
 from hotfolder.settings.watches import Watch
@@ -75,11 +76,30 @@ def process_paths(config: Config, paths: Iterable[Path], *, force: bool = True,
             engine.offer(watch, path, watch.path, force=force)
             tell()
         settle_all(engine, on_turn=tell)
+        if engine.paused:
+            _resume_or_say(engine)
     finally:
         engine.shutdown(abandon=False)
         ledger.close()
         lock.release()
     return engine.counts
+
+
+def _resume_or_say(engine: Engine) -> None:
+    """The state disk filled during the run: one more try, else a clear error (exit 1) naming what waits;
+    the inputs are untouched and the uncommitted outputs are removed as leftovers by the next run."""
+    again = engine.recorder.resume()
+    if again is not None:
+        for job, outcome in again:
+            engine.handle(job, outcome)
+        settle_all(engine)
+    if engine.paused:
+        waiting = len(engine.recorder.waiting_commits) + len(engine.recorder.waiting_records)
+        raise StateUnwritableError(
+            engine.ledger.path,
+            f"{waiting} result(s) not recorded; run `hotfolder process` again once there "
+            "is space: their inputs were not touched",
+        )
 
 
 def summary(counts: dict[str, Any]) -> str:

@@ -89,6 +89,9 @@ class Daemon:
         failure: str | None = None
         for warning in self.config.warnings:
             self.log.warning("config.warning", error=str(warning))
+        # First, while the state disk has room: live.json is allocated once and rewritten in place later,
+        # so the page can still be told "state disk full" when it is.
+        self._write_live(engine, "running")
         try:
             self._start(engine, ledger)
             self._loop(engine)
@@ -175,6 +178,14 @@ class Daemon:
             remove_leftover_temps(self.config, self.log, keep=open_tokens(ledger))
         else:
             engine.shutdown(abandon=corrupt)
+        if engine.paused and not corrupt and engine.recorder.resume() is None:
+            rows = len(engine.recorder.waiting_records)
+            why = (
+                f"stopping while the state disk cannot be written: {rows} row(s) not recorded (their files "
+                "are where the log says; quarantined ones have their notes, which `hotfolder ledger "
+                "rebuild` reads); jobs not committed are redone at the next start"
+            )
+            self.log.error("state.unsaved", dst=str(self.config.state_dir), error=why)
         self.watches.join()
         ledger.close()
 
@@ -201,8 +212,8 @@ class Daemon:
 
     def problems(self, engine: Engine) -> tuple[str, ...]:
         """Why the daemon cannot go on now, while it waits for that to mend (no cluster workers)."""
-        found = engine.pool.problem()
-        return (found,) if found is not None else ()
+        found = [engine.pool.problem(), engine.recorder.unwritable]
+        return tuple(p for p in found if p is not None)
 
     def _notice_problems(self, engine: Engine) -> None:
         """A problem is said loudly when it begins (an error event, live.json for the page and /metrics,
@@ -253,7 +264,11 @@ class Daemon:
     def _loop(self, engine: Engine) -> None:
         while not self.stopping.is_set():
             busy = bool(engine.pool) or engine.next_due() is not None
-            arrival = self.ready.pop(timeout=0.05 if busy else self._idle_wait)
+            if engine.paused:  # the state disk cannot be written: arrivals wait in their queue
+                self.stopping.wait(0.05 if engine.pool else self._idle_wait)
+                arrival = None
+            else:
+                arrival = self.ready.pop(timeout=0.05 if busy else self._idle_wait)
             if arrival is not None:
                 self._dispatch(engine, arrival)
             if self.control is not None:

@@ -35,6 +35,9 @@ from hotfolder.settings.watches import Watch
 
 CHANGING_RECHECK_SECONDS: Final = 1.0  # a source still being written is looked at again this soon
 EMPTY_WAIT_SECONDS: Final = 60.0  # an empty file is looked at this long for content, then left alone
+# A state disk that cannot be written is tried again this often (at most 30 s apart: space coming back
+# is noticed within that, and work resumes at once).
+STATE_RETRY_SECONDS: Final = 10.0
 
 
 @dataclass
@@ -75,6 +78,7 @@ class Engine:
         self.pool = make_pool(config, clock, self.log)
         self.timetable = Timetable(clock)
         self.recorder = Recorder(config, ledger, self.timetable, self.log)
+        self._next_state_try = 0.0
         self.arrivals = Arrivals(clock, log=self.log, timetable=self.timetable, recorder=self.recorder,
                                  wait=not batch)  # fmt: skip
         self.settler = Settler(quiet=config.settle, clock=clock)
@@ -164,9 +168,32 @@ class Engine:
 
     # Time passing ------------------------------------------------------------------------------
 
+    @property
+    def paused(self) -> bool:
+        """Whether new work waits: the state disk cannot be written (full, failing, read-only)."""
+        return self.recorder.unwritable is not None
+
+    def _resume_if_due(self) -> None:
+        now = self.clock()
+        if now < self._next_state_try:
+            return
+        self._next_state_try = now + STATE_RETRY_SECONDS
+        again = self.recorder.resume()
+        if again is None:
+            return
+        for job, outcome in again:
+            self.handle(job, outcome)  # while the disk is still full, each waits again (said once)
+        self.recorder.recovered()
+
     def tick(self) -> None:
         """Everything whose time has come: settled files, broken files that held still, empty
-        files that got content or waited long enough, retries; then finished jobs."""
+        files that got content or waited long enough, retries; then finished jobs. While the state disk
+        cannot be written, only the jobs in flight come back (their commits wait) and the ledger is tried."""
+        if self.paused:
+            self._resume_if_due()
+            self.collect(timeout=0)
+            return
+        self._next_state_try = self.clock() + STATE_RETRY_SECONDS  # the first retry, once paused
         for arrival in self.settler.due():
             self.offer(arrival.watch, arrival.path, arrival.watch.path)
         self._look_at_broken()
@@ -201,11 +228,14 @@ class Engine:
     # Outcomes ----------------------------------------------------------------------------------
 
     def collect(self, timeout: float | None) -> None:
-        """Handle the jobs that finish within `timeout` seconds (None: wait for at least one)."""
-        self.pool.start(self._with_twins)
+        """Handle the jobs that finish within `timeout` seconds (None: wait for at least one); no new job
+        starts while the state disk cannot be written."""
+        if not self.paused:
+            self.pool.start(self._with_twins)
         for job, outcome in self.pool.collect(timeout):
             self.handle(job, outcome)
-        self.pool.start(self._with_twins)
+        if not self.paused:
+            self.pool.start(self._with_twins)
 
     def handle(self, job: Job, outcome: Outcome) -> None:
         """Log a worker's notes, then commit, quarantine, record or schedule what came back."""

@@ -17,7 +17,7 @@ from hotfolder.commit.staged import Outcome
 from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Result, RetryReason, Status, Tally
 from hotfolder.decide.job import Job
-from hotfolder.errors import HotfolderError, is_transient
+from hotfolder.errors import HotfolderError, StateUnwritableError, is_transient
 from hotfolder.run.group import members_of
 from hotfolder.run.timetable import Timetable
 from hotfolder.settings.companions import Companions
@@ -70,14 +70,63 @@ class Recorder:
         self.committer = Committer(ledger, output_root=config.output_root)
         self.counts: dict[str, int] = dict.fromkeys(Tally, 0)
         self.attempts: dict[Path | int, int] = {}  # per input path, and per open intent id
+        # While the state disk cannot be written (full, failing, read-only): why, and what waits for it.
+        # Nothing is retried until `resume` finds the ledger writable again, in the order it happened.
+        self.unwritable: str | None = None
+        self.episode = False  # from the first failure until everything that waited is written
+        self.waiting_records: list[Record] = []
+        self.waiting_commits: list[tuple[Job, Outcome]] = []
 
     def count(self, what: Tally) -> None:
         """One more of `what` in this run's counters."""
         self.counts[what] += 1
 
     def record(self, record: Record) -> None:
-        """A verdict without outputs (unmatched, empty, failed)."""
-        self.ledger.record(record)
+        """A verdict without outputs (unmatched, empty, failed); kept to write later while the state disk
+        cannot be written."""
+        if self.unwritable is not None:
+            self.waiting_records.append(record)
+            return
+        try:
+            self.ledger.record(record)
+        except StateUnwritableError as exc:
+            self.waiting_records.append(record)
+            self.state_unwritable(exc)
+
+    def state_unwritable(self, exc: StateUnwritableError) -> None:
+        """Say it once, loudly; from now on new work waits (the engine asks `unwritable`)."""
+        if not self.episode:
+            self.log.error("state.unwritable", dst=str(self.config.state_dir), error=str(exc))
+        self.episode = True
+        self.unwritable = str(exc)
+
+    def resume(self) -> list[tuple[Job, Outcome]] | None:
+        """Write what waited, in order, once the ledger takes writes again: the rows, then the commits
+        whose intent was written (finished, never redone). Returns the commits that never reached their
+        intent, to be committed afresh; None (nothing lost) while the ledger still cannot be written."""
+        try:
+            while self.waiting_records:
+                self.ledger.record(self.waiting_records[0])
+                self.waiting_records.pop(0)
+            opened = self.ledger.intents()
+        except StateUnwritableError as exc:
+            self.unwritable = str(exc)
+            return None
+        self.unwritable = None
+        for intent in opened:
+            self.finish(intent)
+            if self.unwritable is not None:
+                return None
+        finished = {i.token for i in opened}
+        again = [(job, outcome) for job, outcome in self.waiting_commits if job.token not in finished]
+        self.waiting_commits.clear()
+        return again
+
+    def recovered(self) -> None:
+        """Everything that waited is written: said once, the end of the episode."""
+        if self.episode and self.unwritable is None:
+            self.episode = False
+            self.log.info("state.writable", dst=str(self.config.state_dir))
 
     def orphan(self, path: Path, spec: Companions, identity: FileIdentity, *, watch: str | None,
                rules_fp: str) -> None:  # fmt: skip
@@ -114,8 +163,16 @@ class Recorder:
             error=f"same content as {outcome.twin}" if duplicate and outcome.twin else None,
             ms=outcome.ms or None,
         )  # fmt: skip
+        if self.unwritable is not None:
+            self.waiting_commits.append((job, outcome))  # its staged files wait with it
+            return None
         try:
             committed = self.committer.commit(job, outcome, record)
+        except StateUnwritableError as exc:
+            # Before its intent: nothing visible, committed afresh later. After it: finished by `resume`.
+            self.waiting_commits.append((job, outcome))
+            self.state_unwritable(exc)
+            return None
         except CommitIncompleteError as exc:
             self._incomplete(exc, job.src)
             return None
@@ -174,15 +231,24 @@ class Recorder:
 
     def finish(self, intent: Intent) -> None:
         """Complete an intent left open (at start, or as a retry); past the cap, the original is kept."""
+        if self.unwritable is not None:
+            return  # `resume` finishes every open intent
         try:
             committed = self.committer.finish(intent)
+        except StateUnwritableError as exc:
+            self.state_unwritable(exc)
+            return
         except CommitIncompleteError as exc:
             if self.attempts.get(intent.id, 0) + 1 < RETRY_MAX_ATTEMPTS:
                 self._incomplete(exc, intent.path)
                 return
             why = f"could not be disposed of after {RETRY_MAX_ATTEMPTS} attempts: {exc}"
             record = replace(intent.record, original=f"kept: {why}")
-            self.ledger.close_intent(intent.id, record)
+            try:
+                self.ledger.close_intent(intent.id, record)
+            except StateUnwritableError as unwritable:
+                self.state_unwritable(unwritable)
+                return
             committed = Committed(record, (), Disposed("kept", why=why))
         self.attempts.pop(intent.id, None)
         self._log_committed(committed, None, fresh=False)

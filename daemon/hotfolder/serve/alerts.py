@@ -30,6 +30,7 @@ class Kind(StrEnum):
     QUARANTINE = "quarantine"
     WATCH_LOST = "watch_lost"
     DAEMON = "daemon"
+    PROBLEM = "problem"
 
 
 @dataclass
@@ -49,7 +50,7 @@ class Message:
 
 
 _TITLES: Final = {Kind.QUARANTINE: "{n} file(s) quarantined", Kind.WATCH_LOST: "{n} watch(es) lost",
-                  Kind.DAEMON: "the daemon stopped"}  # fmt: skip
+                  Kind.DAEMON: "the daemon stopped", Kind.PROBLEM: "the daemon cannot go on"}  # fmt: skip
 
 
 class Gatherer:
@@ -144,6 +145,11 @@ class Watcher:
                     where = names.readable(w.path)
                     self.gatherer.add(Kind.WATCH_LOST, f"watch {w.name!r} ({where}) lost for "
                                       f"{wall - w.lost_since:.0f} s", now)  # fmt: skip
+        for problem in snapshot.problems if snapshot.alive(wall) else ():
+            said = (f"problem {problem}", snapshot.started)
+            if said not in self._told:  # once per problem per daemon run
+                self._told.add(said)
+                self.gatherer.add(Kind.PROBLEM, problem, now)
         key = (f"pid {snapshot.pid}", snapshot.started)
         if key in self._told:
             return
