@@ -153,7 +153,12 @@ def move(read: Read, dest: Path, root: Path) -> Disposed:
 
 def copy_across(read: Read, dest: Path, root: Path) -> Disposed:
     """Move to another filesystem: copy, check the copy against what was read, place it, unlink the source."""
-    staged = atomic.stage_at(tempnames.temp_path(dest), lambda fp: atomic.copy_file(read.path, fp))
+    try:
+        staged = atomic.stage_at(tempnames.temp_path(dest), lambda fp: atomic.copy_file(read.path, fp))
+    except FileNotFoundError:
+        if FileIdentity.at(read.path) is None:
+            return Disposed("kept", why=GONE)  # removed by someone else before its copy: nothing to move
+        raise
     try:
         if FileIdentity.at(read.path) != read.identity or (
             read.sha256 is not None and _sha256(staged.temp) != read.sha256
@@ -164,6 +169,22 @@ def copy_across(read: Read, dest: Path, root: Path) -> Disposed:
         with contextlib.suppress(FileNotFoundError):
             staged.temp.unlink()
     return unlink_copied(read, placed)
+
+
+def copied_before(read: Read, dest: Path) -> Path | None:
+    """Where an interrupted move to another filesystem left its verified copy, or None: at `dest` or the
+    numbered names after it, a file of the read's size and SHA-256 (a copy has another inode, so the
+    identity cannot tell it), while the source itself is gone."""
+    if read.sha256 is None or FileIdentity.at(read.path) is not None:
+        return None
+    for n in range(100):
+        candidate = tempnames.numbered(dest, n)
+        there = FileIdentity.at(candidate)
+        if there is None:
+            return None  # names are taken in order: past the first free one there is no copy of ours
+        if there.size == read.identity.size and _sha256(candidate) == read.sha256:
+            return candidate
+    return None
 
 
 def place_copy(staged: Path, dest: Path, root: Path) -> Path:

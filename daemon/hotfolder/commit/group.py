@@ -85,8 +85,12 @@ def dispose_all(entries: list[dict[str, Any]], original: Disposed, *, token: str
 
 
 def _move(read: Read, dest: Path, root: Path, *, fresh: bool) -> Disposed:
-    if not fresh and FileIdentity.at(dest) == read.identity:
-        return Disposed("moved", where=dest)  # moved before the interruption
+    if not fresh:
+        if FileIdentity.at(dest) == read.identity:
+            return Disposed("moved", where=dest)  # renamed before the interruption
+        copy = dispose.copied_before(read, dest)
+        if copy is not None:
+            return Disposed("moved", where=copy)  # copied across filesystems, source unlinked
     return dispose.move(read, dest, root)
 
 
