@@ -485,10 +485,7 @@ def test_a_jpeg_beside_a_raw_that_no_rule_takes_is_processed(
     """Issue 28, case 4: rules for JPEGs only, with companions: a JPEG beside a same-stem RAW is no twin
     of a picture nothing will process; the running daemon makes its output (it was held for ever, with
     only a debug event) and `explain` says it goes on its own. A RAW rule added makes it a twin again."""
-    rules = (
-        '[[rule]]\nname = "jpegs"\n[rule.match]\nformats = ["jpeg"]\n[rule.companions]\nwait = 0.5\n'
-        '[[rule.output]]\nformat = "jpeg"\nmax_edge = 256\npath = "web/{stem}.jpg"\n'
-    )
+    rules = GROUP_RULES.format(policy="keep", where="").replace('"raw", "jpeg", "heif", "png"', '"jpeg"')
     write_config(tmp_path, rules)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -505,20 +502,6 @@ def test_a_jpeg_beside_a_raw_that_no_rule_takes_is_processed(
     daemon.stop()
     said = run_cli("explain", str(inbox / "IMG_1.jpg"), cwd=tmp_path).stdout
     assert "which no rule takes" in said and "a companion of" not in said, said
-    write_config(tmp_path, RAW_AND_JPEG_RULES)
+    write_config(tmp_path, GROUP_RULES.format(policy="keep", where=""))
     said = run_cli("explain", str(inbox / "IMG_1.jpg"), cwd=tmp_path).stdout
     assert "a companion of IMG_1.dng" in said, said
-
-
-RAW_AND_JPEG_RULES = """
-[[rule]]
-name = "camera"
-[rule.match]
-formats = ["raw", "jpeg"]
-[rule.companions]
-wait = 0.5
-[[rule.output]]
-format = "jpeg"
-max_edge = 256
-path = "web/{stem}.jpg"
-"""

@@ -19,26 +19,16 @@ import pytest
 import rawpy
 
 from conftest import ROOT, write_config
+from test_companions import GROUP_RULES
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("nsenter") is None,
                                 reason="needs root, unshare and nsenter")  # fmt: skip
 
 CAMERA = ROOT.parent / "shared" / "camera"
-RULES = """
-[[rule]]
-name = "camera"
-original = "move"
-original_path = "archive/{stem}.{ext}"
-[rule.match]
-glob = ["**/*"]
-formats = ["raw", "jpeg"]
-[rule.companions]
-wait = 0.3
-[[rule.output]]
-format = "jpeg"
-max_edge = 256
-path = "web/{stem}.jpg"
-"""
+# The camera group of test_companions, moved into the archive, with a short wait.
+RULES = GROUP_RULES.format(policy="move", where='original_path = "archive/{stem}.{ext}"').replace(
+    "wait = 3", "wait = 0.3"
+)
 
 
 def _sha(path: Path) -> str:

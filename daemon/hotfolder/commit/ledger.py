@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from hotfolder.commit.records import Entry, Intent, Quarantined, Record
 from hotfolder.commit.tables import HISTORY_DAYS, migrate
-from hotfolder.core.identity import FileIdentity
+from hotfolder.core.identity import FileIdentity, no_longer
 from hotfolder.core.status import Status
 from hotfolder.errors import LedgerCorruptError, StateUnwritableError
 from hotfolder.names import from_bytes, is_clean, raw
@@ -406,13 +406,7 @@ class Ledger:
 
     def lost(self) -> str | None:
         """How the ledger file at its path stopped being the one written to (deleted or replaced), or None."""
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return "deleted (its ledger is gone)"
-        except OSError as exc:
-            return f"made unreadable ({exc.strerror or exc})"
-        return None if (st.st_dev, st.st_ino) == self._file else "replaced (its ledger is another file now)"
+        return no_longer(self.path, self._file, "ledger")
 
     def close(self) -> None:
         with self._mutex:

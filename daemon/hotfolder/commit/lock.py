@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from hotfolder.core.fsinfo import filesystem_type, is_network_fs
+from hotfolder.core.identity import no_longer
 from hotfolder.errors import ConfigError, LockHeldError, Problem
 
 
@@ -37,15 +38,7 @@ class Lock:
         """How the lock file was lost (deleted with its folder, or replaced), or None while it is ours: a
         second daemon could otherwise take a new lock at the same path and process every file again."""
         held = os.fstat(self._fd)
-        try:
-            there = self.path.stat()
-        except FileNotFoundError:
-            return "deleted (its lock file is gone)"
-        except OSError as exc:
-            return f"made unreadable ({exc.strerror or exc})"
-        if (there.st_dev, there.st_ino) != (held.st_dev, held.st_ino):
-            return "replaced (its lock file is another file now)"
-        return None
+        return no_longer(self.path, (held.st_dev, held.st_ino), "lock file")
 
     def release(self) -> None:
         with contextlib.suppress(OSError):

@@ -54,3 +54,15 @@ def kind_of(st: os.stat_result) -> str:
         if test(mode):
             return word
     return "a regular file" if stat.S_ISREG(mode) else "not a regular file"
+
+
+def no_longer(path: Path, held: tuple[int, int], what: str) -> str | None:
+    """How the file at `path` stopped being the one held open (device, inode): "deleted (its lock is
+    gone)", "replaced (...)", or None while it is the same file."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return f"deleted (its {what} is gone)"
+    except OSError as exc:
+        return f"made unreadable ({exc.strerror or exc})"
+    return None if (st.st_dev, st.st_ino) == held else f"replaced (its {what} is another file now)"
