@@ -201,6 +201,10 @@ def _worker(args: argparse.Namespace) -> int:
         print(f"hotfolder: worker: {args.address!r} is not a scheduler address: give tls://HOST:PORT "
               "(or tcp://HOST:PORT with --allow-insecure)", file=sys.stderr)  # fmt: skip
         return 2
+    hostport = args.address.split("://", 1)[1]
+    if ":" not in hostport or not hostport.rsplit(":", 1)[1].isdigit() or not hostport.rsplit(":", 1)[0]:
+        print(f"hotfolder: worker: {args.address!r}: give the scheduler as tls://HOST:PORT", file=sys.stderr)
+        return 2
     if args.address.startswith("tcp://") and not args.allow_insecure:
         print("hotfolder: worker: plain tcp:// lets anyone who reaches this host run code in its workers "
               "and read every picture; use tls:// with --tls-ca, --tls-cert and --tls-key, or give "

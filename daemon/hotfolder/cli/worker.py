@@ -41,7 +41,12 @@ def worker(address: str, *, nworkers: int, heavy: int | None, tls: tuple[Path, P
     when they ended because the scheduler went away, not because they were told to stop)."""
     os.environ.update(WORKER_ENV)
     heavy = max(1, nworkers // 2) if heavy is None else min(heavy, nworkers)
-    host = listen_host(address, listen)
+    try:
+        host = listen_host(address, listen)
+    except (OSError, ValueError) as exc:  # a name that does not resolve (yet: DNS at boot), no route
+        print(f"hotfolder: worker: no address of this host reaches the scheduler {address}: {exc}; exiting "
+              f"{EXIT_SCHEDULER_LOST} so that the service manager tries again", file=sys.stderr)  # fmt: skip
+        return EXIT_SCHEDULER_LOST
     told = asyncio.run(_serve(address, nworkers, heavy, tls, name=name or socket.gethostname(), host=host))
     if told:
         return 0
