@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import io
 import os
 import stat
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
-from conftest import output, run_outputs
+from conftest import corpus, output, run_outputs
 from hotfolder.arrive.ignore import Ignore
-from hotfolder.commit import atomic
+from hotfolder.commit import atomic, faults
 from hotfolder.core import tempnames
 from hotfolder.errors import StorageError
 
@@ -182,28 +180,16 @@ def test_nfs_silly_rename_files_are_never_inputs() -> None:
     assert not Ignore()("nfs_photo.jpg")
 
 
-def _gif_with_repeats(colours: list[tuple[int, int, int]], repeat: int) -> bytes:
-    """A GIF whose consecutive frames repeat, as other encoders write them (sharp's rotating-squares.gif):
-    each single-frame block written `repeat` times (Pillow's own GIF writer would merge them)."""
-    palette = [c for rgb in colours for c in rgb] + [0] * (768 - 3 * len(colours))
-    blocks, head = [], b""
-    for index in range(len(colours)):
-        im = Image.new("P", (32, 32), index)
-        im.putpalette(palette)
-        buf = io.BytesIO()
-        im.save(buf, "GIF", duration=100)
-        data = buf.getvalue()
-        start = data.index(b"\x21\xf9")  # the graphic control extension opens the frame
-        head = data[:start]
-        blocks.append(data[start:-1])
-    return head + b"".join(b for b in blocks for _ in range(repeat)) + b"\x3b"
-
-
-def test_an_output_that_fails_its_own_verification_leaves_no_temp(tmp_path: Path) -> None:
-    """Issue 28, case 17: the APNG writer merges the repeated frames, verification rejects the PNG, and its
-    staged `.hf-*.tmp` is removed at once (it stayed until the next start's sweep)."""
-    src = tmp_path / "repeats.gif"
-    src.write_bytes(_gif_with_repeats([(255, 0, 0), (0, 255, 0), (0, 0, 255)], 3))
+def test_an_output_that_fails_its_own_verification_leaves_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 28, case 17: the second of two outputs fails its verification (a real encode; the failure
+    injected by the test's fault point right after the real verify): both staged `.hf-*.tmp` are removed
+    at once (the failing one stayed until the next start's sweep)."""
+    monkeypatch.setenv(faults.FAIL_AT_ENV, "verify:2")
+    monkeypatch.setattr(faults, "_reached", {})  # the fault points' counts start afresh for this test
+    src = tmp_path / "hopper.bmp"
+    src.write_bytes(corpus("hopper.bmp").read_bytes())
     done = run_outputs(tmp_path, src, output(format="png"), output(format="webp", path="{stem}.webp"))
-    assert done.status == "quarantined" and "png" in str(done.error)
+    assert done.status == "quarantined" and "webp failed its verification" in str(done.error)
     assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]

@@ -25,6 +25,11 @@ PAUSE_AT_ENV: Final = "HOTFOLDER_TEST_PAUSE_AT"
 PAUSE_FILE_ENV: Final = "HOTFOLDER_TEST_PAUSE_FILE"
 
 
+# Tests only: "verify" makes a staged output fail its verification (a real encode, then the failure a
+# writer that changed the picture would cause), for the paths that must clean up after one.
+FAIL_AT_ENV: Final = "HOTFOLDER_TEST_FAIL_AT"
+
+
 _reached: dict[str, int] = {}
 
 
@@ -50,3 +55,8 @@ def checkpoint(name: str) -> None:
         deadline = time.monotonic() + 120
         while flag.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
+
+
+def failing(name: str) -> bool:
+    """Whether a test asked the step `name` to fail here (FAIL_AT_ENV)."""
+    return _due(FAIL_AT_ENV, name)

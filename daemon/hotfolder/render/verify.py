@@ -22,7 +22,14 @@ def verify(data: bytes, rendered: Rendered, output: Output) -> None:
         with Image.open(io.BytesIO(data), formats=(PIL_FORMAT[output.format],)) as check:
             frames = getattr(check, "n_frames", 1)
             size = check.size
-            if rendered.deep is None:
+            timed = rendered.durations is not None and rendered.frame_count > 1
+            timeline: str | None = None
+            if timed:
+                # An animation is judged as a viewer sees it, not by its frame count: writers merge
+                # repeated frames (Pillow's APNG and WebP) and that changes nothing on screen.
+                timeline = timeline_problem(check, rendered, lossless=output.is_lossless)
+                same = True
+            elif rendered.deep is None:
                 check.load()
                 same = _same_pixels(check, rendered) if output.is_lossless else True
             else:
@@ -38,15 +45,99 @@ def verify(data: bytes, rendered: Rendered, output: Output) -> None:
         raise
     except Exception as exc:  # noqa: BLE001 - any decoder failure means the output is bad
         raise EncodeError(f"the written {output.format} does not decode again: {exc}") from None
+    if timed and timeline is not None:
+        raise EncodeError(f"the written {output.format} {timeline}")
     if size != rendered.size:
         raise EncodeError(f"written {output.format} is {size[0]}x{size[1]}, expected {rendered.size}")
     expected = rendered.frame_count + (rendered.gain_map is not None)
-    if frames != expected:
+    if frames != expected and not timed:
         raise EncodeError(f"written {output.format} has {frames} frames, expected {expected}")
     if rendered.gain_map is not None and map_size != rendered.gain_map.size:
         raise EncodeError(f"the written gain map is {map_size}, expected {rendered.gain_map.size}")
     if not same:
         raise EncodeError(f"lossless {output.format} output differs from the source pixels")
+
+
+def _shown(frame: Image.Image) -> bytes:
+    """What a frame puts on screen: RGBA, the colour of fully transparent pixels ignored (a writer may
+    store anything there)."""
+    rgba = frame.convert("RGBA")
+    alpha = rgba.getchannel("A")
+    if alpha.getextrema()[0] == 0:
+        clear = Image.new("RGBA", rgba.size, (0, 0, 0, 0))
+        rgba = Image.composite(rgba, clear, alpha.point(lambda v: 255 if v else 0))
+    return rgba.tobytes()
+
+
+# A frame shown this long or less is on no screen (a 240 Hz display refreshes every 4 ms): AVIF writes a
+# GIF's 0 ms frames as 1 ms, which changes nothing a viewer sees.
+_UNSEEN_MS: Final = 1
+
+
+def _segments(frames: list[tuple[bytes | None, int]]) -> list[tuple[bytes | None, int, int]]:
+    """(what is shown, from ms, for ms) with repeated consecutive frames merged; unseen frames left out."""
+    out: list[tuple[bytes | None, int, int]] = []
+    at = 0
+    for shown, ms in frames:
+        if ms <= _UNSEEN_MS:
+            continue
+        if out and shown is not None and out[-1][0] == shown:
+            out[-1] = (shown, out[-1][1], out[-1][2] + ms)
+        else:
+            out.append((shown, at, ms))
+        at += ms
+    return out
+
+
+def timeline_problem(check: Image.Image, rendered: Rendered, *, lossless: bool) -> str | None:
+    """How a written animation's timeline differs from the rendered one, and at which time, or None. Each
+    written frame is decoded once. Lossless outputs are compared pixel for pixel at every instant; lossy
+    ones by when their content changes (every change of the source must be a frame boundary there)."""
+    assert rendered.durations is not None
+    written: list[tuple[bytes | None, int]] = []
+    for index in range(getattr(check, "n_frames", 1)):
+        check.seek(index)
+        check.load()
+        written.append((_shown(check) if lossless else None, int(check.info.get("duration") or 0)))
+    source: list[tuple[bytes | None, int]] = [
+        (_shown(f), int(d)) for f, d in zip(rendered.frames, rendered.durations, strict=True)
+    ]
+    if not any(ms > 0 for _, ms in source):  # no timing stored at all: the frames in order
+        source = [(shown, 1) for shown, _ in source]
+        written = [(shown, 1) for shown, _ in written]
+    expected = _segments(source)
+    total = sum(ms for _, _, ms in expected)
+    if len(written) == 1 and len(expected) == 1 and not lossless:
+        return None  # one picture shown all along: a still of it is the same on screen
+    if len(written) == 1 and len(expected) == 1:
+        return None if written[0][0] == expected[0][0] else "shows something else than the source"
+    got_total = sum(ms for _, ms in written if ms > _UNSEEN_MS)
+    if got_total != total:
+        return f"lasts {got_total} ms, the source {total} ms"
+    if lossless:
+        got = _segments(written)
+        for (want, start, ms), (have, got_start, got_ms) in zip(expected, got, strict=False):
+            if want != have or ms != got_ms:
+                # The same picture for a different time: they part where the shorter one ends.
+                at = min(start, got_start) if want != have else start + min(ms, got_ms)
+                return f"shows something else than the source at {at} ms"
+        if len(got) != len(expected):
+            return f"changes {len(got)} times where the source changes {len(expected)} times"
+    else:
+        # Lossy: a writer may merge frames that differ by less than its loss (libwebp does), but every
+        # frame boundary it writes must be one of the source's: no frame starts at another time.
+        allowed = {start + ms for _, start, ms in _segments([(None, ms) for _, ms in source])}
+        at = 0
+        for _, ms in written:
+            if ms <= _UNSEEN_MS:
+                continue
+            at += ms
+            if at not in allowed:
+                return f"has a frame change at {at} ms, where the source has none"
+    loop = check.info.get("loop")
+    if rendered.loop is not None and loop is not None and int(loop) != int(rendered.loop):
+        return f"loops {loop} times, the source {rendered.loop}"
+    return None
 
 
 def _same_deep(data: bytes, deep: deepmod.Deep, output: Output) -> bool:

@@ -14,12 +14,12 @@ from pathlib import Path
 
 from PIL import Image
 
-from hotfolder.commit import atomic
+from hotfolder.commit import atomic, faults
 from hotfolder.commit.staged import Disposal, Outcome, StagedOutput
 from hotfolder.core import tempnames
 from hotfolder.decide.job import Job
 from hotfolder.decide.naming import SEQ_MARK
-from hotfolder.errors import AbandonedError
+from hotfolder.errors import AbandonedError, EncodeError
 from hotfolder.render import stamp
 from hotfolder.render.decode import Source
 from hotfolder.render.encode import encode
@@ -82,6 +82,8 @@ def stage_output(job: Job, work: Work, *, data: bytes, digest: str, st: os.stat_
         with atomic.removed_on_error(staged.temp):
             written = staged.temp.read_bytes()
             verify(written, rendered, output)
+            if faults.failing("verify"):
+                raise EncodeError(f"the written {output.format} failed its verification (injected by a test)")
             _finish_file(staged.temp, job, st)
     return StagedOutput(temp=staged.temp, final=final, rule=rule.name, format=output.format, size=staged.size,
                         sha256=hashlib.sha256(written).hexdigest(), on_conflict=output.on_conflict,
