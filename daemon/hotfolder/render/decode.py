@@ -47,6 +47,9 @@ class Source:
     _frames: list[tuple[Image.Image, int | None]] | None = None
     sdr: Source | None = None  # an HDR source tone-mapped to SDR sRGB, made once for every output that asks
     gain_map: GainMap | None = None  # an Ultra HDR JPEG's, for outputs with gain_map = "keep"
+    # The size as stored in the file, when the pixels were decoded smaller (a JPEG at 1/2..1/8 scale for
+    # small outputs): what a print resolution is scaled from.
+    stored: tuple[int, int] | None = None
 
     @property
     def image(self) -> Image.Image:
@@ -59,8 +62,13 @@ class Source:
 
     @property
     def size(self) -> tuple[int, int]:
-        """Stored width and height, without making the 8-bit view."""
+        """Width and height of the decoded pixels, without making the 8-bit view."""
         return self.deep.size if self.deep is not None else self.image.size
+
+    @property
+    def stored_size(self) -> tuple[int, int]:
+        """Width and height as the file stores them (the decoded size unless decoded at a reduced scale)."""
+        return self.stored or self.size
 
     def frames(self) -> list[tuple[Image.Image, int | None]]:
         """Every frame with its duration in ms, decoded once and kept for all outputs."""
@@ -166,6 +174,7 @@ def decode(
     extra, channels = _extra_channels(im, fmt)
     if extra:
         meta = replace(meta, extra_samples=_extra_samples(im))
+    stored = im.size  # before a reduced-scale decode changes it
     image, deep = _pixels(im, data, fmt, bits=bits, extra=extra, edge=edge)
     colour, meta = _colour(im, data, fmt, meta)
     if deep is not None and deep.icc != meta.icc:
@@ -186,6 +195,7 @@ def decode(
         deep=deep,
         colour=colour,
         gain_map=read_gain_map(data) if fmt == "jpeg" and _ultra_hdr(meta) else None,
+        stored=stored if stored != image.size else None,
     )
 
 

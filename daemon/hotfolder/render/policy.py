@@ -36,8 +36,12 @@ def output_metadata(
     resized = rendered.size != expected
     turned = applied and source.orientation != 1
     drop_gps = output.gps == "strip"
+    # A resolution is scaled from the size the file stores, never from a reduced-scale decode (a 4080 px
+    # JPEG decoded at 1/2 for a 1000 px output said 71 dpi where 17.65 is right).
+    kept = source.stored_size
+    kept = kept[::-1] if applied and source.orientation >= 5 else kept
     resolution = _output_resolution(
-        meta.resolution, output, expected, rendered.size, swap=turned and source.orientation >= 5
+        meta.resolution, output, kept, rendered.size, swap=turned and source.orientation >= 5
     )
     exif = None
     if output.exif == "keep" and meta.exif:
