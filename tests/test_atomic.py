@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from conftest import corpus, output, run_outputs
 from hotfolder.arrive.ignore import Ignore
@@ -193,3 +194,17 @@ def test_an_output_that_fails_its_own_verification_leaves_no_temp(
     done = run_outputs(tmp_path, src, output(format="png"), output(format="webp", path="{stem}.webp"))
     assert done.status == "quarantined" and "webp failed its verification" in str(done.error)
     assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+
+
+def test_a_failed_job_leaves_output_root_as_it_was(tmp_path: Path) -> None:
+    """Issue 29: a 70000x8 PNG under a two-output rule (an archive PNG, then a JPEG, which cannot be
+    wider than 65535): quarantined, and output_root holds exactly what it held before (the folders the
+    worker made for both outputs were left empty)."""
+    src = tmp_path / "panorama.png"
+    Image.linear_gradient("L").resize((70000, 8)).convert("RGB").save(src)
+    (tmp_path / "out" / "kept").mkdir(parents=True)  # an empty folder the user made stays
+    before = sorted(p.relative_to(tmp_path / "out") for p in (tmp_path / "out").rglob("*"))
+    done = run_outputs(tmp_path, src, output(format="png", path="archive/{stem}.png"),
+                       output(format="jpeg", path="web/{taken:%Y}/{stem}.jpg"))  # fmt: skip
+    assert done.status == "quarantined", done.error
+    assert sorted(p.relative_to(tmp_path / "out") for p in (tmp_path / "out").rglob("*")) == before

@@ -94,24 +94,36 @@ def removed_on_error(temp: Path) -> Iterator[None]:
         raise
 
 
-def make_folder(folder: Path, root: Path) -> None:
+def make_folder(folder: Path, root: Path) -> list[Path]:
     """Create `folder` below `root` one level at a time, refusing a symlink on the way: a link planted
-    in a shared output tree must not redirect the daemon's writes anywhere else."""
+    in a shared output tree must not redirect the daemon's writes anywhere else. Returns the folders
+    this call created, outermost first (a job that fails removes them again: `remove_made`)."""
     try:
         parts = folder.relative_to(root).parts
     except ValueError:
         raise UnsafePathError(f"{folder} is not inside {root}") from None
     root.mkdir(parents=True, exist_ok=True)
     current = root
+    made = []
     for part in parts:
         current = current / part
         with contextlib.suppress(FileExistsError):
             current.mkdir()
+            made.append(current)
         if current.is_symlink() or not current.is_dir():
             raise UnsafePathError(
                 f"{current} is a symlink or not a folder; hotfolder does not write through links below "
                 f"{root} (to put outputs on another disk, mount it there or point the output path at it)"
             )
+    return made
+
+
+def remove_made(folders: list[Path]) -> None:
+    """Remove the folders a failed job created, innermost first, each only while it is empty (another
+    job may have put something there meanwhile: then it stays)."""
+    for folder in reversed(folders):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 _UNSUPPORTED: Final = (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP)

@@ -44,6 +44,7 @@ class Work:
     # Temp names carry the job's token (every sweep finds them by it) and this run's: a cluster may run
     # one job twice (a result lost with its worker), and the second run must not meet the first's files.
     run: str = field(default_factory=lambda: secrets.token_hex(2))
+    made: list[Path] = field(default_factory=list)  # output folders this job created (removed if it fails)
 
     def still_wanted(self) -> None:
         """Stop here if nobody waits for this job any more (an orphan of a cluster's retry)."""
@@ -51,10 +52,12 @@ class Work:
             raise AbandonedError("cancelled by the daemon that submitted it (it ran elsewhere again)")
 
     def discard(self) -> None:
+        """A failed job leaves nothing in output_root: its temp files, then the folders it made."""
         for s in self.staged:
             s.temp.unlink(missing_ok=True)
         if self.copy is not None:
             self.copy.unlink(missing_ok=True)
+        atomic.remove_made(self.made)
 
 
 def stage_output(job: Job, work: Work, *, data: bytes, digest: str, st: os.stat_result,
@@ -64,7 +67,7 @@ def stage_output(job: Job, work: Work, *, data: bytes, digest: str, st: os.stat_
     rule, output, final, stamped = name
     t0 = time.perf_counter()
     folder = _staging_folder(final, job.output_root)
-    atomic.make_folder(folder, job.output_root)
+    work.made += atomic.make_folder(folder, job.output_root)
     temp = tempnames.temp_path(
         folder / final.name.replace(SEQ_MARK, "seq"), token=f"{job.token}{work.run}{index:02x}"
     )
@@ -102,7 +105,7 @@ def stage_move(job: Job, disposal: Disposal, data: bytes, digest: str, work: Wor
     """A move to another filesystem is a copy: made and verified here, renamed into place by the daemon."""
     assert disposal.dest is not None
     folder = _staging_folder(disposal.dest, job.output_root)
-    atomic.make_folder(folder, job.output_root)
+    work.made += atomic.make_folder(folder, job.output_root)
     if folder.stat().st_dev == job.src.parent.stat().st_dev:
         return disposal  # a rename, done by the daemon
     temp = tempnames.temp_path(
