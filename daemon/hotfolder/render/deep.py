@@ -70,6 +70,14 @@ class Deep:
         pixels = np.asarray(rgb).astype(np.uint16) * 257
         return cls(pixels=pixels, bits=8, icc=icc)
 
+    @classmethod
+    def from_grey16(cls, im: Image.Image, icc: bytes | None) -> Deep:
+        """A 16-bit grey Pillow image (I;16, I;16B, or I holding 16-bit values) as one band of samples."""
+        samples = np.asarray(im)
+        if samples.dtype != np.uint16:  # I;16B arrives big-endian, I as int32
+            samples = np.clip(samples, 0, 65535).astype(np.uint16)
+        return cls(pixels=np.ascontiguousarray(samples[:, :, None]), bits=16, icc=icc)
+
     @property
     def visible(self) -> Deep:
         """Colour and alpha only: what a format without extra channels can hold."""
@@ -236,10 +244,13 @@ def heif_file(deep: Deep, *, bit_depth: int) -> Any:
     import pillow_heif  # noqa: PLC0415
 
     visible = deep.visible
-    mode = {3: "RGB;16", 4: "RGBA;16"}.get(visible.bands)
+    mode = {1: "I;16", 3: "RGB;16", 4: "RGBA;16"}.get(visible.bands)  # I;16: monochrome HEIF
     if mode is None:
-        raise EncodeError(f"HEIF at {bit_depth} bits needs colour samples, not {visible.bands} band(s)")
-    return pillow_heif.from_bytes(mode, visible.size, np.ascontiguousarray(visible.pixels).tobytes())
+        raise EncodeError(
+            f"HEIF at {bit_depth} bits holds grey or colour samples, not {visible.bands} band(s)"
+        )
+    pixels = visible.pixels[:, :, 0] if visible.bands == 1 else visible.pixels
+    return pillow_heif.from_bytes(mode, visible.size, np.ascontiguousarray(pixels).tobytes())
 
 
 def written_equals(data: bytes, deep: Deep) -> bool:

@@ -146,7 +146,8 @@ def wants_deep(source: Source, output: Output) -> bool:
     if output.format == "heif" and output.bit_depth in (10, 12):
         return True
     if source.deep is None:
-        return False
+        # 16-bit grey (I;16) is held by Pillow, not in `deep`: HEIF keeps it at 10/12 bits unless 8 is asked.
+        return output.format == "heif" and output.bit_depth != 8 and _grey16(source.image.mode)
     if output.format == "tiff":
         return True
     if output.format == "png":
@@ -154,6 +155,10 @@ def wants_deep(source: Source, output: Output) -> bool:
     if output.format == "avif":  # a 10-bit AVIF only for HDR kept (render/capabilities.py)
         return source.colour.hdr and output.hdr == "keep" and source.deep.bits > 8
     return output.format == "heif" and output.bit_depth != 8 and source.deep.bits > 8
+
+
+def _grey16(mode: str) -> bool:
+    return mode.startswith("I;16") or mode == "I"
 
 
 def render(
@@ -176,7 +181,12 @@ def render(
             "channels.dropped", format=output.format, error=f"{source.channels}: {output.format} keeps {kept}"
         )
     if wants_deep(source, output):
-        held = source.deep if source.deep is not None else Deep.from_8bit(source.image, source.meta.icc)
+        if source.deep is not None:
+            held = source.deep
+        elif _grey16(source.image.mode):
+            held = Deep.from_grey16(source.image, source.meta.icc)
+        else:
+            held = Deep.from_8bit(source.image, source.meta.icc)
         deep = held.fitted(output.max_edge).oriented(turn)
         if output.format != "tiff":
             deep = deep.visible
