@@ -111,7 +111,7 @@ _TABLE: Final = (
                  alpha=False, animation=False, pages=False, lossless="never", heavy=False,
                  profile="web", quality=85),
     OutputFormat("heif", ("heic", "heif", "hif"), "HEIF", _modes("L", "RGB", "RGBA"), (8, 10, 12),
-                 alpha=True, animation=False, pages=False, lossless="option", heavy=True,
+                 alpha=True, animation=False, pages=True, lossless="option", heavy=True,
                  profile="web", quality=80, hdr="yes"),
     OutputFormat("webp", ("webp",), "WEBP", _modes("RGB", "RGBA"), (8,),
                  alpha=True, animation=True, pages=False, lossless="option", heavy=False,

@@ -70,6 +70,11 @@ class Source:
         """Width and height as the file stores them (the decoded size unless decoded at a reduced scale)."""
         return self.stored or self.size
 
+    @property
+    def primary_index(self) -> int:
+        """Which frame is a multi-image HEIF's primary image (pillow-heif marks it in each frame's info)."""
+        return next((i for i, (f, _) in enumerate(self.frames()) if f.info.get("primary")), 0)
+
     def frames(self) -> list[tuple[Image.Image, int | None]]:
         """Every frame with its duration in ms, decoded once and kept for all outputs."""
         if self._frames is None:

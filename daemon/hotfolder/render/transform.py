@@ -122,6 +122,7 @@ class Rendered:
     loop: int | None = None
     deep: Deep | None = None  # full-precision pixels, when the output keeps them
     gain_map: GainMap | None = None  # an Ultra HDR source's map, fitted to these pixels (gain_map = "keep")
+    primary: int = 0  # which of several images is the primary one (a multi-image HEIF)
 
     @property
     def frames(self) -> list[Image.Image]:
@@ -217,8 +218,9 @@ def render(
     gain_map = None
     if output.gain_map == "keep" and source.gain_map is not None:
         gain_map = source.gain_map.fitted(turn, out[0].size)
+    primary = source.primary_index if len(out) > 1 and source.format == "heif" else 0
     return Rendered(views=out, meta=meta, durations=durations, loop=source.loop if durations else None,
-                    gain_map=gain_map)  # fmt: skip
+                    gain_map=gain_map, primary=primary)  # fmt: skip
 
 
 def _fitted(frame: Image.Image, max_edge: int | None, resized: dict[int, Image.Image] | None) -> Image.Image:
@@ -243,12 +245,14 @@ def _frames_for(source: Source, output: Output, notes: Notes) -> tuple[list[Imag
     kind = "frames" if source.animated else "pages" if source.format == "tiff" else "images"
     if output.frames == "first":
         return [source.image], None
-    if source.format == "heif":
+    if source.format == "heif" and output.format != "heif":
         why = f"HEIF holds {source.frame_count} images; outputs use the primary image"
         notes.warn("frames.dropped", format=output.format, error=why)
         return [source.image], None
     can_animate = source.animated and output.format in ANIMATION_FORMATS
-    can_page = output.format in PAGE_FORMATS
+    # Several images in one HEIF (a multi-image HEIF, a multi-page TIFF); pillow-heif writes no sequence,
+    # so an animation to HEIF is its first frame, as before.
+    can_page = output.format in PAGE_FORMATS and not (source.animated and output.format == "heif")
     if not (can_animate or can_page):
         why = f"{output.format} holds one image; {source.frame_count - 1} {kind} dropped"
         notes.warn("frames.dropped", format=output.format, error=why)

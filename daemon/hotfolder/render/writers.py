@@ -230,7 +230,10 @@ def write_heif(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None
     options.GRID_TILE_SIZE = LOSSLESS_HEIF_TILE if output.lossless else saved[1]
     try:
         if r.deep is None:
-            bare(r.frames[0]).save(fp, "HEIF", **kwargs)
+            frames = [bare(f) for f in r.frames]
+            if len(frames) > 1:  # a multi-image HEIF (or pages): every image, the primary still primary
+                kwargs.update(save_all=True, append_images=frames[1:], primary_index=r.primary)
+            frames[0].save(fp, "HEIF", **kwargs)
             return
         depth = output.bit_depth or (r.deep.bits if r.deep.bits in (10, 12) else 12)
         if r.deep.bits > depth:
