@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from conftest import ROOT, corpus, run_cli
 from hotfolder.commit.ledger import Ledger
@@ -219,3 +220,24 @@ def test_the_previous_releases_ledger_is_migrated_in_place(tmp_path: Path) -> No
     assert (
         db.execute("SELECT path FROM inputs WHERE typeof(path) = 'blob'").fetchone()[0] == b"/in/caf\xe9.jpg"
     )
+
+
+def test_a_forced_run_replaces_its_own_earlier_outputs_never_a_twin(tmp_path: Path) -> None:
+    """Issue 29, upgrade: outputs a previous release wrote with other bytes (an older encoder: here the
+    same file with a byte changed) are recognised as this input's own by its done row (same path, same
+    bytes) and replaced by `process --force`, never given a `-1` twin; an edited source under the same
+    name is a new input and gets the twin."""
+    (tmp_path / "inbox").mkdir()
+    shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "h.bmp")
+    assert run_cli("process", "inbox", cwd=tmp_path).returncode == 0
+    web = tmp_path / "outbox" / "web" / "h.jpg"
+    older = web.read_bytes()[:-2] + b"\x00\xff\xd9"  # what another encoder might have written
+    web.write_bytes(older)
+    forced = run_cli("process", "--force", "--log-format", "json", "inbox", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert sorted(p.name for p in web.parent.iterdir()) == ["h.jpg"] and web.read_bytes() != older
+    assert '"output.overwritten"' in forced.stdout
+    with Image.open(tmp_path / "inbox" / "h.bmp") as im:
+        im.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(tmp_path / "inbox" / "h.bmp")  # edited
+    assert run_cli("process", "inbox", cwd=tmp_path).returncode == 0
+    assert sorted(p.name for p in web.parent.iterdir()) == ["h-1.jpg", "h.jpg"]

@@ -77,8 +77,11 @@ def _sha256(path: Path) -> str | None:
     return digest.hexdigest()
 
 
-def _choose(out: StagedOutput, final: Path, taken: set[Path]) -> tuple[Path, str]:
-    """The name an output takes and what happens there, by looking at what the name holds now."""
+def _choose(out: StagedOutput, final: Path, taken: set[Path],
+            ours: frozenset[str] = frozenset()) -> tuple[Path, str]:  # fmt: skip
+    """The name an output takes and what happens there, by looking at what the name holds now. A name
+    holding this very input's own earlier output (`ours`: from its done row, same path and bytes) is
+    replaced: a forced run, or a release whose encoder writes other bytes, makes no `-1` twin beside it."""
     if out.on_conflict == "overwrite":
         there = final.exists() or final.is_symlink() or final in taken
         return final, "overwritten" if there else "written"
@@ -98,6 +101,14 @@ def _choose(out: StagedOutput, final: Path, taken: set[Path]) -> tuple[Path, str
             and _sha256(candidate) == out.sha256
         ):
             return candidate, "identical"
+        if (
+            out.on_conflict == "skip_identical"
+            and str(candidate) in ours
+            and candidate not in taken
+            and candidate.is_file()
+            and not candidate.is_symlink()
+        ):
+            return candidate, "overwritten"
     raise FileExistsError(errno.EEXIST, "no free name", str(final))
 
 
@@ -125,10 +136,11 @@ class Committer:
 
         outputs = []
         taken: set[Path] = set()
+        ours = self.ledger.own_outputs(job.src, outcome.sha256)
         for out in outcome.outputs:
             final = numbered_seq(out.final, out.rule)
             assert final is not None
-            name, action = _choose(out, final, taken)
+            name, action = _choose(out, final, taken, ours)
             taken.add(name)
             outputs.append({"temp": str(out.temp), "final": str(name), "action": action, "format": out.format,
                             "rule": out.rule, "size": out.size, "sha256": out.sha256, "ms": out.ms,

@@ -171,6 +171,16 @@ class Ledger:
             return False
         return row[4] not in _BY_RULES or rules_fp is None or row[5] == rules_fp
 
+    def own_outputs(self, path: Path, sha256: str) -> frozenset[str]:
+        """The outputs this very input (same path, same bytes) was done with before: a run that makes
+        them again (--force, a new release's encoders) replaces them rather than numbering a twin."""
+        with self._locked() as db:
+            row = db.execute(
+                f"SELECT outputs FROM inputs WHERE path = ? AND sha256 = ? AND status = '{Status.DONE}'",  # noqa: S608 - an enum constant
+                (str(path), sha256),
+            ).fetchone()
+        return frozenset(json.loads(row[0])) if row else frozenset()
+
     def twins(self, size: int, path: Path) -> tuple[tuple[str, str, str], ...]:
         """(sha256, chain, path) of the inputs done with this size under other names: duplicate candidates."""
         with self._locked() as db:
