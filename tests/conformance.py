@@ -150,6 +150,13 @@ def flattened(im: Image.Image, background: tuple[int, int, int]) -> Image.Image:
     return base
 
 
+def grey8(im: Image.Image) -> Image.Image:
+    """8-bit grey of any image: 16-bit grey scaled (Pillow's own convert("L") clips I;16 at 255)."""
+    if im.mode.startswith("I;16") or im.mode == "I":
+        return Image.fromarray(np.round(np.asarray(im).astype(np.float64) / 257).astype(np.uint8))
+    return im.convert("L")
+
+
 def eight_bit(deep: np.ndarray) -> Image.Image:
     scaled = np.round(deep.astype(np.float64) / 257).astype(np.uint8)
     return Image.fromarray(scaled[:, :, 0] if deep.shape[2] == 1 else scaled)
@@ -299,8 +306,8 @@ def _judge_pixels(
                 fails.append("lossless output differs from the source pixels")
     elif not output.is_lossless:
         base = flattened(eight_bit(deep_src) if deep_src is not None else ref, output.background)
-        a = flattened(out_img, output.background).convert("L").resize((48, 48))
-        b = base.convert("L").resize((48, 48))
+        a = grey8(flattened(out_img, output.background)).resize((48, 48))
+        b = grey8(base).resize((48, 48))
         diff = sum(ImageChops.difference(a, b).get_flattened_data()) / (48 * 48)
         if diff > 24:
             fails.append(f"pixels differ from the upright source (mean {diff:.0f})")
