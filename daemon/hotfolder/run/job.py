@@ -62,8 +62,14 @@ def run_job(job: Job, wanted: Callable[[], bool] = lambda: True) -> Outcome:
             work.notes.warn("decoder.warning", error=f"{w.category.__name__}: {w.message}")
     except NotRegularError as exc:
         outcome = Outcome(job.src, Result.GONE, error=str(exc))
-    except FileNotFoundError:
-        outcome = Outcome(job.src, Result.GONE)
+    except FileNotFoundError as exc:
+        if FileIdentity.at(job.src) is None:
+            outcome = Outcome(job.src, Result.GONE)  # the input went: nothing to do
+        else:
+            # Something on the way out vanished (an output folder another job removed as it failed):
+            # not this file's fault, and never "gone": retried.
+            outcome = replace(work.base, result=Result.RETRY, retry=RetryReason.TRANSIENT,
+                              error=f"{exc.strerror or exc} ({exc.filename})")  # fmt: skip
     except HotfolderError as exc:
         outcome = _broken(work.base, type(exc).__name__, str(exc))
     except OSError as exc:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import IO
 
 from PIL import Image
 
@@ -67,12 +68,11 @@ def stage_output(job: Job, work: Work, *, data: bytes, digest: str, st: os.stat_
     rule, output, final, stamped = name
     t0 = time.perf_counter()
     folder = _staging_folder(final, job.output_root)
-    work.made += atomic.make_folder(folder, job.output_root)
     temp = tempnames.temp_path(
         folder / final.name.replace(SEQ_MARK, "seq"), token=f"{job.token}{work.run}{index:02x}"
     )
     if output.format == "copy" or source is None:
-        staged = atomic.stage_at(temp, lambda fp: fp.write(data))
+        staged = _stage_in(folder, temp, lambda fp: fp.write(data), job, work)
         with atomic.removed_on_error(staged.temp):
             written = staged.temp.read_bytes()
             if hashlib.sha256(written).hexdigest() != digest:
@@ -81,7 +81,7 @@ def stage_output(job: Job, work: Work, *, data: bytes, digest: str, st: os.stat_
     else:
         rendered = render_output(source, output, work.notes, work.resized)
         rendered.meta = output_metadata(source, rendered, output, work.notes, stamped)
-        staged = atomic.stage_at(temp, partial(encode, rendered, output, notes=work.notes))
+        staged = _stage_in(folder, temp, partial(encode, rendered, output, notes=work.notes), job, work)
         with atomic.removed_on_error(staged.temp):
             written = staged.temp.read_bytes()
             verify(written, rendered, output)
@@ -91,6 +91,21 @@ def stage_output(job: Job, work: Work, *, data: bytes, digest: str, st: os.stat_
     return StagedOutput(temp=staged.temp, final=final, rule=rule.name, format=output.format, size=staged.size,
                         sha256=hashlib.sha256(written).hexdigest(), on_conflict=output.on_conflict,
                         counter_format=output.counter_format, ms=elapsed_ms(t0))  # fmt: skip
+
+
+def _stage_in(
+    folder: Path, temp: Path, write: Callable[[IO[bytes]], object], job: Job, work: Work
+) -> atomic.Staged:
+    """Make the folder and stage the temp file in it. A folder that vanishes in between (another job
+    that failed removed the empty folder it had made) is made again: three tries, then the error."""
+    for attempt in range(3):
+        work.made += atomic.make_folder(folder, job.output_root)
+        try:
+            return atomic.stage_at(temp, write)
+        except FileNotFoundError:
+            if folder.is_dir() or attempt == 2:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _staging_folder(final: Path, root: Path) -> Path:
@@ -111,7 +126,7 @@ def stage_move(job: Job, disposal: Disposal, data: bytes, digest: str, work: Wor
     temp = tempnames.temp_path(
         folder / disposal.dest.name.replace(SEQ_MARK, "seq"), token=f"{job.token}{work.run}ff"
     )
-    staged = atomic.stage_at(temp, lambda fp: fp.write(data))
+    staged = _stage_in(folder, temp, lambda fp: fp.write(data), job, work)
     work.copy = staged.temp
     if hashlib.sha256(staged.temp.read_bytes()).hexdigest() != digest:
         raise atomic.StagingError(f"copy of the original {staged.temp} does not match it")
