@@ -8,6 +8,7 @@ drops IFD1 and can corrupt MakerNotes, whose internal offsets point into the ori
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import re
 import struct
@@ -115,6 +116,7 @@ _PROFILE_SPACE: Final = {"RGB": "RGB", "RGBA": "RGB", "RGBX": "RGB", "P": "RGB",
                          "F": "GRAY", "CMYK": "CMYK", "1": "GRAY"}  # fmt: skip
 
 
+@functools.lru_cache(maxsize=16)  # a camera writes the same profile into every photo: judged once per worker
 def usable_icc(icc: bytes | None, mode: str) -> tuple[bytes | None, str | None]:
     """The profile if colour management can use it on pixels of this mode, else (None, why): garbage, a
     profile cut short, or one for other pixels (grey or CMYK on RGB) cannot convert anything."""
