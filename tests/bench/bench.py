@@ -607,7 +607,7 @@ def bench_cluster() -> None:
     dask = Path(sys.executable).with_name("dask")
     quiet = {"env": ENV, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     scheduler = [str(dask), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"]
-    workers = [*HOTFOLDER, "worker", address, "--nworkers", str(WORKERS), "--heavy", "1"]
+    workers = [*HOTFOLDER, "worker", address, "--nworkers", str(WORKERS), "--heavy", "1", "--allow-insecure"]
     procs = [subprocess.Popen(scheduler, **quiet), subprocess.Popen(workers, **quiet)]  # type: ignore[call-overload]
     try:
         hotfolder_process(cluster)  # warm: workers up and verified, caches filled, as for the pool below

@@ -14,7 +14,7 @@ from hotfolder.commit.cleanup import open_tokens, remove_leftover_temps
 from hotfolder.commit.ledger import Ledger
 from hotfolder.commit.lock import Lock
 from hotfolder.core.status import Tally
-from hotfolder.errors import StateUnwritableError
+from hotfolder.errors import HotfolderError, StateUnwritableError
 from hotfolder.run.engine import Engine
 from hotfolder.settings.config import Config
 from hotfolder.settings.watches import Watch
@@ -112,6 +112,9 @@ def settle_all(engine: Engine, sleep: Callable[[float], None] = time.sleep,
     """Run until nothing is pending (files settling, retries, failures holding still)."""
     while engine.pending():
         on_turn()
+        problem = engine.pool.problem()
+        if problem is not None:  # a cluster without workers: `process` says so and ends, never waits mute
+            raise HotfolderError(f"{problem}; {engine.pending()} input(s) not processed")
         engine.tick()
         if not engine.pool:
             wait_s = engine.next_due()
