@@ -706,3 +706,54 @@ def test_a_bomb_is_refused_in_the_words_of_max_image_pixels(tmp_path: Path) -> N
     assert run_cli("process", str(tmp_path / "in"), cwd=tmp_path).returncode == 1
     note = json.loads((tmp_path / "quarantine" / "big.png.json").read_text())
     assert "max_image_pixels (10,000)" in note["error"] and "2 *" not in note["error"]
+
+
+# Issue 29: a commit that fails before its first rename ------------------------------------------
+
+
+def test_a_commit_that_fails_before_its_first_rename_leaves_output_root_as_it_was(
+    tmp_path: Path, daemons: list[DaemonProcess]
+) -> None:
+    """The worker stages a PNG in output_root and a JPEG in web/2026/, folders it makes; the commit then
+    finds a plain file where the {seq} folder must go (it writes through no non-folder). The input is
+    quarantined and output_root holds exactly what it held: no temp, no empty web/, no open intent."""
+    outputs = (
+        '[[rule.output]]\nformat = "png"\npath = "batch-{seq}/{stem}.png"\n'
+        '[[rule.output]]\nformat = "jpeg"\npath = "web/2026/{stem}.jpg"\n'
+    )
+    write_config(tmp_path, rule("keep", outputs=outputs))
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "outbox").mkdir()
+    (tmp_path / "outbox" / "batch-1").write_text("a note the user keeps here\n")
+    before = sorted(p.relative_to(tmp_path / "outbox") for p in (tmp_path / "outbox").rglob("*"))
+    shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "h.bmp")
+    d = DaemonProcess(tmp_path)
+    daemons.append(d)
+    parked = d.started().wait_event("job.quarantined")
+    d.stop()
+    assert "batch-1" in str(parked["error"]) and "not a folder" in str(parked["error"])
+    assert sorted(p.relative_to(tmp_path / "outbox") for p in (tmp_path / "outbox").rglob("*")) == before
+    assert open_intents(tmp_path) == 0
+
+
+def test_copies_arriving_together_leave_one_folder(tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    """Issue 29: four byte-identical copies land at once, each output in a folder of its own name. Two
+    workers stage copies side by side; the commit finds all but one duplicates. Only the first's folder
+    is left in output_root, no empty folder for the others and no temp."""
+    write_config(tmp_path, rule("keep", outputs=PNG.replace('"{stem}.png"', '"{stem}/{stem}.png"')))
+    (tmp_path / "inbox").mkdir()
+    d = DaemonProcess(tmp_path)
+    daemons.append(d)
+    d.started()
+    for n in range(4):
+        shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / f".c{n}.bmp")
+    for n in range(4):
+        (tmp_path / "inbox" / f".c{n}.bmp").rename(tmp_path / "inbox" / f"c{n}.bmp")
+    d.wait(lambda: len(d.named("job.done")) + len(d.named("file.duplicate")) == 4, what="four copies")
+    d.stop()
+    (done,) = d.named("job.done")
+    stem = Path(str(done["src"])).stem
+    assert sorted(str(p.relative_to(tmp_path / "outbox")) for p in (tmp_path / "outbox").rglob("*")) == [
+        stem,
+        f"{stem}/{stem}.png",
+    ]

@@ -32,7 +32,7 @@ from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Result
 from hotfolder.decide.job import Job
 from hotfolder.decide.naming import SEQ_MARK
-from hotfolder.errors import HotfolderError
+from hotfolder.errors import HotfolderError, StateUnwritableError
 
 
 @dataclass(frozen=True)
@@ -60,10 +60,14 @@ class Committed:
 class CommitIncompleteError(HotfolderError):
     """Outputs are in place but the commit could not be finished; its intent stays open for a retry."""
 
-    def __init__(self, intent_id: int, cause: OSError) -> None:
+    def __init__(self, intent_id: int, cause: OSError | HotfolderError) -> None:
         self.intent_id = intent_id
-        self.cause = cause
-        super().__init__(f"outputs are in place, but {cause.filename or 'a file'}: {cause.strerror or cause}")
+        if isinstance(cause, OSError):
+            super().__init__(
+                f"outputs are in place, but {cause.filename or 'a file'}: {cause.strerror or cause}"
+            )
+        else:
+            super().__init__(f"outputs are in place, but {cause}")
 
 
 def _sha256(path: Path) -> str | None:
@@ -122,7 +126,18 @@ class Committer:
     # A fresh commit ----------------------------------------------------------------------------
 
     def commit(self, job: Job, outcome: Outcome, record: Record) -> Committed:
-        """Commit one staged (or duplicate) outcome; `record` is its ledger row, without the outputs."""
+        """Commit one staged (or duplicate) outcome; `record` is its ledger row, without the outputs.
+        A failure before the first rename leaves output_root as it was: the staged files and the folders
+        the worker made for them are removed (a full state disk keeps them: the commit waits)."""
+        try:
+            return self._commit(job, outcome, record)
+        except (CommitIncompleteError, StateUnwritableError):
+            raise
+        except (OSError, HotfolderError):
+            discard(outcome)
+            raise
+
+    def _commit(self, job: Job, outcome: Outcome, record: Record) -> Committed:
         assert outcome.identity is not None and outcome.sha256 is not None
         seqs: dict[str, int] = {}
 
@@ -179,9 +194,11 @@ class Committer:
             companions = group.dispose_all(plan.get("companions", []), disposed, token=plan["token"],
                                            root=self.output_root, fresh=fresh)  # fmt: skip
             checkpoint("after-disposal")
-        except OSError as exc:
+        except (OSError, HotfolderError) as exc:
+            if isinstance(exc, StateUnwritableError):
+                raise
             if fresh and not renamed:
-                self._abandon(intent, plan)
+                self.ledger.close_intent(intent, None)  # nothing is visible: `commit` discards the rest
                 raise
             raise CommitIncompleteError(intent, exc) from exc
         outputs = tuple(str(w.dst) for w in written)
@@ -189,15 +206,6 @@ class Committer:
                        companions=tuple(c.summary() for c in companions))  # fmt: skip
         self.ledger.close_intent(intent, done)
         return Committed(done, tuple(written), disposed, companions)
-
-    def _abandon(self, intent: int, plan: dict[str, Any]) -> None:
-        """Nothing is visible yet: drop the staged files and the intent; the job may be tried again."""
-        for out in plan["outputs"]:
-            Path(out["temp"]).unlink(missing_ok=True)
-        staged = plan["disposal"].get("staged")
-        if staged:
-            Path(staged).unlink(missing_ok=True)
-        self.ledger.close_intent(intent, None)
 
     def _place_outputs(self, intent: int, plan: dict[str, Any], *, fresh: bool) -> list[Written]:
         written, folders, changed = [], set(), False
@@ -284,4 +292,15 @@ def as_duplicate(outcome: Outcome, twin: Path) -> Outcome:
     """The outcome of a job whose bytes turned out to be done already: no outputs, the original per policy."""
     for out in outcome.outputs:
         out.temp.unlink(missing_ok=True)
+    atomic.remove_made(list(outcome.made))  # those still empty: a move's folder keeps its staged copy
     return replace(outcome, result=Result.DUPLICATE, outputs=(), twin=twin)
+
+
+def discard(outcome: Outcome) -> None:
+    """A staged outcome that will not be committed: its temp files, its staged copy of the original, then
+    the folders the worker made for them (each only while empty), so output_root is as it was."""
+    for out in outcome.outputs:
+        out.temp.unlink(missing_ok=True)
+    if outcome.disposal.staged is not None:
+        outcome.disposal.staged.unlink(missing_ok=True)
+    atomic.remove_made(list(outcome.made))

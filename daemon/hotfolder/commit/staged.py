@@ -71,3 +71,4 @@ class Outcome:
     notes: tuple[tuple[str, dict[str, Any]], ...] = ()
     started_at: str | None = None  # wall clock when a worker began it (latency, from the logs alone)
     companions: tuple[Companion, ...] = ()  # the group's other files, disposed of with the original
+    made: tuple[Path, ...] = ()  # output folders the worker created to stage in, outermost first

@@ -181,7 +181,7 @@ def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: Work) 
     work.still_wanted()
     if disposal.policy == "move":
         disposal = stage_move(job, disposal, data, digest, work)
-    return replace(base, outputs=tuple(work.staged), disposal=disposal)
+    return replace(base, outputs=tuple(work.staged), disposal=disposal, made=tuple(work.made))
 
 
 def _stage_companions(job: Job, work: Work, companions: tuple[Companion, ...],

@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Final, TypeVar
 
 from hotfolder import __version__
+from hotfolder.commit.committer import discard
 from hotfolder.commit.staged import Outcome
 from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Result, RetryReason
@@ -150,10 +151,7 @@ def run_remote(job: Job, context: Context) -> Outcome:
         local = dataclasses.replace(local, seen=here)
     outcome = run_job(local, wanted=lambda: _still_wanted(context.key))
     if outcome.result is Result.STAGED and not _still_wanted(context.key):
-        for staged in outcome.outputs:
-            staged.temp.unlink(missing_ok=True)
-        if outcome.disposal.staged is not None:
-            outcome.disposal.staged.unlink(missing_ok=True)
+        discard(outcome)
         return Outcome(job.src, Result.GONE, error="cancelled by the daemon")
     back = mapper(context.pairs, back=True)
     worker_dev, daemon_dev = (here.dev, seen.dev) if same and here and seen else (0, 0)
