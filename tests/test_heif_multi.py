@@ -65,3 +65,52 @@ def test_an_animation_to_heif_is_its_first_frame_said(tmp_path: Path) -> None:
     assert [n for n, _ in done.notes].count("frames.dropped") == 1
     heif = pillow_heif.open_heif(tmp_path / "out" / "anim.heic")
     assert len(heif) == 1
+
+
+def _exifs(path: Path) -> list[Image.Exif]:
+    """Each image's EXIF as libheif finds it in the container, parsed by Pillow (not by the writer)."""
+    found = []
+    for im in pillow_heif.open_heif(path):
+        exif = Image.Exif()
+        if im.info.get("exif"):
+            exif.load(im.info["exif"])
+        found.append(exif)
+    return found
+
+
+def test_each_image_keeps_its_own_metadata(tmp_path: Path) -> None:
+    """The spatial photo's two eyes have their own EXIF (left and right lens) and each keeps its own,
+    not the primary's, with GPS stripped from both on a web output (the primary alone has a GPS IFD) and
+    XMP from both (the web profile strips it)."""
+    done = run_outputs(
+        tmp_path, corpus("spatial_photo.heic"), output(format="heif", path="{stem}.heic", profile="web")
+    )
+    assert done.status == "done", done.error
+    left, right = _exifs(tmp_path / "out" / "spatial_photo.heic")
+    assert "Left" in left.get_ifd(0x8769)[42036] and "Right" in right.get_ifd(0x8769)[42036]
+    assert 0x8825 not in left and 0x8825 not in right
+    for im in pillow_heif.open_heif(tmp_path / "out" / "spatial_photo.heic"):
+        assert not im.info.get("xmp")
+
+
+def test_each_page_keeps_its_own_resolution(tmp_path: Path) -> None:
+    """multipage.tif has two 600 dpi pages and three 200 dpi ones: each HEIF image says its own page's."""
+    done = run_outputs(tmp_path, corpus("multipage.tif"), output(format="heif", path="{stem}.heic"))
+    assert done.status == "done", done.error
+    with Image.open(corpus("multipage.tif")) as tif:
+        pages = []
+        for index in range(tif.n_frames):
+            tif.seek(index)
+            pages.append(float(tif.info["dpi"][0]))
+    assert pages == [600.0, 600.0, 200.0, 200.0, 200.0]
+    assert [float(e[282]) for e in _exifs(tmp_path / "out" / "multipage.heic")] == pages
+
+
+def test_each_image_keeps_its_own_xmp_on_an_archive(tmp_path: Path) -> None:
+    archive = output(format="heif", path="{stem}.heic", profile="archival")
+    done = run_outputs(tmp_path, corpus("spatial_photo.heic"), archive)
+    assert done.status == "done", done.error
+    written = pillow_heif.open_heif(tmp_path / "out" / "spatial_photo.heic")
+    assert all(b"CreatorTool>SpatialCapture" in im.info["xmp"] for im in written)
+    left, right = _exifs(tmp_path / "out" / "spatial_photo.heic")
+    assert 0x8825 in left and 0x8825 not in right  # the archive keeps GPS where the source had it

@@ -45,6 +45,7 @@ class Source:
     channels: str | None = None  # channels beyond colour and alpha, said in words (only TIFF keeps them)
     colour: ColourSpace = SRGB  # what its colour is (decide/colourspace.py), read by every output
     _frames: list[tuple[Image.Image, int | None]] | None = None
+    _metas: list[Metadata] | None = None  # each frame's own metadata (pages and images; not animations)
     sdr: Source | None = None  # an HDR source tone-mapped to SDR sRGB, made once for every output that asks
     gain_map: GainMap | None = None  # an Ultra HDR JPEG's, for outputs with gain_map = "keep"
     # The size as stored in the file, when the pixels were decoded smaller (a JPEG at 1/2..1/8 scale for
@@ -78,17 +79,26 @@ class Source:
     def frames(self) -> list[tuple[Image.Image, int | None]]:
         """Every frame with its duration in ms, decoded once and kept for all outputs."""
         if self._frames is None:
-            frames = []
+            frames, metas = [], []
             try:
                 for frame in ImageSequence.Iterator(self.image):
                     frames.append((frame.copy(), frame.info.get("duration")))
+                    # A page or an image has its own EXIF and XMP (a TIFF page its resolution, a spatial
+                    # photo's right image its lens); read while the file is at that frame.
+                    metas.append(self.meta if self.animated else capture(frame))
                 self.image.seek(0)
             except (Image.DecompressionBombError, Image.DecompressionBombWarning):
                 raise too_many_pixels() from None
             except (OSError, ValueError, EOFError, SyntaxError) as exc:
                 raise InputError(f"cannot decode every frame: {exc}") from None
-            self._frames = _one_mode(frames)
+            self._frames, self._metas = _one_mode(frames), metas
         return self._frames
+
+    def frame_metadata(self) -> list[Metadata]:
+        """Each frame's own metadata, as captured while it was decoded (the source's for an animation)."""
+        self.frames()
+        assert self._metas is not None
+        return self._metas
 
 
 def _transparent(im: Image.Image) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 from hotfolder.core.exiftiff import ExifStructureError, patch
@@ -29,23 +30,70 @@ def output_metadata(
     resolution follow the pixels; a thumbnail that no longer shows the pixels is removed; GPS goes
     when asked, from EXIF and XMP alike. A block that cannot be edited is dropped and said so.
     """
-    meta = rendered.meta
-    applied = output.orientation == "upright" or source.orientation == 1
-    stored = source.size
-    expected = stored[::-1] if applied and source.orientation >= 5 else stored
-    resized = rendered.size != expected
-    turned = applied and source.orientation != 1
+    return _for_pixels(
+        rendered.meta,
+        _Shape(source.orientation, source.size, source.stored_size, rendered.size),
+        output,
+        notes,
+        stamped,
+        source_icc=source.meta.icc,
+    )
+
+
+def images_metadata(
+    source: Source, rendered: Rendered, output: Output, notes: Notes, stamped: stamp.Stamped | None = None
+) -> tuple[Metadata, ...]:
+    """Each image's own EXIF and XMP, by the same rules, for a HEIF that keeps several images (a
+    multi-image HEIF, a TIFF's pages): the primary's is `rendered.meta`; () for anything else."""
+    if output.format != "heif" or rendered.frame_count < 2 or source.animated:
+        return ()
+    found = []
+    for i, (meta, (frame, _), image) in enumerate(
+        zip(source.frame_metadata(), source.frames(), rendered.frames, strict=True)
+    ):
+        if i == rendered.primary:
+            found.append(rendered.meta)
+            continue
+        shape = _Shape(source.orientation, frame.size, frame.size, image.size)
+        own = Metadata(exif=meta.exif, xmp=meta.xmp, icc=rendered.meta.icc, resolution=meta.resolution)
+        found.append(_for_pixels(own, shape, output, notes, stamped, source_icc=rendered.meta.icc))
+    return tuple(found)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What an image's metadata must be made to say: its orientation still to apply, its decoded and
+    stored sizes, and the size written."""
+
+    orientation: int
+    decoded: tuple[int, int]
+    stored: tuple[int, int]
+    written: tuple[int, int]
+
+
+def _for_pixels(
+    meta: Metadata,
+    shape: _Shape,
+    output: Output,
+    notes: Notes,
+    stamped: stamp.Stamped | None,
+    *,
+    source_icc: bytes | None,
+) -> Metadata:
+    applied = output.orientation == "upright" or shape.orientation == 1
+    expected = shape.decoded[::-1] if applied and shape.orientation >= 5 else shape.decoded
+    resized = shape.written != expected
+    turned = applied and shape.orientation != 1
     drop_gps = output.gps == "strip"
     # A resolution is scaled from the size the file stores, never from a reduced-scale decode (a 4080 px
     # JPEG decoded at 1/2 for a 1000 px output said 71 dpi where 17.65 is right).
-    kept = source.stored_size
-    kept = kept[::-1] if applied and source.orientation >= 5 else kept
+    kept = shape.stored[::-1] if applied and shape.orientation >= 5 else shape.stored
     resolution = _output_resolution(
-        meta.resolution, output, kept, rendered.size, swap=turned and source.orientation >= 5
+        meta.resolution, output, kept, shape.written, swap=turned and shape.orientation >= 5
     )
     exif = None
     if output.exif == "keep" and meta.exif:
-        exif = _output_exif(meta.exif, output, notes, size=rendered.size, orientation=1 if applied else None,
+        exif = _output_exif(meta.exif, output, notes, size=shape.written, orientation=1 if applied else None,
                             drop_gps=drop_gps, drop_thumbnail=resized or turned, resolution=resolution,
                             drop_orientation=applied and output.format == "avif")  # fmt: skip
     xmp = None
@@ -66,7 +114,7 @@ def output_metadata(
                 (stamp.replace_iptc_resource(photoshop, records), None) if photoshop else (None, records)
             )
     layers = meta.layers
-    if layers is not None and (output.format != "tiff" or resized or turned or meta.icc != source.meta.icc):
+    if layers is not None and (output.format != "tiff" or resized or turned or meta.icc != source_icc):
         why = ("Photoshop layers describe the source's pixels exactly; they are kept only in a TIFF of the "
                "same pixels")  # fmt: skip
         notes.warn("layers.dropped", format=output.format, error=why)

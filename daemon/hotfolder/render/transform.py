@@ -123,6 +123,8 @@ class Rendered:
     deep: Deep | None = None  # full-precision pixels, when the output keeps them
     gain_map: GainMap | None = None  # an Ultra HDR source's map, fitted to these pixels (gain_map = "keep")
     primary: int = 0  # which of several images is the primary one (a multi-image HEIF)
+    # Each image's own metadata where the format keeps several with theirs (HEIF), by frame; else ().
+    images_meta: tuple[Metadata, ...] = ()
 
     @property
     def frames(self) -> list[Image.Image]:

@@ -233,6 +233,13 @@ def write_heif(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None
             frames = [bare(f) for f in r.frames]
             if len(frames) > 1:  # a multi-image HEIF (or pages): every image, the primary still primary
                 kwargs.update(save_all=True, append_images=frames[1:], primary_index=r.primary)
+            if len(frames) > 1 and r.images_meta:
+                # pillow-heif gives every image the `exif` and `xmp` keywords; each image's own goes in
+                # its info instead (None: none), which it reads per image.
+                kwargs.pop("exif", None)
+                kwargs.pop("xmp", None)
+                for frame, meta in zip(frames, r.images_meta, strict=True):
+                    frame.info = {"exif": meta.exif, "xmp": meta.xmp}
             frames[0].save(fp, "HEIF", **kwargs)
             return
         depth = output.bit_depth or (r.deep.bits if r.deep.bits in (10, 12) else 12)

@@ -25,7 +25,7 @@ from hotfolder.render import stamp
 from hotfolder.render.decode import Source
 from hotfolder.render.encode import encode
 from hotfolder.render.notes import Notes
-from hotfolder.render.policy import output_metadata
+from hotfolder.render.policy import images_metadata, output_metadata
 from hotfolder.render.transform import render as render_output
 from hotfolder.render.verify import verify
 from hotfolder.settings.outputs import Output
@@ -81,6 +81,7 @@ def stage_output(job: Job, work: Work, *, data: bytes, digest: str, st: os.stat_
     else:
         rendered = render_output(source, output, work.notes, work.resized)
         rendered.meta = output_metadata(source, rendered, output, work.notes, stamped)
+        rendered.images_meta = images_metadata(source, rendered, output, work.notes, stamped)
         staged = _stage_in(folder, temp, partial(encode, rendered, output, notes=work.notes), job, work)
         with atomic.removed_on_error(staged.temp):
             written = staged.temp.read_bytes()
