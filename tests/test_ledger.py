@@ -241,3 +241,68 @@ def test_a_forced_run_replaces_its_own_earlier_outputs_never_a_twin(tmp_path: Pa
         im.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(tmp_path / "inbox" / "h.bmp")  # edited
     assert run_cli("process", "inbox", cwd=tmp_path).returncode == 0
     assert sorted(p.name for p in web.parent.iterdir()) == ["h-1.jpg", "h.jpg"]
+
+
+def _as_an_older_release_wrote(out: Path, source: Path) -> bytes:
+    """Rewrite an output as another encoder would (other bytes, the same picture), with the mtime every
+    release gives an output: its source's."""
+    with Image.open(out) as im:
+        im.load()
+        if im.format == "JPEG":
+            im.save(out, quality=70, subsampling=2)
+        else:
+            im.save(out, compress_level=1)
+    st = source.stat()
+    os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return out.read_bytes()
+
+
+def test_a_rebuilt_ledger_that_lost_the_rows_still_replaces_an_older_release_s_outputs(
+    tmp_path: Path,
+) -> None:
+    """Issue 29, upgrade: the ledger is damaged beyond salvage and rebuilt empty; the next run of a
+    release whose encoders write other bytes finds the earlier outputs (its source's mtime, the same
+    format, size and picture) and replaces them: no `-1` twin beside either."""
+    (tmp_path / "inbox").mkdir()
+    src = tmp_path / "inbox" / "h.bmp"
+    shutil.copy(corpus("hopper.bmp"), src)
+    assert run_cli("process", "inbox", cwd=tmp_path).returncode == 0
+    older = {
+        p: _as_an_older_release_wrote(tmp_path / "outbox" / p, src) for p in ("web/h.jpg", "archive/h.png")
+    }
+    ledger = tmp_path / ".hotfolder" / "ledger.sqlite3"
+    assert ledger.exists()
+    ledger.write_bytes(b"not a database any more" * 200)
+    assert run_cli("ledger", "rebuild", cwd=tmp_path).returncode == 0
+    again = run_cli("process", "--log-format", "json", "inbox", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert outputs(tmp_path / "outbox") == ["archive/h.png", "web/h.jpg"]
+    assert all((tmp_path / "outbox" / p).read_bytes() != b for p, b in older.items())
+    assert again.stdout.count('"output.overwritten"') == 2
+
+
+def test_an_output_of_another_input_or_another_picture_is_never_replaced(tmp_path: Path) -> None:
+    """The same checks never take another input's output: a PNG of the same pixels under the same stem
+    and with the same mtime is another input the ledger knows the output of (twinned), and a different
+    picture under the same name with the same mtime is not the same picture (twinned)."""
+    for folder in ("a", "b", "c"):
+        (tmp_path / folder).mkdir()
+    shutil.copy(corpus("hopper.bmp"), tmp_path / "a" / "h.bmp")
+    with Image.open(corpus("hopper.bmp")) as im:
+        im.save(tmp_path / "b" / "h.png")
+        im.transpose(Image.Transpose.ROTATE_180).save(tmp_path / "c" / "h.bmp")
+    st = (tmp_path / "a" / "h.bmp").stat()
+    for other in (tmp_path / "b" / "h.png", tmp_path / "c" / "h.bmp"):
+        os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    web = tmp_path / "outbox" / "web"
+    assert run_cli("process", "a", cwd=tmp_path).returncode == 0
+    first = (web / "h.jpg").read_bytes()
+    assert run_cli("process", "b", cwd=tmp_path).returncode == 0
+    assert (
+        sorted(p.name for p in web.iterdir()) == ["h-1.jpg", "h.jpg"]
+        and (web / "h.jpg").read_bytes() == first
+    )
+    (tmp_path / ".hotfolder" / "ledger.sqlite3").unlink()  # the ledger's word gone: the picture still differs
+    assert run_cli("process", "c", cwd=tmp_path).returncode == 0
+    assert sorted(p.name for p in web.iterdir()) == ["h-1.jpg", "h-2.jpg", "h.jpg"]
+    assert (web / "h.jpg").read_bytes() == first

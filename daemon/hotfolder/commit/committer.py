@@ -155,7 +155,7 @@ class Committer:
         for out in outcome.outputs:
             final = numbered_seq(out.final, out.rule)
             assert final is not None
-            name, action = _choose(out, final, taken, ours)
+            name, action = _choose(out, final, taken, ours | self._earlier(out))
             taken.add(name)
             outputs.append({"temp": str(out.temp), "final": str(name), "action": action, "format": out.format,
                             "rule": out.rule, "size": out.size, "sha256": out.sha256, "ms": out.ms,
@@ -173,6 +173,18 @@ class Committer:
         intent = self.ledger.open_intent(outcome.identity, outcome.sha256, job.token, plan, record)
         checkpoint("after-intent")
         return self._finish(intent, outcome.identity, outcome.sha256, record, plan, fresh=True)
+
+    def _earlier(self, out: StagedOutput) -> frozenset[str]:
+        """The names holding this source's own output by an earlier encoder (a previous release) that
+        the ledger has no word on (its row was lost: a rebuilt ledger): replaced rather than twinned.
+        Only while the file is exactly what the worker judged, and never one the ledger gives another."""
+        return frozenset(
+            str(path)
+            for path, seen in out.earlier
+            if (now := FileIdentity.at(path)) is not None
+            and (now.ino, now.size, now.mtime_ns) == (seen.ino, seen.size, seen.mtime_ns)
+            and not self.ledger.knows_output(path)
+        )
 
     # Finishing (a fresh commit, a retry, or a restart) ------------------------------------------
 

@@ -181,6 +181,15 @@ class Ledger:
             ).fetchone()
         return frozenset(json.loads(row[0])) if row else frozenset()
 
+    def knows_output(self, output: Path) -> bool:
+        """Whether any row lists this output (a scan of the outputs column: asked only when a name is
+        taken by a file of another encoder that looks like this input's own)."""
+        with self._locked() as db:
+            row = db.execute(
+                "SELECT 1 FROM inputs WHERE instr(outputs, ?) > 0 LIMIT 1", (json.dumps(str(output)),)
+            ).fetchone()
+        return row is not None
+
     def twins(self, size: int, path: Path) -> tuple[tuple[str, str, str], ...]:
         """(sha256, chain, path) of the inputs done with this size under other names: duplicate candidates."""
         with self._locked() as db:

@@ -2,8 +2,10 @@
 
 Rows are salvaged from the damaged file (SQLite reads the pages that are intact), and every
 quarantine note adds its input back as quarantined, so `status` and `retry` see them again. Inputs
-whose rows were lost are simply looked at again at the next start; their outputs are already
-there, so `skip_identical` (the default) finds them identical and writes nothing twice.
+whose rows were lost are simply looked at again at the next start; their outputs are already there:
+with `skip_identical` (the default) the same bytes are found identical, and an output an earlier
+release wrote with other bytes is recognised (its source's mtime, format, size and picture) and
+replaced, so nothing is written twice.
 """
 
 from __future__ import annotations
@@ -145,7 +147,8 @@ def rebuild(config: Config) -> int:
             print(f"the damaged ledger is kept at {damaged}", file=sys.stderr)
         print(
             "inputs whose rows were lost are looked at again at the next start; their outputs are found "
-            "identical and nothing is written twice (with on_conflict = 'skip_identical')",
+            "(identical, or an earlier release's of the same picture, replaced) and nothing is written twice "
+            "(with on_conflict = 'skip_identical')",
             file=sys.stderr,
         )
         return 0

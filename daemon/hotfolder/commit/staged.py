@@ -23,6 +23,9 @@ class StagedOutput:
     on_conflict: str
     counter_format: str
     ms: float = 0.0
+    # Names this output may take that hold an earlier encoder's output of this very source (the source's
+    # mtime, the same format, size and picture), as the worker found them: replaced if still so.
+    earlier: tuple[tuple[Path, FileIdentity], ...] = ()
 
 
 @dataclass(frozen=True)

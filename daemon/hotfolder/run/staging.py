@@ -18,6 +18,7 @@ from PIL import Image
 from hotfolder.commit import atomic, faults
 from hotfolder.commit.staged import Disposal, Outcome, StagedOutput
 from hotfolder.core import tempnames
+from hotfolder.core.identity import FileIdentity
 from hotfolder.decide.job import Job
 from hotfolder.decide.naming import SEQ_MARK
 from hotfolder.errors import AbandonedError, EncodeError
@@ -26,8 +27,9 @@ from hotfolder.render.decode import Source
 from hotfolder.render.encode import encode
 from hotfolder.render.notes import Notes
 from hotfolder.render.policy import images_metadata, output_metadata
+from hotfolder.render.transform import Rendered
 from hotfolder.render.transform import render as render_output
-from hotfolder.render.verify import verify
+from hotfolder.render.verify import same_picture, verify
 from hotfolder.settings.outputs import Output
 from hotfolder.settings.rules import Rule
 
@@ -71,6 +73,7 @@ def stage_output(job: Job, work: Work, *, data: bytes, digest: str, st: os.stat_
     temp = tempnames.temp_path(
         folder / final.name.replace(SEQ_MARK, "seq"), token=f"{job.token}{work.run}{index:02x}"
     )
+    earlier: tuple[tuple[Path, FileIdentity], ...] = ()
     if output.format == "copy" or source is None:
         staged = _stage_in(folder, temp, lambda fp: fp.write(data), job, work)
         with atomic.removed_on_error(staged.temp):
@@ -89,9 +92,31 @@ def stage_output(job: Job, work: Work, *, data: bytes, digest: str, st: os.stat_
             if faults.failing("verify"):
                 raise EncodeError(f"the written {output.format} failed its verification (injected by a test)")
             _finish_file(staged.temp, job, st)
+            earlier = _earlier_outputs(final, output, st, rendered)
     return StagedOutput(temp=staged.temp, final=final, rule=rule.name, format=output.format, size=staged.size,
                         sha256=hashlib.sha256(written).hexdigest(), on_conflict=output.on_conflict,
-                        counter_format=output.counter_format, ms=elapsed_ms(t0))  # fmt: skip
+                        counter_format=output.counter_format, ms=elapsed_ms(t0), earlier=earlier)  # fmt: skip
+
+
+def _earlier_outputs(final: Path, output: Output, st: os.stat_result,
+                     rendered: Rendered) -> tuple[tuple[Path, FileIdentity], ...]:  # fmt: skip
+    """The names this output may take that already hold this source's output as another encoder wrote
+    it (a previous release, whose ledger row may be lost): every output is given its source's mtime, so
+    the same mtime to the nanosecond, the same format and size and the same picture say so. Looked at
+    only where a name is taken, as the commit will look (in order, up to the first free name)."""
+    if output.on_conflict != "skip_identical" or SEQ_MARK in str(final):
+        return ()
+    found = []
+    for n in range(100):
+        candidate = tempnames.numbered(final, n, output.counter_format)
+        if not (candidate.exists() or candidate.is_symlink()):
+            break  # free: the commit stops here
+        identity = FileIdentity.at(candidate)
+        if identity is None:
+            continue  # not a regular file: never replaced
+        if identity.mtime_ns == st.st_mtime_ns and same_picture(candidate, rendered, output):
+            found.append((candidate, identity))
+    return tuple(found)
 
 
 def _stage_in(
