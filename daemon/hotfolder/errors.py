@@ -9,9 +9,22 @@ from typing import Final
 
 # errno values that say "not now" rather than "never": such a job is retried with backoff.
 TRANSIENT_ERRNOS: Final = frozenset(
-    {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EBUSY, errno.EAGAIN, errno.ENOMEM, errno.ESTALE,
-     errno.ENOTCONN, errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.ETIMEDOUT, errno.ENETDOWN, errno.ENETUNREACH}
-)  # fmt: skip
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EIO,
+        errno.EBUSY,
+        errno.EAGAIN,
+        errno.ENOMEM,
+        errno.ESTALE,
+        errno.ENOTCONN,
+        errno.EHOSTDOWN,
+        errno.EHOSTUNREACH,
+        errno.ETIMEDOUT,
+        errno.ENETDOWN,
+        errno.ENETUNREACH,
+    }
+)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -11,16 +11,28 @@ from hotfolder.core.tempnames import is_temp_name
 
 DEFAULT_PATTERNS: Final[tuple[str, ...]] = (
     # browsers and uploaders
-    "*.part", "*.crdownload", "*.download", "*.filepart", "*.tmp",
+    "*.part",
+    "*.crdownload",
+    "*.download",
+    "*.filepart",
+    "*.tmp",
     # rsync writes .name.XXXXXX, then renames
     ".*.??????",
     # Syncthing
-    ".syncthing.*.tmp", "~syncthing~*.tmp", ".stfolder", ".stversions",
+    ".syncthing.*.tmp",
+    "~syncthing~*.tmp",
+    ".stfolder",
+    ".stversions",
     # NFS keeps a file deleted while open as .nfsXXXX until it is closed ("silly rename")
     ".nfs*",
     # operating systems
-    "._*", ".DS_Store", "Thumbs.db", "desktop.ini", "@eaDir", "__MACOSX",
-)  # fmt: skip
+    "._*",
+    ".DS_Store",
+    "Thumbs.db",
+    "desktop.ini",
+    "@eaDir",
+    "__MACOSX",
+)
 
 
 class Ignore:

@@ -37,8 +37,13 @@ class _Look:
 class Settler:
     """Tracks pending files until they hold still; the clock is injectable so tests need no sleeps."""
 
-    def __init__(self, *, quiet: float = DEFAULT_QUIET, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        quiet: float = DEFAULT_QUIET,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.quiet = quiet
         self.clock = clock
         self.wall = wall  # what file times are compared with

@@ -73,8 +73,14 @@ def start_observer(watch: Watch, ready: ReadyQueue, *, create: bool = True, log:
         watch.path.mkdir(parents=True, exist_ok=True)
     mode, why = choose_mode(watch)
     if log is not None:
-        log.info("watch.mode", src=str(watch.path), watch=watch.name, mode=mode, why=why,
-                 poll_interval=watch.poll_interval if mode == "poll" else None)  # fmt: skip
+        log.info(
+            "watch.mode",
+            src=str(watch.path),
+            watch=watch.name,
+            mode=mode,
+            why=why,
+            poll_interval=watch.poll_interval if mode == "poll" else None,
+        )
     if mode == "native":
         try:
             observer = _start(InotifyObserver(generate_full_events=True), watch, ready)

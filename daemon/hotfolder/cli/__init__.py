@@ -49,8 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run cluster workers for a daemon's [cluster] on this host")
     worker.add_argument("address", help="the dask scheduler, e.g. tls://10.0.0.5:8786")
     worker.add_argument("--nworkers", type=int, default=None, help="worker processes (default: the CPUs)")
-    worker.add_argument("--heavy", type=int, default=None,
-                        help="how many of them take HEIF, AVIF and RAW jobs (default: half)")  # fmt: skip
+    worker.add_argument(
+        "--heavy",
+        type=int,
+        default=None,
+        help="how many of them take HEIF, AVIF and RAW jobs (default: half)",
+    )
     worker.add_argument("--name", help="prefix of the workers' names (default: the host name)")
     for flag in ("--tls-ca", "--tls-cert", "--tls-key"):
         worker.add_argument(flag, type=Path, help="mutual TLS: " + flag[6:])
@@ -76,8 +80,13 @@ def _parser() -> argparse.ArgumentParser:
     init = sub.add_parser(
         "init", help="write a commented hotfolder.toml and a rule file here, then check them"
     )
-    init.add_argument("use", nargs="?", default="camera", choices=["camera", "phone", "scanner", "web"],
-                      help="what the folder is for (default: camera)")  # fmt: skip
+    init.add_argument(
+        "use",
+        nargs="?",
+        default="camera",
+        choices=["camera", "phone", "scanner", "web"],
+        help="what the folder is for (default: camera)",
+    )
     ledger = sub.add_parser("ledger", parents=[common], help="ledger maintenance")
     ledger.add_argument(
         "action", choices=["rebuild"], help="rebuild: set a damaged ledger aside and rebuild it"
@@ -137,8 +146,11 @@ def _command(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, hdr_probe=hdr_problem)
         # The command line wins over the config file, also across reloads.
-        config = replace(config, log_format=args.log_format or config.log_format,
-                         log_level=args.log_level or config.log_level)  # fmt: skip
+        config = replace(
+            config,
+            log_format=args.log_format or config.log_format,
+            log_level=args.log_level or config.log_level,
+        )
         logs.configure(fmt=config.log_format, level=config.log_level)
         if args.command == "check":
             from hotfolder.cli.check import check  # noqa: PLC0415 - each command loads what it needs
@@ -198,25 +210,36 @@ def _worker(args: argparse.Namespace) -> int:
         print("hotfolder: worker: mutual TLS needs --tls-ca, --tls-cert and --tls-key", file=sys.stderr)
         return 2
     if not args.address.startswith(("tls://", "tcp://")):
-        print(f"hotfolder: worker: {args.address!r} is not a scheduler address: give tls://HOST:PORT "
-              "(or tcp://HOST:PORT with --allow-insecure)", file=sys.stderr)  # fmt: skip
+        print(
+            f"hotfolder: worker: {args.address!r} is not a scheduler address: give tls://HOST:PORT "
+            "(or tcp://HOST:PORT with --allow-insecure)",
+            file=sys.stderr,
+        )
         return 2
     hostport = args.address.split("://", 1)[1]
     if ":" not in hostport or not hostport.rsplit(":", 1)[1].isdigit() or not hostport.rsplit(":", 1)[0]:
         print(f"hotfolder: worker: {args.address!r}: give the scheduler as tls://HOST:PORT", file=sys.stderr)
         return 2
     if args.address.startswith("tcp://") and not args.allow_insecure:
-        print("hotfolder: worker: plain tcp:// lets anyone who reaches this host run code in its workers "
-              "and read every picture; use tls:// with --tls-ca, --tls-cert and --tls-key, or give "
-              "--allow-insecure on a network you trust (as allow_insecure = true in the daemon's [cluster])",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "hotfolder: worker: plain tcp:// lets anyone who reaches this host run code in its workers "
+            "and read every picture; use tls:// with --tls-ca, --tls-cert and --tls-key, or give "
+            "--allow-insecure on a network you trust (as allow_insecure = true in the daemon's [cluster])",
+            file=sys.stderr,
+        )
         return 2
     if args.address.startswith("tls://") and not all(tls):
         print("hotfolder: worker: a tls:// address needs --tls-ca, --tls-cert and --tls-key", file=sys.stderr)
         return 2
     n = args.nworkers or len(os.sched_getaffinity(0))
-    return worker(args.address, nworkers=n, heavy=args.heavy, name=args.name,
-                  tls=tls if all(tls) else None, listen=args.listen)  # fmt: skip
+    return worker(
+        args.address,
+        nworkers=n,
+        heavy=args.heavy,
+        name=args.name,
+        tls=tls if all(tls) else None,
+        listen=args.listen,
+    )
 
 
 if __name__ == "__main__":

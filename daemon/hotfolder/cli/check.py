@@ -24,8 +24,10 @@ def check(config: Config) -> int:
     bad_urls = _notify(config)
     if bad_urls:
         return 2
-    print(f"ok: {len(config.rules)} rule(s), {sum(len(r.outputs) for r in config.rules)} output(s)"
-          + (f", {len(config.warnings)} warning(s)" if config.warnings else ""))  # fmt: skip
+    print(
+        f"ok: {len(config.rules)} rule(s), {sum(len(r.outputs) for r in config.rules)} output(s)"
+        + (f", {len(config.warnings)} warning(s)" if config.warnings else "")
+    )
     return 0
 
 
@@ -44,8 +46,11 @@ def _notify(config: Config) -> int:
     bad = 0
     for url in config.notify:
         if apprise.Apprise.instantiate(url) is None:
-            print(f"{config.source}: notify: apprise does not understand {url!r} (see its wiki for the "
-                  "URL of each service)", file=sys.stderr)  # fmt: skip
+            print(
+                f"{config.source}: notify: apprise does not understand {url!r} (see its wiki for the "
+                "URL of each service)",
+                file=sys.stderr,
+            )
             bad += 1
         else:
             print(f"notify: {url.split('://', 1)[0]}:// (sent by `hotfolder serve`)")

@@ -44,16 +44,20 @@ def explain(config: Config, file: Path) -> int:
     if seen.misnamed is not None:
         print(f"misnamed: {seen.misnamed}")
     if c is not None:
-        print(f"seen: {facts.size} bytes, {c.width}x{c.height}, camera {camera(c.make, c.model)!r}, "
-              f"taken {c.taken}, exif {c.has_exif}, gps {c.has_gps}")  # fmt: skip
+        print(
+            f"seen: {facts.size} bytes, {c.width}x{c.height}, camera {camera(c.make, c.model)!r}, "
+            f"taken {c.taken}, exif {c.has_exif}, gps {c.has_gps}"
+        )
     if seen.colour is not None:
         hdr = ' - HDR: tone-mapped where hdr = "tonemap", kept where "keep"' if seen.colour.hdr else ""
         print(f"colour: {seen.colour.words}{hdr}")
     if seen.raw is not None:
         h = seen.raw
         preview = f"{h.preview[0]}x{h.preview[1]}" if h.preview else "none"
-        print(f"camera RAW ({h.container}): sensor {h.sensor[0]}x{h.sensor[1]}, orientation {h.orientation}, "
-              f"embedded preview {preview}")  # fmt: skip
+        print(
+            f"camera RAW ({h.container}): sensor {h.sensor[0]}x{h.sensor[1]}, orientation {h.orientation}, "
+            f"embedded preview {preview}"
+        )
     for verdict in decision.verdicts:
         print(f"  rule {verdict.rule!r}: {'MATCH' if verdict.matched else 'no'} - {verdict.reason}")
     if not decision.rules:
@@ -69,12 +73,12 @@ def explain(config: Config, file: Path) -> int:
     return 0
 
 
-def _print_plan(config: Config, seen: Inspection, file: Path, relpath: str, watch: str | None, *,
-                paired: bool) -> None:  # fmt: skip
+def _print_plan(
+    config: Config, seen: Inspection, file: Path, relpath: str, watch: str | None, *, paired: bool
+) -> None:
     """What each matching rule would write, and what becomes of the original."""
     c, decision = seen.facts.content, seen.decision
-    job = Job(src=file, relpath=relpath, rules=decision.rules, output_root=config.output_root,
-              watch=watch)  # fmt: skip
+    job = Job(src=file, relpath=relpath, rules=decision.rules, output_root=config.output_root, watch=watch)
     digest = hashlib.sha256(seen.data or b"").hexdigest()
     for rule in decision.rules:
         print(f"rule {rule.name!r} would write:")
@@ -104,8 +108,9 @@ def _print_plan(config: Config, seen: Inspection, file: Path, relpath: str, watc
         print(f"the original moves to {dest} once every output is written and verified")
 
 
-def _print_group(file: Path, seen: Inspection, rules: tuple[Rule, ...], *, root: Path,
-                 every: tuple[Rule, ...]) -> tuple[bool, bool]:  # fmt: skip
+def _print_group(
+    file: Path, seen: Inspection, rules: tuple[Rule, ...], *, root: Path, every: tuple[Rule, ...]
+) -> tuple[bool, bool]:
     """The file's group under a rule with [rule.companions]: (whether the file is a companion itself,
     whether its group holds a twin or a Live Photo video)."""
     spec = spec_of(rules)
@@ -113,8 +118,9 @@ def _print_group(file: Path, seen: Inspection, rules: tuple[Rule, ...], *, root:
         return False, False
     listing = [p.name for p in file.parent.iterdir()]
     claims = claimed(file.parent, pairing.stem(file.name), listing)
-    holder = pairing.holder(file.name, listing, spec, claims,
-                            taken=lambda name: may_take(file.parent / name, root, every))  # fmt: skip
+    holder = pairing.holder(
+        file.name, listing, spec, claims, taken=lambda name: may_take(file.parent / name, root, every)
+    )
     if holder is not None:
         print(f"a companion of {holder}: never processed on its own; it goes where {holder} goes")
         return True, False
@@ -123,8 +129,10 @@ def _print_group(file: Path, seen: Inspection, rules: tuple[Rule, ...], *, root:
         print(f"beside {unheld}, which no rule takes: {file.name} is no companion and goes on its own")
     members = pairing.group_of(file.name, listing, spec, claims)
     print(f"group {pairing.stem(file.name)!r}: {file.name} is the primary" + ("" if members else ", alone"))
-    why = {pairing.SIDECAR: "its name matches a `files` pattern",
-           pairing.TWIN: f"RAW+JPEG twin (raw_jpeg = group, primary = {spec.primary})"}  # fmt: skip
+    why = {
+        pairing.SIDECAR: "its name matches a `files` pattern",
+        pairing.TWIN: f"RAW+JPEG twin (raw_jpeg = group, primary = {spec.primary})",
+    }
     paired = False
     for m in members:
         if m.role == pairing.VIDEO:

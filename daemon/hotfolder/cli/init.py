@@ -12,8 +12,12 @@ from typing import Final
 from hotfolder.errors import EXIT_USAGE, ConfigError
 
 # The use -> the shipped rule file it starts from (the same files as rules/examples/).
-STARTERS: Final = {"camera": "camera-import.toml", "phone": "phone-sync.toml", "scanner": "scanner.toml",
-                   "web": "web-publishing.toml"}  # fmt: skip
+STARTERS: Final = {
+    "camera": "camera-import.toml",
+    "phone": "phone-sync.toml",
+    "scanner": "scanner.toml",
+    "web": "web-publishing.toml",
+}
 _LISTING: Final = re.compile(r"^# Use it by listing it in hotfolder\.toml:.*$", re.MULTILINE)
 
 
@@ -28,8 +32,10 @@ def init(cwd: Path, use: str) -> int:
     taken = [p for p in (config_path, rules_path) if p.exists() or p.is_symlink()]
     if taken:
         for p in taken:
-            print(f"hotfolder: init: {p} already exists; nothing was written (move it away first)",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"hotfolder: init: {p} already exists; nothing was written (move it away first)",
+                file=sys.stderr,
+            )
         return EXIT_USAGE
     rules_text = _LISTING.sub(
         f"# Listed in hotfolder.toml by `hotfolder init {use}`.", _starter(STARTERS[use])

@@ -24,8 +24,11 @@ def refusal(config: Config, path: Path) -> str | None:
     if not (path.is_dir() or path.is_file()):
         return f"is {kind_of(st)}, not a regular file or folder"
     resolved = path.resolve()
-    for key, folder in (("output_root", config.output_root), ("quarantine", config.quarantine),
-                        ("state_dir", config.state_dir)):  # fmt: skip
+    for key, folder in (
+        ("output_root", config.output_root),
+        ("quarantine", config.quarantine),
+        ("state_dir", config.state_dir),
+    ):
         if (
             resolved == folder
             or resolved.is_relative_to(folder)
@@ -48,8 +51,14 @@ def process(config: Config, paths: list[Path], *, force: bool, dry_run: bool) ->
         for watch, f in given_inputs(config, paths):
             relpath = f.relative_to(watch.path).as_posix()
             try:
-                seen = inspect_file(f, relpath, config.rules, max_pixels=config.max_image_pixels,
-                                    watch=watch.name, watch_path=watch.path)  # fmt: skip
+                seen = inspect_file(
+                    f,
+                    relpath,
+                    config.rules,
+                    max_pixels=config.max_image_pixels,
+                    watch=watch.name,
+                    watch_path=watch.path,
+                )
             except (NotRegularError, OSError) as exc:
                 print(f"{f}: refused: {exc}")
                 continue

@@ -84,10 +84,17 @@ def _above_the_log(config: Config, live: Any) -> Iterator[None]:
 def bar(config: Config) -> Iterator[Bar]:
     """A live bar on the terminal for the length of the block."""
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), _Rate(),
-        TimeElapsedColumn(), _Left(), TextColumn("{task.fields[current]}"),
-        console=Console(file=sys.stdout), redirect_stdout=True, redirect_stderr=True,
-    )  # fmt: skip
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _Rate(),
+        TimeElapsedColumn(),
+        _Left(),
+        TextColumn("{task.fields[current]}"),
+        console=Console(file=sys.stdout),
+        redirect_stdout=True,
+        redirect_stderr=True,
+    )
     with _above_the_log(config, progress):
         yield Bar(progress)
 
@@ -105,7 +112,13 @@ class StatusLine:
 @contextmanager
 def status_line(config: Config) -> Iterator[StatusLine]:
     """A one-line live status on the terminal for the length of the block."""
-    live = Live(Text("starting"), console=Console(file=sys.stdout), refresh_per_second=4, transient=True,
-                redirect_stdout=True, redirect_stderr=True)  # fmt: skip
+    live = Live(
+        Text("starting"),
+        console=Console(file=sys.stdout),
+        refresh_per_second=4,
+        transient=True,
+        redirect_stdout=True,
+        redirect_stderr=True,
+    )
     with _above_the_log(config, live):
         yield StatusLine(live)

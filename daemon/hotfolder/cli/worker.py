@@ -35,8 +35,15 @@ def listen_host(address: str, listen: str | None) -> str:
         return str(probe.getsockname()[0])
 
 
-def worker(address: str, *, nworkers: int, heavy: int | None, tls: tuple[Path, Path, Path] | None,
-           name: str | None = None, listen: str | None = None) -> int:  # fmt: skip
+def worker(
+    address: str,
+    *,
+    nworkers: int,
+    heavy: int | None,
+    tls: tuple[Path, Path, Path] | None,
+    name: str | None = None,
+    listen: str | None = None,
+) -> int:
     """Run `nworkers` one-thread dask workers until stopped; returns the exit code (EXIT_SCHEDULER_LOST
     when they ended because the scheduler went away, not because they were told to stop)."""
     os.environ.update(WORKER_ENV)
@@ -44,28 +51,40 @@ def worker(address: str, *, nworkers: int, heavy: int | None, tls: tuple[Path, P
     try:
         host = listen_host(address, listen)
     except (OSError, ValueError) as exc:  # a name that does not resolve (yet: DNS at boot), no route
-        print(f"hotfolder: worker: no address of this host reaches the scheduler {address}: {exc}; exiting "
-              f"{EXIT_SCHEDULER_LOST} so that the service manager tries again", file=sys.stderr)  # fmt: skip
+        print(
+            f"hotfolder: worker: no address of this host reaches the scheduler {address}: {exc}; exiting "
+            f"{EXIT_SCHEDULER_LOST} so that the service manager tries again",
+            file=sys.stderr,
+        )
         return EXIT_SCHEDULER_LOST
     told = asyncio.run(_serve(address, nworkers, heavy, tls, name=name or socket.gethostname(), host=host))
     if told:
         return 0
-    print(f"hotfolder: worker: the scheduler at {address} went away or cannot be reached; exiting "
-          f"{EXIT_SCHEDULER_LOST} so that the service manager starts this worker again",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"hotfolder: worker: the scheduler at {address} went away or cannot be reached; exiting "
+        f"{EXIT_SCHEDULER_LOST} so that the service manager starts this worker again",
+        file=sys.stderr,
+    )
     return EXIT_SCHEDULER_LOST
 
 
-async def _serve(address: str, nworkers: int, heavy: int, tls: tuple[Path, Path, Path] | None, *,
-                 name: str, host: str) -> bool:  # fmt: skip
+async def _serve(
+    address: str, nworkers: int, heavy: int, tls: tuple[Path, Path, Path] | None, *, name: str, host: str
+) -> bool:
     """True when stopped by a signal; False when the workers ended on their own (the scheduler is gone)."""
     from distributed import Nanny, Security  # noqa: PLC0415 - dask loads only where it runs
 
     sec = None
     if tls is not None:
         ca, cert, key = (str(p) for p in tls)
-        sec = Security(tls_ca_file=ca, tls_worker_cert=cert, tls_worker_key=key, tls_client_cert=cert,
-                       tls_client_key=key, require_encryption=True)  # fmt: skip
+        sec = Security(
+            tls_ca_file=ca,
+            tls_worker_cert=cert,
+            tls_worker_key=key,
+            tls_client_cert=cert,
+            tls_client_key=key,
+            require_encryption=True,
+        )
     nannies = [
         Nanny(
             address,

@@ -50,9 +50,12 @@ def fsync_dir(folder: Path) -> None:
             _FSYNC_REFUSED.add(dev)
             from hotfolder import logs  # noqa: PLC0415 - workers stage files too, and never log else
 
-            logs.get().warning("storage.folder_fsync_refused", dst=str(folder),
-                               error="this filesystem does not sync folders (EINVAL); renames rely on its "
-                               "server for durability")  # fmt: skip
+            logs.get().warning(
+                "storage.folder_fsync_refused",
+                dst=str(folder),
+                error="this filesystem does not sync folders (EINVAL); renames rely on its "
+                "server for durability",
+            )
     finally:
         os.close(fd)
 

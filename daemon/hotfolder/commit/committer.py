@@ -81,8 +81,9 @@ def _sha256(path: Path) -> str | None:
     return digest.hexdigest()
 
 
-def _choose(out: StagedOutput, final: Path, taken: set[Path],
-            ours: frozenset[str] = frozenset()) -> tuple[Path, str]:  # fmt: skip
+def _choose(
+    out: StagedOutput, final: Path, taken: set[Path], ours: frozenset[str] = frozenset()
+) -> tuple[Path, str]:
     """The name an output takes and what happens there, by looking at what the name holds now. A name
     holding this very input's own earlier output (`ours`: from its done row, same path and bytes) is
     replaced: a forced run, or a release whose encoder writes other bytes, makes no `-1` twin beside it."""
@@ -157,9 +158,20 @@ class Committer:
             assert final is not None
             name, action = _choose(out, final, taken, ours | self._earlier(out))
             taken.add(name)
-            outputs.append({"temp": str(out.temp), "final": str(name), "action": action, "format": out.format,
-                            "rule": out.rule, "size": out.size, "sha256": out.sha256, "ms": out.ms,
-                            "policy": out.on_conflict, "counter_format": out.counter_format})  # fmt: skip
+            outputs.append(
+                {
+                    "temp": str(out.temp),
+                    "final": str(name),
+                    "action": action,
+                    "format": out.format,
+                    "rule": out.rule,
+                    "size": out.size,
+                    "sha256": out.sha256,
+                    "ms": out.ms,
+                    "policy": out.on_conflict,
+                    "counter_format": out.counter_format,
+                }
+            )
         d = outcome.disposal
         disposal: dict[str, Any] = {"policy": d.policy}
         picture_dest = None
@@ -168,8 +180,13 @@ class Committer:
             assert dest is not None
             picture_dest = group.group_dest(dest, outcome.companions, taken)
             disposal.update(dest=str(picture_dest), staged=str(d.staged) if d.staged else None)
-        plan = {"token": job.token, "read_ns": outcome.read_ns, "outputs": outputs, "disposal": disposal,
-                "companions": group.plan(outcome.companions, picture_dest)}  # fmt: skip
+        plan = {
+            "token": job.token,
+            "read_ns": outcome.read_ns,
+            "outputs": outputs,
+            "disposal": disposal,
+            "companions": group.plan(outcome.companions, picture_dest),
+        }
         intent = self.ledger.open_intent(outcome.identity, outcome.sha256, job.token, plan, record)
         checkpoint("after-intent")
         return self._finish(intent, outcome.identity, outcome.sha256, record, plan, fresh=True)
@@ -194,8 +211,16 @@ class Committer:
             intent.id, intent.identity, intent.sha256, intent.record, intent.plan, fresh=False
         )
 
-    def _finish(self, intent: int, identity: FileIdentity, sha256: str, record: Record, plan: dict[str, Any],
-                *, fresh: bool) -> Committed:  # fmt: skip
+    def _finish(
+        self,
+        intent: int,
+        identity: FileIdentity,
+        sha256: str,
+        record: Record,
+        plan: dict[str, Any],
+        *,
+        fresh: bool,
+    ) -> Committed:
         read = Read(record.path, identity, sha256, int(plan.get("read_ns", 0)))
         renamed = False
         try:
@@ -203,8 +228,9 @@ class Committer:
             renamed = True
             checkpoint("after-renames")
             disposed = self._dispose(read, plan, fresh=fresh)
-            companions = group.dispose_all(plan.get("companions", []), disposed, token=plan["token"],
-                                           root=self.output_root, fresh=fresh)  # fmt: skip
+            companions = group.dispose_all(
+                plan.get("companions", []), disposed, token=plan["token"], root=self.output_root, fresh=fresh
+            )
             checkpoint("after-disposal")
         except (OSError, HotfolderError) as exc:
             if isinstance(exc, StateUnwritableError):
@@ -214,8 +240,12 @@ class Committer:
                 raise
             raise CommitIncompleteError(intent, exc) from exc
         outputs = tuple(str(w.dst) for w in written)
-        done = replace(record, outputs=outputs, original=disposed.summary,
-                       companions=tuple(c.summary() for c in companions))  # fmt: skip
+        done = replace(
+            record,
+            outputs=outputs,
+            original=disposed.summary,
+            companions=tuple(c.summary() for c in companions),
+        )
         self.ledger.close_intent(intent, done)
         return Committed(done, tuple(written), disposed, companions)
 
@@ -240,8 +270,16 @@ class Committer:
                 raise FileNotFoundError(
                     errno.ENOENT, "the staged output vanished before its rename", str(temp)
                 )
-            written.append(Written(dst=final, format=out["format"], bytes_out=int(out["size"]), action=action,
-                                   rule=out["rule"], ms=float(out.get("ms", 0.0))))  # fmt: skip
+            written.append(
+                Written(
+                    dst=final,
+                    format=out["format"],
+                    bytes_out=int(out["size"]),
+                    action=action,
+                    rule=out["rule"],
+                    ms=float(out.get("ms", 0.0)),
+                )
+            )
         if changed:
             self.ledger.update_intent(intent, plan)
         for folder in folders:
@@ -256,8 +294,16 @@ class Committer:
             if _sha256(final) == out["sha256"]:
                 temp.unlink()  # the same bytes: this output is already there (a redo after a crash)
                 return final
-            staged = StagedOutput(temp, final, out["rule"], out["format"], int(out["size"]), out["sha256"],
-                                  out["policy"], out["counter_format"])  # fmt: skip
+            staged = StagedOutput(
+                temp,
+                final,
+                out["rule"],
+                out["format"],
+                int(out["size"]),
+                out["sha256"],
+                out["policy"],
+                out["counter_format"],
+            )
             name, action = _choose(staged, final, set())
             if action != "written":
                 temp.unlink()

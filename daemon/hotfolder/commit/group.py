@@ -32,8 +32,13 @@ class CompanionDisposed:
     def summary(self) -> dict[str, Any]:
         """The ledger's note of it."""
         where = str(self.disposed.where) if self.disposed.where else None
-        return {"src": str(self.src), "role": self.role, "result": self.disposed.result, "where": where,
-                "why": self.disposed.why}  # fmt: skip
+        return {
+            "src": str(self.src),
+            "role": self.role,
+            "result": self.disposed.result,
+            "where": where,
+            "why": self.disposed.why,
+        }
 
 
 def companion_name(picture_dest: Path, suffix: str) -> Path:
@@ -59,14 +64,23 @@ def group_dest(dest: Path, companions: tuple[Companion, ...], taken: set[Path]) 
 
 def plan(companions: tuple[Companion, ...], picture_dest: Path | None) -> list[dict[str, Any]]:
     """The intent's record of each companion: what was read, and (a move) where it goes."""
-    return [{"src": str(c.path), "identity": asdict(c.identity), "sha256": c.sha256, "read_ns": c.read_ns,
-             "role": c.role, "suffix": c.suffix,
-             "dest": str(companion_name(picture_dest, c.suffix)) if picture_dest else None}
-            for c in companions]  # fmt: skip
+    return [
+        {
+            "src": str(c.path),
+            "identity": asdict(c.identity),
+            "sha256": c.sha256,
+            "read_ns": c.read_ns,
+            "role": c.role,
+            "suffix": c.suffix,
+            "dest": str(companion_name(picture_dest, c.suffix)) if picture_dest else None,
+        }
+        for c in companions
+    ]
 
 
-def dispose_all(entries: list[dict[str, Any]], original: Disposed, *, token: str, root: Path,
-                fresh: bool) -> tuple[CompanionDisposed, ...]:  # fmt: skip
+def dispose_all(
+    entries: list[dict[str, Any]], original: Disposed, *, token: str, root: Path, fresh: bool
+) -> tuple[CompanionDisposed, ...]:
     """Each companion as the original went: moved beside it, deleted, or left where it is."""
     done = []
     for index, entry in enumerate(entries):
@@ -118,8 +132,11 @@ def late(path: Path, spec: Companions, ledger: Ledger, root: Path, *, now: datet
             )
             return Disposed("kept", why=why), str(picture)
         if original == "deleted":
-            return Disposed("kept", why=f"its picture {picture.name} was deleted: hotfolder deletes only "
-                            "files it read as part of a group"), str(picture)  # fmt: skip
+            return Disposed(
+                "kept",
+                why=f"its picture {picture.name} was deleted: hotfolder deletes only "
+                "files it read as part of a group",
+            ), str(picture)
         if not original.startswith("/"):
             return Disposed("kept", why=f"its picture {picture.name} was {original}"), str(picture)
         age = (now - datetime.fromisoformat(updated)).total_seconds()

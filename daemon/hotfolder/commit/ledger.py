@@ -24,8 +24,14 @@ from hotfolder.names import from_bytes, is_clean, raw
 
 LEDGER_NAME: Final = "ledger.sqlite3"
 # Statuses that end an input's story: a restart skips these when the file is unchanged.
-FINAL: Final = (Status.DONE, Status.QUARANTINED, Status.UNMATCHED, Status.DUPLICATE, Status.EMPTY,
-                Status.ORPHAN)  # fmt: skip
+FINAL: Final = (
+    Status.DONE,
+    Status.QUARANTINED,
+    Status.UNMATCHED,
+    Status.DUPLICATE,
+    Status.EMPTY,
+    Status.ORPHAN,
+)
 # Outcomes of a job, kept in the history as they happen (the plot's throughput and failures).
 _HISTORY: Final = (Status.DONE, Status.QUARANTINED, Status.FAILED, Status.DUPLICATE)
 # Verdicts reached by the rules: a rules change offers those files again.
@@ -69,8 +75,9 @@ def _row(_cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> tuple[Any, ...]:
 
 def connect(target: str | Path, **options: Any) -> sqlite3.Connection:
     """A connection to a ledger file that carries names that are not UTF-8 without loss."""
-    db = sqlite3.connect(target, factory=_Connection, check_same_thread=False, isolation_level=None,
-                         timeout=30, **options)  # fmt: skip
+    db = sqlite3.connect(
+        target, factory=_Connection, check_same_thread=False, isolation_level=None, timeout=30, **options
+    )
     db.row_factory = _row
     return db
 
@@ -241,26 +248,58 @@ class Ledger:
                    quarantined_to=excluded.quarantined_to, original=excluded.original,
                    orientation=excluded.orientation, chain=excluded.chain, rules_fp=excluded.rules_fp,
                    note=excluded.note, companions=excluded.companions, ms=excluded.ms""",
-            (str(r.path), i.dev, i.ino, i.size, i.mtime_ns, r.sha256, r.rule, r.status,
-             json.dumps(list(r.outputs)), r.error, now, r.watch, r.attempts, now, r.quarantined_to,
-             r.original, r.orientation, r.chain, r.rules_fp, r.note, json.dumps(list(r.companions)), r.ms),
-        )  # fmt: skip
+            (
+                str(r.path),
+                i.dev,
+                i.ino,
+                i.size,
+                i.mtime_ns,
+                r.sha256,
+                r.rule,
+                r.status,
+                json.dumps(list(r.outputs)),
+                r.error,
+                now,
+                r.watch,
+                r.attempts,
+                now,
+                r.quarantined_to,
+                r.original,
+                r.orientation,
+                r.chain,
+                r.rules_fp,
+                r.note,
+                json.dumps(list(r.companions)),
+                r.ms,
+            ),
+        )
         if happened and r.status in _HISTORY:
             db.execute("INSERT INTO history VALUES (?,?,?,?,?)", (now, r.status, r.watch, r.rule, r.ms))
 
     # Intents -------------------------------------------------------------------------------------
 
-    def open_intent(self, identity: FileIdentity, sha256: str, token: str, plan: dict[str, Any],
-                    record: Record) -> int:  # fmt: skip
+    def open_intent(
+        self, identity: FileIdentity, sha256: str, token: str, plan: dict[str, Any], record: Record
+    ) -> int:
         """Write down a commit before its first rename; returns its id."""
         i = identity
         with self._transaction() as db:
             cursor = db.execute(
                 "INSERT INTO intents (path, dev, ino, size, mtime_ns, sha256, token, plan, record, opened)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (str(record.path), i.dev, i.ino, i.size, i.mtime_ns, sha256, token, json.dumps(plan),
-                 json.dumps(record.to_json()), _now()),
-            )  # fmt: skip
+                (
+                    str(record.path),
+                    i.dev,
+                    i.ino,
+                    i.size,
+                    i.mtime_ns,
+                    sha256,
+                    token,
+                    json.dumps(plan),
+                    json.dumps(record.to_json()),
+                    _now(),
+                ),
+            )
             assert cursor.lastrowid is not None
             return int(cursor.lastrowid)
 
@@ -284,10 +323,17 @@ class Ledger:
                 " FROM intents ORDER BY id"
             ).fetchall()
         return [
-            Intent(id=int(r[0]), path=Path(r[1]), identity=FileIdentity(*r[2:6]), sha256=str(r[6]),
-                   token=str(r[7]), plan=json.loads(r[8]), record=Record.from_json(json.loads(r[9])))
+            Intent(
+                id=int(r[0]),
+                path=Path(r[1]),
+                identity=FileIdentity(*r[2:6]),
+                sha256=str(r[6]),
+                token=str(r[7]),
+                plan=json.loads(r[8]),
+                record=Record.from_json(json.loads(r[9])),
+            )
             for r in rows
-        ]  # fmt: skip
+        ]
 
     # Reading for people and monitors -------------------------------------------------------------
 
@@ -337,11 +383,13 @@ class Ledger:
     @staticmethod
     def _quarantined(row: tuple[Any, ...]) -> Quarantined:
         a, b, n, i, e, w, r, u = row
-        return Quarantined(Path(a), Path(b), Path(n) if n else None, id=int(i), error=e, watch=w, rule=r,
-                           updated=str(u))  # fmt: skip
+        return Quarantined(
+            Path(a), Path(b), Path(n) if n else None, id=int(i), error=e, watch=w, rule=r, updated=str(u)
+        )
 
-    def quarantined(self, *, after: int = 0, limit: int = -1, offset: int = 0,
-                    newest: bool = False) -> list[Quarantined]:  # fmt: skip
+    def quarantined(
+        self, *, after: int = 0, limit: int = -1, offset: int = 0, newest: bool = False
+    ) -> list[Quarantined]:
         """Quarantined inputs (with a ledger id above `after`): each one's original path, where it is now,
         its note and its reason; oldest first, or `newest` first, `limit` of them from `offset`."""
         order = "DESC" if newest else "ASC"
@@ -369,9 +417,18 @@ class Ledger:
 
     @staticmethod
     def _entry(row: tuple[Any, ...]) -> Entry:
-        return Entry(id=int(row[0]), path=Path(row[1]), status=str(row[2]), watch=row[3], rule=row[4],
-                     outputs=tuple(json.loads(row[5])), error=row[6], updated=str(row[7]), ms=row[8],
-                     bytes_in=int(row[9]))  # fmt: skip
+        return Entry(
+            id=int(row[0]),
+            path=Path(row[1]),
+            status=str(row[2]),
+            watch=row[3],
+            rule=row[4],
+            outputs=tuple(json.loads(row[5])),
+            error=row[6],
+            updated=str(row[7]),
+            ms=row[8],
+            bytes_in=int(row[9]),
+        )
 
     def entry(self, entry_id: int) -> Entry | None:
         """One input by its ledger id, or None (also for an id SQLite cannot hold: past 2^63 - 1)."""

@@ -27,8 +27,26 @@ from hotfolder.core.status import Status
 from hotfolder.errors import LedgerCorruptError
 from hotfolder.settings.config import Config
 
-_COLUMNS = ("path", "dev", "ino", "size", "mtime_ns", "sha256", "rule", "status", "outputs", "error", "watch",
-            "attempts", "quarantined_to", "original", "orientation", "chain", "rules_fp", "note")  # fmt: skip
+_COLUMNS = (
+    "path",
+    "dev",
+    "ino",
+    "size",
+    "mtime_ns",
+    "sha256",
+    "rule",
+    "status",
+    "outputs",
+    "error",
+    "watch",
+    "attempts",
+    "quarantined_to",
+    "original",
+    "orientation",
+    "chain",
+    "rules_fp",
+    "note",
+)
 
 
 def _salvage(damaged: Path) -> list[dict[str, Any]]:

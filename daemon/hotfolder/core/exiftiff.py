@@ -55,10 +55,48 @@ TAG_IMAGE_SOURCE_DATA: Final = 37724  # Photoshop's layers in a TIFF
 
 # Tags that describe a TIFF file's own layout: meaningless (and harmful) in another file's EXIF.
 TIFF_STRUCTURAL: Final = frozenset(
-    {254, 255, 256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325,
-     338, 339, 347, 512, 513, 514, 515, 517, 518, 519, 520, 521, 530, 531, 532, 700, 33723, 34377, 34675,
-     37724}  # ImageSourceData: Photoshop's layers, meaningless once the pixels are re-encoded
-)  # fmt: skip
+    {
+        254,
+        255,
+        256,
+        257,
+        258,
+        259,
+        262,
+        266,
+        273,
+        277,
+        278,
+        279,
+        284,
+        317,
+        320,
+        322,
+        323,
+        324,
+        325,
+        338,
+        339,
+        347,
+        512,
+        513,
+        514,
+        515,
+        517,
+        518,
+        519,
+        520,
+        521,
+        530,
+        531,
+        532,
+        700,
+        33723,
+        34377,
+        34675,
+        37724,
+    }  # ImageSourceData: Photoshop's layers, meaningless once the pixels are re-encoded
+)
 
 
 _SHORT, _LONG = 3, 4

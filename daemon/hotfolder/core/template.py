@@ -20,9 +20,26 @@ from hotfolder.errors import InputError
 # Fields every job can fill. `relpath`, `reldir` and `taken` (through its format) may hold
 # folders; every other value is one path component.
 FIELDS: Final[frozenset[str]] = frozenset(
-    {"stem", "ext", "name", "relpath", "reldir", "watch", "rule", "make", "model", "camera",
-     "width", "height", "hash8", "seq", "taken", "group", "paired"}
-)  # fmt: skip
+    {
+        "stem",
+        "ext",
+        "name",
+        "relpath",
+        "reldir",
+        "watch",
+        "rule",
+        "make",
+        "model",
+        "camera",
+        "width",
+        "height",
+        "hash8",
+        "seq",
+        "taken",
+        "group",
+        "paired",
+    }
+)
 MULTI_COMPONENT: Final[frozenset[str]] = frozenset({"relpath", "reldir", "taken"})
 # Fields whose value may be empty rather than missing: {reldir} of a file at the watch root.
 MAY_BE_EMPTY: Final[frozenset[str]] = frozenset({"reldir"})

@@ -75,8 +75,12 @@ class Cicp:
 
     def nclx_options(self) -> dict[str, int]:
         """pillow-heif's save keywords for this NCLX."""
-        return {"color_primaries": self.primaries, "transfer_characteristics": self.transfer,
-                "matrix_coefficients": self.matrix, "full_range_flag": int(self.full_range)}  # fmt: skip
+        return {
+            "color_primaries": self.primaries,
+            "transfer_characteristics": self.transfer,
+            "matrix_coefficients": self.matrix,
+            "full_range_flag": int(self.full_range),
+        }
 
     @property
     def words(self) -> str:
@@ -141,8 +145,14 @@ class ColourSpace:
 SRGB: Final = ColourSpace(origin="none")
 
 
-def describe(*, icc: bytes | None, nclx: Cicp | None, png_cicp: Cicp | None,
-             exif_space: int | None, interop: str | None) -> ColourSpace:  # fmt: skip
+def describe(
+    *,
+    icc: bytes | None,
+    nclx: Cicp | None,
+    png_cicp: Cicp | None,
+    exif_space: int | None,
+    interop: str | None,
+) -> ColourSpace:
     """Decide the source's colour from everything that may say it.
 
     An HDR transfer in NCLX or cICP wins over an ICC profile (a v2 ICC cannot say PQ or HLG, and HDR
@@ -170,8 +180,13 @@ def source_colour(im: Image.Image, data: bytes, fmt: str) -> ColourSpace:
     else:
         nclx = bmff_nclx(data) if fmt == "avif" else None
     space, interop = _exif_colour(im) if icc is None and nclx is None else (None, None)
-    return describe(icc=icc, nclx=nclx, png_cicp=png_cicp(data) if fmt == "png" else None,
-                    exif_space=space, interop=interop)  # fmt: skip
+    return describe(
+        icc=icc,
+        nclx=nclx,
+        png_cicp=png_cicp(data) if fmt == "png" else None,
+        exif_space=space,
+        interop=interop,
+    )
 
 
 def _exif_colour(im: Image.Image) -> tuple[int | None, str | None]:
@@ -182,8 +197,10 @@ def _exif_colour(im: Image.Image) -> tuple[int | None, str | None]:
         interop = exif.get_ifd(ExifTags.IFD.Interop).get(0x0001)
     except (ValueError, SyntaxError, OSError, struct.error, KeyError, TypeError):
         return None, None  # the damaged EXIF is reported where it is captured
-    return (space if isinstance(space, int) else None,
-            interop.strip("\0 ") if isinstance(interop, str) else None)  # fmt: skip
+    return (
+        space if isinstance(space, int) else None,
+        interop.strip("\0 ") if isinstance(interop, str) else None,
+    )
 
 
 def _from_cicp(cicp: Cicp, origin: str) -> ColourSpace:
@@ -194,8 +211,11 @@ def _from_cicp(cicp: Cicp, origin: str) -> ColourSpace:
         primaries = PRIMARIES[1]
     if cicp.transfer not in TRANSFERS:
         notes.append(f"transfer {cicp.transfer} taken as sRGB")
-    elif (cicp.primaries in SRGB_LIKE_PRIMARIES and cicp.transfer in SRGB_LIKE_TRANSFERS
-          and (cicp.primaries, cicp.transfer) != (1, SRGB_TRANSFER)):  # fmt: skip
+    elif (
+        cicp.primaries in SRGB_LIKE_PRIMARIES
+        and cicp.transfer in SRGB_LIKE_TRANSFERS
+        and (cicp.primaries, cicp.transfer) != (1, SRGB_TRANSFER)
+    ):
         notes.append(f"{cicp.words} written as sRGB (within 1%)")
     return ColourSpace(origin=origin, cicp=cicp, primaries=primaries, approximated="; ".join(notes) or None)
 

@@ -65,8 +65,9 @@ def stem_owner(base: str, listing: Iterable[str], spec: Companions, claims: str 
     names = [n for n in listing if stem(n).lower() == base.lower() and not looks_like_companion(n, spec)]
     pictures = [n for n in names if not any(_twin_wanted(p, n, spec) for p in names if p != n)]
     wanted = (claims or "").lower()
-    return min(pictures, key=lambda n: (PurePath(n).suffix[1:].lower() != wanted, not raw_name(n), n),
-               default=None)  # fmt: skip
+    return min(
+        pictures, key=lambda n: (PurePath(n).suffix[1:].lower() != wanted, not raw_name(n), n), default=None
+    )
 
 
 _SIDECAR_FOR: Final = re.compile(rb'photoshop:SidecarForExtension(?:=["\']|>)\s*([A-Za-z0-9]{1,8})')
@@ -114,8 +115,14 @@ def _shape(pattern: str) -> re.Pattern[str]:
     return re.compile(f"^{regex}$", re.IGNORECASE)
 
 
-def holder(name: str, listing: Iterable[str], spec: Companions, claims: str | None = None, *,
-           taken: Callable[[str], bool] = lambda _picture: True) -> str | None:  # fmt: skip
+def holder(
+    name: str,
+    listing: Iterable[str],
+    spec: Companions,
+    claims: str | None = None,
+    *,
+    taken: Callable[[str], bool] = lambda _picture: True,
+) -> str | None:
     """The picture in this folder that `name` is a companion of, if any (a companion is never an input
     of its own while its group exists). Only a picture some rule will take (`taken`) holds anything: a
     JPEG beside a RAW that no rule takes used to wait as its twin for ever."""

@@ -24,9 +24,14 @@ _MAX_IFDS: Final = 64
 # Containers LibRaw reads whose raw data hotfolder cannot locate yet: refused, never trusted.
 # What each container is called in messages, for the user who has to act on them.
 CONTAINER_NAMES: Final = {
-    "tiff": "TIFF-based RAW", "orf": "Olympus ORF", "rw2": "Panasonic RW2", "cr3": "Canon CR3",
-    "raf": "Fujifilm RAF", "ciff": "Canon CRW", "x3f": "Sigma X3F",
-}  # fmt: skip
+    "tiff": "TIFF-based RAW",
+    "orf": "Olympus ORF",
+    "rw2": "Panasonic RW2",
+    "cr3": "Canon CR3",
+    "raf": "Fujifilm RAF",
+    "ciff": "Canon CRW",
+    "x3f": "Sigma X3F",
+}
 
 
 _CIFF_MAKE_MODEL: Final = 0x080A
@@ -76,8 +81,10 @@ def extent_problem(data: bytes, container: str) -> str | None:
     if container == "ciff":
         return _ciff_extent(data)
     if container == "unknown":
-        return (f"named as camera RAW, but its content is no RAW container LibRaw or hotfolder knows "
-                f"(it starts {data[:8].hex(' ')})")  # fmt: skip
+        return (
+            f"named as camera RAW, but its content is no RAW container LibRaw or hotfolder knows "
+            f"(it starts {data[:8].hex(' ')})"
+        )
     name = CONTAINER_NAMES[container]
     return f"{name}: where its raw data lies cannot be verified, so it is refused, not trusted"
 
@@ -92,8 +99,10 @@ def _tiff_extent(tiff: bytes) -> str | None:
         return "no image data is described in this RAW: nothing to develop"
     end = max(offset + length for offset, length in spans)
     if end > len(tiff):
-        return (f"truncated: its image data runs to byte {end:,} but the file has {len(tiff):,} bytes "
-                "(an intact preview does not make a complete RAW)")  # fmt: skip
+        return (
+            f"truncated: its image data runs to byte {end:,} but the file has {len(tiff):,} bytes "
+            "(an intact preview does not make a complete RAW)"
+        )
     return None
 
 

@@ -46,9 +46,16 @@ def raw_facts(header: RawHeader, mtime: float | None) -> Content:
 
 def _from_exif(ex: Image.Exif, sub: Any, gps: bool, size: tuple[int, int], mtime: float | None) -> Content:  # noqa: FBT001
     taken, subsec = _taken(sub, mtime)
-    return Content(width=size[0], height=size[1], make=exif_text(ex.get(0x010F)),
-                   model=exif_text(ex.get(0x0110)), has_exif=len(ex) > 0 or bool(sub), has_gps=gps,
-                   taken=taken, subsec=subsec)  # fmt: skip
+    return Content(
+        width=size[0],
+        height=size[1],
+        make=exif_text(ex.get(0x010F)),
+        model=exif_text(ex.get(0x0110)),
+        has_exif=len(ex) > 0 or bool(sub),
+        has_gps=gps,
+        taken=taken,
+        subsec=subsec,
+    )
 
 
 def exif_text(value: Any) -> str | None:

@@ -71,8 +71,11 @@ def recover_raw_profiles(im: Image.Image) -> list[str]:
     length or the line breaks are off, Pillow's getexif() raises (non-hexadecimal number found); the hex
     itself is usually whole, as exiftool shows with a warning. Read what the hex says; say what was off."""
     notes = []
-    for key, kind in (("Raw profile type exif", "exif"), ("Raw profile type iptc", "iptc"),
-                      ("Raw profile type xmp", "xmp")):  # fmt: skip
+    for key, kind in (
+        ("Raw profile type exif", "exif"),
+        ("Raw profile type iptc", "iptc"),
+        ("Raw profile type xmp", "xmp"),
+    ):
         text = im.info.get(key)
         if not isinstance(text, str):
             continue

@@ -19,8 +19,14 @@ from hotfolder.errors import InputError, NotRegularError
 from hotfolder.settings.rules import Rule
 
 
-def examine(data: bytes, relpath: str, rules: tuple[Rule, ...], *, facts: Facts | None = None,
-            mtime: float | None = None) -> Decision:  # fmt: skip
+def examine(
+    data: bytes,
+    relpath: str,
+    rules: tuple[Rule, ...],
+    *,
+    facts: Facts | None = None,
+    mtime: float | None = None,
+) -> Decision:
     """Decide which rules take a file from its bytes and path.
 
     Content the decoders do not recognise still counts as the format its name claims: a
@@ -46,8 +52,15 @@ class Inspection:
     misnamed: str | None = None  # its name and its content disagree about camera RAW (file.misnamed)
 
 
-def inspect_file(path: Path, relpath: str, rules: tuple[Rule, ...], *, max_pixels: int,
-                 watch: str | None = None, watch_path: Path | None = None) -> Inspection:  # fmt: skip
+def inspect_file(
+    path: Path,
+    relpath: str,
+    rules: tuple[Rule, ...],
+    *,
+    max_pixels: int,
+    watch: str | None = None,
+    watch_path: Path | None = None,
+) -> Inspection:
     """Decide which rules take a file, reading it as a worker would (bounded, never a FIFO or a link)."""
     fd, st = open_regular(path)
     try:
@@ -59,12 +72,26 @@ def inspect_file(path: Path, relpath: str, rules: tuple[Rule, ...], *, max_pixel
     return replace(seen, misnamed=misnamed(found, relpath))
 
 
-def _inspect(fd: int, st: os.stat_result, found: Sniffed, relpath: str, rules: tuple[Rule, ...], *,
-             max_pixels: int, watch: str | None, watch_path: Path | None) -> Inspection:  # fmt: skip
+def _inspect(
+    fd: int,
+    st: os.stat_result,
+    found: Sniffed,
+    relpath: str,
+    rules: tuple[Rule, ...],
+    *,
+    max_pixels: int,
+    watch: str | None,
+    watch_path: Path | None,
+) -> Inspection:
     try:
         fmt = found.format
-        facts = Facts(relpath=relpath, watch=watch, watch_path=str(watch_path) if watch_path else None,
-                      size=st.st_size, format=fmt)  # fmt: skip
+        facts = Facts(
+            relpath=relpath,
+            watch=watch,
+            watch_path=str(watch_path) if watch_path else None,
+            size=st.st_size,
+            format=fmt,
+        )
         if st.st_size == 0:
             return Inspection(
                 facts, decide(rules, facts, partial=True), refusal="the file is empty (0 bytes)"

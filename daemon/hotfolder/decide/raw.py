@@ -57,9 +57,16 @@ def inspect(data: bytes, *, max_pixels: int) -> RawHeader:
             f"{width}x{height} = {width * height:,} pixels exceeds max_image_pixels ({max_pixels:,}); "
             "raise max_image_pixels in the config to accept it"
         )
-    return RawHeader(container=container, exif=exif, exif_ifd=exif_ifd, gps_ifd=gps_ifd,
-                     xmp=xmp_packet(data), orientation=_FLIP_TO_ORIENTATION.get(flip, 1), sensor=sizes,
-                     preview=preview)  # fmt: skip
+    return RawHeader(
+        container=container,
+        exif=exif,
+        exif_ifd=exif_ifd,
+        gps_ifd=gps_ifd,
+        xmp=xmp_packet(data),
+        orientation=_FLIP_TO_ORIENTATION.get(flip, 1),
+        sensor=sizes,
+        preview=preview,
+    )
 
 
 def _libraw_header(data: bytes, container: str) -> tuple[tuple[int, int], int, tuple[int, int] | None]:

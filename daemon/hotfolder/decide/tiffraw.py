@@ -26,8 +26,14 @@ _TIFF_MAGIC: Final = {42, 0x4F52, 0x5352, 0x55}  # TIFF; Olympus ORF ("RO", "RS"
 _PHOTOMETRIC_RAW: Final = {32803, 34892}  # CFA, LinearRaw
 # Sony ARW 32767, packed 32769, Samsung 32770, Panasonic 34316, Nikon NEF 34713, Kodak 65000, Pentax 65535
 _COMPRESSION_RAW: Final = {32767, 32769, 32770, 34316, 34713, 65000, 65535}
-_RAW_ONLY_TAGS: Final = {50706: "DNGVersion", 50740: "DNGPrivateData", 33421: "CFARepeatPatternDim",
-                         33422: "CFAPattern", 33423: "KodakIFD", 34310: "Leaf data"}  # fmt: skip
+_RAW_ONLY_TAGS: Final = {
+    50706: "DNGVersion",
+    50740: "DNGPrivateData",
+    33421: "CFARepeatPatternDim",
+    33422: "CFAPattern",
+    33423: "KodakIFD",
+    34310: "Leaf data",
+}
 _SUBFILE, _WIDTH, _HEIGHT, _BITS, _COMPRESSION, _PHOTOMETRIC = 254, 256, 257, 258, 259, 262
 _STRIP_OFFSETS, _STRIP_COUNTS, _TILE_OFFSETS, _TILE_COUNTS, _SUB_IFDS = 273, 279, 324, 325, 330
 _JPEG_OFFSET, _JPEG_LENGTH = 513, 514
@@ -132,8 +138,11 @@ def _judge(ifds: list[tuple[_Ifd, int]]) -> Layout:
         tags = ifd.tags
         area = _one(tags, _WIDTH) * _one(tags, _HEIGHT)
         pixels = max(pixels, area)
-        for offsets, counts in ((_STRIP_OFFSETS, _STRIP_COUNTS), (_TILE_OFFSETS, _TILE_COUNTS),
-                                (_JPEG_OFFSET, _JPEG_LENGTH)):  # fmt: skip
+        for offsets, counts in (
+            (_STRIP_OFFSETS, _STRIP_COUNTS),
+            (_TILE_OFFSETS, _TILE_COUNTS),
+            (_JPEG_OFFSET, _JPEG_LENGTH),
+        ):
             end = max(
                 [end, *(o + c for o, c in zip(tags.get(offsets, ()), tags.get(counts, ()), strict=False))]
             )
@@ -147,8 +156,12 @@ def _judge(ifds: list[tuple[_Ifd, int]]) -> Layout:
             why = f"{'a SubIFD' if depth else 'an IFD'} holds {kind} sensor data"
         elif _one(tags, _COMPRESSION) in _COMPRESSION_RAW:
             why = f"its image data uses the RAW compression {_one(tags, _COMPRESSION)}"
-        elif (depth > 0 and _one(first, _SUBFILE) == 1 and max(tags.get(_BITS, (8,))) >= 12
-              and area > _one(first, _WIDTH) * _one(first, _HEIGHT)):  # fmt: skip
+        elif (
+            depth > 0
+            and _one(first, _SUBFILE) == 1
+            and max(tags.get(_BITS, (8,))) >= 12
+            and area > _one(first, _WIDTH) * _one(first, _HEIGHT)
+        ):
             why = "IFD0 is a reduced-resolution preview and a SubIFD holds a larger image of 12 bits or more"
     return Layout(raw=bool(why), why=why, data_end=end, pixels=pixels)
 

@@ -27,15 +27,22 @@ def _avif_hdr_problem() -> str | None:
     from hotfolder.decide.colourspace import PQ, bmff_nclx  # noqa: PLC0415 - it imports Pillow
 
     if not pillow_heif.libheif_info().get("AVIF"):
-        return ("Pillow's AVIF writer is 8-bit only, pillow-heif's libheif has no AV1 encoder, and "
-                "libvips' heifsave labels every AVIF sRGB (NCLX 1/13/6)")  # fmt: skip
+        return (
+            "Pillow's AVIF writer is 8-bit only, pillow-heif's libheif has no AV1 encoder, and "
+            "libvips' heifsave labels every AVIF sRGB (NCLX 1/13/6)"
+        )
     pixels = bytes(16 * 16 * 6)
     buf = io.BytesIO()
     try:
         pillow_heif.from_bytes("RGB;16", (16, 16), pixels).save(
-            buf, format="AVIF", quality=90, color_primaries=9, transfer_characteristics=PQ,
-            matrix_coefficients=9, full_range_flag=1,
-        )  # fmt: skip
+            buf,
+            format="AVIF",
+            quality=90,
+            color_primaries=9,
+            transfer_characteristics=PQ,
+            matrix_coefficients=9,
+            full_range_flag=1,
+        )
     except (OSError, ValueError, RuntimeError) as exc:
         return f"pillow-heif cannot write a 10-bit AVIF: {exc}"
     said = bmff_nclx(buf.getvalue())

@@ -28,8 +28,9 @@ def srgb_profile() -> bytes:
     return bytes(data)
 
 
-def colour(im: Image.Image, meta: Metadata, output: Output, notes: Notes,
-           space: ColourSpace = SRGB) -> tuple[Image.Image, bytes | None]:  # fmt: skip
+def colour(
+    im: Image.Image, meta: Metadata, output: Output, notes: Notes, space: ColourSpace = SRGB
+) -> tuple[Image.Image, bytes | None]:
     """Pixels and the ICC profile to embed, as the output's `icc` option and format require.
 
     A colour described without ICC (NCLX, cICP, EXIF) arrives with the profile built from it in
@@ -66,9 +67,12 @@ def colour(im: Image.Image, meta: Metadata, output: Output, notes: Notes,
     base = im.convert("RGB") if im.mode in {"P", "PA", "RGBA"} else im.convert("L") if im.mode == "LA" else im
     try:
         converted = ImageCms.profileToProfile(
-            base, source_profile, ImageCms.createProfile("sRGB"), outputMode="RGB",
+            base,
+            source_profile,
+            ImageCms.createProfile("sRGB"),
+            outputMode="RGB",
             renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
-        )  # fmt: skip
+        )
     except ImageCms.PyCMSError as exc:
         raise EncodeError(f"cannot convert {im.mode} through its ICC profile to sRGB: {exc}") from None
     assert converted is not None

@@ -150,8 +150,10 @@ def motion_photo(data: bytes, meta: Metadata) -> list[str]:
     """A motion photo's embedded video, which a re-encode drops (a copy output keeps the file whole)."""
     trailer = data.find(b"MotionPhoto_Data", max(0, len(data) - (1 << 26)))  # no copy of the data
     if (meta.xmp and _MOTION_XMP.search(meta.xmp)) or trailer >= 0:
-        return ["motion photo: the video embedded after the picture is dropped by a re-encode "
-                "(a copy output keeps it)"]  # fmt: skip
+        return [
+            "motion photo: the video embedded after the picture is dropped by a re-encode "
+            "(a copy output keeps it)"
+        ]
     return []
 
 
@@ -226,8 +228,9 @@ def _colour(im: Image.Image, data: bytes, fmt: str, meta: Metadata) -> tuple[Col
     return colour, replace(meta, cicp=colour.cicp if colour.hdr else None, icc=meta.icc or built)
 
 
-def _pixels(im: Image.Image, data: bytes, fmt: str, *, bits: int, extra: int,
-            edge: int | None) -> tuple[Image.Image, Deep | None]:  # fmt: skip
+def _pixels(
+    im: Image.Image, data: bytes, fmt: str, *, bits: int, extra: int, edge: int | None
+) -> tuple[Image.Image, Deep | None]:
     """Decode the pixels: above 8 bits or with extra channels at full precision (the 8-bit view
     beside it), otherwise by Pillow, a large JPEG by DCT scaling to no less than `edge`."""
     deep: Deep | None = None

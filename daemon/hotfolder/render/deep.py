@@ -208,9 +208,17 @@ def tiff_image(deep: Deep) -> Any:
     return vimg.copy(interpretation="rgb16" if colour else "grey16")
 
 
-def vips_tiff(vimg: Any, icc: bytes | None, *, into: int | None = None, compression: str, predictor: bool,
-              level: int | None = None, float_predictor: bool = False,
-              bitdepth: int | None = None) -> bytes:  # fmt: skip
+def vips_tiff(
+    vimg: Any,
+    icc: bytes | None,
+    *,
+    into: int | None = None,
+    compression: str,
+    predictor: bool,
+    level: int | None = None,
+    float_predictor: bool = False,
+    bitdepth: int | None = None,
+) -> bytes:
     """A libvips image as TIFF bytes: pixels and ICC only (the TIFF writer adds the rest); with
     `into`, written straight into that open descriptor instead (b"" returned).
 

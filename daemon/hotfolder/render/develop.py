@@ -32,17 +32,38 @@ if TYPE_CHECKING:  # numpy is loaded by a RAW render only (LibRaw's pixels): ~60
     import numpy as np
 
 # (LibRaw's output colour space, its gamma as (power, toe slope)) per raw_colour.
-_COLOUR: Final = {"srgb": ("sRGB", (2.4, 12.92)), "adobe": ("Adobe", (563 / 256, 0.0)),
-                  "prophoto": ("ProPhoto", (1.8, 0.0))}  # fmt: skip
+_COLOUR: Final = {
+    "srgb": ("sRGB", (2.4, 12.92)),
+    "adobe": ("Adobe", (563 / 256, 0.0)),
+    "prophoto": ("ProPhoto", (1.8, 0.0)),
+}
 # IFD0 tags kept from a RAW: what describes the picture and the camera. Everything else in a RAW's
 # IFD0 describes its own storage (strips, SubIFDs, CFA layout, DNG colour calibration, previews).
-_IFD0_KEEP: Final = frozenset({0x010E, 0x010F, 0x0110, 0x0112, 0x0131, 0x0132, 0x013B, 0x8298, 0x9C9B,
-                               0x9C9C, 0x9C9D, 0x9C9E, 0x9C9F, TAG_EXIF_IFD, TAG_GPS_IFD})  # fmt: skip
+_IFD0_KEEP: Final = frozenset(
+    {
+        0x010E,
+        0x010F,
+        0x0110,
+        0x0112,
+        0x0131,
+        0x0132,
+        0x013B,
+        0x8298,
+        0x9C9B,
+        0x9C9C,
+        0x9C9D,
+        0x9C9E,
+        0x9C9F,
+        TAG_EXIF_IFD,
+        TAG_GPS_IFD,
+    }
+)
 # MakerNotes that carry their own TIFF header, so their offsets survive a move (Nikon type 3).
 _RELOCATABLE: Final = (b"Nikon\x00\x02", b"OLYMPUS\x00", b"OM SYSTEM\x00", b"FUJIFILM", b"Apple iOS\x00")
 # Camera Raw / darktable develop settings: not applied by this render, so not claimed for its pixels.
-_EDIT_HISTORY = re.compile(rb'\s(?:crs|darktable):[A-Za-z0-9]+="[^"]*"|<(crs|darktable):(\w+)\b.*?</\1:\2>',
-                           re.DOTALL)  # fmt: skip
+_EDIT_HISTORY = re.compile(
+    rb'\s(?:crs|darktable):[A-Za-z0-9]+="[^"]*"|<(crs|darktable):(\w+)\b.*?</\1:\2>', re.DOTALL
+)
 
 
 def choose(header: RawHeader, output: Output) -> tuple[str, str]:
@@ -124,9 +145,15 @@ def render(data: bytes, *, colour: str, half: bool) -> np.ndarray:
     try:
         raw.open_buffer(io.BytesIO(data))
         raw.unpack()
-        pixels = raw.postprocess(demosaic_algorithm=rawpy.DemosaicAlgorithm.AHD, half_size=half,
-                                 use_camera_wb=True, no_auto_bright=True, output_bps=16, gamma=gamma,
-                                 output_color=getattr(rawpy.ColorSpace, space))  # fmt: skip
+        pixels = raw.postprocess(
+            demosaic_algorithm=rawpy.DemosaicAlgorithm.AHD,
+            half_size=half,
+            use_camera_wb=True,
+            no_auto_bright=True,
+            output_bps=16,
+            gamma=gamma,
+            output_color=getattr(rawpy.ColorSpace, space),
+        )
     except rawpy.LibRawError as exc:
         text = exc.args[0] if exc.args else exc
         raise InputError(f"LibRaw cannot develop this RAW: {text!s}") from None
@@ -159,8 +186,12 @@ def transplant(header: RawHeader, *, orientation: int, size: tuple[int, int], no
     note = sub.get(TAG_MAKERNOTE)
     if isinstance(note, bytes) and not note.startswith(_RELOCATABLE):
         del sub[TAG_MAKERNOTE]
-        notes.warn("metadata.dropped", item="makernote", format="raw",
-                   error="its offsets point into the RAW and cannot be relocated")  # fmt: skip
+        notes.warn(
+            "metadata.dropped",
+            item="makernote",
+            format="raw",
+            error="its offsets point into the RAW and cannot be relocated",
+        )
     sub[0xA002], sub[0xA003] = size
     sub.pop(0xA005, None)  # the Interop IFD pointer: Pillow would write it as a dangling offset
     out[TAG_EXIF_IFD] = sub

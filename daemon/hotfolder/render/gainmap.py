@@ -64,8 +64,9 @@ def read_gain_map(data: bytes) -> GainMap | None:
     )
 
 
-def ultrahdr_jpeg(frame: Image.Image, gain_map: GainMap, meta: Metadata, *, quality: int, exif: bytes | None,
-                  notes: Notes) -> bytes:  # fmt: skip
+def ultrahdr_jpeg(
+    frame: Image.Image, gain_map: GainMap, meta: Metadata, *, quality: int, exif: bytes | None, notes: Notes
+) -> bytes:
     """The SDR picture and its gain map as one Ultra HDR JPEG (JPEG/R: MPF + the hdrgm XMP container)."""
     import pyvips  # noqa: PLC0415
 

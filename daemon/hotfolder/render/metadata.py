@@ -111,9 +111,22 @@ def capture(im: Image.Image, damaged: list[str] | None = None) -> Metadata:
 
 
 # What an image mode's pixels need of a profile (lcms' colour space signature).
-_PROFILE_SPACE: Final = {"RGB": "RGB", "RGBA": "RGB", "RGBX": "RGB", "P": "RGB", "PA": "RGB", "L": "GRAY",
-                         "LA": "GRAY", "I": "GRAY", "I;16": "GRAY", "I;16B": "GRAY", "I;16L": "GRAY",
-                         "F": "GRAY", "CMYK": "CMYK", "1": "GRAY"}  # fmt: skip
+_PROFILE_SPACE: Final = {
+    "RGB": "RGB",
+    "RGBA": "RGB",
+    "RGBX": "RGB",
+    "P": "RGB",
+    "PA": "RGB",
+    "L": "GRAY",
+    "LA": "GRAY",
+    "I": "GRAY",
+    "I;16": "GRAY",
+    "I;16B": "GRAY",
+    "I;16L": "GRAY",
+    "F": "GRAY",
+    "CMYK": "CMYK",
+    "1": "GRAY",
+}
 
 
 @functools.lru_cache(maxsize=16)  # a camera writes the same profile into every photo: judged once per worker
@@ -245,9 +258,16 @@ def edit_xmp(xmp: bytes, *, drop_orientation: bool, drop_gps: bool) -> bytes:
     return xmp[: found.start()] + rebuilt + xmp[found.end() :]
 
 
-def reserialise(raw: bytes, *, size: tuple[int, int] | None, orientation: int | None, drop_gps: bool,
-                drop_orientation: bool = False, drop_makernote: bool = False,
-                resolution: Resolution | None = None) -> bytes:  # fmt: skip
+def reserialise(
+    raw: bytes,
+    *,
+    size: tuple[int, int] | None,
+    orientation: int | None,
+    drop_gps: bool,
+    drop_orientation: bool = False,
+    drop_makernote: bool = False,
+    resolution: Resolution | None = None,
+) -> bytes:
     """Rebuild EXIF with Pillow (drops IFD1; may move MakerNote data): the fallback when patching fails."""
     ex = Image.Exif()
     ex.load(raw)

@@ -16,13 +16,19 @@ import oxipng
 from hotfolder.errors import EncodeError
 
 # `optimize = true`: the filters worth trying per image (in parallel threads), at libdeflate's top level.
-_SEARCH: Final = (oxipng.RowFilter.Up, oxipng.RowFilter.Paeth, oxipng.RowFilter.MinSum,
-                  oxipng.RowFilter.Entropy, oxipng.RowFilter.BigEnt)  # fmt: skip
+_SEARCH: Final = (
+    oxipng.RowFilter.Up,
+    oxipng.RowFilter.Paeth,
+    oxipng.RowFilter.MinSum,
+    oxipng.RowFilter.Entropy,
+    oxipng.RowFilter.BigEnt,
+)
 _LIBDEFLATE_MAX: Final = 12
 
 
-def encode(samples: bytes, size: tuple[int, int], *, bands: int, bits: int, level: int,
-           optimize: bool) -> bytes:  # fmt: skip
+def encode(
+    samples: bytes, size: tuple[int, int], *, bands: int, bits: int, level: int, optimize: bool
+) -> bytes:
     """A PNG of these packed samples (native byte order when 16-bit) with no ancillary chunk: IHDR,
     IDAT, IEND. `level` is zlib's 0-9 scale (libdeflate's levels match it up to 9).
 

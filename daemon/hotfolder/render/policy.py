@@ -93,9 +93,17 @@ def _for_pixels(
     )
     exif = None
     if output.exif == "keep" and meta.exif:
-        exif = _output_exif(meta.exif, output, notes, size=shape.written, orientation=1 if applied else None,
-                            drop_gps=drop_gps, drop_thumbnail=resized or turned, resolution=resolution,
-                            drop_orientation=applied and output.format == "avif")  # fmt: skip
+        exif = _output_exif(
+            meta.exif,
+            output,
+            notes,
+            size=shape.written,
+            orientation=1 if applied else None,
+            drop_gps=drop_gps,
+            drop_thumbnail=resized or turned,
+            resolution=resolution,
+            drop_orientation=applied and output.format == "avif",
+        )
     xmp = None
     if output.xmp == "keep" and meta.xmp:
         try:
@@ -115,12 +123,23 @@ def _for_pixels(
             )
     layers = meta.layers
     if layers is not None and (output.format != "tiff" or resized or turned or meta.icc != source_icc):
-        why = ("Photoshop layers describe the source's pixels exactly; they are kept only in a TIFF of the "
-               "same pixels")  # fmt: skip
+        why = (
+            "Photoshop layers describe the source's pixels exactly; they are kept only in a TIFF of the "
+            "same pixels"
+        )
         notes.warn("layers.dropped", format=output.format, error=why)
         layers = None
-    return Metadata(exif=exif, icc=meta.icc, xmp=xmp, photoshop=photoshop, iptc=iptc, cicp=meta.cicp,
-                    resolution=resolution, layers=layers, extra_samples=meta.extra_samples)  # fmt: skip
+    return Metadata(
+        exif=exif,
+        icc=meta.icc,
+        xmp=xmp,
+        photoshop=photoshop,
+        iptc=iptc,
+        cicp=meta.cicp,
+        resolution=resolution,
+        layers=layers,
+        extra_samples=meta.extra_samples,
+    )
 
 
 def _output_exif(raw: bytes, output: Output, notes: Notes, **args: Any) -> bytes | None:
@@ -133,13 +152,18 @@ def _output_exif(raw: bytes, output: Output, notes: Notes, **args: Any) -> bytes
     try:
         return reserialise(raw, **args)
     except (ValueError, SyntaxError, struct.error, TypeError, KeyError) as exc:
-        notes.warn("metadata.damaged", item="exif", format=output.format,
-                   error=f"the EXIF block cannot be read or rebuilt ({exc}); dropped")  # fmt: skip
+        notes.warn(
+            "metadata.damaged",
+            item="exif",
+            format=output.format,
+            error=f"the EXIF block cannot be read or rebuilt ({exc}); dropped",
+        )
         return None
 
 
-def _output_resolution(source: Resolution | None, output: Output, upright: tuple[int, int],
-                       size: tuple[int, int], *, swap: bool) -> Resolution | None:  # fmt: skip
+def _output_resolution(
+    source: Resolution | None, output: Output, upright: tuple[int, int], size: tuple[int, int], *, swap: bool
+) -> Resolution | None:
     """The output's print resolution: `dpi` if set, else the source's, following a turn and a resize."""
     if output.dpi is not None:
         return Resolution(float(output.dpi), float(output.dpi))

@@ -22,11 +22,17 @@ from hotfolder.render.colour import srgb_profile
 _D50: Final = (0.9642, 1.0, 0.8249)
 # Colorants as the ICC publishes them for D50 (Bradford-adapted for Adobe RGB), and each gamma.
 _SPACES: Final = {
-    "adobe": ("Adobe RGB (1998) compatible, hotfolder", ((0.6097, 0.3111, 0.0195), (0.2052, 0.6257, 0.0609),
-                                                        (0.1492, 0.0632, 0.7446)), 563 / 256),
-    "prophoto": ("ProPhoto RGB compatible, hotfolder", ((0.7977, 0.2880, 0.0000), (0.1352, 0.7119, 0.0000),
-                                                       (0.0313, 0.0001, 0.8249)), 1.8),
-}  # fmt: skip
+    "adobe": (
+        "Adobe RGB (1998) compatible, hotfolder",
+        ((0.6097, 0.3111, 0.0195), (0.2052, 0.6257, 0.0609), (0.1492, 0.0632, 0.7446)),
+        563 / 256,
+    ),
+    "prophoto": (
+        "ProPhoto RGB compatible, hotfolder",
+        ((0.7977, 0.2880, 0.0000), (0.1352, 0.7119, 0.0000), (0.0313, 0.0001, 0.8249)),
+        1.8,
+    ),
+}
 
 
 def _s15(v: float) -> bytes:
@@ -52,9 +58,17 @@ def _desc(text: str) -> bytes:
 
 def _matrix_profile(name: str, colorants: tuple[tuple[float, float, float], ...], gamma: float) -> bytes:
     curve = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"
-    tags = [(b"desc", _desc(name)), (b"cprt", b"text\0\0\0\0No copyright, use freely\0"),
-            (b"wtpt", _xyz(*_D50)), (b"rXYZ", _xyz(*colorants[0])), (b"gXYZ", _xyz(*colorants[1])),
-            (b"bXYZ", _xyz(*colorants[2])), (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]  # fmt: skip
+    tags = [
+        (b"desc", _desc(name)),
+        (b"cprt", b"text\0\0\0\0No copyright, use freely\0"),
+        (b"wtpt", _xyz(*_D50)),
+        (b"rXYZ", _xyz(*colorants[0])),
+        (b"gXYZ", _xyz(*colorants[1])),
+        (b"bXYZ", _xyz(*colorants[2])),
+        (b"rTRC", curve),
+        (b"gTRC", curve),
+        (b"bTRC", curve),
+    ]
     return _assemble(tags, version=bytes([2, 0x10, 0, 0]))
 
 
@@ -70,9 +84,21 @@ def _assemble(tags: list[tuple[bytes, bytes]], *, version: bytes) -> bytes:
     size = at + len(body)
     # Size, CMM, version, a display profile of RGB to XYZ, a fixed date (equal bytes every run),
     # 'acsp', platform, flags, device, attributes, perceptual intent, the D50 illuminant, creator.
-    header = (struct.pack(">I", size) + b"lcms" + version + b"mntrRGB XYZ "
-              + struct.pack(">6H", 2024, 1, 1, 0, 0, 0) + b"acsp" + b"APPL" + bytes(4 + 8 + 8)
-              + struct.pack(">I", 0) + _s15(_D50[0]) + _s15(_D50[1]) + _s15(_D50[2]) + b"hfld")  # fmt: skip
+    header = (
+        struct.pack(">I", size)
+        + b"lcms"
+        + version
+        + b"mntrRGB XYZ "
+        + struct.pack(">6H", 2024, 1, 1, 0, 0, 0)
+        + b"acsp"
+        + b"APPL"
+        + bytes(4 + 8 + 8)
+        + struct.pack(">I", 0)
+        + _s15(_D50[0])
+        + _s15(_D50[1])
+        + _s15(_D50[2])
+        + b"hfld"
+    )
     header += b"\0" * (128 - len(header))
     return header + struct.pack(">I", len(tags)) + table + body
 
@@ -143,10 +169,18 @@ def _v4_profile(name: str, xys: tuple[tuple[float, float], ...], kind: object, c
     chad = adaptation(xys[3])
     m = chad @ rgb_to_xyz(xys)
     curve = _curve(kind)
-    tags = [(b"desc", _mluc(name)), (b"cprt", _mluc("No copyright, use freely")), (b"wtpt", _xyz(*_D50)),
-            (b"chad", _sf32(chad)), (b"rXYZ", _xyz(m[0][0], m[1][0], m[2][0])),
-            (b"gXYZ", _xyz(m[0][1], m[1][1], m[2][1])), (b"bXYZ", _xyz(m[0][2], m[1][2], m[2][2])),
-            (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]  # fmt: skip
+    tags = [
+        (b"desc", _mluc(name)),
+        (b"cprt", _mluc("No copyright, use freely")),
+        (b"wtpt", _xyz(*_D50)),
+        (b"chad", _sf32(chad)),
+        (b"rXYZ", _xyz(m[0][0], m[1][0], m[2][0])),
+        (b"gXYZ", _xyz(m[0][1], m[1][1], m[2][1])),
+        (b"bXYZ", _xyz(m[0][2], m[1][2], m[2][2])),
+        (b"rTRC", curve),
+        (b"gTRC", curve),
+        (b"bTRC", curve),
+    ]
     if cicp is not None:  # RGB pixels: matrix 0, full range (ICC.1:2022 cicp tag)
         tags.append((b"cicp", b"cicp\0\0\0\0" + bytes([cicp.primaries, cicp.transfer, 0, 1])))
     return _assemble(tags, version=bytes([4, 0x40, 0, 0]))

@@ -49,14 +49,21 @@ def write_tiff(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None
             notes.warn("option.substituted", format="tiff", error=why)
             compression = "deflate"
         image, icc = deepmod.tiff_image(r.deep), r.deep.icc
-        options: dict[str, Any] = {"compression": _VIPS_COMPRESSION[compression], "predictor": predictor,
-                                   "level": level}  # fmt: skip
+        options: dict[str, Any] = {
+            "compression": _VIPS_COMPRESSION[compression],
+            "predictor": predictor,
+            "level": level,
+        }
     elif pages is not None:
         image, mode = pages
         icc = r.meta.icc
-        options = {"compression": _VIPS_COMPRESSION[output.compression], "level": level,
-                   "predictor": predictor and mode != "1", "float_predictor": mode == "F",
-                   "bitdepth": 1 if mode == "1" else None}  # fmt: skip
+        options = {
+            "compression": _VIPS_COMPRESSION[output.compression],
+            "level": level,
+            "predictor": predictor and mode != "1",
+            "float_predictor": mode == "F",
+            "bitdepth": 1 if mode == "1" else None,
+        }
     else:
         # zstd (Pillow's libtiff has it, libvips' has not), and pages of different sizes or modes.
         frames = [bare(f) for f in r.frames]
@@ -100,10 +107,15 @@ def _descriptor(fp: IO[bytes]) -> int | None:
 
 # Pillow mode -> (bands, libvips format, interpretation); "1" is written as 1-bit from 0/255 grey.
 _VIPS_MODES: Final = {
-    "L": (1, "uchar", "b-w"), "LA": (2, "uchar", "b-w"), "RGB": (3, "uchar", "srgb"),
-    "RGBA": (4, "uchar", "srgb"), "CMYK": (4, "uchar", "cmyk"), "1": (1, "uchar", "b-w"),
-    "I;16": (1, "ushort", "grey16"), "F": (1, "float", "b-w"),
-}  # fmt: skip
+    "L": (1, "uchar", "b-w"),
+    "LA": (2, "uchar", "b-w"),
+    "RGB": (3, "uchar", "srgb"),
+    "RGBA": (4, "uchar", "srgb"),
+    "CMYK": (4, "uchar", "cmyk"),
+    "1": (1, "uchar", "b-w"),
+    "I;16": (1, "ushort", "grey16"),
+    "F": (1, "float", "b-w"),
+}
 
 
 def _vips_pages(frames: list[Image.Image]) -> tuple[Any, str] | None:

@@ -56,8 +56,11 @@ def _vips_resize(im: Image.Image, size: tuple[int, int]) -> Image.Image | None:
     view = shared(im)
     # Over Pillow's memory, RGB comes padded to 4 bands: all 4 are shrunk (cheaper than extracting
     # 3 first, which makes libvips read pixel by pixel: 75 vs 135 ms) and the padding dropped after.
-    src, alive = view if view is not None else (
-        pyvips.Image.new_from_memory(im.tobytes(), im.width, im.height, bands, "uchar"), None)  # fmt: skip
+    src, alive = (
+        view
+        if view is not None
+        else (pyvips.Image.new_from_memory(im.tobytes(), im.width, im.height, bands, "uchar"), None)
+    )
     out = src.resize(size[0] / im.width, vscale=size[1] / im.height, kernel="lanczos3")
     if out.bands != bands:
         out = out[0:bands]
@@ -203,12 +206,18 @@ def render(
         meta = source.meta if deep.icc == source.meta.icc else _with_icc(source.meta, deep.icc)
         return Rendered(views=None, meta=meta, deep=deep)
     if source.deep is not None and source.deep.bits > 8:
-        notes.warn("precision.reduced", format=output.format,
-                   error=f"{source.deep.bits}-bit source written at 8 bits per sample (scaled)")  # fmt: skip
+        notes.warn(
+            "precision.reduced",
+            format=output.format,
+            error=f"{source.deep.bits}-bit source written at 8 bits per sample (scaled)",
+        )
     wide = source.image.mode.startswith("I;16") or source.image.mode in {"I", "F"}
     if wide and 16 not in FORMATS[output.format].bits:
-        notes.warn("precision.reduced", format=output.format,
-                   error=f"{source.image.mode} samples written at 8 bits (scaled)")  # fmt: skip
+        notes.warn(
+            "precision.reduced",
+            format=output.format,
+            error=f"{source.image.mode} samples written at 8 bits (scaled)",
+        )
     frames, durations = _frames_for(source, output, notes)
     out: list[Image.Image] = []
     icc: bytes | None = None
@@ -221,8 +230,14 @@ def render(
     if output.gain_map == "keep" and source.gain_map is not None:
         gain_map = source.gain_map.fitted(turn, out[0].size)
     primary = source.primary_index if len(out) > 1 and source.format == "heif" else 0
-    return Rendered(views=out, meta=meta, durations=durations, loop=source.loop if durations else None,
-                    gain_map=gain_map, primary=primary)  # fmt: skip
+    return Rendered(
+        views=out,
+        meta=meta,
+        durations=durations,
+        loop=source.loop if durations else None,
+        gain_map=gain_map,
+        primary=primary,
+    )
 
 
 def _fitted(frame: Image.Image, max_edge: int | None, resized: dict[int, Image.Image] | None) -> Image.Image:

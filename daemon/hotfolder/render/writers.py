@@ -49,8 +49,9 @@ def jpeg_exif(meta: Metadata, notes: Notes, output: Output) -> bytes | None:
         return raw
     for drop_makernote, what in ((False, "thumbnail and padding"), (True, "MakerNote")):
         try:
-            rebuilt = reserialise(raw, size=None, orientation=None, drop_gps=False,
-                                           drop_makernote=drop_makernote)  # fmt: skip
+            rebuilt = reserialise(
+                raw, size=None, orientation=None, drop_gps=False, drop_makernote=drop_makernote
+            )
         except (ValueError, struct.error, TypeError) as exc:
             dropped(notes, "exif", output, f"{len(raw)} bytes > APP1 limit, and cannot be rebuilt: {exc}")
             return None
@@ -151,14 +152,16 @@ def write_png(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None:
     level = DEFAULT_PNG_LEVEL if output.compress_level is None else output.compress_level
     if r.deep is not None:
         deep = r.deep.visible
-        png = pngcodec.encode(deep.pixels.tobytes(), deep.size, bands=deep.bands, bits=16,
-                              level=level, optimize=output.optimize)  # fmt: skip
+        png = pngcodec.encode(
+            deep.pixels.tobytes(), deep.size, bands=deep.bands, bits=16, level=level, optimize=output.optimize
+        )
         _with_metadata(fp, png, r.meta)
         return
     if len(r.frames) == 1 and r.frames[0].mode in _OXIPNG_MODES:
         im = r.frames[0]
-        png = pngcodec.encode(im.tobytes(), im.size, bands=len(im.getbands()), bits=8, level=level,
-                              optimize=output.optimize)  # fmt: skip
+        png = pngcodec.encode(
+            im.tobytes(), im.size, bands=len(im.getbands()), bits=8, level=level, optimize=output.optimize
+        )
         _with_metadata(fp, png, r.meta)
         return
     # A palette (its PLTE and tRNS) or an animation (APNG): Pillow's writer.
@@ -178,8 +181,15 @@ def write_png(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None:
     if frames[0].mode == "P" and "transparency" in r.frames[0].info:
         kwargs["transparency"] = r.frames[0].info["transparency"]
     if len(frames) > 1:
-        kwargs.update(save_all=True, append_images=frames[1:], duration=r.durations or 0, loop=r.loop or 0,
-                      default_image=False, disposal=0, blend=0)  # fmt: skip
+        kwargs.update(
+            save_all=True,
+            append_images=frames[1:],
+            duration=r.durations or 0,
+            loop=r.loop or 0,
+            default_image=False,
+            disposal=0,
+            blend=0,
+        )
     if r.meta.cicp is None:
         frames[0].save(fp, "PNG", **kwargs)
         return

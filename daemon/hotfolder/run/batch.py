@@ -54,8 +54,9 @@ def current(engine: Engine) -> str | None:
     return str(max(running, key=lambda p: p.submitted).job.src.name) if running else None
 
 
-def process_paths(config: Config, paths: Iterable[Path], *, force: bool = True,
-                  view: View | None = None) -> dict[str, int]:  # fmt: skip
+def process_paths(
+    config: Config, paths: Iterable[Path], *, force: bool = True, view: View | None = None
+) -> dict[str, int]:
     """`hotfolder process`: the same pipeline once over files and folders; returns outcome counts."""
     lock = Lock(config.state_dir)
     ledger = Ledger(config.state_dir)
@@ -107,8 +108,9 @@ def summary(counts: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in counts.items())
 
 
-def settle_all(engine: Engine, sleep: Callable[[float], None] = time.sleep,
-               on_turn: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+def settle_all(
+    engine: Engine, sleep: Callable[[float], None] = time.sleep, on_turn: Callable[[], None] = lambda: None
+) -> None:
     """Run until nothing is pending (files settling, retries, failures holding still)."""
     while engine.pending():
         on_turn()

@@ -71,9 +71,16 @@ def security(cluster: Cluster) -> distributed.Security | None:
     if not cluster.tls:
         return None
     ca, cert, key = (str(p) for p in (cluster.tls_ca, cluster.tls_cert, cluster.tls_key))
-    return distributed.Security(tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key,
-                                tls_scheduler_cert=cert, tls_scheduler_key=key, tls_worker_cert=cert,
-                                tls_worker_key=key, require_encryption=True)  # fmt: skip
+    return distributed.Security(
+        tls_ca_file=ca,
+        tls_client_cert=cert,
+        tls_client_key=key,
+        tls_scheduler_cert=cert,
+        tls_scheduler_key=key,
+        tls_worker_cert=cert,
+        tls_worker_key=key,
+        require_encryption=True,
+    )
 
 
 def local_zone() -> str | None:
@@ -105,8 +112,16 @@ class _Sent:
 class ClusterPool(Lanes):
     """Jobs queued here and placed one per free worker thread on verified workers of a dask cluster."""
 
-    def __init__(self, cluster: Cluster, *, clock: Callable[[], float], job_timeout: float,
-                 temp_roots: tuple[Path, ...], probe_dirs: tuple[Path, ...], log: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        cluster: Cluster,
+        *,
+        clock: Callable[[], float],
+        job_timeout: float,
+        temp_roots: tuple[Path, ...],
+        probe_dirs: tuple[Path, ...],
+        log: Any,
+    ) -> None:
         super().__init__(0, clock=clock, job_timeout=job_timeout, temp_roots=temp_roots, log=log)
         self.cluster = cluster
         self.local: distributed.LocalCluster | None = None
@@ -116,12 +131,17 @@ class ClusterPool(Lanes):
             if cluster.scheduler == LOCAL:
                 with dask.config.set(SCHEDULER_SETTINGS):
                     self.local = distributed.LocalCluster(
-                        n_workers=0, scheduler_port=_port(address), host=_host(address),
-                        protocol=address.split("://", 1)[0] + "://", security=sec, dashboard_address=None,
-                    )  # fmt: skip
+                        n_workers=0,
+                        scheduler_port=_port(address),
+                        host=_host(address),
+                        protocol=address.split("://", 1)[0] + "://",
+                        security=sec,
+                        dashboard_address=None,
+                    )
                 address = self.local.scheduler_address
-            self.client = distributed.Client(address, security=sec, timeout=CONNECT_TIMEOUT,
-                                             set_as_default=True)  # fmt: skip
+            self.client = distributed.Client(
+                address, security=sec, timeout=CONNECT_TIMEOUT, set_as_default=True
+            )
             old = self.client.run_on_scheduler(tune_scheduler)
         except (OSError, TimeoutError) as exc:
             raise ClusterError(f"cannot reach the dask scheduler at {address}: {exc}") from None
@@ -130,11 +150,11 @@ class ClusterPool(Lanes):
         # job (SIGSTOP, a host frozen) must not block this loop, only that job, until job_timeout.
         self.results = distributed.as_completed(with_results=True, raise_errors=False)
         self.checked = distributed.as_completed(with_results=True, raise_errors=False)
-        self.log.info("cluster.connected", scheduler=address, tls=cluster.tls,
-                      allowed_failures_was=old)  # fmt: skip
+        self.log.info("cluster.connected", scheduler=address, tls=cluster.tls, allowed_failures_was=old)
         self.expected = versions()
-        self.context = Context(key="", tz=local_zone(), pairs=cluster.path_map,
-                               expect=tuple(sorted(self.expected.items())))  # fmt: skip
+        self.context = Context(
+            key="", tz=local_zone(), pairs=cluster.path_map, expect=tuple(sorted(self.expected.items()))
+        )
         self.probe_dirs = probe_dirs
         self.probes: tuple[tuple[Path, str], ...] = ()
         self.hosts: dict[str, _Worker] = {}  # address -> a verified worker
@@ -190,9 +210,13 @@ class ClusterPool(Lanes):
                 continue
             probes = tuple((str(leaf(p)), c) for p, c in self._probe_files())
             self.checking[address] = self.client.submit(
-                worker_facts, probes, key=f"hotfolder-check-{secrets.token_hex(6)}", workers=[address],
-                allow_other_workers=False, pure=False,
-            )  # fmt: skip
+                worker_facts,
+                probes,
+                key=f"hotfolder-check-{secrets.token_hex(6)}",
+                workers=[address],
+                allow_other_workers=False,
+                pure=False,
+            )
             self.checked.add(self.checking[address])
             self.log.debug("cluster.worker_seen", worker=address, nthreads=facts.get("nthreads"))
         for future, result in self.checked.next_batch(block=False) if self.checked.has_ready() else []:
@@ -231,8 +255,9 @@ class ClusterPool(Lanes):
             return None
         self.next_connect = now + RECONNECT_SECONDS
         try:
-            client = distributed.Client(self.address, security=self.security, timeout=RECONNECT_TIMEOUT,
-                                        set_as_default=True)  # fmt: skip
+            client = distributed.Client(
+                self.address, security=self.security, timeout=RECONNECT_TIMEOUT, set_as_default=True
+            )
             client.run_on_scheduler(tune_scheduler)
         except (OSError, TimeoutError) as exc:
             self.log.error(  # noqa: TRY400 - expected while it is down: no traceback
@@ -261,8 +286,12 @@ class ClusterPool(Lanes):
         for sent in self.sent.values():
             remove_job_temps(sent.pending.job.token, self.temp_roots)
             self.queued.appendleft(sent.pending)
-            self.log.info("job.requeued", src=str(sent.pending.job.src), worker=sent.worker,
-                          error="the scheduler was lost while it ran")  # fmt: skip
+            self.log.info(
+                "job.requeued",
+                src=str(sent.pending.job.src),
+                worker=sent.worker,
+                error="the scheduler was lost while it ran",
+            )
         self.sent.clear()
         self.size(0, 0)
         self._count_empty(now)
@@ -273,8 +302,10 @@ class ClusterPool(Lanes):
         if self.lost_since is not None:
             return f"no workers: the dask scheduler at {self.address} cannot be reached"
         if self.empty_since is not None and self.clock() - self.empty_since >= NO_WORKERS_SECONDS:
-            return (f"no workers: the dask scheduler at {self.address} has had no hotfolder worker for "
-                    f"{NO_WORKERS_SECONDS:.0f} s or more (is `hotfolder worker` running?)")  # fmt: skip
+            return (
+                f"no workers: the dask scheduler at {self.address} has had no hotfolder worker for "
+                f"{NO_WORKERS_SECONDS:.0f} s or more (is `hotfolder worker` running?)"
+            )
         return None
 
     def _gone(self, address: str) -> None:
@@ -292,8 +323,12 @@ class ClusterPool(Lanes):
             future.cancel()
             del self.sent[future]
             self.queued.appendleft(sent.pending)
-            self.log.info("job.requeued", src=str(sent.pending.job.src), worker=sent.worker,
-                          error="its worker left before it started")  # fmt: skip
+            self.log.info(
+                "job.requeued",
+                src=str(sent.pending.job.src),
+                worker=sent.worker,
+                error="its worker left before it started",
+            )
 
     def _admit(self, address: str, info: dict[str, Any], future: distributed.Future, facts: Any) -> None:
         """Accept a worker that runs what this daemon runs and sees the storage where expected;
@@ -301,8 +336,11 @@ class ClusterPool(Lanes):
         if future.status != "finished" or not isinstance(facts, dict):
             error = facts[1] if isinstance(facts, tuple) and len(facts) == 3 else facts
             facts = {"versions": {}, "probes": {}, "error": f"{type(error).__name__}: {error}"}
-        differ = {k: f"{facts['versions'].get(k)} (daemon: {v})" for k, v in self.expected.items()
-                  if facts["versions"].get(k) != v}  # fmt: skip
+        differ = {
+            k: f"{facts['versions'].get(k)} (daemon: {v})"
+            for k, v in self.expected.items()
+            if facts["versions"].get(k) != v
+        }
         blind = [p for p, ok in facts["probes"].items() if not ok]
         if differ or blind or "error" in facts:
             self.refused.add(address)
@@ -314,8 +352,14 @@ class ClusterPool(Lanes):
             return
         heavy = info.get("resources", {}).get(HEAVY, 0) > 0
         self.hosts[address] = _Worker(address, int(info.get("nthreads", 1)), heavy)
-        self.log.info("cluster.worker_joined", worker=address, name=info.get("name"), heavy=heavy,
-                      nthreads=info.get("nthreads"), pid=facts["pid"])  # fmt: skip
+        self.log.info(
+            "cluster.worker_joined",
+            worker=address,
+            name=info.get("name"),
+            heavy=heavy,
+            nthreads=info.get("nthreads"),
+            pid=facts["pid"],
+        )
 
     def _retire(self, address: str) -> None:
         with contextlib.suppress(Exception):  # it may be gone already; either way it gets no job
@@ -347,9 +391,15 @@ class ClusterPool(Lanes):
             key = f"hotfolder-{job.token}-{self.serial}"
             sent = remap(job, mapper(self.cluster.path_map))
             future = self.client.submit(
-                run_remote, sent, replace(self.context, key=key), key=key, workers=[worker.address],
-                allow_other_workers=False, resources={HEAVY: 1} if pending.heavy else None, pure=False,
-            )  # fmt: skip
+                run_remote,
+                sent,
+                replace(self.context, key=key),
+                key=key,
+                workers=[worker.address],
+                allow_other_workers=False,
+                resources={HEAVY: 1} if pending.heavy else None,
+                pure=False,
+            )
             self.results.add(future)
             worker.running += 1
             self.log.debug("job.sent", src=str(job.src), worker=worker.address, key=key, heavy=pending.heavy)
@@ -402,13 +452,17 @@ class ClusterPool(Lanes):
         error = result[1] if isinstance(result, tuple) and len(result) == 3 else result
         if isinstance(error, KilledWorker):
             self._gone(sent.worker)  # dead: no job goes there before the worker list says so too
-            return self.worker_died(pending, f"the worker {sent.worker} died running it (killed, out of "
-                                             f"memory, or its host went away): {error}")  # fmt: skip
+            return self.worker_died(
+                pending,
+                f"the worker {sent.worker} died running it (killed, out of "
+                f"memory, or its host went away): {error}",
+            )
         # A lost connection, a task that could not be unpickled: not the input's fault.
         remove_job_temps(pending.job.token, self.temp_roots)
         why = f"the cluster failed it: {type(error).__name__}: {error}"
-        return Outcome(pending.job.src, Result.RETRY, identity=pending.job.seen, retry=RetryReason.TRANSIENT,
-                       error=why)  # fmt: skip
+        return Outcome(
+            pending.job.src, Result.RETRY, identity=pending.job.seen, retry=RetryReason.TRANSIENT, error=why
+        )
 
     def _stop_stuck(self) -> None:
         """A job past job_timeout: its future is cancelled and only its worker restarted."""
@@ -419,14 +473,19 @@ class ClusterPool(Lanes):
         for future, sent in list(self.sent.items()):
             if now - sent.pending.submitted <= limit:
                 continue
-            self.log.error("job.timeout", src=str(sent.pending.job.src), worker=sent.worker,
-                           error=f"still running after {limit:g} s; its worker is restarted",
-                           ms=round((now - sent.pending.submitted) * 1000, 1))  # fmt: skip
+            self.log.error(
+                "job.timeout",
+                src=str(sent.pending.job.src),
+                worker=sent.worker,
+                error=f"still running after {limit:g} s; its worker is restarted",
+                ms=round((now - sent.pending.submitted) * 1000, 1),
+            )
             future.cancel()
             del self.sent[future]
             self._gone(sent.worker)  # it comes back under a new address and is checked again
-            threading.Thread(target=self._restart, args=(sent.worker, sent.pending.job.token),
-                             daemon=True).start()  # fmt: skip
+            threading.Thread(
+                target=self._restart, args=(sent.worker, sent.pending.job.token), daemon=True
+            ).start()
             self.late.append((sent.pending.job, self.timed_out(sent.pending)))
 
     def _restart(self, address: str, token: str) -> None:

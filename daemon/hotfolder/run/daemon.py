@@ -38,9 +38,15 @@ STATE_CHECK_SECONDS: Final = 2.0
 class Daemon:
     """The daemon's parts on one clock: the watches, the engine, reload and the systemd heartbeat."""
 
-    def __init__(self, config: Config, *, cwd: Path | None = None, overrides: dict[str, Any] | None = None,
-                 clock: Callable[[], float] = time.monotonic,
-                 on_status: Callable[[str], None] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: Config,
+        *,
+        cwd: Path | None = None,
+        overrides: dict[str, Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        on_status: Callable[[str], None] | None = None,
+    ) -> None:
         self.config = config
         self.on_status = on_status  # a terminal's one-line status under the log (cli), if any
         self.clock = clock
@@ -48,8 +54,9 @@ class Daemon:
         self.ready = ReadyQueue()
         self.stopping = threading.Event()
         self.watches = Watches(config, self.ready, clock=clock, log=self.log, stopping=self.stopping)
-        self.reloader = Reloader(config, cwd=cwd or Path.cwd(), overrides=overrides or {}, clock=clock,
-                                 log=self.log)  # fmt: skip
+        self.reloader = Reloader(
+            config, cwd=cwd or Path.cwd(), overrides=overrides or {}, clock=clock, log=self.log
+        )
         self.notifier = Notifier()
         self.heartbeat = Heartbeat(self.notifier, clock=clock, log=self.log)
         # Idle, the loop wakes this often: enough to feed a watchdog at a quarter of its interval.
@@ -122,21 +129,36 @@ class Daemon:
         except OSError as exc:
             self.log.warning("control.unavailable", dst=str(self.config.state_dir), error=str(exc))
 
-    def _write_live(self, engine: Engine, state: str, *, error: str | None = None,
-                    idle: bool = False) -> None:  # fmt: skip
+    def _write_live(
+        self, engine: Engine, state: str, *, error: str | None = None, idle: bool = False
+    ) -> None:
         """Rewrite state_dir/live.json (what `hotfolder serve` shows as live values); `idle`: only when it
         changed, or to keep the heartbeat fresh."""
         now = self.clock()
         snapshot = live.Live(
-            pid=os.getpid(), started=self.started, heartbeat=time.time(), state=state,
-            pending=len(self.ready) + engine.pending(), queued=len(self.ready) + len(engine.pool.queued),
+            pid=os.getpid(),
+            started=self.started,
+            heartbeat=time.time(),
+            state=state,
+            pending=len(self.ready) + engine.pending(),
+            queued=len(self.ready) + len(engine.pool.queued),
             in_flight=tuple((str(p.job.src), round(now - p.submitted, 1)) for p in engine.pool.running()),
-            counts=dict(engine.counts), watches=self.watches.health(), error=error, problems=self._problems,
-        )  # fmt: skip
+            counts=dict(engine.counts),
+            watches=self.watches.health(),
+            error=error,
+            problems=self._problems,
+        )
         # Which files run, not for how long: a 10-minute AVIF job is no reason to rewrite it twice a second.
         running = tuple(src for src, _ in snapshot.in_flight)
-        said = (snapshot.state, snapshot.pending, snapshot.queued, running, snapshot.counts, snapshot.watches,
-                snapshot.problems)  # fmt: skip
+        said = (
+            snapshot.state,
+            snapshot.pending,
+            snapshot.queued,
+            running,
+            snapshot.counts,
+            snapshot.watches,
+            snapshot.problems,
+        )
         if idle and said == self._live_said and now - self._live_at < live.HEARTBEAT_SECONDS:
             return
         self._live_said, self._live_at = said, now
@@ -155,16 +177,26 @@ class Daemon:
             self.log.info("storage.checked", dst=str(folder), no_clobber=probe_no_clobber(folder))
         checkpoint("recovered")  # tests look at ledger, outputs and originals here
         self.watches.start()
-        self.log.info("daemon.started", pid=os.getpid(), workers=self.config.workers,
-                      rules=[r.name for r in self.config.rules], output_root=str(self.config.output_root),
-                      notify=self.notifier.enabled, watchdog_s=self.notifier.watchdog_s)  # fmt: skip
+        self.log.info(
+            "daemon.started",
+            pid=os.getpid(),
+            workers=self.config.workers,
+            rules=[r.name for r in self.config.rules],
+            output_root=str(self.config.output_root),
+            notify=self.notifier.enabled,
+            watchdog_s=self.notifier.watchdog_s,
+        )
         # Ready now: the backlog is work to do, not a reason to keep systemd (and boot) waiting.
         self.notifier.send(ready=1, status=self.status(engine), mainpid=os.getpid())
 
     def _stop(self, engine: Engine, ledger: Ledger, *, corrupt: bool) -> None:
         self.notifier.send(stopping=1, status="stopping: finishing the jobs in flight")
-        self.log.info("daemon.stopping", inflight=len(engine.pool), waiting=len(self.ready),
-                      deadline_s=self.config.stop_timeout)  # fmt: skip
+        self.log.info(
+            "daemon.stopping",
+            inflight=len(engine.pool),
+            waiting=len(self.ready),
+            deadline_s=self.config.stop_timeout,
+        )
         self.watches.stop()
         engine.pool.queued.clear()  # not started yet: the next start's scan finds them again
         left = 0 if corrupt else engine.drain(deadline=self.clock() + self.config.stop_timeout)
@@ -240,9 +272,11 @@ class Daemon:
         """The line a terminal shows under the log: pending, in flight, done, quarantined."""
         c = engine.counts
         lost = sorted(self.watches.lost_since)
-        return (f"pending {len(self.ready) + engine.pending()} · in flight {len(engine.pool.running())} · "
-                f"done {c[Tally.DONE]} · quarantined {c[Tally.QUARANTINED]} · failed {c[Tally.FAILED]}"
-                + (f" · lost watch {', '.join(lost)}" if lost else ""))  # fmt: skip
+        return (
+            f"pending {len(self.ready) + engine.pending()} · in flight {len(engine.pool.running())} · "
+            f"done {c[Tally.DONE]} · quarantined {c[Tally.QUARANTINED]} · failed {c[Tally.FAILED]}"
+            + (f" · lost watch {', '.join(lost)}" if lost else "")
+        )
 
     def _reload(self, engine: Engine) -> None:
         if not self.reloader.due():
@@ -257,8 +291,12 @@ class Daemon:
             self.config = fresh
             engine.reconfigure(fresh)
             self.watches.change(fresh)
-            self.log.info("rules.reloaded", rules=[r.name for r in fresh.rules],
-                          watches=[w.name for w in fresh.watches], log_level=fresh.log_level)  # fmt: skip
+            self.log.info(
+                "rules.reloaded",
+                rules=[r.name for r in fresh.rules],
+                watches=[w.name for w in fresh.watches],
+                log_level=fresh.log_level,
+            )
         self.notifier.send(ready=1)
 
     def _loop(self, engine: Engine) -> None:

@@ -53,22 +53,41 @@ def make_pool(config: Config, clock: Callable[[], float], log: Any) -> Lanes:
     """The local process pool, or with [cluster] the dask cluster (loaded only then)."""
     roots = (config.output_root, config.quarantine)
     if config.cluster is None:
-        return Pool(config.workers, clock=clock, job_timeout=config.job_timeout, temp_roots=roots, log=log,
-                    preload=preload_for(config.rules))  # fmt: skip
+        return Pool(
+            config.workers,
+            clock=clock,
+            job_timeout=config.job_timeout,
+            temp_roots=roots,
+            log=log,
+            preload=preload_for(config.rules),
+        )
     from hotfolder.run.cluster import ClusterPool  # noqa: PLC0415 - dask is imported only in cluster mode
 
     # A worker must see the inputs and the outputs where the daemon does (after path_map).
     probes = (config.output_root, *(w.path for w in config.watches))
-    return ClusterPool(config.cluster, clock=clock, job_timeout=config.job_timeout, temp_roots=roots,
-                       probe_dirs=probes, log=log)  # fmt: skip
+    return ClusterPool(
+        config.cluster,
+        clock=clock,
+        job_timeout=config.job_timeout,
+        temp_roots=roots,
+        probe_dirs=probes,
+        log=log,
+    )
 
 
 class Engine:
     """Offers files, runs their jobs on the pool, and hands each outcome to the recorder; a file
     that is not final yet (settling, empty, broken but maybe still written, to retry) waits here."""
 
-    def __init__(self, config: Config, ledger: Ledger, *, clock: Callable[[], float] = time.monotonic,
-                 batch: bool = False, on_wait: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: Config,
+        ledger: Ledger,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        batch: bool = False,
+        on_wait: Callable[[], None] = lambda: None,
+    ) -> None:
         self.config = config
         self.batch = batch  # `process`: files were named just now; an empty one is reported at once
         self.ledger = ledger
@@ -79,8 +98,9 @@ class Engine:
         self.timetable = Timetable(clock)
         self.recorder = Recorder(config, ledger, self.timetable, self.log)
         self._next_state_try = 0.0
-        self.arrivals = Arrivals(clock, log=self.log, timetable=self.timetable, recorder=self.recorder,
-                                 wait=not batch)  # fmt: skip
+        self.arrivals = Arrivals(
+            clock, log=self.log, timetable=self.timetable, recorder=self.recorder, wait=not batch
+        )
         self.settler = Settler(quiet=config.settle, clock=clock)
         self.broken: dict[Path, _Broken] = {}
         self.empties: dict[Path, tuple[Watch, float]] = {}  # path -> (watch, first seen)
@@ -145,9 +165,19 @@ class Engine:
         if not self.arrivals.admit(watch, path, root, rules, identity, rules_fp=self.rules_fp, taken=taken):
             return
         c = self.config
-        job = Job(src=path, relpath=relpath, rules=rules, output_root=c.output_root, watch=watch.name,
-                  watch_path=watch.path, max_pixels=c.max_image_pixels, file_mode=c.file_mode, gid=c.gid,
-                  seen=identity, force=force)  # fmt: skip
+        job = Job(
+            src=path,
+            relpath=relpath,
+            rules=rules,
+            output_root=c.output_root,
+            watch=watch.name,
+            watch_path=watch.path,
+            max_pixels=c.max_image_pixels,
+            file_mode=c.file_mode,
+            gid=c.gid,
+            seen=identity,
+            force=force,
+        )
         while self.pool.full():  # backpressure on the dispatcher
             self.collect(timeout=1.0)
             self.on_wait()
@@ -338,8 +368,14 @@ class Engine:
                 )
             return
         delay = backoff(attempts)
-        self.log.warning("job.retry", src=str(job.src), rule=outcome.rule, error=outcome.error,
-                         attempt=attempts, retry_in_s=delay)  # fmt: skip
+        self.log.warning(
+            "job.retry",
+            src=str(job.src),
+            rule=outcome.rule,
+            error=outcome.error,
+            attempt=attempts,
+            retry_in_s=delay,
+        )
         self.recorder.count(Tally.RETRIED)
         self.timetable.again(job, delay)
 

@@ -68,15 +68,17 @@ def claimed(folder: Path, base: str, listing: list[str]) -> str | None:
 class Orphans(Protocol):
     """Where a companion without its picture goes (the recorder)."""
 
-    def orphan(self, path: Path, spec: Companions, identity: FileIdentity, *, watch: str | None,
-               rules_fp: str) -> None: ...  # fmt: skip
+    def orphan(
+        self, path: Path, spec: Companions, identity: FileIdentity, *, watch: str | None, rules_fp: str
+    ) -> None: ...
 
 
 class Arrivals:
     """The dispatcher's view of groups: companions are held, orphans said, pictures wait for quiet."""
 
-    def __init__(self, clock: Callable[[], float], *, log: Any, timetable: Timetable, recorder: Orphans,
-                 wait: bool) -> None:  # fmt: skip
+    def __init__(
+        self, clock: Callable[[], float], *, log: Any, timetable: Timetable, recorder: Orphans, wait: bool
+    ) -> None:
         self.clock = clock
         self.log = log
         self.timetable = timetable
@@ -84,8 +86,17 @@ class Arrivals:
         self.wait = wait  # `process` forms groups from what it is given, without waiting
         self.first_seen: dict[Path, float] = {}
 
-    def admit(self, watch: Watch, path: Path, root: Path, rules: tuple[Rule, ...], identity: FileIdentity, *,
-              rules_fp: str, taken: Callable[[str], bool] = lambda _name: True) -> bool:  # fmt: skip
+    def admit(
+        self,
+        watch: Watch,
+        path: Path,
+        root: Path,
+        rules: tuple[Rule, ...],
+        identity: FileIdentity,
+        *,
+        rules_fp: str,
+        taken: Callable[[str], bool] = lambda _name: True,
+    ) -> bool:
         """Whether a file goes on as an input: a companion is not one while its picture is there, an
         orphan is left where it is, and a picture waits (at most `wait`) until its stem is quiet."""
         spec = spec_of(rules)
@@ -155,8 +166,9 @@ def _stem_busy(path: Path, listing: list[str]) -> float:
 # In the worker -------------------------------------------------------------------------------------
 
 
-def read_group(job: Job, chain: tuple[Rule, ...], data: bytes, content: Content | None,
-               notes: Notes) -> tuple[Companion, ...]:  # fmt: skip
+def read_group(
+    job: Job, chain: tuple[Rule, ...], data: bytes, content: Content | None, notes: Notes
+) -> tuple[Companion, ...]:
     """Each companion of the job's picture as read now: identity, hash, role, suffix."""
     spec = spec_of(chain)
     if spec is None:

@@ -16,8 +16,10 @@ STUCK_GRACE_SECONDS: Final = (
 
 def status_line(counts: dict[str, int], pending: int, retrying: list[str]) -> str:
     """The one line `systemctl status` shows."""
-    text = (f"pending {pending}, done {counts[Tally.DONE]}, failed {counts[Tally.FAILED]}, "
-            f"quarantined {counts[Tally.QUARANTINED]} since start")  # fmt: skip
+    text = (
+        f"pending {pending}, done {counts[Tally.DONE]}, failed {counts[Tally.FAILED]}, "
+        f"quarantined {counts[Tally.QUARANTINED]} since start"
+    )
     if retrying:
         text += "; retrying root " + ", ".join(sorted(retrying))
     return text

@@ -68,25 +68,36 @@ def run_job(job: Job, wanted: Callable[[], bool] = lambda: True) -> Outcome:
         else:
             # Something on the way out vanished (an output folder another job removed as it failed):
             # not this file's fault, and never "gone": retried.
-            outcome = replace(work.base, result=Result.RETRY, retry=RetryReason.TRANSIENT,
-                              error=f"{exc.strerror or exc} ({exc.filename})")  # fmt: skip
+            outcome = replace(
+                work.base,
+                result=Result.RETRY,
+                retry=RetryReason.TRANSIENT,
+                error=f"{exc.strerror or exc} ({exc.filename})",
+            )
     except HotfolderError as exc:
         outcome = _broken(work.base, type(exc).__name__, str(exc))
     except OSError as exc:
         if is_transient(exc) or exc.errno in (errno.EACCES, errno.EPERM):
             # A share gone, a disk error, or a file its writer still holds without read permission:
             # not the file's fault (yet). Retried with backoff, quarantined past the cap.
-            outcome = replace(work.base, result=Result.RETRY, retry=RetryReason.TRANSIENT,
-                              error=f"{exc.strerror or exc} ({exc.filename or job.src})")  # fmt: skip
+            outcome = replace(
+                work.base,
+                result=Result.RETRY,
+                retry=RetryReason.TRANSIENT,
+                error=f"{exc.strerror or exc} ({exc.filename or job.src})",
+            )
         else:
             why = f"cannot read or write {exc.filename or job.src}: {exc.strerror or exc}"
             outcome = _broken(work.base, "InputError", why)
     # The one broad boundary per job: whatever went wrong, the input is parked and the daemon goes on.
     except Exception as exc:  # noqa: BLE001
-        work.notes.warn("job.crashed", error=f"{type(exc).__name__}: {exc}",
-                        traceback=traceback.format_exc(limit=8))  # fmt: skip
-        why = (f"internal error ({exc}); the job.crashed log event has the details; the input is kept in "
-               "quarantine, please report this with its note")  # fmt: skip
+        work.notes.warn(
+            "job.crashed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=8)
+        )
+        why = (
+            f"internal error ({exc}); the job.crashed log event has the details; the input is kept in "
+            "quarantine, please report this with its note"
+        )
         outcome = _broken(work.base, "EncodeError", why)
     if outcome.result is not Result.STAGED:
         work.discard()
@@ -109,23 +120,38 @@ def _run(job: Job, work: Work) -> Outcome:
         said = misnamed(found, job.relpath)
         if said is not None:
             work.notes.warn("file.misnamed", error=said)
-        facts = Facts(relpath=job.relpath, watch=job.watch, size=st.st_size, format=fmt,
-                      watch_path=str(job.watch_path) if job.watch_path else None)  # fmt: skip
+        facts = Facts(
+            relpath=job.relpath,
+            watch=job.watch,
+            size=st.st_size,
+            format=fmt,
+            watch_path=str(job.watch_path) if job.watch_path else None,
+        )
         maybe = decide(job.rules, facts, partial=True).rules
         if not maybe:
             return Outcome(job.src, Result.UNMATCHED, identity=identity, bytes_in=st.st_size)
         work.base = replace(work.base, rule="+".join(r.name for r in maybe))
         if st.st_size == 0:
-            return Outcome(job.src, Result.BROKEN, identity=identity, error_class="InputError",
-                           error="InputError: the file is empty (0 bytes)")  # fmt: skip
+            return Outcome(
+                job.src,
+                Result.BROKEN,
+                identity=identity,
+                error_class="InputError",
+                error="InputError: the file is empty (0 bytes)",
+            )
         read_ns = time.time_ns()
         data = read_bounded(fd, st, found, max_pixels=job.max_pixels)
         after = FileIdentity.of(os.fstat(fd))
     finally:
         os.close(fd)
     if after != identity or (job.seen is not None and job.seen != identity):
-        return Outcome(job.src, Result.RETRY, identity=identity, retry=RetryReason.DEFERRED,
-                       error="the file changed while it was read")  # fmt: skip
+        return Outcome(
+            job.src,
+            Result.RETRY,
+            identity=identity,
+            retry=RetryReason.DEFERRED,
+            error="the file changed while it was read",
+        )
     work.base = replace(work.base, read_ns=read_ns)
     return _stage(job, data, facts, st, work)
 
@@ -184,8 +210,9 @@ def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: Work) 
     return replace(base, outputs=tuple(work.staged), disposal=disposal, made=tuple(work.made))
 
 
-def _stage_companions(job: Job, work: Work, companions: tuple[Companion, ...],
-                      name: tuple[Rule, Output, Path, stamp.Stamped]) -> None:  # fmt: skip
+def _stage_companions(
+    job: Job, work: Work, companions: tuple[Companion, ...], name: tuple[Rule, Output, Path, stamp.Stamped]
+) -> None:
     """A copy output's group: each companion copied beside it, on its stem with its own suffix."""
     rule, output, final, _ = name
     for c in companions:
@@ -194,12 +221,23 @@ def _stage_companions(job: Job, work: Work, companions: tuple[Companion, ...],
             work.notes.warn("companion.skipped", error=f"{c.path.name} changed after it was read; not copied")
             continue
         beside = final.parent / (PurePath(final.name).stem + c.suffix)
-        work.staged.append(stage_output(job, work, data=data, digest=c.sha256, st=c.path.stat(), source=None,
-                                        index=len(work.staged), name=(rule, output, beside, {})))  # fmt: skip
+        work.staged.append(
+            stage_output(
+                job,
+                work,
+                data=data,
+                digest=c.sha256,
+                st=c.path.stat(),
+                source=None,
+                index=len(work.staged),
+                name=(rule, output, beside, {}),
+            )
+        )
 
 
-def _header(job: Job, data: bytes, facts: Facts, st: os.stat_result) -> tuple[
-        Content | None, RawHeader | None, Image.Image | None, InputError | None]:  # fmt: skip
+def _header(
+    job: Job, data: bytes, facts: Facts, st: os.stat_result
+) -> tuple[Content | None, RawHeader | None, Image.Image | None, InputError | None]:
     """The header's facts, read once: a RAW's from its container (its error kept: a broken RAW is
     quarantined only if a RAW rule takes it), any other image's from the one Pillow open."""
     if facts.format == RAW:
@@ -221,9 +259,15 @@ def _header(job: Job, data: bytes, facts: Facts, st: os.stat_result) -> tuple[
     return content, None, opened if content is not None else None, None
 
 
-def _sources(job: Job, data: bytes, parsed: tuple[RawHeader | None, Image.Image | None], *,
-             chain: tuple[Rule, ...], names: list[tuple[Rule, Output, Path, stamp.Stamped]],
-             work: Work) -> Source | Developed | None:  # fmt: skip
+def _sources(
+    job: Job,
+    data: bytes,
+    parsed: tuple[RawHeader | None, Image.Image | None],
+    *,
+    chain: tuple[Rule, ...],
+    names: list[tuple[Rule, Output, Path, stamp.Stamped]],
+    work: Work,
+) -> Source | Developed | None:
     """The decoded source every encoded output shares; for a RAW, its developed previews and renders.
     `parsed`: the RAW's header, or the image already opened by identify()."""
     outputs = [o for _, o, _, _ in names if o.format != "copy"]

@@ -38,8 +38,9 @@ def make_executor(workers: int, preload: tuple[str, ...] = ()) -> Executor:
     forking a process with threads (the daemon's observers, libvips', LibRaw's) can deadlock. Every
     worker is started now, not at the first job: they get ready while the daemon scans and the first
     file settles."""
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=prefork.context(),
-                                   initializer=worker.init, initargs=(preload,))  # fmt: skip
+    executor = ProcessPoolExecutor(
+        max_workers=workers, mp_context=prefork.context(), initializer=worker.init, initargs=(preload,)
+    )
     for _ in range(workers):
         # The pool forks one more worker for each call that finds none idle.
         executor.submit(worker.ready)
@@ -57,8 +58,15 @@ class Lanes:
     """The queue in front of any executor: jobs oldest first, at most `limit` in flight, and the heavy
     lane; the local pool and the cluster differ only in where a job runs."""
 
-    def __init__(self, workers: int, *, clock: Callable[[], float], job_timeout: float,
-                 temp_roots: tuple[Path, ...], log: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        workers: int,
+        *,
+        clock: Callable[[], float],
+        job_timeout: float,
+        temp_roots: tuple[Path, ...],
+        log: Any,
+    ) -> None:
         self.clock = clock
         self.job_timeout = job_timeout
         self.temp_roots = temp_roots  # where a dead worker's temp files may lie
@@ -123,18 +131,22 @@ class Lanes:
         """The outcome of a job stopped for outliving job_timeout: quarantined (a codec in a loop)."""
         job = pending.job
         remove_job_temps(job.token, self.temp_roots)
-        error = (f"took longer than job_timeout = {self.job_timeout:g} s; "
-                 "raise job_timeout if the machine is just slow")  # fmt: skip
-        return Outcome(job.src, Result.BROKEN, identity=job.seen, error_class="InputError",
-                       error=f"InputError: {error}")  # fmt: skip
+        error = (
+            f"took longer than job_timeout = {self.job_timeout:g} s; "
+            "raise job_timeout if the machine is just slow"
+        )
+        return Outcome(
+            job.src, Result.BROKEN, identity=job.seen, error_class="InputError", error=f"InputError: {error}"
+        )
 
     def worker_died(self, pending: Pending, why: str) -> Outcome:
         """The outcome of a job whose worker died: its temp files go, and it is retried with the attempt
         counted (maybe this input's doing, maybe a neighbour's), so an input that keeps crashing ends in
         quarantine."""
         remove_job_temps(pending.job.token, self.temp_roots)
-        return Outcome(pending.job.src, Result.RETRY, identity=pending.job.seen, retry=RetryReason.TRANSIENT,
-                       error=why)  # fmt: skip
+        return Outcome(
+            pending.job.src, Result.RETRY, identity=pending.job.seen, retry=RetryReason.TRANSIENT, error=why
+        )
 
 
 def is_heavy(job: Job) -> bool:
@@ -146,8 +158,16 @@ def is_heavy(job: Job) -> bool:
 class Pool(Lanes):
     """Jobs queued oldest first and run on worker processes; `collect` hands back what finished."""
 
-    def __init__(self, workers: int, *, clock: Callable[[], float], job_timeout: float,
-                 temp_roots: tuple[Path, ...], log: Any, preload: tuple[str, ...] = ()) -> None:  # fmt: skip
+    def __init__(
+        self,
+        workers: int,
+        *,
+        clock: Callable[[], float],
+        job_timeout: float,
+        temp_roots: tuple[Path, ...],
+        log: Any,
+        preload: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(workers, clock=clock, job_timeout=job_timeout, temp_roots=temp_roots, log=log)
         self.preload = preload
         self.executor: Executor = make_executor(workers, preload)
@@ -208,8 +228,12 @@ class Pool(Lanes):
             return
         for p in late:
             self.stuck.add(p.job.src)
-            self.log.error("job.timeout", src=str(p.job.src), error=f"still running after {limit:g} s",
-                           ms=round((now - p.submitted) * 1000, 1))  # fmt: skip
+            self.log.error(
+                "job.timeout",
+                src=str(p.job.src),
+                error=f"still running after {limit:g} s",
+                ms=round((now - p.submitted) * 1000, 1),
+            )
         # Which worker runs which job is not known: all of them stop; the others' jobs are retried.
         kill_workers()
 
@@ -217,8 +241,9 @@ class Pool(Lanes):
         if pending.job.src in self.stuck:
             self.stuck.discard(pending.job.src)
             return self.timed_out(pending)
-        return self.worker_died(pending, f"the worker process died (a codec crash, or the out-of-memory "
-                                         f"killer): {exc}")  # fmt: skip
+        return self.worker_died(
+            pending, f"the worker process died (a codec crash, or the out-of-memory killer): {exc}"
+        )
 
     def _replace(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

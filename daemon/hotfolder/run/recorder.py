@@ -48,10 +48,15 @@ def backoff(attempts: int) -> float:
 def quarantine_note(job: Job, outcome: Outcome, attempts: int) -> dict[str, Any]:
     """The note beside a quarantined input: which of our errors, why, and what to do about it."""
     error_class = outcome.error_class or "InputError"
-    note: dict[str, Any] = {"src": str(job.src), "rule": outcome.rule, "watch": job.watch,
-                            "error_class": error_class, "error": outcome.error,
-                            "hint": HINTS.get(error_class, HINTS["InputError"]),
-                            "attempts": attempts}  # fmt: skip
+    note: dict[str, Any] = {
+        "src": str(job.src),
+        "rule": outcome.rule,
+        "watch": job.watch,
+        "error_class": error_class,
+        "error": outcome.error,
+        "hint": HINTS.get(error_class, HINTS["InputError"]),
+        "attempts": attempts,
+    }
     group = members_of(job.src, job.rules)
     if group:
         # They stay where they are, held for their picture: `hotfolder retry` brings the group together.
@@ -128,8 +133,9 @@ class Recorder:
             self.episode = False
             self.log.info("state.writable", dst=str(self.config.state_dir))
 
-    def orphan(self, path: Path, spec: Companions, identity: FileIdentity, *, watch: str | None,
-               rules_fp: str) -> None:  # fmt: skip
+    def orphan(
+        self, path: Path, spec: Companions, identity: FileIdentity, *, watch: str | None, rules_fp: str
+    ) -> None:
         """A companion-shaped file without its picture: it follows a picture moved within `late`,
         else it stays where it is (never quarantined)."""
         try:
@@ -157,12 +163,18 @@ class Recorder:
         duplicate = outcome.result is Result.DUPLICATE
         assert outcome.identity is not None
         record = Record(
-            path=job.src, identity=outcome.identity, status=Status.DUPLICATE if duplicate else Status.DONE,
-            sha256=outcome.sha256, rule=outcome.rule, chain=outcome.chain, watch=job.watch,
-            attempts=self.attempts.pop(job.src, 0) + 1, orientation=outcome.orientation,
+            path=job.src,
+            identity=outcome.identity,
+            status=Status.DUPLICATE if duplicate else Status.DONE,
+            sha256=outcome.sha256,
+            rule=outcome.rule,
+            chain=outcome.chain,
+            watch=job.watch,
+            attempts=self.attempts.pop(job.src, 0) + 1,
+            orientation=outcome.orientation,
             error=f"same content as {outcome.twin}" if duplicate and outcome.twin else None,
             ms=outcome.ms or None,
-        )  # fmt: skip
+        )
         if self.unwritable is not None:
             self.waiting_commits.append((job, outcome))  # its staged files wait with it
             return None
@@ -178,41 +190,80 @@ class Recorder:
             return None
         except OSError as exc:  # before the first rename: nothing is visible
             if is_transient(exc):
-                return replace(outcome, result=Result.RETRY, retry=RetryReason.TRANSIENT,
-                               error=f"{exc.strerror or exc} ({exc.filename})")  # fmt: skip
-            return replace(outcome, result=Result.BROKEN, error_class="EncodeError",
-                           error=f"EncodeError: cannot put outputs in place: {exc}")  # fmt: skip
+                return replace(
+                    outcome,
+                    result=Result.RETRY,
+                    retry=RetryReason.TRANSIENT,
+                    error=f"{exc.strerror or exc} ({exc.filename})",
+                )
+            return replace(
+                outcome,
+                result=Result.BROKEN,
+                error_class="EncodeError",
+                error=f"EncodeError: cannot put outputs in place: {exc}",
+            )
         except HotfolderError as exc:
-            return replace(outcome, result=Result.BROKEN, error_class=type(exc).__name__,
-                           error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+            return replace(
+                outcome,
+                result=Result.BROKEN,
+                error_class=type(exc).__name__,
+                error=f"{type(exc).__name__}: {exc}",
+            )
         self._log_committed(committed, outcome, fresh=True)
         return None
 
     def _log_committed(self, committed: Committed, outcome: Outcome | None, *, fresh: bool) -> None:
         record, src = committed.record, str(committed.record.path)
         for w in committed.written:
-            self.log.info(f"output.{w.action}", src=src, dst=str(w.dst), rule=w.rule, format=w.format,
-                          bytes_in=record.identity.size, bytes_out=w.bytes_out, ms=w.ms)  # fmt: skip
+            self.log.info(
+                f"output.{w.action}",
+                src=src,
+                dst=str(w.dst),
+                rule=w.rule,
+                format=w.format,
+                bytes_in=record.identity.size,
+                bytes_out=w.bytes_out,
+                ms=w.ms,
+            )
         disposed = committed.disposed
         if disposed.why is not None:
-            self.log.warning("original.kept", src=src, rule=record.rule, error=disposed.why,
-                             dst=str(disposed.where) if disposed.where else None)  # fmt: skip
+            self.log.warning(
+                "original.kept",
+                src=src,
+                rule=record.rule,
+                error=disposed.why,
+                dst=str(disposed.where) if disposed.where else None,
+            )
         for c in committed.companions:
             where = str(c.disposed.where) if c.disposed.where else None
-            self.log.info(f"companion.{c.disposed.result}", src=str(c.src), dst=where, rule=record.rule,
-                          picture=src, role=c.role, error=c.disposed.why)  # fmt: skip
+            self.log.info(
+                f"companion.{c.disposed.result}",
+                src=str(c.src),
+                dst=where,
+                rule=record.rule,
+                picture=src,
+                role=c.role,
+                error=c.disposed.why,
+            )
         if not fresh:
             self.log.info("intent.finished", src=src, rule=record.rule, original=disposed.summary)
         if record.status == Status.DUPLICATE:
-            self.log.info("file.duplicate", src=src, rule=record.rule, error=record.error,
-                          original=disposed.summary)  # fmt: skip
+            self.log.info(
+                "file.duplicate", src=src, rule=record.rule, error=record.error, original=disposed.summary
+            )
             self.count(Tally.DUPLICATE)
             return
         job: dict[str, Any] = {"format": None, "ms": None, "started_at": None}  # an intent finished at start
         if outcome is not None:
             job = {"format": outcome.format, "ms": outcome.ms, "started_at": outcome.started_at}
-        self.log.info("job.done", src=src, rule=record.rule, bytes_in=record.identity.size,
-                      original=disposed.summary, **job)  # fmt: skip
+        self.log.info(
+            "job.done",
+            src=src,
+            rule=record.rule,
+            bytes_in=record.identity.size,
+            original=disposed.summary,
+            **job,
+        )
         self.count(Tally.DONE)
 
     def _incomplete(self, exc: CommitIncompleteError, src: Path) -> None:
@@ -270,20 +321,46 @@ class Recorder:
             why = f"could not quarantine: {exc}; {outcome.error}"
             self.log.error("job.failed", src=str(job.src), error=why)  # noqa: TRY400 - expected: no traceback
             error = f"{outcome.error}; not quarantined: {exc}"
-            self.record(Record(job.src, outcome.identity, Status.FAILED, rule=outcome.rule, watch=job.watch,
-                               attempts=attempts, error=error))  # fmt: skip
+            self.record(
+                Record(
+                    job.src,
+                    outcome.identity,
+                    Status.FAILED,
+                    rule=outcome.rule,
+                    watch=job.watch,
+                    attempts=attempts,
+                    error=error,
+                )
+            )
             self.count(Tally.FAILED)
             return True
         if isinstance(result, Disposed):
             self.log.info("job.deferred", src=str(job.src), error=f"{result.why}; {outcome.error}")
             return False
         parked, note_file = result
-        self.record(Record(job.src, outcome.identity, Status.QUARANTINED, sha256=outcome.sha256,
-                           rule=outcome.rule, watch=job.watch, attempts=attempts, error=outcome.error,
-                           quarantined_to=str(parked), note=str(note_file),
-                           ms=outcome.ms or None))  # fmt: skip
-        self.log.error("job.quarantined", src=str(job.src), dst=str(parked), rule=outcome.rule,
-                       error=outcome.error, ms=outcome.ms)  # fmt: skip
+        self.record(
+            Record(
+                job.src,
+                outcome.identity,
+                Status.QUARANTINED,
+                sha256=outcome.sha256,
+                rule=outcome.rule,
+                watch=job.watch,
+                attempts=attempts,
+                error=outcome.error,
+                quarantined_to=str(parked),
+                note=str(note_file),
+                ms=outcome.ms or None,
+            )
+        )
+        self.log.error(
+            "job.quarantined",
+            src=str(job.src),
+            dst=str(parked),
+            rule=outcome.rule,
+            error=outcome.error,
+            ms=outcome.ms,
+        )
         self.count(Tally.QUARANTINED)
         return True
 

@@ -29,8 +29,9 @@ def _stamps(config: Config) -> dict[Path, int]:
 class Reloader:
     """Watches the config's files on the daemon's clock and loads them again when asked or changed."""
 
-    def __init__(self, config: Config, *, cwd: Path, overrides: dict[str, Any], clock: Callable[[], float],
-                 log: Any) -> None:  # fmt: skip
+    def __init__(
+        self, config: Config, *, cwd: Path, overrides: dict[str, Any], clock: Callable[[], float], log: Any
+    ) -> None:
         self.config = config
         self.cwd = cwd
         self.overrides = overrides  # command-line settings that outrank the config file

@@ -138,14 +138,22 @@ def run_remote(job: Job, context: Context) -> Outcome:
     differ = [f"{k} {mine.get(k)} (daemon: {v})" for k, v in context.expect if mine.get(k) != v]
     if differ:
         # Checked when the worker joined too; this guards the moments before that check came back.
-        return Outcome(job.src, Result.RETRY, identity=job.seen, retry=RetryReason.DEFERRED,
-                       error=f"a worker with other versions refused it: {', '.join(differ)}")  # fmt: skip
+        return Outcome(
+            job.src,
+            Result.RETRY,
+            identity=job.seen,
+            retry=RetryReason.DEFERRED,
+            error=f"a worker with other versions refused it: {', '.join(differ)}",
+        )
     _use_zone(context.tz)
     local = remap(job, mapper(context.pairs))
     seen = job.seen
     here = FileIdentity.at(local.src)
-    same = seen is not None and here is not None and (seen.ino, seen.size, seen.mtime_ns) == (
-        here.ino, here.size, here.mtime_ns)  # fmt: skip
+    same = (
+        seen is not None
+        and here is not None
+        and (seen.ino, seen.size, seen.mtime_ns) == (here.ino, here.size, here.mtime_ns)
+    )
     if same:
         assert seen is not None and here is not None
         local = dataclasses.replace(local, seen=here)

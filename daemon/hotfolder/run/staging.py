@@ -63,9 +63,17 @@ class Work:
         atomic.remove_made(self.made)
 
 
-def stage_output(job: Job, work: Work, *, data: bytes, digest: str, st: os.stat_result,
-                  source: Source | None, index: int,
-                  name: tuple[Rule, Output, Path, stamp.Stamped]) -> StagedOutput:  # fmt: skip
+def stage_output(
+    job: Job,
+    work: Work,
+    *,
+    data: bytes,
+    digest: str,
+    st: os.stat_result,
+    source: Source | None,
+    index: int,
+    name: tuple[Rule, Output, Path, stamp.Stamped],
+) -> StagedOutput:
     """One output written to its temp file beside its final name, synced and verified."""
     rule, output, final, stamped = name
     t0 = time.perf_counter()
@@ -93,13 +101,23 @@ def stage_output(job: Job, work: Work, *, data: bytes, digest: str, st: os.stat_
                 raise EncodeError(f"the written {output.format} failed its verification (injected by a test)")
             _finish_file(staged.temp, job, st)
             earlier = _earlier_outputs(final, output, st, rendered)
-    return StagedOutput(temp=staged.temp, final=final, rule=rule.name, format=output.format, size=staged.size,
-                        sha256=hashlib.sha256(written).hexdigest(), on_conflict=output.on_conflict,
-                        counter_format=output.counter_format, ms=elapsed_ms(t0), earlier=earlier)  # fmt: skip
+    return StagedOutput(
+        temp=staged.temp,
+        final=final,
+        rule=rule.name,
+        format=output.format,
+        size=staged.size,
+        sha256=hashlib.sha256(written).hexdigest(),
+        on_conflict=output.on_conflict,
+        counter_format=output.counter_format,
+        ms=elapsed_ms(t0),
+        earlier=earlier,
+    )
 
 
-def _earlier_outputs(final: Path, output: Output, st: os.stat_result,
-                     rendered: Rendered) -> tuple[tuple[Path, FileIdentity], ...]:  # fmt: skip
+def _earlier_outputs(
+    final: Path, output: Output, st: os.stat_result, rendered: Rendered
+) -> tuple[tuple[Path, FileIdentity], ...]:
     """The names this output may take that already hold this source's output as another encoder wrote
     it (a previous release, whose ledger row may be lost): every output is given its source's mtime, so
     the same mtime to the nanosecond, the same format and size and the same picture say so. Looked at

@@ -26,8 +26,15 @@ SCAN_QUEUE_LIMIT: Final = 10_000  # a scan waits while this many arrivals are qu
 class Watches:
     """The observers of the configured watches and the scanner thread, on the daemon's clock."""
 
-    def __init__(self, config: Config, ready: ReadyQueue, *, clock: Callable[[], float], log: Any,
-                 stopping: threading.Event) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: Config,
+        ready: ReadyQueue,
+        *,
+        clock: Callable[[], float],
+        log: Any,
+        stopping: threading.Event,
+    ) -> None:
         self.config = config
         self.ready = ready
         self.clock = clock
@@ -152,8 +159,9 @@ class Watches:
             self._remember_root(watch)
         except OSError as exc:
             self.rearm[watch.name] = (now + delay, min(delay * 2, REARM_MAX_SECONDS))
-            self.log.warning("watch.retry", src=str(watch.path), watch=watch.name, error=str(exc),
-                             retry_in_s=delay)  # fmt: skip
+            self.log.warning(
+                "watch.retry", src=str(watch.path), watch=watch.name, error=str(exc), retry_in_s=delay
+            )
             return
         self.rearm.pop(watch.name, None)
         self.lost_since.pop(watch.name, None)
@@ -180,10 +188,14 @@ class Watches:
     def health(self) -> tuple[WatchHealth, ...]:
         """Each configured watch: watched now, or lost (and since when)."""
         return tuple(
-            WatchHealth(w.name, str(w.path), up=w.name in self.observers and w.name not in self.lost_since,
-                        lost_since=self.lost_since.get(w.name))
+            WatchHealth(
+                w.name,
+                str(w.path),
+                up=w.name in self.observers and w.name not in self.lost_since,
+                lost_since=self.lost_since.get(w.name),
+            )
             for w in self.config.watches
-        )  # fmt: skip
+        )
 
     def dead(self) -> str | None:
         """The first watch whose observer is dead and not being re-armed (supervision has had its turn)."""

@@ -34,8 +34,15 @@ class Timetable:
     def __len__(self) -> int:
         return len(self._heap)
 
-    def later(self, delay: float, *, watch: Watch | None = None, path: Path | None = None,
-              root: Path | None = None, intent: int | None = None) -> None:  # fmt: skip
+    def later(
+        self,
+        delay: float,
+        *,
+        watch: Watch | None = None,
+        path: Path | None = None,
+        root: Path | None = None,
+        intent: int | None = None,
+    ) -> None:
         """In `delay` seconds: offer path (of watch, below root) again, or finish an intent."""
         self._tie += 1
         heapq.heappush(self._heap, Due(self.clock() + delay, self._tie, watch, path, root, intent))

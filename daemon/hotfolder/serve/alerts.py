@@ -49,8 +49,12 @@ class Message:
     body: str
 
 
-_TITLES: Final = {Kind.QUARANTINE: "{n} file(s) quarantined", Kind.WATCH_LOST: "{n} watch(es) lost",
-                  Kind.DAEMON: "the daemon stopped", Kind.PROBLEM: "the daemon cannot go on"}  # fmt: skip
+_TITLES: Final = {
+    Kind.QUARANTINE: "{n} file(s) quarantined",
+    Kind.WATCH_LOST: "{n} watch(es) lost",
+    Kind.DAEMON: "the daemon stopped",
+    Kind.PROBLEM: "the daemon cannot go on",
+}
 
 
 class Gatherer:
@@ -85,8 +89,13 @@ class Gatherer:
 class Watcher:
     """Reads the ledger and live.json every POLL_SECONDS for new events; sends what the gatherer lets out."""
 
-    def __init__(self, state_dir: Path, open_ledger: Callable[[], Ledger | None],
-                 send: Callable[[Message], bool], log: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        state_dir: Path,
+        open_ledger: Callable[[], Ledger | None],
+        send: Callable[[Message], bool],
+        log: Any,
+    ) -> None:
         self.state_dir = state_dir
         self.open_ledger = open_ledger
         self.send = send
@@ -132,8 +141,12 @@ class Watcher:
             if self.send(message):
                 self.log.info("notify.sent", kind=message.kind, title=message.title)
             else:
-                self.log.error("notify.failed", kind=message.kind, title=message.title,
-                               error="no notification service accepted the message")  # fmt: skip
+                self.log.error(
+                    "notify.failed",
+                    kind=message.kind,
+                    title=message.title,
+                    error="no notification service accepted the message",
+                )
 
     def _daemon(self, snapshot: live.Live, now: float) -> None:
         wall = time.time()
@@ -143,8 +156,11 @@ class Watcher:
                 if key not in self._told:
                     self._told.add(key)
                     where = names.readable(w.path)
-                    self.gatherer.add(Kind.WATCH_LOST, f"watch {w.name!r} ({where}) lost for "
-                                      f"{wall - w.lost_since:.0f} s", now)  # fmt: skip
+                    self.gatherer.add(
+                        Kind.WATCH_LOST,
+                        f"watch {w.name!r} ({where}) lost for {wall - w.lost_since:.0f} s",
+                        now,
+                    )
         for problem in snapshot.problems if snapshot.alive(wall) else ():
             said = (f"problem {problem}", snapshot.started)
             if said not in self._told:  # once per problem per daemon run
@@ -158,8 +174,12 @@ class Watcher:
             self.gatherer.add(Kind.DAEMON, f"stopped on an error: {snapshot.error}", now)
         elif snapshot.state in ("running", "stopping") and not snapshot.alive(wall):
             self._told.add(key)
-            self.gatherer.add(Kind.DAEMON, f"pid {snapshot.pid} has said nothing for "
-                              f"{wall - snapshot.heartbeat:.0f} s (killed, or stuck)", now)  # fmt: skip
+            self.gatherer.add(
+                Kind.DAEMON,
+                f"pid {snapshot.pid} has said nothing for "
+                f"{wall - snapshot.heartbeat:.0f} s (killed, or stuck)",
+                now,
+            )
 
     def _run(self) -> None:
         while not self._stop.wait(POLL_SECONDS):

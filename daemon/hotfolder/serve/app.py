@@ -76,8 +76,9 @@ def open_ledger(state_dir: Path) -> Ledger | None:
 
 
 def _env() -> Environment:
-    env = Environment(loader=PackageLoader("hotfolder.serve", "."), autoescape=select_autoescape(["html"]),
-                      finalize=_shown)  # fmt: skip
+    env = Environment(
+        loader=PackageLoader("hotfolder.serve", "."), autoescape=select_autoescape(["html"]), finalize=_shown
+    )
     env.filters["since"] = _ago
     return env
 
@@ -130,7 +131,7 @@ class Guard:
                 RedirectResponse("/login", status_code=303)
                 if wants_page
                 else PlainTextResponse(_NEEDS_TOKEN, status_code=401, headers={"WWW-Authenticate": "Bearer"})
-            )  # fmt: skip
+            )
             await refusal(scope, receive, with_headers)
             return
         await self.app(scope, receive, with_headers)
@@ -202,9 +203,13 @@ def build(config: Config, listen: Listen, secrets: Secrets, lifespan: Lifespan |
         try:
             answer = control.ask(config.state_dir, {"retry": int(raw_id)})
         except OSError as exc:
-            return html(page, status=503, **_page_values(site),
-                        notice=f"The daemon is not answering ({exc.strerror or exc}): is `hotfolder run` "
-                        "running? `hotfolder retry` does the same from a shell.")  # fmt: skip
+            return html(
+                page,
+                status=503,
+                **_page_values(site),
+                notice=f"The daemon is not answering ({exc.strerror or exc}): is `hotfolder run` "
+                "running? `hotfolder retry` does the same from a shell.",
+            )
         if not answer.get("ok"):
             return html(page, status=409, **_page_values(site), notice=f"Not retried: {answer.get('error')}")
         return RedirectResponse(f"/?retried={quote(raw_id)}", status_code=303)
@@ -217,8 +222,14 @@ def build(config: Config, listen: Listen, secrets: Secrets, lifespan: Lifespan |
         if not secrets.token_ok(str(form.get("token", ""))) or not _same_origin(request):
             return html(login_page, status=401, error="That is not the token.")
         response = RedirectResponse("/", status_code=303)
-        response.set_cookie(COOKIE, secrets.session or "", httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https", max_age=30 * 86400)  # fmt: skip
+        response.set_cookie(
+            COOKIE,
+            secrets.session or "",
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            max_age=30 * 86400,
+        )
         return response
 
     routes = [
@@ -297,11 +308,22 @@ def _quarantined(site: Site, entry_id: int) -> Any:
 def _page_values(site: Site, *, page: int = 1) -> dict[str, Any]:
     """Everything the page shows, read now; `page` of the quarantine (PER_PAGE each, newest first)."""
     snapshot = live.read(site.config.state_dir)
-    values: dict[str, Any] = {"live": snapshot, "alive": snapshot is not None and snapshot.alive(),
-                              "csrf": site.secrets.csrf, "now": datetime.now(UTC), "error": None,
-                              "summary": [], "recent": [], "quarantined": [], "watches": {},
-                              "in_quarantine": 0, "page": 1, "pages": 1,
-                              "state_dir": site.config.state_dir, "source": site.config.source}  # fmt: skip
+    values: dict[str, Any] = {
+        "live": snapshot,
+        "alive": snapshot is not None and snapshot.alive(),
+        "csrf": site.secrets.csrf,
+        "now": datetime.now(UTC),
+        "error": None,
+        "summary": [],
+        "recent": [],
+        "quarantined": [],
+        "watches": {},
+        "in_quarantine": 0,
+        "page": 1,
+        "pages": 1,
+        "state_dir": site.config.state_dir,
+        "source": site.config.source,
+    }
     if snapshot is not None:
         values["heartbeat_ago"] = f"{max(time.time() - snapshot.heartbeat, 0):.0f} s ago"
     try:
@@ -329,9 +351,15 @@ def _page_values(site: Site, *, page: int = 1) -> dict[str, Any]:
     watches: dict[str, dict[str, int]] = {}
     for watch, status, n in summary:
         watches.setdefault(watch, {})[status] = n
-    values.update(summary=summary, watches=watches, quarantined=quarantined,
-                  in_quarantine=in_quarantine, page=page, pages=pages,
-                  recent=[(e, source_of(e.outputs) is not None) for e in recent],
-                  statuses=sorted({s for _, s, _ in summary}))  # fmt: skip
+    values.update(
+        summary=summary,
+        watches=watches,
+        quarantined=quarantined,
+        in_quarantine=in_quarantine,
+        page=page,
+        pages=pages,
+        recent=[(e, source_of(e.outputs) is not None) for e in recent],
+        statuses=sorted({s for _, s, _ in summary}),
+    )
     values["plot"] = Markup(plot.svg(plot.hours(hourly, datetime.now(UTC))))  # noqa: S704 - numbers and our labels
     return values

@@ -13,10 +13,18 @@ from typing import Final
 CHUNK: Final = 1 << 20
 # Content types by the suffix of a file hotfolder wrote (anything else is a plain download).
 TYPES: Final = {
-    ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
-    ".tif": "image/tiff", ".tiff": "image/tiff", ".heic": "image/heic", ".heif": "image/heif",
-    ".avif": "image/avif", ".json": "application/json", ".xmp": "application/rdf+xml",
-}  # fmt: skip
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".webp": "image/webp",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+    ".heic": "image/heic",
+    ".heif": "image/heif",
+    ".avif": "image/avif",
+    ".json": "application/json",
+    ".xmp": "application/rdf+xml",
+}
 
 
 @dataclass(frozen=True)

@@ -77,8 +77,10 @@ def read_token(path: Path | None, listen: Listen) -> str | None:
     except (OSError, UnicodeDecodeError) as exc:
         raise ListenError(f"--token-file {path}: cannot read it: {exc}") from None
     if len(token) < MIN_TOKEN_CHARS:
-        raise ListenError(f"--token-file {path}: the token has {len(token)} characters; use at least "
-                          f"{MIN_TOKEN_CHARS} (e.g. `openssl rand -hex 24 > {path}`)")  # fmt: skip
+        raise ListenError(
+            f"--token-file {path}: the token has {len(token)} characters; use at least "
+            f"{MIN_TOKEN_CHARS} (e.g. `openssl rand -hex 24 > {path}`)"
+        )
     if st.st_mode & stat.S_IROTH:
         raise ListenError(f"--token-file {path} is readable by every user: chmod 600 it")
     return token

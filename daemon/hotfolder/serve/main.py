@@ -27,8 +27,10 @@ BACKLOG: Final = 2048
 def apprise_missing(config: Config) -> str | None:
     """Why `notify` cannot be honoured here, or None."""
     if config.notify and importlib.util.find_spec("apprise") is None:
-        return ("notify is set but apprise is not installed: pip install 'hotfolder[notify]' "
-                "(serve runs without notifications meanwhile)")  # fmt: skip
+        return (
+            "notify is set but apprise is not installed: pip install 'hotfolder[notify]' "
+            "(serve runs without notifications meanwhile)"
+        )
     return None
 
 
@@ -59,12 +61,29 @@ def serve(config: Config, listen_text: str, token_file: Path | None) -> int:
     was, soft = guard.raise_descriptor_limit()
     guard.GuardedH11.cap = guard.connection_cap(soft)
     sock = _bind(listen)
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, log_level="warning", access_log=False,
-                                           server_header=False, proxy_headers=False, http=guard.GuardedH11,
-                                           backlog=BACKLOG))  # fmt: skip
-    log.info("serve.started", pid=os.getpid(), dst=str(listen), token=token is not None,
-             state_dir=str(config.state_dir), notify=len(config.notify) if not missing else 0,
-             descriptors=soft, descriptors_were=was, max_connections=guard.GuardedH11.cap)  # fmt: skip
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            proxy_headers=False,
+            http=guard.GuardedH11,
+            backlog=BACKLOG,
+        )
+    )
+    log.info(
+        "serve.started",
+        pid=os.getpid(),
+        dst=str(listen),
+        token=token is not None,
+        state_dir=str(config.state_dir),
+        notify=len(config.notify) if not missing else 0,
+        descriptors=soft,
+        descriptors_were=was,
+        max_connections=guard.GuardedH11.cap,
+    )
     try:
         server.run(sockets=[sock])
     finally:

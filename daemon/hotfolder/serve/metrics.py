@@ -34,8 +34,9 @@ class HotfolderCollector(Collector):
         yield from self._live()
 
     def _ledger(self) -> Iterator[Metric]:
-        jobs = GaugeMetricFamily("hotfolder_jobs", "Inputs in the ledger by status and rule",
-                                 labels=["status", "rule"])  # fmt: skip
+        jobs = GaugeMetricFamily(
+            "hotfolder_jobs", "Inputs in the ledger by status and rule", labels=["status", "rule"]
+        )
         quarantined = GaugeMetricFamily("hotfolder_quarantined", "Inputs in quarantine now")
         seconds = HistogramMetricFamily("hotfolder_job_seconds", "Time a done job took in its worker")
         readable = GaugeMetricFamily("hotfolder_ledger_readable", "1 when serve could read the ledger")
@@ -66,8 +67,10 @@ class HotfolderCollector(Collector):
     def _live(self) -> Iterator[Metric]:
         snapshot = live.read(self.state_dir)
         up = GaugeMetricFamily("hotfolder_daemon_up", "1 while the daemon runs and its heartbeat is fresh")
-        beat = GaugeMetricFamily("hotfolder_daemon_heartbeat_timestamp_seconds",
-                                 "When the daemon last wrote its live values (Unix time)")  # fmt: skip
+        beat = GaugeMetricFamily(
+            "hotfolder_daemon_heartbeat_timestamp_seconds",
+            "When the daemon last wrote its live values (Unix time)",
+        )
         up.add_metric([], 1 if snapshot is not None and snapshot.alive(time.time()) else 0)
         yield up
         if snapshot is None:
@@ -76,12 +79,18 @@ class HotfolderCollector(Collector):
         yield beat
         for name, text, value in (
             ("hotfolder_queue_depth", "Arrivals and jobs waiting for a worker", snapshot.queued),
-            ("hotfolder_pending", "Files not finished yet (queued, settling, retrying, in flight)",
-             snapshot.pending),
+            (
+                "hotfolder_pending",
+                "Files not finished yet (queued, settling, retrying, in flight)",
+                snapshot.pending,
+            ),
             ("hotfolder_in_flight", "Jobs running on a worker now", len(snapshot.in_flight)),
-            ("hotfolder_daemon_problems", "Conditions the daemon waits on and cannot mend (no workers, "
-             "state disk full); alert on > 0", len(snapshot.problems) if snapshot.alive(time.time()) else 0),
-        ):  # fmt: skip
+            (
+                "hotfolder_daemon_problems",
+                "Conditions the daemon waits on and cannot mend (no workers, state disk full); alert on > 0",
+                len(snapshot.problems) if snapshot.alive(time.time()) else 0,
+            ),
+        ):
             family = GaugeMetricFamily(name, text)
             family.add_metric([], value)
             yield family
@@ -91,8 +100,9 @@ class HotfolderCollector(Collector):
         for w in snapshot.watches:
             watch.add_metric([w.name], 1 if w.up else 0)
         yield watch
-        outcomes = CounterMetricFamily("hotfolder_daemon_outcomes", "What the daemon did since it started",
-                                       labels=["outcome"])  # fmt: skip
+        outcomes = CounterMetricFamily(
+            "hotfolder_daemon_outcomes", "What the daemon did since it started", labels=["outcome"]
+        )
         for outcome, n in sorted(snapshot.counts.items()):
             outcomes.add_metric([outcome], n)
         yield outcomes

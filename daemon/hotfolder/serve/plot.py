@@ -49,12 +49,13 @@ def svg(bins: list[Hour]) -> str:
     peak = max([b.done + b.failed for b in bins] + [1])
     plot_w, plot_h = WIDTH - _LEFT - 8, HEIGHT - _BOTTOM - _TOP
     step = plot_w / len(bins)
-    parts = [f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-             f'class="plot" aria-label="jobs per hour, last 24 hours">',
-             f'<line x1="{_LEFT}" y1="{_TOP + plot_h}" x2="{WIDTH - 8}" y2="{_TOP + plot_h}" class="axis"/>',
-             f'<text x="{_LEFT - 6}" y="{_TOP + 8}" class="tick" text-anchor="end">{peak}</text>',
-             f'<text x="{_LEFT - 6}" y="{_TOP + plot_h}" class="tick" text-anchor="end">0</text>',
-             ]  # fmt: skip
+    parts = [
+        f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'class="plot" aria-label="jobs per hour, last 24 hours">',
+        f'<line x1="{_LEFT}" y1="{_TOP + plot_h}" x2="{WIDTH - 8}" y2="{_TOP + plot_h}" class="axis"/>',
+        f'<text x="{_LEFT - 6}" y="{_TOP + 8}" class="tick" text-anchor="end">{peak}</text>',
+        f'<text x="{_LEFT - 6}" y="{_TOP + plot_h}" class="tick" text-anchor="end">0</text>',
+    ]
     for i, b in enumerate(bins):
         x = _LEFT + i * step + 1
         h_done = plot_h * b.done / peak
@@ -69,7 +70,9 @@ def svg(bins: list[Hour]) -> str:
             'class="failed"/></g>'
         )
         if i % 3 == 0:
-            parts.append(f'<text x="{x + step / 2:.1f}" y="{HEIGHT - 6}" class="tick" text-anchor="middle">'
-                         f"{b.start:%H}h</text>")  # fmt: skip
+            parts.append(
+                f'<text x="{x + step / 2:.1f}" y="{HEIGHT - 6}" class="tick" text-anchor="middle">'
+                f"{b.start:%H}h</text>"
+            )
     parts.append("</svg>")
     return "".join(parts)

@@ -78,17 +78,22 @@ def parse_cluster(raw: Any, base: Path, text: str, problem: Problem) -> Cluster 
         bad(f'must be "local" or an address like "tls://10.0.0.5:8786", not {scheduler!r}', "scheduler")
         return None
     listen = raw.get("listen")
-    if listen is not None and (scheduler != LOCAL or not isinstance(listen, str)
-                               or not listen.startswith(_SCHEMES)):  # fmt: skip
+    if listen is not None and (
+        scheduler != LOCAL or not isinstance(listen, str) or not listen.startswith(_SCHEMES)
+    ):
         bad(f'only with scheduler = "local": an address like "tls://0.0.0.0:8786", not {listen!r}', "listen")
     files = {k: _file(raw.get(k), base, k, bad) for k in ("tls_ca", "tls_cert", "tls_key")}
     insecure = raw.get("allow_insecure", False)
     if not isinstance(insecure, bool):
         bad(f"must be true or false, not {insecure!r}", "allow_insecure")
         insecure = False
-    cluster = Cluster(scheduler=scheduler, listen=listen if isinstance(listen, str) else None,
-                      allow_insecure=insecure, path_map=_path_map(raw.get("path_map", {}), bad),
-                      **files)  # fmt: skip
+    cluster = Cluster(
+        scheduler=scheduler,
+        listen=listen if isinstance(listen, str) else None,
+        allow_insecure=insecure,
+        path_map=_path_map(raw.get("path_map", {}), bad),
+        **files,
+    )
     given = [k for k, v in files.items() if v is not None]
     if given and len(given) != 3:
         missing = sorted(set(files) - set(given))
@@ -97,9 +102,12 @@ def parse_cluster(raw: Any, base: Path, text: str, problem: Problem) -> Cluster 
     if tls and not cluster.tls:
         bad("a tls:// address needs tls_ca, tls_cert and tls_key (mutual TLS)", "scheduler")
     if not tls and not insecure:
-        bad("plain tcp:// lets anyone on the network run code on the workers and read every picture; "
-            'use tls:// with tls_ca, tls_cert and tls_key, or set allow_insecure = true on a trusted '
-            "network", "scheduler")  # fmt: skip
+        bad(
+            "plain tcp:// lets anyone on the network run code on the workers and read every picture; "
+            "use tls:// with tls_ca, tls_cert and tls_key, or set allow_insecure = true on a trusted "
+            "network",
+            "scheduler",
+        )
     return cluster
 
 
@@ -120,8 +128,10 @@ def _path_map(value: Any, bad: Callable[[str, str], None]) -> tuple[tuple[PurePo
         isinstance(k, str) and isinstance(v, str) and k.startswith("/") and v.startswith("/")
         for k, v in value.items()
     ):
-        bad(f'must be a table of absolute paths, like {{ "/srv/photos" = "/mnt/photos" }}, not {value!r}',
-            "path_map")  # fmt: skip
+        bad(
+            f'must be a table of absolute paths, like {{ "/srv/photos" = "/mnt/photos" }}, not {value!r}',
+            "path_map",
+        )
         return ()
     pairs = [(PurePosixPath(k), PurePosixPath(v)) for k, v in value.items()]
     # The longest prefix wins: /srv/photos/raw may be mounted apart from /srv/photos.

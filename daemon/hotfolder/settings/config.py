@@ -40,10 +40,27 @@ EMBEDDED: Final[Mapping[str, Any]] = {
 }
 
 _KEYS: Final = frozenset(
-    {"rules", "output_root", "state_dir", "quarantine", "workers", "watch", "max_image_pixels", "file_mode",
-     "group", "ignore", "rescan_interval", "stop_timeout", "job_timeout", "log_level", "log_format", "settle",
-     "cluster", "notify"}
-)  # fmt: skip
+    {
+        "rules",
+        "output_root",
+        "state_dir",
+        "quarantine",
+        "workers",
+        "watch",
+        "max_image_pixels",
+        "file_mode",
+        "group",
+        "ignore",
+        "rescan_interval",
+        "stop_timeout",
+        "job_timeout",
+        "log_level",
+        "log_format",
+        "settle",
+        "cluster",
+        "notify",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -139,17 +156,25 @@ def _build(source: Path | None, doc: dict[str, Any], base: Path, hdr_probe: HdrP
     quarantine = folder("quarantine", "quarantine")
 
     scalars = _scalars(doc, problem, warning)
-    cluster = parse_cluster(doc.get("cluster"), base, text,
-                            lambda m, k, n: problems.append(Problem(source, m, key=k, line=n)))  # fmt: skip
+    cluster = parse_cluster(
+        doc.get("cluster"), base, text, lambda m, k, n: problems.append(Problem(source, m, key=k, line=n))
+    )
     if cluster is not None and "workers" in doc:
-        problems.append(Problem(source, "not with [cluster]: the cluster's workers are the capacity "
-                                "(`hotfolder worker ADDRESS --nworkers N` on each host)", key="workers",
-                                line=key_line(text, "", "workers")))  # fmt: skip
+        problems.append(
+            Problem(
+                source,
+                "not with [cluster]: the cluster's workers are the capacity "
+                "(`hotfolder worker ADDRESS --nworkers N` on each host)",
+                key="workers",
+                line=key_line(text, "", "workers"),
+            )
+        )
     watches = parse_watches(doc.get("watch", []), base, problem)
     rule_sources = _rule_sources(source, doc, base, problem)
 
-    check_folders(watches, {"output_root": output_root, "quarantine": quarantine, "state_dir": state_dir},
-                   problem)  # fmt: skip
+    check_folders(
+        watches, {"output_root": output_root, "quarantine": quarantine, "state_dir": state_dir}, problem
+    )
     rules: tuple[Rule, ...] = ()
     try:
         rules = load_rules(rule_sources, hdr_probe)
@@ -178,8 +203,9 @@ def _scalars(doc: Mapping[str, Any], problem: Any, warning: Any) -> dict[str, An
     rescan, settle = _intervals(doc, problem, warning)
     return {
         "workers": _workers(doc, problem, warning),
-        "max_image_pixels": _whole(doc, "max_image_pixels", DEFAULT_MAX_PIXELS,
-                                   "a whole number of pixels >= 1", problem),
+        "max_image_pixels": _whole(
+            doc, "max_image_pixels", DEFAULT_MAX_PIXELS, "a whole number of pixels >= 1", problem
+        ),
         "ignore": _ignore(doc, problem),
         "rescan_interval": float(rescan),
         "settle": float(settle),
@@ -190,7 +216,7 @@ def _scalars(doc: Mapping[str, Any], problem: Any, warning: Any) -> dict[str, An
         "file_mode": _file_mode(doc.get("file_mode"), problem),
         "gid": _group(doc.get("group"), problem),
         "notify": _notify(doc, problem),
-    }  # fmt: skip
+    }
 
 
 def _notify(doc: Mapping[str, Any], problem: Any) -> tuple[str, ...]:
@@ -213,8 +239,11 @@ def _whole(doc: Mapping[str, Any], key: str, default: int, what: str, problem: A
 def _workers(doc: Mapping[str, Any], problem: Any, warning: Any) -> int:
     workers = _whole(doc, "workers", default_workers(), "a whole number >= 1", problem)
     if workers > 4 * default_workers():
-        warning(f"{workers} workers for {default_workers()} CPUs: each worker holds a decoded image in "
-                "memory, and more than 4 per CPU only adds memory and contention", "workers")  # fmt: skip
+        warning(
+            f"{workers} workers for {default_workers()} CPUs: each worker holds a decoded image in "
+            "memory, and more than 4 per CPU only adds memory and contention",
+            "workers",
+        )
     return workers
 
 

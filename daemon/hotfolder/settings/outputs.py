@@ -126,8 +126,10 @@ def extension_problem(fmt: str, template: Template) -> str | None:
     fits = " ".join(f".{e}" for e in OUTPUT_EXTENSIONS[fmt])
     last = template.parts[-1] if template.parts else None
     if isinstance(last, Field) or last is None:
-        return (f"the file name has no literal extension (it ends in a field: '.{{ext}}' fits only copy); "
-                f"{fmt} outputs end in {fits}")  # fmt: skip
+        return (
+            f"the file name has no literal extension (it ends in a field: '.{{ext}}' fits only copy); "
+            f"{fmt} outputs end in {fits}"
+        )
     assert isinstance(last, Literal)
     name = last.text.rsplit("/", 1)[-1]
     _, dot, ext = name.rpartition(".")
@@ -225,8 +227,11 @@ def parse_output(
             problem(str(exc), f"output.{key}", line_of(key))
             ok = False
     if values.get("format") == "heif" and values.get("lossless") and values.get("chroma", "444") != "444":
-        problem("lossless HEIF needs chroma 444 (a subsampled image cannot be lossless)", "output.chroma",
-                line_of("chroma"))  # fmt: skip
+        problem(
+            "lossless HEIF needs chroma 444 (a subsampled image cannot be lossless)",
+            "output.chroma",
+            line_of("chroma"),
+        )
         ok = False
     for message, key in _cross_checks(values, hdr_probe):
         problem(message, f"output.{key}", line_of(key))
@@ -253,8 +258,13 @@ def _cross_checks(values: Mapping[str, Any], hdr_probe: HdrProbe = no_probe) -> 
         carriers = ", ".join(n for n, f in FORMATS.items() if f.hdr == "yes")
         why = "it holds 8-bit SDR only" if FORMATS[fmt].hdr == "no" else hdr_probe(fmt)
         if why is not None:
-            found.append((f'{fmt} cannot keep HDR here: {why}; use hdr = "tonemap" (SDR sRGB), or format '
-                          f"{carriers} for an HDR output", "hdr"))  # fmt: skip
+            found.append(
+                (
+                    f'{fmt} cannot keep HDR here: {why}; use hdr = "tonemap" (SDR sRGB), or format '
+                    f"{carriers} for an HDR output",
+                    "hdr",
+                )
+            )
     if isinstance(fmt, str) and isinstance(values.get("path"), Template):
         why = extension_problem(fmt, values["path"])
         if why is not None:
@@ -270,8 +280,13 @@ def _cross_checks(values: Mapping[str, Any], hdr_probe: HdrProbe = no_probe) -> 
     if level is not None and fmt in ("png", "tiff"):
         kind = "png" if fmt == "png" else values.get("compression", "deflate")
         if kind not in COMPRESS_LEVELS:
-            found.append((f"compression {kind!r} takes no level; compress_level applies to deflate (1-9) "
-                          "and zstd (1-22)", "compress_level"))  # fmt: skip
+            found.append(
+                (
+                    f"compression {kind!r} takes no level; compress_level applies to deflate (1-9) "
+                    "and zstd (1-22)",
+                    "compress_level",
+                )
+            )
         elif kind == "zstd":
             why = (
                 "a zstd level cannot be set here: Pillow's TIFF writer has no level setting and the libvips "

@@ -41,9 +41,15 @@ class Match:
     def reads_content(self) -> bool:
         """Whether deciding needs the image header (pixels, EXIF), not just the path and size."""
         return bool(
-            self.min_pixels is not None or self.max_pixels is not None or self.exif_make or self.exif_model
-            or self.has_gps is not None or self.has_exif is not None or self.taken_after or self.taken_before
-        )  # fmt: skip
+            self.min_pixels is not None
+            or self.max_pixels is not None
+            or self.exif_make
+            or self.exif_model
+            or self.has_gps is not None
+            or self.has_exif is not None
+            or self.taken_after
+            or self.taken_before
+        )
 
 
 ORIGINAL_POLICIES: Final = ("keep", "delete", "move")
@@ -114,11 +120,19 @@ def _text(value: Any) -> str:
 
 _COUNT = schema.int_range(0)
 _MATCH_KEYS: Final[Mapping[str, schema.Validator]] = {
-    "watch": _text, "glob": _globs, "formats": _formats,
-    "min_bytes": _COUNT, "max_bytes": _COUNT, "min_pixels": _COUNT, "max_pixels": _COUNT,
-    "exif": _exif_table, "has_gps": schema.boolean, "has_exif": schema.boolean,
-    "taken_after": _when, "taken_before": _when,
-}  # fmt: skip
+    "watch": _text,
+    "glob": _globs,
+    "formats": _formats,
+    "min_bytes": _COUNT,
+    "max_bytes": _COUNT,
+    "min_pixels": _COUNT,
+    "max_pixels": _COUNT,
+    "exif": _exif_table,
+    "has_gps": schema.boolean,
+    "has_exif": schema.boolean,
+    "taken_after": _when,
+    "taken_before": _when,
+}
 _RULE_KEYS: Final = frozenset(
     {"name", "match", "output", "continue", "original", "original_path", "companions"}
 )
@@ -196,9 +210,15 @@ def _chain_conflicts(rules: list[Rule]) -> list[Problem]:
         for later in rules[i + 1 :]:
             a, b = (rule.original, rule.original_path), (later.original, later.original_path)
             if "keep" not in (rule.original, later.original) and a != b:
-                problems.append(Problem(later.file, f"original = {later.original!r} conflicts with "
-                                        f"{rule.original!r} of rule {rule.name!r}, which continues into it",
-                                        later.name, "original"))  # fmt: skip
+                problems.append(
+                    Problem(
+                        later.file,
+                        f"original = {later.original!r} conflicts with "
+                        f"{rule.original!r} of rule {rule.name!r}, which continues into it",
+                        later.name,
+                        "original",
+                    )
+                )
             if not later.continue_:
                 break
     return problems
@@ -250,16 +270,22 @@ def _parse_rule(
     match_kwargs = _parse_match(i, entry, where, problem)
 
     rule_kwargs: dict[str, Any] = {}
-    for key, check in (("continue", schema.boolean), ("original", schema.choice(ORIGINAL_POLICIES)),
-                       ("original_path", schema.template)):  # fmt: skip
+    for key, check in (
+        ("continue", schema.boolean),
+        ("original", schema.choice(ORIGINAL_POLICIES)),
+        ("original_path", schema.template),
+    ):
         if key in entry:
             try:
                 rule_kwargs["continue_" if key == "continue" else key] = check(entry[key])
             except ValueError as exc:
                 problem(str(exc), key, where.line(i, key))
     if rule_kwargs.get("original") == "move" and "original_path" not in rule_kwargs:
-        problem("original = 'move' needs original_path (a template under output_root)", "original_path",
-                where.line(i, "original"))  # fmt: skip
+        problem(
+            "original = 'move' needs original_path (a template under output_root)",
+            "original_path",
+            where.line(i, "original"),
+        )
     if "original_path" in rule_kwargs and rule_kwargs.get("original") != "move":
         problem(
             "original_path only applies with original = 'move'",
@@ -288,8 +314,14 @@ def _parse_rule(
         return None
     watch_line = where.line(i, "watch", section="rule.match")
     lines = (("match.watch", watch_line),) if watch_line is not None else ()
-    return Rule(name=str(name), file=path, match=Match(**match_kwargs), outputs=tuple(outputs), where=lines,
-                **rule_kwargs)  # fmt: skip
+    return Rule(
+        name=str(name),
+        file=path,
+        match=Match(**match_kwargs),
+        outputs=tuple(outputs),
+        where=lines,
+        **rule_kwargs,
+    )
 
 
 def _parse_match(i: int, entry: dict[str, Any], where: _Locator, problem: Any) -> dict[str, Any]:
@@ -320,8 +352,11 @@ def _parse_match(i: int, entry: dict[str, Any], where: _Locator, problem: Any) -
         ("taken_after", "taken_before"),
     ):
         if low in match_kwargs and high in match_kwargs and match_kwargs[low] > match_kwargs[high]:
-            problem(f"{low} is after {high}: nothing could ever match", f"match.{low}",
-                    where.line(i, low, section="rule.match"))  # fmt: skip
+            problem(
+                f"{low} is after {high}: nothing could ever match",
+                f"match.{low}",
+                where.line(i, low, section="rule.match"),
+            )
     return match_kwargs
 
 

@@ -47,8 +47,15 @@ def unknown_watches(rules: tuple[Rule, ...], watches: tuple[Watch, ...]) -> list
         wanted = rule.match.watch
         if wanted is not None and not any(wanted in (w.name, str(w.path)) for w in watches):
             known = ", ".join(repr(w.name) for w in watches)
-            problems.append(Problem(rule.file, f"no watch is named {wanted!r} (watches: {known})", rule.name,
-                                    "match.watch", rule.lines.get("match.watch")))  # fmt: skip
+            problems.append(
+                Problem(
+                    rule.file,
+                    f"no watch is named {wanted!r} (watches: {known})",
+                    rule.name,
+                    "match.watch",
+                    rule.lines.get("match.watch"),
+                )
+            )
     return problems
 
 
