@@ -46,14 +46,46 @@ KNOWN_LIMITS = ("NCLX primaries",)
 # Tags that legitimately change: orientation is applied, dimensions follow the pixels.
 CHANGING = {"Orientation", "ImageWidth", "ImageHeight", "ExifImageWidth", "ExifImageHeight"}
 TIFF_LAYOUT = {
-    "SubfileType", "OldSubfileType", "ImageWidth", "ImageHeight", "BitsPerSample", "Compression",
-    "PhotometricInterpretation", "StripOffsets", "SamplesPerPixel", "RowsPerStrip", "StripByteCounts",
-    "PlanarConfiguration", "Predictor", "TileWidth", "TileLength", "TileOffsets", "TileByteCounts",
-    "ExtraSamples", "SampleFormat", "FillOrder", "T4Options", "T6Options", "ApplicationNotes",
-    "IPTC-NAA", "PhotoshopSettings", "ICC_Profile", "ImageSourceData", "JPEGTables", "YCbCrSubSampling",
-    "YCbCrPositioning", "ReferenceBlackWhite", "Thresholding", "GrayResponseUnit", "ColorMap",
-    "PreviewImage", "PreviewImageStart", "PreviewImageLength", "JPEGProc", "JPEGRestartInterval",
-}  # fmt: skip
+    "SubfileType",
+    "OldSubfileType",
+    "ImageWidth",
+    "ImageHeight",
+    "BitsPerSample",
+    "Compression",
+    "PhotometricInterpretation",
+    "StripOffsets",
+    "SamplesPerPixel",
+    "RowsPerStrip",
+    "StripByteCounts",
+    "PlanarConfiguration",
+    "Predictor",
+    "TileWidth",
+    "TileLength",
+    "TileOffsets",
+    "TileByteCounts",
+    "ExtraSamples",
+    "SampleFormat",
+    "FillOrder",
+    "T4Options",
+    "T6Options",
+    "ApplicationNotes",
+    "IPTC-NAA",
+    "PhotoshopSettings",
+    "ICC_Profile",
+    "ImageSourceData",
+    "JPEGTables",
+    "YCbCrSubSampling",
+    "YCbCrPositioning",
+    "ReferenceBlackWhite",
+    "Thresholding",
+    "GrayResponseUnit",
+    "ColorMap",
+    "PreviewImage",
+    "PreviewImageStart",
+    "PreviewImageLength",
+    "JPEGProc",
+    "JPEGRestartInterval",
+}
 
 
 @dataclass
@@ -75,8 +107,9 @@ def run_one(args: tuple[Path, int, Output, Path]) -> tuple[str, str, Outcome, Pa
     (folder / "in").mkdir(parents=True)
     shutil.copy(src, folder / "in" / src.name)
     rule = Rule(name=recipe_name(output), file=None, outputs=(output,))
-    outcome = process_job(Job(src=folder / "in" / src.name, relpath=src.name, rules=(rule,),
-                          output_root=folder / "out"))  # fmt: skip
+    outcome = process_job(
+        Job(src=folder / "in" / src.name, relpath=src.name, rules=(rule,), output_root=folder / "out")
+    )
     return src.name, recipe_name(output), outcome, folder
 
 
@@ -85,8 +118,12 @@ def exiftool_json(paths: list[Path]) -> dict[str, dict[str, Any]]:
         return {}
     if shutil.which("exiftool") is None:
         return {str(p): exifread_tags(p) for p in paths}
-    out = subprocess.run(["exiftool", "-j", "-a", "-G0:1", "-n", "-q", "-q", *map(str, paths)],
-                         capture_output=True, text=True, check=False).stdout  # fmt: skip
+    out = subprocess.run(
+        ["exiftool", "-j", "-a", "-G0:1", "-n", "-q", "-q", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
     return {d["SourceFile"]: d for d in json.loads(out or "[]")}
 
 
@@ -162,8 +199,14 @@ def eight_bit(deep: np.ndarray) -> Image.Image:
     return Image.fromarray(scaled[:, :, 0] if deep.shape[2] == 1 else scaled)
 
 
-def judge(src: Path, output: Output, outcome: Outcome, folder: Path,
-          src_meta: dict[str, Any], out_meta: dict[str, Any]) -> Cell:  # fmt: skip
+def judge(
+    src: Path,
+    output: Output,
+    outcome: Outcome,
+    folder: Path,
+    src_meta: dict[str, Any],
+    out_meta: dict[str, Any],
+) -> Cell:
     cell = Cell(src.name, recipe_name(output), "pass")
     cell.notes = [f"{e}: {f.get('item', '')} {f.get('error', '')}".strip() for e, f in outcome.outcome.notes]
     if outcome.status == "quarantined":
@@ -198,8 +241,15 @@ def judge(src: Path, output: Output, outcome: Outcome, folder: Path,
     return cell
 
 
-def _judge_exif(output: Output, src_meta: dict[str, Any], out_meta: dict[str, Any], notes: str,
-                fails: list[str], *, tiff_source: bool) -> None:  # fmt: skip
+def _judge_exif(
+    output: Output,
+    src_meta: dict[str, Any],
+    out_meta: dict[str, Any],
+    notes: str,
+    fails: list[str],
+    *,
+    tiff_source: bool,
+) -> None:
     want = tagset(src_meta, {"EXIF", "MakerNotes"}, tiff_source=tiff_source)
     got = tagset(out_meta, {"EXIF", "MakerNotes"}, tiff_source=False)
     if output.gps == "strip":
@@ -228,8 +278,9 @@ def _judge_exif(output: Output, src_meta: dict[str, Any], out_meta: dict[str, An
         fails.append(f"Orientation {out_orientation} left on upright pixels")
 
 
-def _judge_other_metadata(output: Output, src_meta: dict[str, Any], out_meta: dict[str, Any], notes: str,
-                          fails: list[str]) -> None:  # fmt: skip
+def _judge_other_metadata(
+    output: Output, src_meta: dict[str, Any], out_meta: dict[str, Any], notes: str, fails: list[str]
+) -> None:
     for item, group in (("xmp", "XMP"), ("iptc", "IPTC")):
         in_src = any(k.startswith(group + ":") for k in src_meta)
         in_out = any(k.startswith(group + ":") for k in out_meta)
@@ -246,9 +297,16 @@ def _judge_other_metadata(output: Output, src_meta: dict[str, Any], out_meta: di
 
 
 def _judge_pixels(
-    src: Path, output: Output, dst: Path, out_img: Image.Image, out_frames: int,
-    src_meta: dict[str, Any], out_meta: dict[str, Any], notes: str, fails: list[str],
-) -> None:  # fmt: skip
+    src: Path,
+    output: Output,
+    dst: Path,
+    out_img: Image.Image,
+    out_frames: int,
+    src_meta: dict[str, Any],
+    out_meta: dict[str, Any],
+    notes: str,
+    fails: list[str],
+) -> None:
     with Image.open(src) as probe:
         src_frames = getattr(probe, "n_frames", 1) if probe.format != "MPO" else 1
         animated = getattr(probe, "is_animated", False) and probe.format in {"GIF", "PNG", "WEBP"}
@@ -346,8 +404,10 @@ def main() -> int:
         marks = [short[c.verdict] + ("*" if c.verdict == "pass" and c.notes else "") for c in row]
         print(f"{f.name[:40]:40s} " + " ".join(f"{m:8s}" for m in marks))
     totals = Counter(c.verdict for c in cells)
-    print(f"\ntotals: pass {totals['pass']}, refused {totals['refused']}, FAIL {totals['FAIL']}  "
-          f"(* = passed with a logged note: something the format or a library cannot hold)")  # fmt: skip
+    print(
+        f"\ntotals: pass {totals['pass']}, refused {totals['refused']}, FAIL {totals['FAIL']}  "
+        f"(* = passed with a logged note: something the format or a library cannot hold)"
+    )
     print("\nrefused (file: reason):")
     for reason, names in sorted(_group(c for c in cells if c.verdict == "refused").items()):
         print(f"  {reason}\n      {', '.join(sorted(names))}")

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -30,7 +31,28 @@ from hotfolder.settings.outputs import Output, parse_output
 from hotfolder.settings.rules import Rule
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpus"
+SHARED = ROOT.parent / "shared"
+CORPUS = SHARED / "corpus"
+# CI installs every tool and keeps ../shared beside the clone: there a missing one is a failure, not a skip.
+IN_CI = os.environ.get("CI", "") not in ("", "0", "false")
+NO_SHARED = (
+    "needs ../shared (the public test images: corpus/, camera/, photos/) beside the repository, as CI has it"
+)
+
+
+def unavailable(why: str) -> NoReturn:
+    """Skip a test whose material or tool this machine lacks; under CI=1 fail it instead."""
+    if IN_CI:
+        pytest.fail(f"{why} (CI=1: CI must provide it)", pytrace=False)
+    pytest.skip(why)
+
+
+def tool(name: str, package: str) -> str:
+    """The path of a command-line tool a test needs; skips (fails in CI) naming the package without it."""
+    found = shutil.which(name)
+    if found is None:
+        unavailable(f"{name} is not installed (apt-get install {package})")
+    return found
 
 
 class Clock:
@@ -43,11 +65,28 @@ class Clock:
         return self.now
 
 
-def corpus(name: str) -> Path:
-    """A file of ../shared/corpus (read-only); fails loudly if the corpus is not beside the repo."""
-    path = CORPUS / name
-    assert path.is_file(), f"corpus file missing: {path} (CI keeps ../shared beside the repo)"
+def shared(*parts: str) -> Path:
+    """A file or folder of ../shared (read-only); skips without ../shared (fails under CI=1)."""
+    if not CORPUS.is_dir():
+        unavailable(NO_SHARED)
+    path = SHARED.joinpath(*parts)
+    assert path.exists(), f"missing: {path} (../shared is there, but not this)"
     return path
+
+
+def corpus(name: str) -> Path:
+    """A file of ../shared/corpus."""
+    return shared("corpus", name)
+
+
+def camera(name: str = "") -> Path:
+    """A file of ../shared/camera (RAW files, sidecars, a Live Photo pair), or the folder."""
+    return shared("camera", name) if name else shared("camera")
+
+
+def photos() -> list[Path]:
+    """The eight 12.5 MP phone photos of ../shared/photos, in name order."""
+    return sorted(shared("photos").glob("*.jpg"))
 
 
 @pytest.fixture(autouse=True)
@@ -163,8 +202,14 @@ def process_job(job: Job, *, state: Path | None = None, quarantine: Path | None 
         try:
             status = "duplicate" if outcome.result is Result.DUPLICATE else "done"
             assert outcome.identity is not None
-            record = Record(job.src, outcome.identity, status, sha256=outcome.sha256, rule=outcome.rule,
-                            chain=outcome.chain)  # fmt: skip
+            record = Record(
+                job.src,
+                outcome.identity,
+                status,
+                sha256=outcome.sha256,
+                rule=outcome.rule,
+                chain=outcome.chain,
+            )
             committed = Committer(ledger, output_root=job.output_root).commit(job, outcome, record)
         finally:
             ledger.close()
@@ -193,10 +238,10 @@ def run_outputs(tmp_path: Path, src: Path, *outputs: Output, name: str | None = 
 
 def exiftool(path: Path) -> dict[str, object]:
     """All tags exiftool sees, keyed 'Family0:Family1:Name' with numeric values; skips without exiftool."""
-    if shutil.which("exiftool") is None:
-        pytest.skip("exiftool is not installed (apt-get install libimage-exiftool-perl)")
-    out = subprocess.run(["exiftool", "-j", "-a", "-G0:1", "-n", str(path)], capture_output=True, text=True,
-                         check=True).stdout  # fmt: skip
+    tool("exiftool", "libimage-exiftool-perl")
+    out = subprocess.run(
+        ["exiftool", "-j", "-a", "-G0:1", "-n", str(path)], capture_output=True, text=True, check=True
+    ).stdout
     data: dict[str, object] = json.loads(out)[0]
     return data
 
@@ -211,8 +256,12 @@ class DaemonProcess:
         with self.log.open("w") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "hotfolder", "run", "--log-format", "json", *args],
-                cwd=cwd, env=full, stdout=out, stderr=subprocess.PIPE, text=True,
-            )  # fmt: skip
+                cwd=cwd,
+                env=full,
+                stdout=out,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
 
     def events(self) -> list[dict[str, object]]:
         """Every event logged so far."""
@@ -305,9 +354,23 @@ class ServeProcess:
         env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
         with self.log.open("w") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hotfolder", "serve", "--log-format", "json", "--listen", self.listen,
-                 *args], cwd=cwd, env=env, stdout=out, stderr=subprocess.PIPE, text=True,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "hotfolder",
+                    "serve",
+                    "--log-format",
+                    "json",
+                    "--listen",
+                    self.listen,
+                    *args,
+                ],
+                cwd=cwd,
+                env=env,
+                stdout=out,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
 
     def ready(self, seconds: float = 30, headers: dict[str, str] | None = None) -> ServeProcess:
         """Until the page answers at all (any status); fails with serve's stderr if it exits."""
@@ -319,8 +382,9 @@ class ServeProcess:
             if self.proc.poll() is not None:
                 raise AssertionError(f"serve exited ({self.proc.returncode}): {self.proc.stderr.read()}")  # type: ignore[union-attr]
             try:
-                urllib.request.urlopen(urllib.request.Request(self.base + "/metrics", headers=headers or {}),
-                                       timeout=2)  # fmt: skip
+                urllib.request.urlopen(
+                    urllib.request.Request(self.base + "/metrics", headers=headers or {}), timeout=2
+                )
                 return self
             except urllib.error.HTTPError:
                 return self

@@ -63,9 +63,16 @@ def mosaic(photo: Path, size: tuple[int, int] | None = None) -> np.ndarray:
     return raw
 
 
-def write_dng(path: Path, photo: Path, *, orientation: int = 1, size: tuple[int, int] | None = None,
-              make: str = "Hotfolder", model: str = "Synthetic DNG",
-              preview: int | None = None) -> Path:  # fmt: skip
+def write_dng(
+    path: Path,
+    photo: Path,
+    *,
+    orientation: int = 1,
+    size: tuple[int, int] | None = None,
+    make: str = "Hotfolder",
+    model: str = "Synthetic DNG",
+    preview: int | None = None,
+) -> Path:
     """A DNG of `photo` with the given EXIF orientation, and (`preview`: its long edge) an embedded
     JPEG preview in a SubIFD, stored as the sensor lies, as cameras store it; returns its path."""
     raw = mosaic(photo, size)
@@ -124,10 +131,21 @@ def write_dng(path: Path, photo: Path, *, orientation: int = 1, size: tuple[int,
 
     def preview_ifd(at: int, jpeg_at: int) -> tuple[bytes, bytes]:
         w2, h2 = jpeg_size
-        return _ifd([_entry(254, 4, (1,)), _entry(256, 4, (w2,)), _entry(257, 4, (h2,)),
-                     _entry(258, 3, (8, 8, 8)), _entry(259, 3, (7,)), _entry(262, 3, (6,)),
-                     _entry(273, 4, (jpeg_at,)), _entry(277, 3, (3,)), _entry(278, 4, (h2,)),
-                     _entry(279, 4, (len(jpeg),))], at)  # fmt: skip
+        return _ifd(
+            [
+                _entry(254, 4, (1,)),
+                _entry(256, 4, (w2,)),
+                _entry(257, 4, (h2,)),
+                _entry(258, 3, (8, 8, 8)),
+                _entry(259, 3, (7,)),
+                _entry(262, 3, (6,)),
+                _entry(273, 4, (jpeg_at,)),
+                _entry(277, 3, (3,)),
+                _entry(278, 4, (h2,)),
+                _entry(279, 4, (len(jpeg),)),
+            ],
+            at,
+        )
 
     def build(strip_at: int, exif_at: int, sub_at: int = 0) -> tuple[bytes, bytes]:
         entries = [e for e in ifd0_entries if e[0] not in (273, 34665, 330)]

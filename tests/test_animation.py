@@ -94,14 +94,24 @@ def test_repeated_frames_and_uneven_delays_keep_their_timeline(tmp_path: Path) -
 def _apng(colours: list[tuple[int, int, int]], delays: list[int]) -> bytes:
     buf = io.BytesIO()
     frames = [Image.new("RGB", (16, 16), c) for c in colours]
-    frames[0].save(buf, "PNG", save_all=True, append_images=frames[1:], duration=delays, loop=0,
-                   default_image=False, disposal=0, blend=0)  # fmt: skip
+    frames[0].save(
+        buf,
+        "PNG",
+        save_all=True,
+        append_images=frames[1:],
+        duration=delays,
+        loop=0,
+        default_image=False,
+        disposal=0,
+        blend=0,
+    )
     return buf.getvalue()
 
 
 def _rendered(colours: list[tuple[int, int, int]], delays: list[int]) -> Rendered:
-    return Rendered(views=[Image.new("RGB", (16, 16), c) for c in colours], meta=Metadata(),
-                    durations=delays, loop=0)  # fmt: skip
+    return Rendered(
+        views=[Image.new("RGB", (16, 16), c) for c in colours], meta=Metadata(), durations=delays, loop=0
+    )
 
 
 @pytest.mark.parametrize(
@@ -120,8 +130,9 @@ def _rendered(colours: list[tuple[int, int, int]], delays: list[int]) -> Rendere
         ),
     ],
 )
-def test_a_changed_timeline_fails_and_says_when(written: tuple[list[tuple[int, int, int]], list[int]],
-                                                said: str) -> None:  # fmt: skip
+def test_a_changed_timeline_fails_and_says_when(
+    written: tuple[list[tuple[int, int, int]], list[int]], said: str
+) -> None:
     """A lossless APNG whose timeline is not the source's (red 200, green 100, blue 100): refused with the
     instant it differs at; the same frames merged or split are accepted."""
     source = _rendered([RED, RED, GREEN, BLUE], [100, 100, 100, 100])

@@ -143,8 +143,13 @@ def test_inotify_limit_falls_back_to_polling(tmp_path: Path) -> None:
     script = tmp_path / "limit.py"
     script.write_text(textwrap.dedent(INOTIFY_LIMIT))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
-    proc = subprocess.Popen(["unshare", "-Ur", sys.executable, str(script), str(tmp_path), "15"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        ["unshare", "-Ur", sys.executable, str(script), str(tmp_path), "15"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
     def feed() -> None:
         time.sleep(6)
@@ -189,9 +194,24 @@ def test_a_filesystem_mounted_on_the_root_after_start_is_watched(tmp_path: Path)
     config(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
     log = (tmp_path / "daemon.jsonl").open("w")
-    proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", sys.executable, "-m", "hotfolder",
-                             "run", "--log-format", "json"], cwd=tmp_path, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            sys.executable,
+            "-m",
+            "hotfolder",
+            "run",
+            "--log-format",
+            "json",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
     def events() -> list[dict[str, object]]:
         lines = (tmp_path / "daemon.jsonl").read_text().splitlines()
@@ -200,13 +220,15 @@ def test_a_filesystem_mounted_on_the_root_after_start_is_watched(tmp_path: Path)
     try:
         _until(lambda: any(e["event"] == "daemon.started" for e in events()), 30)
         inside = ["nsenter", "-t", str(proc.pid), "-m"]
-        subprocess.run([*inside, "mount", "-t", "tmpfs", "-o", "size=16m", "share", str(tmp_path / "inbox")],
-                       check=True)  # fmt: skip
+        subprocess.run(
+            [*inside, "mount", "-t", "tmpfs", "-o", "size=16m", "share", str(tmp_path / "inbox")], check=True
+        )
         _until(lambda: any(e["event"] == "watch.rearmed" for e in events()), 15)
         lost = next(e for e in events() if e["event"] == "watch.lost")
         assert "another filesystem" in str(lost["error"])
-        subprocess.run([*inside, "cp", str(corpus("hopper.bmp")), str(tmp_path / "inbox" / "share.bmp")],
-                       check=True)  # fmt: skip
+        subprocess.run(
+            [*inside, "cp", str(corpus("hopper.bmp")), str(tmp_path / "inbox" / "share.bmp")], check=True
+        )
         _until(lambda: any(e["event"] == "job.done" for e in events()), 30)
     finally:
         proc.terminate()

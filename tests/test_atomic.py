@@ -204,7 +204,11 @@ def test_a_failed_job_leaves_output_root_as_it_was(tmp_path: Path) -> None:
     Image.linear_gradient("L").resize((70000, 8)).convert("RGB").save(src)
     (tmp_path / "out" / "kept").mkdir(parents=True)  # an empty folder the user made stays
     before = sorted(p.relative_to(tmp_path / "out") for p in (tmp_path / "out").rglob("*"))
-    done = run_outputs(tmp_path, src, output(format="png", path="archive/{stem}.png"),
-                       output(format="jpeg", path="web/{taken:%Y}/{stem}.jpg"))  # fmt: skip
+    done = run_outputs(
+        tmp_path,
+        src,
+        output(format="png", path="archive/{stem}.png"),
+        output(format="jpeg", path="web/{taken:%Y}/{stem}.jpg"),
+    )
     assert done.status == "quarantined", done.error
     assert sorted(p.relative_to(tmp_path / "out") for p in (tmp_path / "out").rglob("*")) == before

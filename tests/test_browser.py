@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CORPUS, ROOT, DaemonProcess, ServeProcess, write_config
+from conftest import ROOT, DaemonProcess, ServeProcess, corpus, write_config
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 # Where a person finds the screenshots after a run (build/ is not committed).
@@ -32,9 +32,17 @@ def browser() -> Iterator[object]:
     options = Options()
     options.binary_location = CHROMIUM or "/usr/bin/chromium"
     # No network beyond localhost here: chromium's own background connections are turned off.
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1200,1500"):  # fmt: skip
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1200,1500",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(DRIVER or "/usr/bin/chromedriver"), options=options)
     try:
@@ -57,9 +65,9 @@ def test_a_person_retries_a_quarantined_file_from_the_page(
     inbox = tmp_path / "inbox"
     good = ("canon_eos_7d.jpg", "dscn0010.jpg", "hopper.bmp", "apple_iphone_4.jpg")
     for name in good:
-        shutil.copy(CORPUS / name, inbox / name)
+        shutil.copy(corpus(name), inbox / name)
     # A phone sync cut off half way: the upload arrives truncated and is quarantined with its reason.
-    whole = (CORPUS / "fujifilm_finepixs1pro_1.jpg").read_bytes()
+    whole = (corpus("fujifilm_finepixs1pro_1.jpg")).read_bytes()
     cut = inbox / "IMG_0042.jpg"
     cut.write_bytes(whole[: len(whole) // 2])
     for name in good:
@@ -76,8 +84,10 @@ def test_a_person_retries_a_quarantined_file_from_the_page(
         assert any(str(inbox / name) in r.text and "done" in r.text for r in rows), name
     thumbs = driver.find_elements(By.CSS_SELECTOR, "#jobs img.thumb")  # type: ignore[attr-defined]
     deadline = time.monotonic() + 20
-    while not all(driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", t)  # type: ignore[attr-defined]
-                  for t in thumbs):  # fmt: skip
+    while not all(
+        driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", t)  # type: ignore[attr-defined]
+        for t in thumbs
+    ):
         assert time.monotonic() < deadline, "thumbnails did not load"
         time.sleep(0.05)
     assert len(thumbs) == len(good)

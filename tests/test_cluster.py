@@ -22,13 +22,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import CORPUS, ROOT, DaemonProcess
+from conftest import ROOT, DaemonProcess, corpus
 from hotfolder.core.tempnames import is_temp_name
 from synthdng import write_dng
 
 pytestmark = pytest.mark.slow
 
-PHOTOS = ROOT.parent / "shared" / "photos"
 RULES = """
 [[rule]]
 name = "heif"
@@ -91,8 +90,12 @@ class Cluster:
         self.logs = base / "cluster-logs"
         self.logs.mkdir()
         dask = Path(sys.executable).with_name("dask")
-        self.procs = [self._start("scheduler", [str(dask), "scheduler", "--host", "127.0.0.1", "--port",
-                                                str(self.port), "--no-dashboard"])]  # fmt: skip
+        self.procs = [
+            self._start(
+                "scheduler",
+                [str(dask), "scheduler", "--host", "127.0.0.1", "--port", str(self.port), "--no-dashboard"],
+            )
+        ]
         _until(lambda: _listening(self.port), 60, "the scheduler to listen")
         worker = [
             sys.executable,
@@ -113,8 +116,13 @@ class Cluster:
     def _start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         out = (self.logs / f"{name}.log").open("wb")
         # umask 0: folders one worker makes must be writable by the other (another user on a real site).
-        return subprocess.Popen(argv, env=_env(), stdout=out, stderr=subprocess.STDOUT,
-                                preexec_fn=lambda: os.umask(0))  # noqa: PLW1509 # fmt: skip
+        return subprocess.Popen(
+            argv,
+            env=_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: os.umask(0),  # noqa: PLW1509
+        )
 
     def close(self) -> None:
         for proc in reversed(self.procs):
@@ -168,7 +176,7 @@ def _inputs(
     staging = folder / f"staging-{batch}"
     for sub in ("photos", "heif", "raw", "small"):
         (staging / sub).mkdir(parents=True)
-    for photo in sorted(PHOTOS.glob("*.jpg"))[photos]:  # each photo once: a second copy is a duplicate
+    for photo in photos()[photos]:  # each photo once: a second copy is a duplicate
         made.append(staging / "photos" / f"{batch}-{photo.name}")
         shutil.copyfile(photo, made[-1])
     rng = np.random.default_rng(seed)
@@ -177,7 +185,7 @@ def _inputs(
         Image.fromarray(rng.integers(0, 255, (320, 480, 3), dtype=np.uint8)).save(made[-1])
     for i in range(raw):
         made.append(staging / "raw" / f"{batch}-r{i}.dng")
-        write_dng(made[-1], CORPUS / f"landscape_{raw_from + i}.jpg", size=(600, 400))
+        write_dng(made[-1], corpus(f"landscape_{raw_from + i}.jpg"), size=(600, 400))
     for i in range(small):
         made.append(staging / "small" / f"{batch}-s{i}.jpg")
         Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(made[-1], quality=90)
@@ -269,8 +277,11 @@ def test_cluster_exactly_once_under_faults(site: tuple[Path, Cluster]) -> None:
         light = next(a for a, e in _workers(daemon).items() if e["name"] == "light-0" and a != light)
         before = len(daemon.named("job.sent"))
         second = _drop(_inputs(base, "b", photos=slice(4, 6), heif=0, raw=0, small=6, seed=2), inbox)
-        daemon.wait(lambda: any(e["worker"] == light for e in daemon.named("job.sent")[before:]), 120,
-                    what="a job on the light worker")  # fmt: skip
+        daemon.wait(
+            lambda: any(e["worker"] == light for e in daemon.named("job.sent")[before:]),
+            120,
+            what="a job on the light worker",
+        )
         stopped = int(_workers(daemon)[light]["pid"])
         os.kill(stopped, signal.SIGSTOP)
         stuck = str(daemon.wait_event("job.timeout", 120, worker=light)["src"])
@@ -339,8 +350,14 @@ def test_a_plain_tcp_worker_needs_the_flag_and_listens_where_the_scheduler_is(tm
     with it, every listener of its nanny and worker is on 127.0.0.1 (a loopback scheduler), none on
     0.0.0.0 or [::]."""
     port = _port()
-    refused = subprocess.run([sys.executable, "-m", "hotfolder", "worker", f"tcp://127.0.0.1:{port}"],
-                             env=_env(), capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    refused = subprocess.run(
+        [sys.executable, "-m", "hotfolder", "worker", f"tcp://127.0.0.1:{port}"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert refused.returncode == 2 and "--allow-insecure" in refused.stderr
     assert "Traceback" not in refused.stderr
     log = (tmp_path / "cluster.log").open("wb")
@@ -348,9 +365,21 @@ def test_a_plain_tcp_worker_needs_the_flag_and_listens_where_the_scheduler_is(tm
     worker = None
     try:
         _until(lambda: _listening(port), 60, "the scheduler to listen")
-        worker = subprocess.Popen([sys.executable, "-m", "hotfolder", "worker", f"tcp://127.0.0.1:{port}",
-                                   "--nworkers", "2", "--allow-insecure"], env=_env(), stdout=log,
-                                  stderr=subprocess.STDOUT)  # fmt: skip
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hotfolder",
+                "worker",
+                f"tcp://127.0.0.1:{port}",
+                "--nworkers",
+                "2",
+                "--allow-insecure",
+            ],
+            env=_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         assert worker is not None
         running = worker
         _until(lambda: len(_listeners(running.pid)) > 0 and len(_workers_of(port)) == 2, 90, "two workers")
@@ -377,8 +406,9 @@ def _workers_of(port: int) -> list[str]:
         return list(client.scheduler_info(n_workers=-1)["workers"])
 
 
-def test_no_workers_is_said_and_a_lost_scheduler_brings_the_worker_down_loudly(tmp_path: Path,
-        daemons: list[DaemonProcess]) -> None:  # fmt: skip
+def test_no_workers_is_said_and_a_lost_scheduler_brings_the_worker_down_loudly(
+    tmp_path: Path, daemons: list[DaemonProcess]
+) -> None:
     """Issue 28, case 11: the worker killed -> the daemon says "no workers" (event, live.json, /metrics'
     problems) after 30 s, and clears it when a worker comes back; the scheduler killed -> `hotfolder
     worker` exits non-zero (so Restart=on-failure brings it back), the daemon says it cannot reach the
@@ -388,13 +418,22 @@ def test_no_workers_is_said_and_a_lost_scheduler_brings_the_worker_down_loudly(t
     port = _port()
     log = (tmp_path / "cluster.log").open("wb")
     scheduler = _scheduler(port, log)
-    worker_argv = [sys.executable, "-m", "hotfolder", "worker", f"tcp://127.0.0.1:{port}", "--nworkers", "1",
-                   "--allow-insecure"]  # fmt: skip
+    worker_argv = [
+        sys.executable,
+        "-m",
+        "hotfolder",
+        "worker",
+        f"tcp://127.0.0.1:{port}",
+        "--nworkers",
+        "1",
+        "--allow-insecure",
+    ]
     procs = [scheduler]
     try:
         _until(lambda: _listening(port), 60, "the scheduler to listen")
-        first = subprocess.Popen(worker_argv, env=_env(), stdout=log, stderr=subprocess.STDOUT,
-                                 start_new_session=True)  # fmt: skip
+        first = subprocess.Popen(
+            worker_argv, env=_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         procs.append(first)
         (tmp_path / "inbox").mkdir()
         (tmp_path / "hotfolder.toml").write_text(
@@ -415,7 +454,7 @@ def test_no_workers_is_said_and_a_lost_scheduler_brings_the_worker_down_loudly(t
         second = subprocess.Popen(worker_argv, env=_env(), stdout=log, stderr=subprocess.STDOUT)
         procs.append(second)
         daemon.wait_event("daemon.problem_cleared", 120)
-        shutil.copy(CORPUS / "hopper.bmp", tmp_path / "inbox" / "hopper.bmp")
+        shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "hopper.bmp")
         daemon.wait_event("job.done", 120)
 
         scheduler.kill()
@@ -423,7 +462,7 @@ def test_no_workers_is_said_and_a_lost_scheduler_brings_the_worker_down_loudly(t
         assert second.wait(timeout=120) == 3  # not 0: the unit's Restart=on-failure starts it again
         said = lambda: any("cannot be reached" in str(e["error"]) for e in daemon.named("daemon.problem"))  # noqa: E731
         daemon.wait(said, 120, what="the scheduler said lost")
-        shutil.copy(CORPUS / "dscn0010.jpg", tmp_path / "inbox" / "waits.jpg")  # queued, never lost
+        shutil.copy(corpus("dscn0010.jpg"), tmp_path / "inbox" / "waits.jpg")  # queued, never lost
         began = time.monotonic()
         daemon.stop()
         assert time.monotonic() - began < 10 + 5, "stop_timeout is 10 s"

@@ -14,15 +14,26 @@ import pytest
 import rawpy
 from PIL import Image
 
-from conftest import ROOT, DaemonProcess, exiftool, run_cli, write_config
+from conftest import DaemonProcess, camera, exiftool, run_cli, write_config
 from hotfolder.decide import companions as pairing
 from hotfolder.errors import ConfigError
 from hotfolder.settings.companions import Companions
 from hotfolder.settings.rules import load_rules
 
-CAMERA = ROOT.parent / "shared" / "camera"
-LISTING = ["IMG_1.CR2", "IMG_1.cr2.XMP", "IMG_1.xmp", "IMG_1.JPG", "IMG_1.MOV", "lone.xmp", "MVI_2.MOV",
-           "MVI_2.THM", "IMG_9_HEVC.MOV", "IMG_9.HEIC", "IMG_9.aae", "holiday.png"]  # fmt: skip
+LISTING = [
+    "IMG_1.CR2",
+    "IMG_1.cr2.XMP",
+    "IMG_1.xmp",
+    "IMG_1.JPG",
+    "IMG_1.MOV",
+    "lone.xmp",
+    "MVI_2.MOV",
+    "MVI_2.THM",
+    "IMG_9_HEVC.MOV",
+    "IMG_9.HEIC",
+    "IMG_9.aae",
+    "holiday.png",
+]
 
 GROUP_RULES = """
 [[rule]]
@@ -50,8 +61,12 @@ def test_groups_are_found_by_name_case_insensitively_with_each_companion_keeping
     any case matches; a THM beside a video, a lone sidecar and a plain picture belong to no picture."""
     spec = Companions()
     members = {m.name: (m.role, m.suffix) for m in pairing.group_of("IMG_1.CR2", LISTING, spec)}
-    assert members == {"IMG_1.cr2.XMP": ("sidecar", ".cr2.XMP"), "IMG_1.xmp": ("sidecar", ".xmp"),
-                       "IMG_1.JPG": ("twin", ".JPG"), "IMG_1.MOV": ("video", ".MOV")}  # fmt: skip
+    assert members == {
+        "IMG_1.cr2.XMP": ("sidecar", ".cr2.XMP"),
+        "IMG_1.xmp": ("sidecar", ".xmp"),
+        "IMG_1.JPG": ("twin", ".JPG"),
+        "IMG_1.MOV": ("video", ".MOV"),
+    }
     holders = {n: pairing.holder(n, LISTING, spec) for n in LISTING}
     assert holders["IMG_1.JPG"] == holders["IMG_1.xmp"] == holders["IMG_1.cr2.XMP"] == "IMG_1.CR2"
     assert holders["IMG_9_HEVC.MOV"] == holders["IMG_9.aae"] == "IMG_9.HEIC"
@@ -76,9 +91,9 @@ def test_groups_are_found_by_name_case_insensitively_with_each_companion_keeping
 def test_a_live_photo_video_joins_only_when_the_identifiers_agree() -> None:
     """train.jpg's MakerNote and train.mov's QuickTime metadata carry the same content identifier;
     another identifier, or a video without one taken minutes apart, is not its Live Photo."""
-    still = Image.open(CAMERA / "train.jpg").getexif().get_ifd(0x8769).get(0x927C)
+    still = Image.open(camera("train.jpg")).getexif().get_ifd(0x8769).get(0x927C)
     still_id = pairing.apple_content_id(still)
-    tags = pairing.quicktime_tags((CAMERA / "train.mov").read_bytes())
+    tags = pairing.quicktime_tags((camera("train.mov")).read_bytes())
     assert still_id and still_id == pairing.video_content_id(tags) == "E905E6C6-C747-4805-942F-9904A0281F02"
     assert pairing.live_pair(still_id, None, tags)[0]
     assert not pairing.live_pair("0000-OTHER", None, tags)[0]
@@ -104,13 +119,13 @@ def _camera_folder(inbox: Path) -> dict[str, str]:
     """A RAW with its {stem}.xmp sidecar and its JPEG twin (the DNG's own preview), an iPhone Live Photo
     pair, an orphan sidecar; returns each file's SHA-256."""
     inbox.mkdir(parents=True, exist_ok=True)
-    shutil.copy(CAMERA / "canon_eos_6d.dng", inbox / "IMG_0001.dng")
-    shutil.copy(CAMERA / "canon_eos_6d.xmp", inbox / "IMG_0001.XMP")
-    with rawpy.imread(str(CAMERA / "canon_eos_6d.dng")) as raw:
+    shutil.copy(camera("canon_eos_6d.dng"), inbox / "IMG_0001.dng")
+    shutil.copy(camera("canon_eos_6d.xmp"), inbox / "IMG_0001.XMP")
+    with rawpy.imread(str(camera("canon_eos_6d.dng"))) as raw:
         (inbox / "IMG_0001.jpg").write_bytes(raw.extract_thumb().data)
-    shutil.copy(CAMERA / "train.jpg", inbox / "train.jpg")
-    shutil.copy(CAMERA / "train.mov", inbox / "train.mov")
-    shutil.copy(CAMERA / "iphone_7.xmp", inbox / "lonely.xmp")
+    shutil.copy(camera("train.jpg"), inbox / "train.jpg")
+    shutil.copy(camera("train.mov"), inbox / "train.mov")
+    shutil.copy(camera("iphone_7.xmp"), inbox / "lonely.xmp")
     return {p.name: _sha(p) for p in inbox.iterdir()}
 
 
@@ -157,9 +172,9 @@ def test_a_deleted_picture_takes_its_companions_and_a_renamed_group_keeps_each_s
     try:
         staging = tmp_path / "staging"
         staging.mkdir()
-        shutil.copy(CAMERA / "canon_eos_6d.dng", staging / "IMG_0001.dng")
-        shutil.copy(CAMERA / "canon_eos_6d.xmp", staging / "IMG_0001.dng.xmp")
-        shutil.copy(CAMERA / "canon_eos_6d.xmp", staging / "IMG_0001.xmp")
+        shutil.copy(camera("canon_eos_6d.dng"), staging / "IMG_0001.dng")
+        shutil.copy(camera("canon_eos_6d.xmp"), staging / "IMG_0001.dng.xmp")
+        shutil.copy(camera("canon_eos_6d.xmp"), staging / "IMG_0001.xmp")
         for p in staging.iterdir():
             p.rename(inbox / p.name)
         daemon.wait_event("job.done")
@@ -231,15 +246,17 @@ def test_outputs_merge_the_sidecars_descriptive_xmp_and_nothing_else(tmp_path: P
     it out; a stamp wins over the sidecar; the sidecar itself is moved unchanged."""
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    shutil.copy(CAMERA / "iphone_7.heic", inbox / "IMG_7.HEIC")  # its own XMP and EXIF
+    shutil.copy(camera("iphone_7.heic"), inbox / "IMG_7.HEIC")  # its own XMP and EXIF
     (inbox / "IMG_7.HEIC.xmp").write_text(SIDECAR)  # {name}.xmp: this very file's
     (inbox / "IMG_7.xmp").write_text(SIDECAR.replace("Fen at dawn", "the stem's sidecar"))
     sha = {p.name: _sha(p) for p in inbox.iterdir()}
     rules = GROUP_RULES.format(policy="move", where='original_path = "archive/{stem}.{ext}"')
     rules = rules.replace("max_edge = 256\n", 'max_edge = 256\nxmp = "keep"\n')  # the web profile strips XMP
-    rules += ('[[rule.output]]\nformat = "jpeg"\nxmp = "keep"\nsidecar_xmp = "ignore"\n'
-              'path = "plain/{stem}.jpg"\n[[rule.output]]\nformat = "jpeg"\nxmp = "keep"\n'
-              'stamp = { artist = "Stamp Wins" }\npath = "stamped/{stem}.jpg"\n')  # fmt: skip
+    rules += (
+        '[[rule.output]]\nformat = "jpeg"\nxmp = "keep"\nsidecar_xmp = "ignore"\n'
+        'path = "plain/{stem}.jpg"\n[[rule.output]]\nformat = "jpeg"\nxmp = "keep"\n'
+        'stamp = { artist = "Stamp Wins" }\npath = "stamped/{stem}.jpg"\n'
+    )
     write_config(tmp_path, rules)
     done = run_cli("process", "--log-format", "json", "inbox", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -254,8 +271,9 @@ def test_outputs_merge_the_sidecars_descriptive_xmp_and_nothing_else(tmp_path: P
     stamped = exiftool(tmp_path / "outbox" / "stamped" / "IMG_7.jpg")
     assert stamped["XMP:XMP-dc:Creator"] == "Stamp Wins" and stamped["XMP:XMP-dc:Subject"] == ["fen", "dawn"]
     archive = tmp_path / "outbox" / "archive"  # {ext} is lower case; each companion keeps its suffix
-    assert {p.name: _sha(p) for p in archive.iterdir()} == {k.replace(".HEIC", ".heic", k == "IMG_7.HEIC"): v
-                                                             for k, v in sha.items()}  # fmt: skip
+    assert {p.name: _sha(p) for p in archive.iterdir()} == {
+        k.replace(".HEIC", ".heic", k == "IMG_7.HEIC"): v for k, v in sha.items()
+    }
 
 
 def test_a_late_sidecar_follows_its_moved_picture_within_late_and_not_after(tmp_path: Path) -> None:
@@ -270,16 +288,18 @@ def test_a_late_sidecar_follows_its_moved_picture_within_late_and_not_after(tmp_
     daemon = DaemonProcess(tmp_path).started()
     try:
         for n, name in enumerate(("IMG_0001.dng", "IMG_0002.dng")):  # different bytes: not duplicates
-            (tmp_path / name).write_bytes((CAMERA / "canon_eos_6d.dng").read_bytes() + b"\x00" * n)
+            (tmp_path / name).write_bytes((camera("canon_eos_6d.dng")).read_bytes() + b"\x00" * n)
             (tmp_path / name).rename(inbox / name)
         daemon.wait(lambda: len(daemon.named("job.done")) == 2, what="both pictures done")
         with sqlite3.connect(tmp_path / "state" / "ledger.sqlite3") as db:  # IMG_0002 was done an hour ago
-            db.execute("UPDATE inputs SET updated = ? WHERE path LIKE '%IMG_0002.dng'",
-                       ((datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds"),))  # fmt: skip
-        shutil.copy(CAMERA / "canon_eos_6d.xmp", tmp_path / "IMG_0001.xmp")
+            db.execute(
+                "UPDATE inputs SET updated = ? WHERE path LIKE '%IMG_0002.dng'",
+                ((datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds"),),
+            )
+        shutil.copy(camera("canon_eos_6d.xmp"), tmp_path / "IMG_0001.xmp")
         (tmp_path / "IMG_0001.xmp").rename(inbox / "IMG_0001.xmp")
         moved = daemon.wait_event("companion.moved", late=True)
-        shutil.copy(CAMERA / "canon_eos_6d.xmp", tmp_path / "IMG_0002.xmp")
+        shutil.copy(camera("canon_eos_6d.xmp"), tmp_path / "IMG_0002.xmp")
         (tmp_path / "IMG_0002.xmp").rename(inbox / "IMG_0002.xmp")
         orphan = daemon.wait_event("companion.orphan")
     finally:
@@ -287,7 +307,7 @@ def test_a_late_sidecar_follows_its_moved_picture_within_late_and_not_after(tmp_
         daemon.proc.wait(timeout=30)
     archive = tmp_path / "outbox" / "archive"
     assert moved["dst"] == str(archive / "IMG_0001.xmp") and _sha(archive / "IMG_0001.xmp") == _sha(
-        CAMERA / "canon_eos_6d.xmp"
+        camera("canon_eos_6d.xmp")
     )
     assert "IMG_0002.dng was moved" in str(orphan["error"]) and "late = 600" in str(orphan["error"])
     assert [p.name for p in inbox.iterdir()] == ["IMG_0002.xmp"]
@@ -298,9 +318,9 @@ def test_a_late_sidecar_follows_its_moved_picture_within_late_and_not_after(tmp_
 def test_a_quarantined_pictures_companions_stay_and_its_note_names_them(tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    (inbox / "IMG_5.jpg").write_bytes((CAMERA / "IMG_4120.JPG").read_bytes()[:20000])  # truncated
+    (inbox / "IMG_5.jpg").write_bytes((camera("IMG_4120.JPG")).read_bytes()[:20000])  # truncated
     (inbox / "IMG_5.xmp").write_text(SIDECAR)
-    (inbox / "IMG_5.AAE").write_bytes((CAMERA / "IMG_4120.AAE").read_bytes())
+    (inbox / "IMG_5.AAE").write_bytes((camera("IMG_4120.AAE")).read_bytes())
     write_config(tmp_path, GROUP_RULES.format(policy="move", where='original_path = "archive/{stem}.{ext}"'))
     done = run_cli("process", "--log-format", "json", "inbox", cwd=tmp_path)
     assert done.returncode != 0 and "quarantined 1" in done.stderr
@@ -357,9 +377,13 @@ def test_a_copy_output_with_companions_takes_the_group_along_on_its_own_stem(tmp
     done = run_cli("process", "inbox", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     backup = {p.name: _sha(p) for p in (tmp_path / "outbox" / "backup").iterdir()}
-    assert backup == {"2019-IMG_0001.dng": sha["IMG_0001.dng"], "2019-IMG_0001.XMP": sha["IMG_0001.XMP"],
-                      "2019-IMG_0001.jpg": sha["IMG_0001.jpg"], "2021-train.jpg": sha["train.jpg"],
-                      "2021-train.mov": sha["train.mov"]}  # fmt: skip
+    assert backup == {
+        "2019-IMG_0001.dng": sha["IMG_0001.dng"],
+        "2019-IMG_0001.XMP": sha["IMG_0001.XMP"],
+        "2019-IMG_0001.jpg": sha["IMG_0001.jpg"],
+        "2021-train.jpg": sha["train.jpg"],
+        "2021-train.mov": sha["train.mov"],
+    }
     assert sorted(p.name for p in inbox.iterdir()) == sorted(sha)  # keep: every original stays
 
 
@@ -368,12 +392,14 @@ def test_a_motion_photos_video_is_said_dropped_by_a_re_encode(tmp_path: Path) ->
     says so; a copy output keeps the file whole."""
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-           b'<rdf:Description rdf:about="" xmlns:GCamera="http://ns.google.com/photos/1.0/camera/"'
-           b' GCamera:MotionPhoto="1"/></rdf:RDF></x:xmpmeta>')  # fmt: skip
+    xmp = (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        b'<rdf:Description rdf:about="" xmlns:GCamera="http://ns.google.com/photos/1.0/camera/"'
+        b' GCamera:MotionPhoto="1"/></rdf:RDF></x:xmpmeta>'
+    )
     buf = io.BytesIO()
     Image.new("RGB", (64, 48), (10, 200, 30)).save(buf, "JPEG", xmp=xmp)
-    picture = buf.getvalue() + (CAMERA / "train.mov").read_bytes()[:4096]  # the appended video
+    picture = buf.getvalue() + (camera("train.mov")).read_bytes()[:4096]  # the appended video
     (inbox / "PXL_1.jpg").write_bytes(picture)
     rules = (
         GROUP_RULES.format(policy="keep", where="") + '[[rule.output]]\nformat = "copy"\npath = "c/{name}"\n'
@@ -393,8 +419,8 @@ def _picture_beside_a_download(tmp_path: Path, stem: str, *, wait: float) -> Dae
     rules = GROUP_RULES.format(policy="move", where='original_path = "archive/{stem}.{ext}"')
     write_config(tmp_path, rules.replace("wait = 3", f"wait = {wait}"), extra="settle = 0.5\n")
     daemon = DaemonProcess(tmp_path).started()
-    (inbox / f"{stem}.xmp.part").write_bytes((CAMERA / "canon_eos_6d.xmp").read_bytes()[:100])
-    shutil.copy(CAMERA / "canon_eos_6d.dng", tmp_path / f"{stem}.dng")
+    (inbox / f"{stem}.xmp.part").write_bytes((camera("canon_eos_6d.xmp")).read_bytes()[:100])
+    shutil.copy(camera("canon_eos_6d.dng"), tmp_path / f"{stem}.dng")
     (tmp_path / f"{stem}.dng").rename(inbox / f"{stem}.dng")
     return daemon
 
@@ -408,7 +434,7 @@ def test_a_sidecar_written_just_after_its_picture_moves_with_it_in_one_commit(tm
     try:
         daemon.wait_event("group.waiting", src=inbox / "IMG_0003.dng")
         assert not daemon.named("job.done")  # held past its settle while the download runs
-        (inbox / "IMG_0003.xmp.part").write_bytes((CAMERA / "canon_eos_6d.xmp").read_bytes())
+        (inbox / "IMG_0003.xmp.part").write_bytes((camera("canon_eos_6d.xmp")).read_bytes())
         (inbox / "IMG_0003.xmp.part").rename(inbox / "IMG_0003.xmp")
         moved = daemon.wait_event("companion.moved")
         done = daemon.wait_event("job.done")
@@ -444,8 +470,8 @@ def test_a_video_that_is_not_the_pictures_live_photo_never_follows_it(tmp_path: 
     joined when the DNG is moved; looked at again later, it stays (a video never follows by name)."""
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    shutil.copy(CAMERA / "canon_eos_6d.dng", inbox / "IMG_0009.dng")
-    shutil.copy(CAMERA / "train.mov", inbox / "IMG_0009.mov")
+    shutil.copy(camera("canon_eos_6d.dng"), inbox / "IMG_0009.dng")
+    shutil.copy(camera("train.mov"), inbox / "IMG_0009.mov")
     write_config(tmp_path, GROUP_RULES.format(policy="move", where='original_path = "archive/{stem}.{ext}"'))
     first = run_cli("process", "--log-format", "json", "inbox", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
@@ -462,10 +488,10 @@ def test_sidecars_that_differ_only_in_case_both_travel(tmp_path: Path) -> None:
     no orphan (one used to stay behind with no event)."""
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    shutil.copy(CAMERA / "colorchart.dng", inbox / "IMG_2.dng")
+    shutil.copy(camera("colorchart.dng"), inbox / "IMG_2.dng")
     sidecars = {"IMG_2.xmp": b"lower", "IMG_2.XMP": b"upper", "IMG_2.Xmp": b"mixed"}
     for name, data in sidecars.items():
-        (inbox / name).write_bytes((CAMERA / "canon_eos_6d.xmp").read_bytes() + b"<!-- " + data + b" -->")
+        (inbox / name).write_bytes((camera("canon_eos_6d.xmp")).read_bytes() + b"<!-- " + data + b" -->")
     write_config(tmp_path, GROUP_RULES.format(policy="move", where='original_path = "archive/{stem}.{ext}"'))
     done = run_cli("process", "--log-format", "json", "inbox", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -493,8 +519,8 @@ def test_a_jpeg_beside_a_raw_that_no_rule_takes_is_processed(
     daemons.append(daemon)
     staging = tmp_path / "staging"
     staging.mkdir()
-    shutil.copy(CAMERA / "colorchart.dng", staging / "IMG_1.dng")
-    shutil.copy(CAMERA / "train.jpg", staging / "IMG_1.jpg")
+    shutil.copy(camera("colorchart.dng"), staging / "IMG_1.dng")
+    shutil.copy(camera("train.jpg"), staging / "IMG_1.jpg")
     for p in staging.iterdir():
         p.rename(inbox / p.name)
     daemon.wait_event("job.done", src=inbox / "IMG_1.jpg")

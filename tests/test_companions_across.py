@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 import rawpy
 
-from conftest import ROOT, write_config
+from conftest import ROOT, camera, write_config
 from test_companions import GROUP_RULES
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("nsenter") is None,
-                                reason="needs root, unshare and nsenter")  # fmt: skip
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("nsenter") is None, reason="needs root, unshare and nsenter"
+)
 
-CAMERA = ROOT.parent / "shared" / "camera"
 # The camera group of test_companions, moved into the archive, with a short wait.
 RULES = GROUP_RULES.format(policy="move", where='original_path = "archive/{stem}.{ext}"').replace(
     "wait = 3", "wait = 0.3"
@@ -78,8 +78,11 @@ class Site:
 
 
 def events(log: Path, name: str) -> list[dict[str, object]]:
-    return [e for e in (json.loads(x) for x in log.read_text().splitlines() if x.startswith("{"))
-            if e["event"] == name]  # fmt: skip
+    return [
+        e
+        for e in (json.loads(x) for x in log.read_text().splitlines() if x.startswith("{"))
+        if e["event"] == name
+    ]
 
 
 @pytest.fixture
@@ -94,9 +97,9 @@ def site(tmp_path: Path) -> Iterator[Site]:
 def _group(inbox: Path) -> dict[str, str]:
     """A RAW, its sidecar and its JPEG twin; each file's SHA-256."""
     inbox.mkdir(parents=True, exist_ok=True)
-    shutil.copy(CAMERA / "canon_eos_6d.dng", inbox / "IMG_0001.dng")
-    shutil.copy(CAMERA / "canon_eos_6d.xmp", inbox / "IMG_0001.xmp")
-    with rawpy.imread(str(CAMERA / "canon_eos_6d.dng")) as raw:
+    shutil.copy(camera("canon_eos_6d.dng"), inbox / "IMG_0001.dng")
+    shutil.copy(camera("canon_eos_6d.xmp"), inbox / "IMG_0001.xmp")
+    with rawpy.imread(str(camera("canon_eos_6d.dng"))) as raw:
         (inbox / "IMG_0001.jpg").write_bytes(raw.extract_thumb().data)
     return {p.name: _sha(p) for p in inbox.iterdir()}
 
@@ -113,8 +116,11 @@ def test_kill_9_between_companions_moved_to_another_filesystem(site: Site) -> No
     assert len(site.archive()) == 2 and len(list((site.root / "inbox").iterdir())) == 1  # split by the kill
     second, log = site.daemon()
     try:
-        _until(lambda: bool(events(log, "intent.finished")) or bool(events(log, "commit.incomplete")), 60,
-               "the intent finished")  # fmt: skip
+        _until(
+            lambda: bool(events(log, "intent.finished")) or bool(events(log, "commit.incomplete")),
+            60,
+            "the intent finished",
+        )
         assert not events(log, "commit.incomplete"), events(log, "commit.incomplete")
         _until(lambda: not list((site.root / "inbox").iterdir()), 30, "the inbox emptied")
     finally:
@@ -135,8 +141,9 @@ def test_a_companion_deleted_during_a_commit_across_filesystems_is_kept_as_gone(
     sha = _group(site.root / "inbox")
     write_config(site.root, RULES)
     flag = site.root / "paused"
-    daemon, log = site.daemon({"HOTFOLDER_TEST_PAUSE_AT": "between-companions:1",
-                               "HOTFOLDER_TEST_PAUSE_FILE": str(flag)})  # fmt: skip
+    daemon, log = site.daemon(
+        {"HOTFOLDER_TEST_PAUSE_AT": "between-companions:1", "HOTFOLDER_TEST_PAUSE_FILE": str(flag)}
+    )
     try:
         _until(flag.exists, 120, "the commit to pause between two companions")
         left = sorted(p.name for p in (site.root / "inbox").iterdir())

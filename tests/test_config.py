@@ -24,8 +24,10 @@ def test_embedded_default_resolves_against_cwd(tmp_path: Path) -> None:
     assert config.source is None
     assert [w.path for w in config.watches] == [tmp_path / "inbox"]
     assert (config.output_root, config.state_dir, config.quarantine) == (
-        tmp_path / "outbox", tmp_path / ".hotfolder", tmp_path / "quarantine",
-    )  # fmt: skip
+        tmp_path / "outbox",
+        tmp_path / ".hotfolder",
+        tmp_path / "quarantine",
+    )
     assert [r.name for r in config.rules] == ["default", "camera-raw"]
     assert config.workers >= 1
 
@@ -74,8 +76,12 @@ def test_every_documented_key_is_accepted(tmp_path: Path) -> None:
     )
     c = load_config(None, cwd=tmp_path)
     assert (c.max_image_pixels, c.file_mode, c.ignore, c.rescan_interval, c.stop_timeout) == (
-        1000, 0o640, ("*.bak",), 0.0, 5.0,
-    )  # fmt: skip
+        1000,
+        0o640,
+        ("*.bak",),
+        0.0,
+        5.0,
+    )
     (watch,) = c.watches
     assert (watch.mode, watch.poll_interval, watch.name, watch.recursive) == ("poll", 2.5, "cards", False)
 
@@ -103,8 +109,14 @@ def test_cluster_table_is_parsed_into_typed_settings(tmp_path: Path) -> None:
     cluster = config.cluster
     assert cluster is not None and cluster.tls and cluster.tls_ca == tmp_path / "ca.pem"
     assert [str(a) for a, _ in cluster.path_map] == ["/srv/photos/raw", "/srv/photos"]  # longest first
-    assert load_config(_cluster_config(tmp_path, 'scheduler = "local"\nlisten = "tcp://127.0.0.1:8786"\n'
-                                       "allow_insecure = true")).cluster is not None  # fmt: skip
+    assert (
+        load_config(
+            _cluster_config(
+                tmp_path, 'scheduler = "local"\nlisten = "tcp://127.0.0.1:8786"\nallow_insecure = true'
+            )
+        ).cluster
+        is not None
+    )
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import CORPUS, ROOT
+from conftest import ROOT, shared
 
 pytestmark = pytest.mark.slow
 
@@ -314,7 +314,7 @@ def test_broken_corpus_files_are_quarantined_while_good_ones_flow(tmp_path: Path
     (tmp_path / "inbox").mkdir()
     proc = spawn(tmp_path, tmp_path / "daemon.log")
     time.sleep(2)
-    everything = [p for p in CORPUS.iterdir() if p.suffix not in {".md", ".tsv"}]
+    everything = [p for p in shared("corpus").iterdir() if p.suffix not in {".md", ".tsv"}]
     for p in everything:
         shutil.copy(p, tmp_path / "inbox" / p.name)
     # A zero-byte file is not an arrival: it is looked at for a minute, never quarantined.
@@ -333,10 +333,16 @@ def test_broken_corpus_files_are_quarantined_while_good_ones_flow(tmp_path: Path
     assert proc.wait(timeout=120) == 0
     quarantined = {Path(e["src"]).name: e["error"] for e in events if e["event"] == "job.quarantined"}
     broken = {
-        "truncated_jpeg.jpg", "truncated_image.png", "ultrahdr.jpg", "broken.png",
-        "corrupted.hif", "decompression_bomb.gif", "65536-uint32-limit.png", "png_decompression_dos.png",
+        "truncated_jpeg.jpg",
+        "truncated_image.png",
+        "ultrahdr.jpg",
+        "broken.png",
+        "corrupted.hif",
+        "decompression_bomb.gif",
+        "65536-uint32-limit.png",
+        "png_decompression_dos.png",
         "monkey12.jpg",
-    }  # fmt: skip
+    }
     assert set(quarantined) == broken
     for name in broken:
         note = json.loads((tmp_path / "quarantine" / f"{name}.json").read_text())

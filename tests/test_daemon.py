@@ -22,8 +22,12 @@ def start(cwd: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
     return subprocess.Popen(
         [sys.executable, "-m", "hotfolder", "run", "--log-format", "json"],
-        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(check: Callable[[], bool], seconds: float = 60) -> None:

@@ -235,8 +235,14 @@ def animations(tmp_path: Path) -> list[Path]:
         f.info["transparency"] = 0
     rgba = [f.convert("RGBA") for f in frames]
     assert rgba[0].getpixel((35, 5))[3] == 0
-    rgba[0].save(folder / "anim_a.webp", save_all=True, append_images=rgba[1:], duration=[100, 200, 300, 400],
-                 loop=0, lossless=True)  # fmt: skip
+    rgba[0].save(
+        folder / "anim_a.webp",
+        save_all=True,
+        append_images=rgba[1:],
+        duration=[100, 200, 300, 400],
+        loop=0,
+        lossless=True,
+    )
     return [folder / "anim.gif", folder / "anim_p.png", folder / "anim_a.webp"]
 
 
@@ -256,8 +262,14 @@ def frames_of(path: Path) -> list[tuple[str, int | None, tuple[int, ...]]]:
 def test_animations_with_transparency_go_into_every_format(tmp_path: Path, animations: list[Path]) -> None:
     """GIF with a transparency index, palette APNG, animated WebP with alpha: APNG, WebP and AVIF keep
     frames, timing and transparency; TIFF keeps the frames as pages; JPEG/HEIF take frame 1 flattened."""
-    rules = outputs("png png/{stem}.png", "webp webp/{stem}.webp", "avif avif/{stem}.avif",
-                    "tiff tif/{stem}.tif", "jpeg jpg/{stem}.jpg", "heif heif/{stem}.heic")  # fmt: skip
+    rules = outputs(
+        "png png/{stem}.png",
+        "webp webp/{stem}.webp",
+        "avif avif/{stem}.avif",
+        "tiff tif/{stem}.tif",
+        "jpeg jpg/{stem}.jpg",
+        "heif heif/{stem}.heic",
+    )
     events = process(tmp_path, rules, *animations)
     assert events["_result"].returncode == 0, events.get("job.quarantined")
     out = tmp_path / "outbox"
@@ -319,8 +331,12 @@ def test_bit_depth_10_on_an_8_bit_source_writes_10_bits(tmp_path: Path) -> None:
 
 def test_jpeg_optimize_without_progressive_and_png_optimize(tmp_path: Path) -> None:
     """optimize = true: optimal Huffman tables in a baseline JPEG (smaller, baseline); PNG no bigger."""
-    rules = outputs("jpeg plain/{stem}.jpg", "jpeg opt/{stem}.jpg optimize=true", "png plain/{stem}.png",
-                    "png opt/{stem}.png optimize=true")  # fmt: skip
+    rules = outputs(
+        "jpeg plain/{stem}.jpg",
+        "jpeg opt/{stem}.jpg optimize=true",
+        "png plain/{stem}.png",
+        "png opt/{stem}.png optimize=true",
+    )
     assert process(tmp_path, rules, corpus("landscape_1.jpg"))["_result"].returncode == 0
     out = tmp_path / "outbox"
     plain, opt = (
@@ -473,10 +489,11 @@ def test_a_stamp_wins_over_the_source_and_over_strip(tmp_path: Path) -> None:
     stamp = f'stamp = {{ artist = "Jane Doe", description = "{long}" }}\n'
     rules = (
         '[[rule]]\nname = "r"\n'
-        '[[rule.output]]\nformat = "jpeg"\npath = "keep/{stem}.jpg"\nprofile = "archival"\n' + stamp +
-        '[[rule.output]]\nformat = "jpeg"\npath = "strip/{stem}.jpg"\nexif = "strip"\nxmp = "strip"\n'
+        '[[rule.output]]\nformat = "jpeg"\npath = "keep/{stem}.jpg"\nprofile = "archival"\n'
+        + stamp
+        + '[[rule.output]]\nformat = "jpeg"\npath = "strip/{stem}.jpg"\nexif = "strip"\nxmp = "strip"\n'
         'iptc = "strip"\n' + stamp
-    )  # fmt: skip
+    )
     events = process(tmp_path, rules, src)
     assert events["_result"].returncode == 0, events["_result"].stderr
     kept = exiftool(tmp_path / "outbox" / "keep" / "owned.jpg")

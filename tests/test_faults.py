@@ -108,8 +108,15 @@ def test_full_disk_waits_and_completes_once_space_returns(tmp_path: Path) -> Non
     script.write_text(textwrap.dedent(ORCHESTRATOR))
     work = tmp_path / "work"
     work.mkdir()
-    command = ["unshare", "-Urm", sys.executable, str(script), str(work), str(corpus("canon_eos_7d.jpg")),
-               str(ROOT / "daemon")]  # fmt: skip
+    command = [
+        "unshare",
+        "-Urm",
+        sys.executable,
+        str(script),
+        str(work),
+        str(corpus("canon_eos_7d.jpg")),
+        str(ROOT / "daemon"),
+    ]
     run = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
@@ -125,8 +132,9 @@ def test_sigterm_abandons_a_long_job_cleanly_and_it_is_redone(tmp_path: Path) ->
     """stop_timeout = 1: a lossless 12 MP HEIF still encoding is abandoned; exit 0, no temp, no
     output, the input in place; the next start does the job."""
     (tmp_path / "inbox").mkdir()
-    (tmp_path / "rules.toml").write_text('[[rule]]\nname = "slow"\n[[rule.output]]\nformat = "heif"\n'
-                                         'lossless = true\npath = "{stem}.heic"\n')  # fmt: skip
+    (tmp_path / "rules.toml").write_text(
+        '[[rule]]\nname = "slow"\n[[rule.output]]\nformat = "heif"\nlossless = true\npath = "{stem}.heic"\n'
+    )
     (tmp_path / "hotfolder.toml").write_text(
         'rules = ["rules.toml"]\nstop_timeout = 1\n[[watch]]\npath = "inbox"\n'
     )

@@ -65,8 +65,11 @@ def test_archival_png_keeps_every_exif_tag(tmp_path: Path, name: str) -> None:
 @pytest.mark.parametrize("compression", ["none", "lzw", "deflate", "zstd"])
 def test_camera_jpeg_to_tiff_keeps_exif_with_every_compression(tmp_path: Path, compression: str) -> None:
     """TIFF output holds IFD0, ExifIFD, GPS and Interop tags whatever the compression (libtiff path)."""
-    dst = only_output(run_outputs(tmp_path, corpus("fujifilm_finepixs1pro_1.jpg"),
-                                  output(format="tiff", compression=compression)))  # fmt: skip
+    dst = only_output(
+        run_outputs(
+            tmp_path, corpus("fujifilm_finepixs1pro_1.jpg"), output(format="tiff", compression=compression)
+        )
+    )
     src, out = exiftool(corpus("fujifilm_finepixs1pro_1.jpg")), exiftool(dst)
     for group in ("ExifIFD", "GPS", "InteropIFD"):
         want = {t for t in tags(src, "EXIF") if t.startswith(group + ":")}
@@ -184,8 +187,12 @@ def test_heif_irot_is_not_applied_twice(tmp_path: Path) -> None:
 
 def test_display_p3_to_srgb_converts_pixels(tmp_path: Path) -> None:
     """icc = srgb: P3 pixels converted (not relabelled), sRGB embedded; archival keeps Display P3."""
-    outcome = run_outputs(tmp_path, corpus("pug.heic"), output(format="jpeg", quality=95),
-                          output(format="png", path="{stem}.png"))  # fmt: skip
+    outcome = run_outputs(
+        tmp_path,
+        corpus("pug.heic"),
+        output(format="jpeg", quality=95),
+        output(format="png", path="{stem}.png"),
+    )
     web, archival = (w.dst for w in outcome.written)
     assert "sRGB" in str(exiftool(web).get("ICC_Profile:ICC-header:ProfileDescription", "")) or "sRGB" in str(
         exiftool(web)
@@ -193,8 +200,12 @@ def test_display_p3_to_srgb_converts_pixels(tmp_path: Path) -> None:
     assert "Display P3" in str(exiftool(archival))
     with Image.open(corpus("pug.heic")) as src, Image.open(web) as out:
         icc = src.info["icc_profile"]
-        expected = ImageCms.profileToProfile(src.convert("RGB"), ImageCms.ImageCmsProfile(io.BytesIO(icc)),
-                                             ImageCms.createProfile("sRGB"), outputMode="RGB")  # fmt: skip
+        expected = ImageCms.profileToProfile(
+            src.convert("RGB"),
+            ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+            ImageCms.createProfile("sRGB"),
+            outputMode="RGB",
+        )
         assert expected is not None
         small = (out.width // 8, out.height // 8)
         a = np.asarray(out.convert("RGB").resize(small), dtype=int)
@@ -205,8 +216,12 @@ def test_display_p3_to_srgb_converts_pixels(tmp_path: Path) -> None:
 
 def test_cmyk_with_profile_goes_through_it(tmp_path: Path) -> None:
     """A CMYK JPEG with a SWOP profile: PNG gets sRGB via the profile (logged); TIFF keeps CMYK."""
-    outcome = run_outputs(tmp_path, corpus("multiple_icc_segments.jpg"), output(format="png"),
-                          output(format="tiff", path="{stem}.tif"))  # fmt: skip
+    outcome = run_outputs(
+        tmp_path,
+        corpus("multiple_icc_segments.jpg"),
+        output(format="png"),
+        output(format="tiff", path="{stem}.tif"),
+    )
     png, tif = (w.dst for w in outcome.written)
     assert "colour.converted" in notes_of(outcome)
     with Image.open(png) as a, Image.open(tif) as b, Image.open(corpus("multiple_icc_segments.jpg")) as src:
@@ -218,8 +233,12 @@ def test_cmyk_with_profile_goes_through_it(tmp_path: Path) -> None:
 
 def test_nclx_only_heif_is_not_left_without_colour(tmp_path: Path) -> None:
     """cat.hif describes colour with NCLX only: PNG gets an sRGB ICC, HEIF keeps the NCLX box."""
-    outcome = run_outputs(tmp_path, corpus("cat.hif"), output(format="png", max_edge=512),
-                          output(format="heif", max_edge=512, icc="keep", path="{stem}.heic"))  # fmt: skip
+    outcome = run_outputs(
+        tmp_path,
+        corpus("cat.hif"),
+        output(format="png", max_edge=512),
+        output(format="heif", max_edge=512, icc="keep", path="{stem}.heic"),
+    )
     png, heic = (w.dst for w in outcome.written)
     assert "sRGB" in str(exiftool(png))
     heif = pillow_heif.open_heif(heic)
@@ -320,8 +339,12 @@ def test_animation_keeps_frames_and_timing(tmp_path: Path, name: str, fmt: str) 
 
 def test_multipage_tiff_keeps_pages_and_jpeg_logs_the_rest(tmp_path: Path) -> None:
     """Multi-page TIFF keeps its pages in TIFF; a JPEG output holds page 1 and says so."""
-    outcome = run_outputs(tmp_path, corpus("multipage.tif"), output(format="tiff", path="{stem}.tif"),
-                          output(format="jpeg", path="{stem}.jpg"))  # fmt: skip
+    outcome = run_outputs(
+        tmp_path,
+        corpus("multipage.tif"),
+        output(format="tiff", path="{stem}.tif"),
+        output(format="jpeg", path="{stem}.jpg"),
+    )
     tif, _ = (w.dst for w in outcome.written)
     with Image.open(tif) as out, Image.open(corpus("multipage.tif")) as src:
         assert out.n_frames == src.n_frames
@@ -352,8 +375,13 @@ def test_pixel_limit_is_configurable(tmp_path: Path) -> None:
     """max_image_pixels refuses larger images before decoding."""
     src = tmp_path / "in.png"
     Image.new("RGB", (300, 300)).save(src)
-    job = Job(src=src, relpath="in.png", rules=(Rule("r", None, outputs=(output(format="png"),)),),
-              output_root=tmp_path / "out", max_pixels=50_000)  # fmt: skip
+    job = Job(
+        src=src,
+        relpath="in.png",
+        rules=(Rule("r", None, outputs=(output(format="png"),)),),
+        output_root=tmp_path / "out",
+        max_pixels=50_000,
+    )
     outcome = process_job(job)
     assert outcome.status == "quarantined" and "max_image_pixels" in (outcome.error or "")
 
@@ -368,7 +396,7 @@ def test_camera_raw_is_never_decoded_and_may_be_copied(tmp_path: Path) -> None:
     assert examine(head, "renamed.tif", (Rule("any", None, outputs=(output(format="png"),)),)).rule is None
     copy_rule = Rule("raw", None, match=Match(formats=frozenset({"raw"})), outputs=(output(format="copy"),))
     assert decide([copy_rule], Facts("photo.dng", "raw")).rule is copy_rule
-    job = Job(src=dng, relpath="photo.dng", rules=(copy_rule,), output_root=tmp_path / "out")  # fmt: skip
+    job = Job(src=dng, relpath="photo.dng", rules=(copy_rule,), output_root=tmp_path / "out")
     assert only_output(process_job(job)).read_bytes() == dng.read_bytes()
 
 
@@ -400,8 +428,7 @@ def test_verify_catches_a_lossless_mismatch() -> None:
 def png16(pixels: np.ndarray) -> bytes:
     """A 16-bit PNG of these samples, by the encoder the PNG writer uses."""
     height, width, bands = pixels.shape
-    return pngcodec.encode(pixels.tobytes(), (width, height), bands=bands, bits=16, level=6,
-                           optimize=False)  # fmt: skip
+    return pngcodec.encode(pixels.tobytes(), (width, height), bands=bands, bits=16, level=6, optimize=False)
 
 
 @pytest.mark.parametrize("fmt", ["tiff", "png"])
@@ -446,8 +473,15 @@ def test_lossless_heif_of_a_limited_range_source_is_exact(tmp_path: Path) -> Non
     """A source NCLX with full_range 0 must not make the lossless HEIF limited-range (and lossy)."""
     src = tmp_path / "limited.heic"
     noise = np.random.default_rng(7).integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
-    Image.fromarray(noise).save(src, "HEIF", quality=90, color_primaries=5, transfer_characteristics=1,
-                                matrix_coefficients=5, full_range_flag=0)  # fmt: skip
+    Image.fromarray(noise).save(
+        src,
+        "HEIF",
+        quality=90,
+        color_primaries=5,
+        transfer_characteristics=1,
+        matrix_coefficients=5,
+        full_range_flag=0,
+    )
     outcome = run_outputs(
         tmp_path, src, output(format="heif", lossless=True, icc="keep", path="{stem}.out.heic")
     )

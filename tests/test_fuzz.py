@@ -21,11 +21,24 @@ from conftest import ROOT, corpus, write_config
 pytestmark = pytest.mark.slow
 
 SEEDS = [
-    "pentax_k10d.jpg", "hopper.bmp", "hopper_gray.jpg", "apng_delay.png", "p_trns_single.png",
-    "dotnet-256x256-alpha-palette.png", "issue_473_java.webp", "tiff_16bit_rgb.tiff", "pil_sample_cmyk.jpg",
-    "hopper_lzw.tif", "xmp_tags_orientation.avif", "samplefilehub_heif_content.jpg", "rgba_16_128x128.png",
-    "fujifilm_finepixs1pro_1.jpg", "bluesquare.jpg", "32-lens_data.jpeg", "iss634.gif",
-]  # fmt: skip
+    "pentax_k10d.jpg",
+    "hopper.bmp",
+    "hopper_gray.jpg",
+    "apng_delay.png",
+    "p_trns_single.png",
+    "dotnet-256x256-alpha-palette.png",
+    "issue_473_java.webp",
+    "tiff_16bit_rgb.tiff",
+    "pil_sample_cmyk.jpg",
+    "hopper_lzw.tif",
+    "xmp_tags_orientation.avif",
+    "samplefilehub_heif_content.jpg",
+    "rgba_16_128x128.png",
+    "fujifilm_finepixs1pro_1.jpg",
+    "bluesquare.jpg",
+    "32-lens_data.jpeg",
+    "iss634.gif",
+]
 BATCH = 24
 BATCHES = int(os.environ.get("FUZZ_BATCHES", "20"))
 RULES = (
@@ -83,8 +96,15 @@ def _one_batch(tmp_path_factory: pytest.TempPathFactory, tried: dict[str, int], 
     for i, (name, ops) in enumerate(batch):
         (inbox / f"{i:02d}-{name}").write_bytes(mutate(corpus(name).read_bytes(), ops))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
-    result = subprocess.run([sys.executable, "-m", "hotfolder", "process", "inbox"], cwd=work, env=env,
-                            capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "hotfolder", "process", "inbox"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode in (0, 1), result.stderr[-3000:]
     counts = dict(part.rsplit(" ", 1) for part in result.stderr.strip().splitlines()[-1].split(", "))
     assert counts["failed"] == "0", result.stderr[-3000:]

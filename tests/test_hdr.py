@@ -24,17 +24,28 @@ import pytest
 import pyvips
 from PIL import Image, ImageCms
 
-from conftest import exiftool, output, run_cli, run_outputs, write_config
+from conftest import corpus, exiftool, output, run_cli, run_outputs, shared, tool, write_config
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # colour-science warns that SciPy and Matplotlib are absent
     import colour
 
-PHOTO = Path(__file__).resolve().parents[2] / "shared" / "photos" / "Ultra_HDR_Samples_Originals_01.jpg"
 SPACES = colour.RGB_COLOURSPACES
 D50 = colour.CCS_ILLUMINANTS["CIE 1931 2 Degree Standard Observer"]["D50"]
-needs_avifenc = pytest.mark.skipif(shutil.which("avifenc") is None, reason="avifenc (libavif-bin) is missing")
-needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
+needs_avifenc = pytest.mark.usefixtures("avifenc")
+needs_ffmpeg = pytest.mark.usefixtures("ffmpeg")
+
+
+@pytest.fixture
+def avifenc() -> str:
+    """libavif's encoder makes the 10-bit PQ AVIF inputs (skipped without it, a failure under CI=1)."""
+    return tool("avifenc", "libavif-bin")
+
+
+@pytest.fixture
+def ffmpeg() -> str:
+    """ffmpeg's zscale + tonemap: the reference HDR rendering."""
+    return tool("ffmpeg", "ffmpeg")
 
 
 # Making test files ----------------------------------------------------------------------------
@@ -57,21 +68,43 @@ def _gradient(h: int = 96, w: int = 256, top: float = 0.8) -> np.ndarray:
 def _graded_photo(edge: int = 512) -> np.ndarray:
     """A real sRGB photo graded to BT.2020 PQ: diffuse white at 203 cd/m² (BT.2408), its highlights
     expanded to ~1000 cd/m², as 16-bit code values (colour-science throughout)."""
-    im = Image.open(PHOTO).convert("RGB")
+    im = Image.open(shared("photos", "Ultra_HDR_Samples_Originals_01.jpg")).convert("RGB")
     im.thumbnail((edge, edge))
     linear = colour.models.eotf_sRGB(np.asarray(im, dtype=np.float64) / 255)
     nits = 203 * linear * (1 + 4 * linear**2)
-    wide = colour.RGB_to_RGB(nits, colour.RGB_COLOURSPACES["ITU-R BT.709"],
-                             colour.RGB_COLOURSPACES["ITU-R BT.2020"])  # fmt: skip
+    wide = colour.RGB_to_RGB(
+        nits, colour.RGB_COLOURSPACES["ITU-R BT.709"], colour.RGB_COLOURSPACES["ITU-R BT.2020"]
+    )
     return np.round(np.clip(colour.models.eotf_inverse_ST2084(np.clip(wide, 0, None)), 0, 1) * 65535)
 
 
 def _avif(png: Path, cicp: str) -> Path:
     """A 10-bit 4:4:4 full-range AVIF from a 16-bit PNG by libavif's avifenc, with this NCLX only."""
     out = png.with_suffix(".avif")
-    subprocess.run(["avifenc", "-d", "10", "-y", "444", "--cicp", cicp, "-r", "full", "-s", "8",
-                    "--min", "0", "--max", "8", "--ignore-icc", str(png), str(out)],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            "avifenc",
+            "-d",
+            "10",
+            "-y",
+            "444",
+            "--cicp",
+            cicp,
+            "-r",
+            "full",
+            "-s",
+            "8",
+            "--min",
+            "0",
+            "--max",
+            "8",
+            "--ignore-icc",
+            str(png),
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return out
 
 
@@ -81,9 +114,14 @@ def _heif(path: Path, pixels: np.ndarray, primaries: int, transfer: int, matrix:
     deep = pixels.max() > 255
     mode, data = ("RGB;16", pixels.astype(np.uint16)) if deep else ("RGB", pixels.astype(np.uint8))
     pillow_heif.from_bytes(mode, (w, h), data.tobytes()).save(
-        path, quality=95, chroma=444, color_primaries=primaries, transfer_characteristics=transfer,
-        matrix_coefficients=matrix, full_range_flag=1,
-    )  # fmt: skip
+        path,
+        quality=95,
+        chroma=444,
+        color_primaries=primaries,
+        transfer_characteristics=transfer,
+        matrix_coefficients=matrix,
+        full_range_flag=1,
+    )
     return path
 
 
@@ -94,12 +132,15 @@ def _ffmpeg_sdr(png: Path, transfer: str, primaries: str, peak_nits: float) -> n
     """ffmpeg's own HDR → SDR: zscale to linear light (203 cd/m² = 1.0), BT.709 primaries, the tonemap
     filter (mobius, no desaturation) from the peak, sRGB transfer; 8-bit RGB."""
     out = png.with_name(png.stem + "-ffmpeg.png")
-    graph = (f"zscale=tin={transfer}:min=gbr:pin={primaries}:rin=full:t=linear:npl=203:m=gbr:p={primaries}"
-             ":r=full,format=gbrpf32le,zscale=p=bt709:t=linear:m=gbr:r=full,"
-             f"tonemap=tonemap=mobius:desat=0:peak={peak_nits / 203},"
-             "zscale=t=iec61966-2-1:m=gbr:r=full:p=bt709,format=rgb24")  # fmt: skip
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(png), "-vf", graph, "-frames:v", "1", str(out)],
-                   check=True)  # fmt: skip
+    graph = (
+        f"zscale=tin={transfer}:min=gbr:pin={primaries}:rin=full:t=linear:npl=203:m=gbr:p={primaries}"
+        ":r=full,format=gbrpf32le,zscale=p=bt709:t=linear:m=gbr:r=full,"
+        f"tonemap=tonemap=mobius:desat=0:peak={peak_nits / 203},"
+        "zscale=t=iec61966-2-1:m=gbr:r=full:p=bt709,format=rgb24"
+    )
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-i", str(png), "-vf", graph, "-frames:v", "1", str(out)], check=True
+    )
     return _grid(Image.open(out))
 
 
@@ -111,8 +152,9 @@ def _grid(im: Image.Image) -> np.ndarray:
 def _naive(png: Path) -> np.ndarray:
     """The HDR signal shown as if it were sRGB: what an unlabelled output looks like."""
     vimg = pyvips.Image.new_from_file(str(png))
-    data = np.ndarray(buffer=(vimg >> 8).cast("uchar").write_to_memory(), dtype=np.uint8,
-                      shape=(vimg.height, vimg.width, 3))  # fmt: skip
+    data = np.ndarray(
+        buffer=(vimg >> 8).cast("uchar").write_to_memory(), dtype=np.uint8, shape=(vimg.height, vimg.width, 3)
+    )
     return _grid(Image.fromarray(data))
 
 
@@ -152,8 +194,11 @@ def _icc_light(icc: bytes, signal: np.ndarray) -> np.ndarray:
     ramp = np.round(np.repeat(signal[:, None], 3, 1) * 65535).astype(np.uint16)
     vimg = pyvips.Image.new_from_memory(ramp.tobytes(), n, 1, 3, "ushort").copy(interpretation="rgb16")
     vimg.set_type(pyvips.GValue.blob_type, "icc-profile-data", icc)
-    lab = np.ndarray(buffer=vimg.icc_import(embedded=True, intent="relative").write_to_memory(),
-                     dtype=np.float32, shape=(n, 3))  # fmt: skip
+    lab = np.ndarray(
+        buffer=vimg.icc_import(embedded=True, intent="relative").write_to_memory(),
+        dtype=np.float32,
+        shape=(n, 3),
+    )
     return np.asarray(colour.Lab_to_XYZ(lab, D50))[:, 1]
 
 
@@ -170,8 +215,11 @@ def _icc_red_xy(icc: bytes) -> np.ndarray:
     vimg = pyvips.Image.new_from_memory(np.array([65535, 0, 0], np.uint16).tobytes(), 1, 1, 3, "ushort")
     vimg = vimg.copy(interpretation="rgb16")
     vimg.set_type(pyvips.GValue.blob_type, "icc-profile-data", icc)
-    lab = np.ndarray(buffer=vimg.icc_import(embedded=True, intent="relative").write_to_memory(),
-                     dtype=np.float32, shape=(3,))  # fmt: skip
+    lab = np.ndarray(
+        buffer=vimg.icc_import(embedded=True, intent="relative").write_to_memory(),
+        dtype=np.float32,
+        shape=(3,),
+    )
     return np.asarray(colour.XYZ_to_xy(colour.Lab_to_XYZ(lab, D50)))
 
 
@@ -214,11 +262,18 @@ def test_pq_avif_archives_say_their_colour_and_the_web_jpeg_is_tone_mapped(tmp_p
     # Graded in BT.2020, carried in P3 here: re-express the same light in P3 primaries.
     nits = colour.models.eotf_ST2084(graded / 65535)
     p3 = colour.RGB_to_RGB(nits, SPACES["ITU-R BT.2020"], SPACES["Display P3"])
-    png = _png16(tmp_path / "graded.png", np.round(np.clip(colour.models.eotf_inverse_ST2084(
-        np.clip(p3, 0, None)), 0, 1) * 65535))  # fmt: skip
+    png = _png16(
+        tmp_path / "graded.png",
+        np.round(np.clip(colour.models.eotf_inverse_ST2084(np.clip(p3, 0, None)), 0, 1) * 65535),
+    )
     src = _avif(png, "12/16/0")
-    done = _run(tmp_path / "run", src, output(format="png"), output(format="tiff"),
-                       output(format="jpeg", path="{stem}.jpg"))  # fmt: skip
+    done = _run(
+        tmp_path / "run",
+        src,
+        output(format="png"),
+        output(format="tiff"),
+        output(format="jpeg", path="{stem}.jpg"),
+    )
     assert done.status == "done", done.error
 
     archive = _written(done, "png")
@@ -272,8 +327,13 @@ def test_hdr_heif_gets_every_output_and_keeps_hdr_in_heif(tmp_path: Path, transf
     """A 10-bit BT.2020 PQ or HLG HEIF: the default web HEIF (tone-mapped, sRGB), web JPEG and archival
     TIFF are all written, nothing refused; hdr = "keep" writes a 10-bit HEIF with the source's NCLX."""
     src = _heif(tmp_path / f"{name}.heic", _gradient(), primaries=9, transfer=transfer)
-    done = _run(tmp_path / "run", src, output(format="heif"), output(format="jpeg", path="{stem}.jpg"),
-                output(format="tiff"))  # fmt: skip
+    done = _run(
+        tmp_path / "run",
+        src,
+        output(format="heif"),
+        output(format="jpeg", path="{stem}.jpg"),
+        output(format="tiff"),
+    )
     assert done.status == "done", done.error
     mapped = pillow_heif.open_heif(_written(done, "heif"), convert_hdr_to_8bit=False)  # SDR at 10 bits
     assert mapped.info.get("nclx_profile") is None
@@ -313,11 +373,13 @@ def test_tone_map_of_a_gradient_follows_ffmpeg(tmp_path: Path, transfer: int, zi
 
 @pytest.mark.parametrize(
     ("cicp", "space", "transfer"),
-    [((12, 13), "Display P3", colour.models.eotf_sRGB),
-     ((9, 1), "ITU-R BT.2020", colour.models.oetf_inverse_BT709),
-     ((9, 16), "ITU-R BT.2020", lambda v: colour.models.eotf_ST2084(v) / 10000),
-     ((12, 18), "Display P3", lambda v: np.power(colour.models.oetf_inverse_ARIBSTDB67(v) / 12, 1.2))],
-)  # fmt: skip
+    [
+        ((12, 13), "Display P3", colour.models.eotf_sRGB),
+        ((9, 1), "ITU-R BT.2020", colour.models.oetf_inverse_BT709),
+        ((9, 16), "ITU-R BT.2020", lambda v: colour.models.eotf_ST2084(v) / 10000),
+        ((12, 18), "Display P3", lambda v: np.power(colour.models.oetf_inverse_ARIBSTDB67(v) / 12, 1.2)),
+    ],
+)
 def test_built_profiles_mean_what_the_nclx_says(
     tmp_path: Path, cicp: tuple[int, int], space: str, transfer: Any
 ) -> None:
@@ -335,12 +397,20 @@ def test_untagged_adobe_rgb_camera_jpeg_is_understood(tmp_path: Path) -> None:
     """A camera JPEG in Adobe RGB with no ICC profile, only EXIF ColorSpace "uncalibrated" and Interop
     index R03 (DCF): the archival JPEG gets an Adobe RGB profile, the web JPEG is converted to sRGB."""
     src = tmp_path / "_DSC0001.JPG"
-    exif = piexif.dump({"Exif": {piexif.ExifIFD.ColorSpace: 0xFFFF},
-                        "Interop": {piexif.InteropIFD.InteroperabilityIndex: b"R03"}})  # fmt: skip
+    exif = piexif.dump(
+        {
+            "Exif": {piexif.ExifIFD.ColorSpace: 0xFFFF},
+            "Interop": {piexif.InteropIFD.InteroperabilityIndex: b"R03"},
+        }
+    )
     patch = np.array([[[40, 180, 60]]], dtype=np.uint8).repeat(32, 0).repeat(32, 1)
     Image.fromarray(patch).save(src, quality=98, exif=exif)
-    done = _run(tmp_path / "run", src, output(format="jpeg", path="{stem}-a.jpg", profile="archival"),
-                       output(format="jpeg", path="{stem}-w.jpg"))  # fmt: skip
+    done = _run(
+        tmp_path / "run",
+        src,
+        output(format="jpeg", path="{stem}-a.jpg", profile="archival"),
+        output(format="jpeg", path="{stem}-w.jpg"),
+    )
     assert done.status == "done", done.error
     archival, web = (Path(w.dst) for w in done.written)
     assert "Adobe RGB" in str(exiftool(archival).get("ICC_Profile:ProfileDescription"))
@@ -365,8 +435,12 @@ def test_png_cicp_source_is_hdr_and_an_own_pq_tiff_reads_back_as_hdr(tmp_path: P
     png.write_bytes(data[:33] + cicp + data[33:])
     first = _run(tmp_path / "one", png, output(format="tiff"), output(format="jpeg", path="{stem}.jpg"))
     assert first.status == "done", first.error
-    again = _run(tmp_path / "two", _written(first, "tiff"), output(format="jpeg", path="{stem}.jpg"),
-                 output(format="png"))  # fmt: skip
+    again = _run(
+        tmp_path / "two",
+        _written(first, "tiff"),
+        output(format="jpeg", path="{stem}.jpg"),
+        output(format="png"),
+    )
     assert again.status == "done", again.error
     assert _png_chunks(_written(again, "png"))[b"cICP"] == bytes(
         [9, 16, 0, 1]
@@ -399,9 +473,12 @@ def test_hdr_keep_where_it_cannot_work_is_a_load_error(tmp_path: Path, fmt: str)
 def test_a_heif_output_is_never_refused_for_hdr_it_can_carry(tmp_path: Path) -> None:
     """HDR kept at 12 bits, and at 8 bits when asked: the NCLX goes with it; nothing is quarantined."""
     src = _heif(tmp_path / "pq.heic", _gradient(), primaries=9, transfer=16)
-    done = _run(tmp_path / "run", src,
-                       output(format="heif", path="{stem}-12.heic", hdr="keep", bit_depth=12),
-                       output(format="heif", path="{stem}-8.heic", hdr="keep", bit_depth=8))  # fmt: skip
+    done = _run(
+        tmp_path / "run",
+        src,
+        output(format="heif", path="{stem}-12.heic", hdr="keep", bit_depth=12),
+        output(format="heif", path="{stem}-8.heic", hdr="keep", bit_depth=8),
+    )
     assert done.status == "done", done.error
     for written, depth in zip(sorted(Path(w.dst) for w in done.written), (12, 8), strict=True):
         heif = pillow_heif.open_heif(io.BytesIO(written.read_bytes()), convert_hdr_to_8bit=False)
@@ -422,8 +499,6 @@ def test_explain_says_what_the_colour_is(tmp_path: Path) -> None:
 
 # Gain maps ------------------------------------------------------------------------------------
 
-ULTRA_HDR = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "ultra-hdr.jpg"
-
 
 def _gain_map_of(path: Path) -> tuple[str, Image.Image | None]:
     """libvips' (libultrahdr's) reading of a JPEG: its loader, and the gain map it finds."""
@@ -439,10 +514,9 @@ def test_gain_map_keep_resizes_and_turns_the_map_with_the_picture(tmp_path: Path
     Ultra HDR JPEG again (MPF, two images, libultrahdr finds the map), the map a quarter of the output
     and turned with it, its content the source map's; without the option the map is dropped, logged."""
     src = tmp_path / "uhdr.jpg"
-    shutil.copy(ULTRA_HDR, src)
+    shutil.copy(corpus("ultra-hdr.jpg"), src)
     if orientation != 1:
-        if shutil.which("exiftool") is None:
-            pytest.skip("exiftool is not installed")
+        tool("exiftool", "libimage-exiftool-perl")
         turn = [f"-Orientation={orientation}", "-n", str(src)]
         subprocess.run(["exiftool", "-q", "-overwrite_original", *turn], check=True)
     keep = output(format="jpeg", path="{stem}-hdr.jpg", gain_map="keep", max_edge=1024)
@@ -456,7 +530,7 @@ def test_gain_map_keep_resizes_and_turns_the_map_with_the_picture(tmp_path: Path
     assert picture.size == want
     assert gain_map.size == (want[0] // 4, want[1] // 4)
     assert exiftool(kept).get("MPF:MPF0:NumberOfImages") == 2
-    _, source_map = _gain_map_of(ULTRA_HDR)
+    _, source_map = _gain_map_of(corpus("ultra-hdr.jpg"))
     assert source_map is not None
     if orientation == 6:
         source_map = source_map.transpose(Image.Transpose.ROTATE_270)

@@ -25,8 +25,9 @@ def _scan(path: Path) -> np.ndarray:
     ("options", "depth"),
     [({}, 12), ({"bit_depth": 10}, 10), ({"lossless": True}, 12), ({"lossless": True, "bit_depth": 10}, 10)],
 )
-def test_a_16_bit_grey_scan_is_a_10_or_12_bit_monochrome_heif(tmp_path: Path, options: dict[str, object],
-                                                              depth: int) -> None:  # fmt: skip
+def test_a_16_bit_grey_scan_is_a_10_or_12_bit_monochrome_heif(
+    tmp_path: Path, options: dict[str, object], depth: int
+) -> None:
     """Written at `depth` bits, one channel; lossless: every sample equals the source's at that depth."""
     src = tmp_path / "scan.png"
     samples = _scan(src)

@@ -48,8 +48,13 @@ def test_an_unusable_profile_is_dropped_and_the_picture_kept(
     """Every output is written (the lossless archive too), each says why the profile went."""
     src = tmp_path / f"{kind}.{container}"
     Image.new("RGB", (64, 48), (200, 100, 50)).save(src, icc_profile=BAD[kind]())
-    done = run_outputs(tmp_path, src, output(format="png"), output(format="tiff", path="{stem}.tif"),
-                       output(format="jpeg", path="{stem}.jpg", icc="srgb"))  # fmt: skip
+    done = run_outputs(
+        tmp_path,
+        src,
+        output(format="png"),
+        output(format="tiff", path="{stem}.tif"),
+        output(format="jpeg", path="{stem}.jpg", icc="srgb"),
+    )
     assert done.status == "done", done.error
     names = [n for n, _ in done.notes]
     assert "metadata.damaged" in names and "colour.assumed_srgb" in names

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CORPUS, run_cli
+from conftest import corpus, run_cli
 
 USES = ("camera", "phone", "scanner", "web")
 
@@ -43,7 +43,7 @@ def test_init_refuses_to_overwrite_anything(tmp_path: Path) -> None:
 def test_an_initialised_phone_folder_processes_a_photo(tmp_path: Path) -> None:
     assert run_cli("init", "phone", cwd=tmp_path).returncode == 0
     (tmp_path / "inbox").mkdir()
-    shutil.copy(CORPUS / "canon_eos_7d.jpg", tmp_path / "inbox" / "IMG_1.jpg")
+    shutil.copy(corpus("canon_eos_7d.jpg"), tmp_path / "inbox" / "IMG_1.jpg")
     result = run_cli("process", "inbox", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert list((tmp_path / "outbox" / "share").rglob("IMG_1.jpg"))

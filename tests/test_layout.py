@@ -30,8 +30,15 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 
 def _loaded(cwd: Path, *args: str) -> tuple[int, set[str]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
-    done = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=60, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     last = done.stdout.strip().splitlines()[-1]
     report = json.loads(last)
     return report["code"], {m.split(".")[0] for m in report["modules"]}

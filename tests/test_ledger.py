@@ -130,8 +130,10 @@ def test_network_filesystems_are_recognised(tmp_path: Path) -> None:
 def test_dry_run_judges_paths_like_process(tmp_path: Path) -> None:
     """--dry-run sees the path below the given folder (so folder globs match) and the ignore list."""
     rules = tmp_path / "rules.toml"
-    rules.write_text('[[rule]]\nname = "scans"\n[rule.match]\nglob = "scans/*.bmp"\n'
-                     '[[rule.output]]\nformat = "png"\npath = "{relpath}.png"\n')  # fmt: skip
+    rules.write_text(
+        '[[rule]]\nname = "scans"\n[rule.match]\nglob = "scans/*.bmp"\n'
+        '[[rule.output]]\nformat = "png"\npath = "{relpath}.png"\n'
+    )
     (tmp_path / "hotfolder.toml").write_text(
         'rules = ["rules.toml"]\nignore = ["*.skip.bmp"]\n[[watch]]\npath = "inbox"\n'
     )
@@ -162,8 +164,9 @@ def test_a_reader_opens_the_ledger_on_a_read_only_mount(tmp_path: Path) -> None:
     def read() -> subprocess.CompletedProcess[str]:
         script = f"mount --bind -o ro {state} {state} && {sys.executable} -c '{READ_ON_RO_MOUNT}' {state}"
         env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
-        return subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, env=env,
-                              check=False)  # fmt: skip
+        return subprocess.run(
+            ["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, env=env, check=False
+        )
 
     running = read()
     if "mount" in running.stderr and running.returncode != 0 and "Traceback" not in running.stderr:

@@ -66,8 +66,9 @@ def test_the_ledger_keeps_a_name_that_is_not_utf8(tmp_path: Path) -> None:
     ledger.close()
 
 
-def test_the_daemon_processes_and_quarantines_such_names(tmp_path: Path, daemons: list[DaemonProcess],
-                                                         servers: list[ServeProcess]) -> None:  # fmt: skip
+def test_the_daemon_processes_and_quarantines_such_names(
+    tmp_path: Path, daemons: list[DaemonProcess], servers: list[ServeProcess]
+) -> None:
     """Present at start: one done, one quarantined with a readable note; logs, status, page and metrics
     carry the names; the daemon stops cleanly (it used to die at every start on the first lookup)."""
     write_config(tmp_path, RULES)

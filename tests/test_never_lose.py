@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import CORPUS, ROOT, DaemonProcess, corpus, pool_workers, run_cli, write_config
+from conftest import ROOT, DaemonProcess, corpus, pool_workers, run_cli, shared, write_config
 from hotfolder.commit.faults import KILL_AT_ENV, PAUSE_AT_ENV, PAUSE_FILE_ENV
 
 PNG = '[[rule.output]]\nformat = "png"\npath = "{stem}.png"\n'
@@ -419,8 +419,15 @@ def test_a_huge_file_that_only_starts_like_an_image_is_refused_unread(
         "print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
-    run = subprocess.run([sys.executable, "-c", measure, str(tmp_path / "in")], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-c", measure, str(tmp_path / "in")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     code, peak_kb = map(int, run.stdout.splitlines()[-1].split())
     assert code == 1
     note = json.loads((tmp_path / "quarantine" / "huge.jpg.json").read_text())
@@ -504,7 +511,7 @@ def test_a_dead_jobs_temps_are_removed_when_its_failure_is_handled(
     d = DaemonProcess(tmp_path)
     daemons.append(d)
     d.started()
-    with Image.open(CORPUS.parent / "photos" / "Ultra_HDR_Samples_Originals_01.jpg") as im:
+    with Image.open(shared("photos", "Ultra_HDR_Samples_Originals_01.jpg")) as im:
         im.save(tmp_path / "big.png")
     (tmp_path / "big.png").rename(tmp_path / "inbox" / "big.png")
     d.wait(lambda: bool(temps(tmp_path / "outbox")), what="a temp file of the encode")

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conftest import CORPUS, ROOT, DaemonProcess, ServeProcess, run_cli, write_config
+from conftest import ROOT, DaemonProcess, ServeProcess, corpus, run_cli, write_config
 from hotfolder import logs
 from hotfolder.commit import live
 from hotfolder.serve import alerts
@@ -64,11 +64,19 @@ def endpoint() -> Iterator[Endpoint]:
     e.close()
 
 
-def _watched(tmp_path: Path, daemons: list[DaemonProcess], servers: list[ServeProcess], endpoint: Endpoint,
-             extra: str = "") -> tuple[DaemonProcess, ServeProcess]:  # fmt: skip
+def _watched(
+    tmp_path: Path,
+    daemons: list[DaemonProcess],
+    servers: list[ServeProcess],
+    endpoint: Endpoint,
+    extra: str = "",
+) -> tuple[DaemonProcess, ServeProcess]:
     """A daemon with `notify` set to the endpoint, and serve beside it, both answering."""
-    write_config(tmp_path, (ROOT / "rules" / "default.toml").read_text(),
-                 extra=f'settle = 0.3\nnotify = ["{endpoint.url}"]\n' + extra)  # fmt: skip
+    write_config(
+        tmp_path,
+        (ROOT / "rules" / "default.toml").read_text(),
+        extra=f'settle = 0.3\nnotify = ["{endpoint.url}"]\n' + extra,
+    )
     daemon = DaemonProcess(tmp_path)
     daemons.append(daemon)
     daemon.started()
@@ -85,7 +93,7 @@ def test_a_burst_of_broken_files_is_one_message_saying_how_many(
     assert "notify: json://" in run_cli("check", cwd=tmp_path).stdout
     burst = 12
     for i in range(burst):
-        shutil.copy(CORPUS / "broken.png", tmp_path / "inbox" / f"scan-{i:02d}.png")
+        shutil.copy(corpus("broken.png"), tmp_path / "inbox" / f"scan-{i:02d}.png")
     daemon.wait(lambda: len(daemon.named("job.quarantined")) == burst, what="the burst quarantined")
     (message,) = endpoint.wait(1)
     assert message["title"] == f"hotfolder: {burst} file(s) quarantined"
@@ -133,8 +141,10 @@ def test_a_lost_watch_and_a_failed_or_silent_daemon_are_told(tmp_path: Path) -> 
     assert sent == []  # lost for 30 s: a remount, not news
     lost = live.WatchHealth("cards", "/media/card", up=False, lost_since=now - 61)
     failed = "LedgerCorruptError: ledger.sqlite3 is damaged"
-    live.write(state, live.Live(pid=7, started=now - 100, heartbeat=now, state="failed", watches=(lost,),
-                                error=failed))  # fmt: skip
+    live.write(
+        state,
+        live.Live(pid=7, started=now - 100, heartbeat=now, state="failed", watches=(lost,), error=failed),
+    )
     watcher.poll(100.0)
     watcher.poll(100.0 + alerts.GATHER_QUIET)
     assert sorted(m.kind for m in sent) == [alerts.Kind.DAEMON, alerts.Kind.WATCH_LOST]
@@ -161,8 +171,15 @@ def test_check_says_when_notify_is_set_without_apprise(tmp_path: Path) -> None:
         tmp_path, (ROOT / "rules" / "default.toml").read_text(), extra='notify = ["ntfy://ntfy.sh/x"]\n'
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
-    result = subprocess.run([sys.executable, "-c", BLOCK_APPRISE, "check"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, check=False, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCK_APPRISE, "check"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert result.returncode == 0 and "pip install 'hotfolder[notify]'" in result.stderr, result.stderr
     write_config(tmp_path, (ROOT / "rules" / "default.toml").read_text(), extra='notify = ["nosuch://x"]\n')
     bad = run_cli("check", cwd=tmp_path)

@@ -25,8 +25,13 @@ def setup(tmp_path: Path) -> tuple[Path, object]:
 def job_for(tmp_path: Path, config: object, name: str, as_name: str | None = None) -> Job:
     dst = tmp_path / "inbox" / (as_name or name)
     shutil.copy(corpus(name), dst)
-    return Job(src=dst, relpath=dst.name, rules=config.rules, output_root=config.output_root,  # type: ignore[attr-defined]
-               watch="inbox")  # type: ignore[attr-defined]  # fmt: skip
+    return Job(
+        src=dst,
+        relpath=dst.name,
+        rules=config.rules,
+        output_root=config.output_root,  # type: ignore[attr-defined]
+        watch="inbox",
+    )  # type: ignore[attr-defined]
 
 
 def exif_of(path: Path) -> dict[str, str]:
@@ -104,8 +109,14 @@ def test_non_image_is_left_alone(setup: tuple[Path, object]) -> None:
     tmp_path, config = setup
     src = tmp_path / "inbox" / "notes.txt"
     src.write_text("shopping list")
-    outcome = process_job(Job(src=src, relpath="notes.txt", rules=config.rules,  # type: ignore[attr-defined]
-                          output_root=config.output_root))  # type: ignore[attr-defined]  # fmt: skip
+    outcome = process_job(
+        Job(
+            src=src,
+            relpath="notes.txt",
+            rules=config.rules,  # type: ignore[attr-defined]
+            output_root=config.output_root,
+        )
+    )  # type: ignore[attr-defined]
     assert outcome.status == "unmatched"
     assert src.exists() and not (tmp_path / "outbox").exists() and not (tmp_path / "quarantine").exists()
 

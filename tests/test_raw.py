@@ -14,15 +14,30 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, DaemonProcess, exiftool, output, run_cli, write_config
+from conftest import (
+    ROOT,
+    DaemonProcess,
+    camera,
+    corpus,
+    exiftool,
+    output,
+    photos,
+    run_cli,
+    shared,
+    write_config,
+)
 from hotfolder.decide.containers import block_tags, container_of, exif_blocks, extent_problem
 from hotfolder.decide.raw import inspect
 from hotfolder.render.develop import develop
 from hotfolder.render.notes import Notes
 from synthdng import write_dng
 
-CAMERA = ROOT.parent / "shared" / "camera"
-PHOTO = sorted((ROOT.parent / "shared" / "photos").glob("*.jpg"))[0]
+
+def photo() -> Path:
+    """The first phone photo of ../shared/photos: the scene the synthetic DNGs are made of."""
+    return photos()[0]
+
+
 RAW_RULE = (
     '[[rule]]\nname = "raw"\n[rule.match]\nformats = ["raw"]\n'
     '[[rule.output]]\nformat = "jpeg"\nmax_edge = 2048\npath = "web/{stem}.jpg"\n'
@@ -48,15 +63,20 @@ def process(tmp_path: Path, rules: str, *files: Path, extra: str = "") -> dict[s
 
 
 def synthetic(tmp_path: Path, name: str, orientation: int = 1, size: tuple[int, int] = (600, 400)) -> Path:
-    return write_dng(tmp_path / name, PHOTO, orientation=orientation, size=size)
+    return write_dng(tmp_path / name, photo(), orientation=orientation, size=size)
 
 
 def test_every_camera_file_ends_as_the_readme_says(tmp_path: Path) -> None:
     """Two complete DNGs are developed, with their camera's EXIF; the pruned CR3, the truncated NEF
     (whose 6000x4000 preview is intact) and the CRW without image data are quarantined, each with why."""
-    names = ["colorchart.dng", "canon_eos_6d.dng", "canon_r6_pruned.cr3", "d7100_truncated.nef",
-             "powershot_s40_header.crw"]  # fmt: skip
-    events = process(tmp_path, RAW_RULE, *(CAMERA / n for n in names))
+    names = [
+        "colorchart.dng",
+        "canon_eos_6d.dng",
+        "canon_r6_pruned.cr3",
+        "d7100_truncated.nef",
+        "powershot_s40_header.crw",
+    ]
+    events = process(tmp_path, RAW_RULE, *(camera(n) for n in names))
     for name, model in (("colorchart", "Canon EOS Kiss X4"), ("canon_eos_6d", "Canon EOS 6D")):
         assert "job.done" in events[f"{name}.dng"], events[f"{name}.dng"]
         web, tif = tmp_path / "outbox/web" / f"{name}.jpg", tmp_path / "outbox/archive" / f"{name}.tif"
@@ -94,8 +114,8 @@ def test_a_synthetic_dng_comes_out_upright_with_its_exif(
     dng = synthetic(tmp_path, f"o{orientation}.dng", orientation)
     process(tmp_path, RAW_RULE.replace('format = "tiff"', 'format = "png"').replace(".tif", ".png"), dng)
     turn = {1: None, 6: Image.Transpose.ROTATE_270, 8: Image.Transpose.ROTATE_90}[orientation]
-    with Image.open(PHOTO) as photo:
-        ref = photo.convert("RGB").resize((600, 400), Image.Resampling.BILINEAR)
+    with Image.open(photo()) as scene:
+        ref = scene.convert("RGB").resize((600, 400), Image.Resampling.BILINEAR)
     ref = ref.transpose(turn) if turn is not None else ref
     for out in (
         tmp_path / "outbox/web" / f"o{orientation}.jpg",
@@ -145,7 +165,7 @@ def _with_orientation(src: Path, dst: Path, orientation: int) -> Path:
 def test_preview_or_render_per_output_and_the_preview_turned_once(tmp_path: Path) -> None:
     """canon_eos_6d.dng (1224x816, preview 1024x683), its Orientation patched to 6: a 1000 px web
     output uses the preview (auto), a full-size one renders; both come out portrait, neither turned twice."""
-    dng = _with_orientation(CAMERA / "canon_eos_6d.dng", tmp_path / "turned.dng", 6)
+    dng = _with_orientation(camera("canon_eos_6d.dng"), tmp_path / "turned.dng", 6)
     rules = (
         '[[rule]]\nname = "raw"\n[rule.match]\nformats = ["raw"]\n'
         '[[rule.output]]\nformat = "jpeg"\nmax_edge = 1000\npath = "small/{stem}.jpg"\n'
@@ -211,7 +231,7 @@ def test_rules_that_do_not_name_raw_never_take_it(tmp_path: Path) -> None:
 def test_a_nef_that_is_really_a_jpeg_is_a_jpeg(tmp_path: Path) -> None:
     rules = RAW_RULE + '[[rule]]\nname = "jpeg"\n[[rule.output]]\nformat = "png"\npath = "jpeg/{stem}.png"\n'
     fake = tmp_path / "DSC_0001.NEF"
-    shutil.copy(ROOT.parent / "shared" / "corpus" / "pentax_k10d.jpg", fake)
+    shutil.copy(corpus("pentax_k10d.jpg"), fake)
     events = process(tmp_path, rules, fake)
     assert "named as camera RAW, but its content is JPEG" in str(
         events["DSC_0001.NEF"]["file.misnamed"]["error"]
@@ -290,8 +310,8 @@ def _box(kind: bytes, body: bytes) -> bytes:
 def test_each_container_gives_its_exif_and_says_whether_its_data_is_inside() -> None:
     """CRW (the real S40 header: exiftool's Make/Model/DateTimeOriginal), and RAF and CR3 headers
     built here: where their EXIF lies, and truncated or pruned data found from the container."""
-    crw = (CAMERA / "powershot_s40_header.crw").read_bytes()
-    judge = exiftool(CAMERA / "powershot_s40_header.crw")
+    crw = (camera("powershot_s40_header.crw")).read_bytes()
+    judge = exiftool(camera("powershot_s40_header.crw"))
     ex = Image.Exif()
     ex.load(exif_blocks(crw, "ciff")[0] or b"")
     assert (ex[0x010F], ex[0x0110]) == (judge["MakerNotes:CanonRaw:Make"], judge["MakerNotes:CanonRaw:Model"])
@@ -330,7 +350,7 @@ def test_every_file_of_the_camera_folder_under_the_default_rules(tmp_path: Path)
     """`make run`'s rules over the whole camera folder: RAWs developed or quarantined with why,
     pictures processed, videos, sidecars and edit lists left where they are, untouched."""
     inbox = tmp_path / "inbox"
-    shutil.copytree(CAMERA, inbox, ignore=shutil.ignore_patterns("MANIFEST.tsv", "README.md"))
+    shutil.copytree(camera(), inbox, ignore=shutil.ignore_patterns("MANIFEST.tsv", "README.md"))
     before = {p.name: p.read_bytes() for p in inbox.iterdir()}
     done = run_cli("process", "--log-format", "json", "inbox", cwd=tmp_path)
     assert done.returncode == 1, done.stderr  # three broken RAWs are quarantined
@@ -377,13 +397,13 @@ TIFF_DELETE = (
 @pytest.mark.parametrize(
     ("source", "name"),
     [
-        pytest.param(CAMERA / "d7100_truncated.nef", "DSC_0042.tif", id="nef_renamed_tif"),
-        pytest.param(CAMERA / "d7100_truncated.nef", "scan.TIFF", id="nef_renamed_TIFF"),
-        pytest.param(CAMERA / "colorchart.dng", "IMG_0007.mef", id="dng_under_an_unlisted_raw_extension"),
+        pytest.param("d7100_truncated.nef", "DSC_0042.tif", id="nef_renamed_tif"),
+        pytest.param("d7100_truncated.nef", "scan.TIFF", id="nef_renamed_TIFF"),
+        pytest.param("colorchart.dng", "IMG_0007.mef", id="dng_under_an_unlisted_raw_extension"),
         pytest.param(None, "frame.tif", id="synthetic_dng_renamed_tif"),
     ],
 )
-def test_a_raw_whose_name_does_not_say_raw_is_a_raw(tmp_path: Path, source: Path | None, name: str) -> None:
+def test_a_raw_whose_name_does_not_say_raw_is_a_raw(tmp_path: Path, source: str | None, name: str) -> None:
     """Issue 28, case 1: a TIFF-container RAW under a TIFF name (or an extension hotfolder does not list)
     is recognised by its IFDs: `file.misnamed`, no TIFF rule takes it, `original = "delete"` deletes
     nothing, and its byte-identical copy is not deleted as a duplicate either."""
@@ -391,9 +411,9 @@ def test_a_raw_whose_name_does_not_say_raw_is_a_raw(tmp_path: Path, source: Path
     made.mkdir()
     raw = made / name
     if source is None:
-        write_dng(raw, PHOTO, size=(600, 400))
+        write_dng(raw, photo(), size=(600, 400))
     else:
-        shutil.copy(source, raw)
+        shutil.copy(camera(source), raw)
     twin = made / f"copy-of-{name}"
     shutil.copy(raw, twin)
     original = raw.read_bytes()
@@ -410,7 +430,7 @@ def test_a_raw_whose_name_does_not_say_raw_is_a_raw(tmp_path: Path, source: Path
 
 def test_plain_tiffs_are_still_tiffs(tmp_path: Path) -> None:
     """The RAW test does not take a real TIFF (8 and 16 bits, several pages) for a RAW."""
-    corpus = ROOT.parent / "shared" / "corpus"
+    corpus = shared("corpus")
     files = [corpus / n for n in ("hopper_lzw.tif", "tiff_16bit_rgb.tiff", "multipage.tif")]
     events = process(tmp_path, TIFF_DELETE, *files)
     for f in files:
@@ -431,8 +451,15 @@ def _peak_rss_kb(argv: list[str], cwd: Path) -> tuple[int, str]:
     import sys  # noqa: PLC0415
 
     env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
-    done = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-m", "hotfolder", *argv], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["/usr/bin/time", "-v", sys.executable, "-m", "hotfolder", *argv],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     peak = next(int(line.split(":")[1]) for line in done.stderr.splitlines() if "Maximum resident" in line)
     return peak, done.stdout + done.stderr
 
@@ -446,10 +473,10 @@ def test_a_raw_padded_to_gigabytes_is_refused_from_its_header(tmp_path: Path) ->
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     raw = inbox / "IMG_0001.dng"
-    shutil.copy(CAMERA / "colorchart.dng", raw)
+    shutil.copy(camera("colorchart.dng"), raw)
     _padded(raw, 2 << 30)
     sidecar = inbox / "IMG_0001.xmp"
-    sidecar.write_bytes((CAMERA / "canon_eos_6d.xmp").read_bytes())
+    sidecar.write_bytes((camera("canon_eos_6d.xmp")).read_bytes())
     _padded(sidecar, 1536 << 20)
     peak, said = _peak_rss_kb(["explain", str(raw)], tmp_path)
     assert peak < 500_000, f"explain peaked at {peak} KB"
@@ -474,9 +501,9 @@ def test_a_huge_xmp_sidecar_is_not_read_and_still_travels(tmp_path: Path) -> Non
     write_config(tmp_path, rules)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    shutil.copy(ROOT.parent / "shared" / "corpus" / "pentax_k10d.jpg", inbox / "IMG_0002.jpg")
+    shutil.copy(corpus("pentax_k10d.jpg"), inbox / "IMG_0002.jpg")
     sidecar = inbox / "IMG_0002.xmp"
-    sidecar.write_bytes((CAMERA / "canon_eos_6d.xmp").read_bytes())
+    sidecar.write_bytes((camera("canon_eos_6d.xmp")).read_bytes())
     _padded(sidecar, 1536 << 20)
     peak, said = _peak_rss_kb(["process", "--log-format", "json", "inbox"], tmp_path)
     assert peak < 1_000_000, f"process peaked at {peak} KB"

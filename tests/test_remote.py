@@ -25,8 +25,13 @@ def _job(tmp_path: Path, root: Path) -> Job:
     assert seen is not None
     rule = Rule(name="t", file=None, outputs=(output(format="png"), output(format="jpeg", path="{stem}.jpg")))
     # The daemon's own view of the share is `root`; its device number is not the worker's.
-    return Job(src=root / "in" / "a.jpg", relpath="a.jpg", rules=(rule,), output_root=root / "out",
-               seen=dataclasses.replace(seen, dev=seen.dev + 1))  # fmt: skip
+    return Job(
+        src=root / "in" / "a.jpg",
+        relpath="a.jpg",
+        rules=(rule,),
+        output_root=root / "out",
+        seen=dataclasses.replace(seen, dev=seen.dev + 1),
+    )
 
 
 def test_paths_and_identities_come_back_in_the_daemons_terms(tmp_path: Path) -> None:

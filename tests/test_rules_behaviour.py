@@ -92,8 +92,9 @@ def test_continue_chains_rules_and_first_match_wins_otherwise(tmp_path: Path) ->
     )
     assert outcome.status == "done" and outcome.rule == "backup+web"
     assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.*")) == [
-        "backup/c.jpg", "web/c.jpg",
-    ]  # fmt: skip
+        "backup/c.jpg",
+        "web/c.jpg",
+    ]
 
 
 def test_conflicting_original_policies_are_a_load_error(tmp_path: Path) -> None:
@@ -112,8 +113,13 @@ def test_conflicting_original_policies_are_a_load_error(tmp_path: Path) -> None:
 def test_every_template_field(tmp_path: Path) -> None:
     """Each field fills from the file, its EXIF, its hash and the rule."""
     data, facts = facts_for("canon_eos_7d.jpg")
-    job = Job(src=corpus("canon_eos_7d.jpg"), relpath="cards/2010/canon_eos_7d.jpg", rules=(RULE,),
-              output_root=tmp_path, watch="inbox")  # fmt: skip
+    job = Job(
+        src=corpus("canon_eos_7d.jpg"),
+        relpath="cards/2010/canon_eos_7d.jpg",
+        rules=(RULE,),
+        output_root=tmp_path,
+        watch="inbox",
+    )
     digest = hashlib.sha256(data).hexdigest()
     values = template_values(job, RULE, facts.content, digest)
     t = parse(
@@ -269,8 +275,12 @@ def test_original_is_never_deleted_after_a_partial_success(tmp_path: Path) -> No
     src = tmp_path / "in" / "h.bmp"
     src.parent.mkdir()
     shutil.copy(corpus("hopper.bmp"), src)
-    rule = Rule("r", None, original="delete",
-                outputs=(output(format="png"), output(format="png", path="{model}/{stem}.png")))  # fmt: skip
+    rule = Rule(
+        "r",
+        None,
+        original="delete",
+        outputs=(output(format="png"), output(format="png", path="{model}/{stem}.png")),
+    )
     outcome = process_job(Job(src=src, relpath="h.bmp", rules=(rule,), output_root=tmp_path / "out"))
     assert outcome.status == "quarantined"
     assert (tmp_path / "quarantine" / "h.bmp").read_bytes() == corpus("hopper.bmp").read_bytes()
@@ -283,8 +293,9 @@ def test_outputs_get_source_mtime_and_mode(tmp_path: Path) -> None:
     src.parent.mkdir()
     shutil.copy(corpus("hopper.bmp"), src)
     os.utime(src, (1_500_000_000, 1_500_000_000))
-    outcome = process_job(Job(src=src, relpath="h.bmp", rules=(RULE,), output_root=tmp_path / "out",
-                          file_mode=0o640))  # fmt: skip
+    outcome = process_job(
+        Job(src=src, relpath="h.bmp", rules=(RULE,), output_root=tmp_path / "out", file_mode=0o640)
+    )
     st = outcome.written[0].dst.stat()
     assert int(st.st_mtime) == 1_500_000_000 and (st.st_mode & 0o777) == 0o640
 

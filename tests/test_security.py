@@ -46,9 +46,13 @@ def test_exif_and_file_names_cannot_leave_output_root(tmp_path: Path, template: 
     for w in written:
         assert all(len(c.encode()) <= 255 and "\x00" not in c and "\u202e" not in c for c in w.parts)
     strays = [p for p in set(tmp_path.rglob("*")) - before if not p.is_dir()]
-    assert all(p.is_relative_to(tmp_path / "out") or p.is_relative_to(tmp_path / "quarantine")
-               or p.is_relative_to(tmp_path / "in") or p.is_relative_to(tmp_path / "state")
-               for p in strays), strays  # fmt: skip
+    assert all(
+        p.is_relative_to(tmp_path / "out")
+        or p.is_relative_to(tmp_path / "quarantine")
+        or p.is_relative_to(tmp_path / "in")
+        or p.is_relative_to(tmp_path / "state")
+        for p in strays
+    ), strays
 
 
 @pytest.mark.parametrize("template", ["/{make}/{stem}.png", "x/../../{stem}.png", "{stem}/../../x.png"])
@@ -179,16 +183,26 @@ def test_rule_files_are_data_not_code(tmp_path: Path) -> None:
 
 def test_outputs_take_the_configured_mode_and_the_umask(tmp_path: Path) -> None:
     """file_mode sets outputs' mode; folders follow the daemon's umask (UMask= in the unit)."""
-    write_config(tmp_path, '[[rule]]\nname = "p"\n[[rule.output]]\nformat = "png"\npath = "a/b/{stem}.png"\n',
-                 extra='file_mode = "0640"\n')  # fmt: skip
+    write_config(
+        tmp_path,
+        '[[rule]]\nname = "p"\n[[rule.output]]\nformat = "png"\npath = "a/b/{stem}.png"\n',
+        extra='file_mode = "0640"\n',
+    )
     (tmp_path / "inbox").mkdir()
     shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "h.bmp")
     (tmp_path / "inbox" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
     argv = [sys.executable, "-m", "hotfolder", "process", "inbox"]
     # umask is per process: set in the child only (no threads run there yet).
-    subprocess.run(argv, cwd=tmp_path, env=env, check=False, capture_output=True, timeout=120,
-                   preexec_fn=lambda: os.umask(0o027))  # fmt: skip
+    subprocess.run(
+        argv,
+        cwd=tmp_path,
+        env=env,
+        check=False,
+        capture_output=True,
+        timeout=120,
+        preexec_fn=lambda: os.umask(0o027),
+    )
     png = tmp_path / "outbox" / "a" / "b" / "h.png"
     assert stat.S_IMODE(png.stat().st_mode) == 0o640
     assert stat.S_IMODE(png.parent.stat().st_mode) == 0o750

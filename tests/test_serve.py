@@ -24,7 +24,15 @@ import pytest
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import CORPUS, ROOT, DaemonProcess, ServeProcess, free_port, run_cli, write_config
+from conftest import (
+    ROOT,
+    DaemonProcess,
+    ServeProcess,
+    corpus,
+    free_port,
+    run_cli,
+    write_config,
+)
 
 GOOD = ("canon_eos_7d.jpg", "dscn0010.jpg", "hopper.bmp")
 
@@ -51,8 +59,12 @@ class Site:
     ) -> tuple[int, bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", self.serve.port, timeout=20)
         body = urllib.parse.urlencode(form)
-        conn.request("POST", path, body=body, headers={"Content-Type": "application/x-www-form-urlencoded",
-                                                          **(headers or {})})  # fmt: skip
+        conn.request(
+            "POST",
+            path,
+            body=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded", **(headers or {})},
+        )
         r = conn.getresponse()
         data = r.read()
         conn.close()
@@ -68,16 +80,21 @@ class Site:
         return page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
 
 
-def _start(tmp_path: Path, daemons: list[DaemonProcess], servers: list[ServeProcess], extra: str = "",
-           serve_args: tuple[str, ...] = ()) -> Site:  # fmt: skip
+def _start(
+    tmp_path: Path,
+    daemons: list[DaemonProcess],
+    servers: list[ServeProcess],
+    extra: str = "",
+    serve_args: tuple[str, ...] = (),
+) -> Site:
     write_config(tmp_path, (ROOT / "rules" / "default.toml").read_text(), extra="settle = 0.3\n" + extra)
     daemon = DaemonProcess(tmp_path)
     daemons.append(daemon)
     daemon.started()
     inbox = tmp_path / "inbox"
     for name in GOOD:
-        shutil.copy(CORPUS / name, inbox / name)
-    shutil.copy(CORPUS / "broken.png", inbox / "broken.png")
+        shutil.copy(corpus(name), inbox / name)
+    shutil.copy(corpus("broken.png"), inbox / "broken.png")
     for name in GOOD:
         daemon.wait_event("job.done", src=inbox / name)
     daemon.wait_event("job.quarantined", src=inbox / "broken.png")
@@ -166,20 +183,36 @@ def test_paths_and_other_ledger_ids_are_refused(site: Site) -> None:
     rows = site.rows()
     done, _ = rows[str(site.root / "inbox" / GOOD[0])]
     parked, _ = rows[str(site.root / "inbox" / "broken.png")]
-    for path in ("/../../etc/passwd", "/output/../../etc/passwd", "/thumb/..%2F..%2Fetc%2Fpasswd",
-                 f"/output/{done}/../../../../etc/passwd", "/output/%2e%2e/%2e%2e/etc/passwd",
-                 f"/thumb/{parked}",  # a quarantined input is never decoded
-                 f"/output/{parked}/0", f"/quarantined/{done}",  # another ledger id than the kind asked
-                 f"/output/{done}/9", "/thumb/999999", "/quarantined/999999", "/thumb/-1",
-                 # ids SQLite cannot hold (past 2^63 - 1): 404 like any absent id, never a 500
-                 f"/thumb/{2**63}", f"/output/{2**63}/0", f"/quarantined/{2**63}", f"/thumb/{10**40}",
-                 f"/output/{done}/{2**64}", f"/quarantined/{2**63 - 1}"):  # fmt: skip
+    for path in (
+        "/../../etc/passwd",
+        "/output/../../etc/passwd",
+        "/thumb/..%2F..%2Fetc%2Fpasswd",
+        f"/output/{done}/../../../../etc/passwd",
+        "/output/%2e%2e/%2e%2e/etc/passwd",
+        f"/thumb/{parked}",  # a quarantined input is never decoded
+        f"/output/{parked}/0",
+        f"/quarantined/{done}",  # another ledger id than the kind asked
+        f"/output/{done}/9",
+        "/thumb/999999",
+        "/quarantined/999999",
+        "/thumb/-1",
+        # ids SQLite cannot hold (past 2^63 - 1): 404 like any absent id, never a 500
+        f"/thumb/{2**63}",
+        f"/output/{2**63}/0",
+        f"/quarantined/{2**63}",
+        f"/thumb/{10**40}",
+        f"/output/{done}/{2**64}",
+        f"/quarantined/{2**63 - 1}",
+    ):
         status, _, body = site.get(path)
         assert status == 404, path
         assert b"root:" not in body
     # An output replaced by a link to a file outside output_root: refused, not followed.
-    first = json.loads(sqlite3.connect(site.root / "state" / "ledger.sqlite3").execute(
-        "SELECT outputs FROM inputs WHERE rowid = ?", (done,)).fetchone()[0])[0]  # fmt: skip
+    first = json.loads(
+        sqlite3.connect(site.root / "state" / "ledger.sqlite3")
+        .execute("SELECT outputs FROM inputs WHERE rowid = ?", (done,))
+        .fetchone()[0]
+    )[0]
     Path(first).unlink()
     Path(first).symlink_to("/etc/passwd")
     status, _, body = site.get(f"/output/{done}/0")
@@ -188,16 +221,18 @@ def test_paths_and_other_ledger_ids_are_refused(site: Site) -> None:
     status, headers, body = site.get(f"/quarantined/{parked}")
     assert status == 200 and headers["content-type"] == "application/octet-stream"
     assert headers["content-disposition"].startswith("attachment")
-    assert body == (CORPUS / "broken.png").read_bytes()
+    assert body == (corpus("broken.png")).read_bytes()
 
 
 def test_forged_retries_change_nothing(site: Site) -> None:
     broken = site.root / "inbox" / "broken.png"
     entry, _ = site.rows()[str(broken)]
     csrf = site.csrf()
-    for form, headers in (({"id": str(entry)}, {}),  # no token
-                          ({"id": str(entry), "csrf": "0" * 64}, {}),  # a wrong one
-                          ({"id": str(entry), "csrf": csrf}, {"Origin": "http://evil.example"})):  # fmt: skip
+    for form, headers in (
+        ({"id": str(entry)}, {}),  # no token
+        ({"id": str(entry), "csrf": "0" * 64}, {}),  # a wrong one
+        ({"id": str(entry), "csrf": csrf}, {"Origin": "http://evil.example"}),
+    ):
         status, _ = site.post("/retry", form, headers)
         assert status == 403, (form, headers)
     status, _, _ = site.get("/", {"Host": "evil.example"})  # DNS rebinding onto the loopback page
@@ -209,8 +244,9 @@ def test_forged_retries_change_nothing(site: Site) -> None:
     assert not site.daemon.named("retry.requested")
 
 
-def test_another_address_needs_the_token(tmp_path: Path, daemons: list[DaemonProcess],
-                                         servers: list[ServeProcess]) -> None:  # fmt: skip
+def test_another_address_needs_the_token(
+    tmp_path: Path, daemons: list[DaemonProcess], servers: list[ServeProcess]
+) -> None:
     write_config(tmp_path, (ROOT / "rules" / "default.toml").read_text())
     refused = run_cli("serve", "--listen", f"0.0.0.0:{free_port()}", cwd=tmp_path, timeout=30)
     assert refused.returncode == 2 and "--token-file" in refused.stderr
@@ -237,8 +273,12 @@ def test_another_address_needs_the_token(tmp_path: Path, daemons: list[DaemonPro
     assert site.get("/metrics", {"Authorization": "Bearer wrong-token-wrong-token"})[0] == 401
     assert site.post("/login", {"token": "nope"})[0] == 401
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("POST", "/login", body=urllib.parse.urlencode({"token": token}),
-                 headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    conn.request(
+        "POST",
+        "/login",
+        body=urllib.parse.urlencode({"token": token}),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     r = conn.getresponse()
     r.read()
     cookie = r.getheader("set-cookie") or ""
@@ -312,8 +352,15 @@ def test_the_quarantine_is_paged_and_found_by_id(tmp_path: Path, servers: list[S
         parked.write_bytes(b"broken %d" % n)
         identity = FileIdentity.at(parked)
         assert identity is not None
-        ledger.record(Record(path=tmp_path / "inbox" / parked.name, identity=identity, status="quarantined",
-                             error=f"InputError: broken {n}", quarantined_to=str(parked)))  # fmt: skip
+        ledger.record(
+            Record(
+                path=tmp_path / "inbox" / parked.name,
+                identity=identity,
+                status="quarantined",
+                error=f"InputError: broken {n}",
+                quarantined_to=str(parked),
+            )
+        )
     plan = ledger._db.execute(
         "EXPLAIN QUERY PLAN " + Ledger._QUARANTINED + " AND rowid > 0 ORDER BY rowid DESC LIMIT 100"
     ).fetchall()
@@ -379,8 +426,14 @@ def test_slow_loris_clients_do_not_take_the_page_down(tmp_path: Path) -> None:
     log = (tmp_path / "serve.log").open("w")
     argv = [sys.executable, "-m", "hotfolder", "serve", "--log-format", "json", "--listen"]
     argv.append(f"127.0.0.1:{port}")
-    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            preexec_fn=limited)  # noqa: PLW1509 # fmt: skip
+    proc = subprocess.Popen(
+        argv,
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=limited,  # noqa: PLW1509
+    )
     held: list[socket.socket] = []
     try:
         ServeProcess.ready(_Bare(proc, f"http://127.0.0.1:{port}"))  # type: ignore[arg-type]

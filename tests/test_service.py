@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import ROOT, Clock, DaemonProcess, corpus, pool_workers, write_config
+from conftest import ROOT, Clock, DaemonProcess, corpus, photos, pool_workers, write_config
 from hotfolder.commit.ledger import Ledger
 from hotfolder.run.daemon import Daemon
 from hotfolder.run.engine import Engine
@@ -76,8 +76,14 @@ def start(cwd: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     """The daemon with its log in cwd/log.jsonl (a file: a pipe nobody reads would block it)."""
     full = {**os.environ, "PYTHONPATH": str(ROOT / "daemon"), **env}
     with (cwd / "log.jsonl").open("w") as log:
-        return subprocess.Popen([sys.executable, "-m", "hotfolder", "run", *args], cwd=cwd, env=full,
-                                stdout=log, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        return subprocess.Popen(
+            [sys.executable, "-m", "hotfolder", "run", *args],
+            cwd=cwd,
+            env=full,
+            stdout=log,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
 
 def stop(proc: subprocess.Popen[str], cwd: Path) -> list[dict[str, object]]:
@@ -241,14 +247,14 @@ def test_a_small_file_is_not_stuck_behind_heif_encodes(tmp_path: Path, daemons: 
         '[[rule.output]]\nformat = "png"\npath = "{stem}.png"\n'
     )
     write_config(tmp_path, rules)
-    photos = sorted((ROOT.parent / "shared" / "photos").glob("*.jpg"))[:3]
-    assert len(photos) == 3
+    heavy = photos()[:3]
+    assert len(heavy) == 3
     (tmp_path / "inbox" / "heavy").mkdir(parents=True)
     (tmp_path / "inbox" / "small").mkdir()
     daemon = DaemonProcess(tmp_path)
     daemons.append(daemon)
     daemon.started()
-    for photo in photos:  # closed after writing: each an arrival at once, in this order (FIFO)
+    for photo in heavy:  # closed after writing: each an arrival at once, in this order (FIFO)
         shutil.copy(photo, tmp_path / "inbox" / "heavy" / photo.name)
     shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "small" / "hopper.bmp")
     daemon.wait_event("job.done", src=tmp_path / "inbox" / "small" / "hopper.bmp")
@@ -271,7 +277,7 @@ def test_a_crashed_worker_costs_one_attempt_not_the_daemon(
     daemon = DaemonProcess(tmp_path)
     daemons.append(daemon)
     daemon.started()
-    photo = sorted((ROOT.parent / "shared" / "photos").glob("*.jpg"))[0]
+    photo = photos()[0]
     shutil.copy(photo, tmp_path / "inbox" / "big.jpg")
     # Inside the (long) lossless encode: a worker has spent more CPU than its start-up takes.
     daemon.wait(

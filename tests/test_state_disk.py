@@ -52,8 +52,22 @@ def test_a_full_state_disk_is_survived_said_and_resumed(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
     log = tmp_path / "daemon.jsonl"
     boot = f'mount -t tmpfs -o size=1m hf-state {state} && exec "$@"'
-    argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", boot, "sh",
-            sys.executable, "-m", "hotfolder", "run", "--log-format", "json"]  # fmt: skip
+    argv = [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        boot,
+        "sh",
+        sys.executable,
+        "-m",
+        "hotfolder",
+        "run",
+        "--log-format",
+        "json",
+    ]
     with log.open("w") as out:
         daemon = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
     inside = ["nsenter", "-t", str(daemon.pid), "-m"]
@@ -65,8 +79,9 @@ def test_a_full_state_disk_is_survived_said_and_resumed(tmp_path: Path) -> None:
     serve = None
     try:
         _until(lambda: bool(events("daemon.started")), 30, "the daemon")
-        subprocess.run([*inside, "sh", "-c", f"dd if=/dev/zero of={state}/filler bs=4k 2>/dev/null; true"],
-                       check=True)  # fmt: skip
+        subprocess.run(
+            [*inside, "sh", "-c", f"dd if=/dev/zero of={state}/filler bs=4k 2>/dev/null; true"], check=True
+        )
         for name in PICTURES:
             shutil.copy(corpus(name), tmp_path / "inbox" / name)
         _until(lambda: bool(events("state.unwritable")), 60, "state.unwritable")
@@ -74,9 +89,23 @@ def test_a_full_state_disk_is_survived_said_and_resumed(tmp_path: Path) -> None:
         assert not events("state.writable")
         assert daemon.poll() is None
         port = free_port()
-        serve = subprocess.Popen([*inside, sys.executable, "-m", "hotfolder", "serve", "--listen",
-                                  f"127.0.0.1:{port}", "--config", str(config)], cwd=tmp_path, env=env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        serve = subprocess.Popen(
+            [
+                *inside,
+                sys.executable,
+                "-m",
+                "hotfolder",
+                "serve",
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--config",
+                str(config),
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         page: list[str] = []
 
         def said() -> bool:

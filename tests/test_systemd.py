@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, corpus, free_port, write_config
+from conftest import ROOT, camera, corpus, free_port, write_config
 from hotfolder.errors import ConfigError, LockHeldError
 from hotfolder.settings.config import DEFAULT_STOP_TIMEOUT
 
@@ -45,8 +45,9 @@ def installed_copy(tmp_path: Path, *, relax_home: bool) -> Path:
 def analyze(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     assert ANALYZE is not None
     env = {**os.environ, "SYSTEMD_UNIT_PATH": f"{folder}:"}  # the unit and its drop-in, by name
-    return subprocess.run([ANALYZE, *args], cwd=folder, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)  # fmt: skip
+    return subprocess.run(
+        [ANALYZE, *args], cwd=folder, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 DROP_INS = pytest.mark.parametrize("relax", [False, True], ids=["as-shipped", "home-drop-in"])
@@ -111,20 +112,38 @@ def test_every_codec_runs_under_memory_deny_write_execute(tmp_path: Path) -> Non
     outputs += '[[rule.output]]\nformat = "jpeg"\nmax_edge = 60\npath = "small/{stem}.jpg"\n'
     outputs += '[[rule.output]]\nformat = "png"\nmax_edge = 60\npath = "smallpng/{stem}.png"\n'
     # LibRaw too: a render (the synthetic DNG has no preview) and a preview (the 6D's, asked for).
-    raw_rule = ('[[rule]]\nname = "raw"\n[rule.match]\nformats = ["raw"]\n[[rule.output]]\nformat = "tiff"\n'
-                'path = "raw/{stem}.tif"\n[[rule.output]]\nformat = "jpeg"\nraw = "preview"\n'
-                'path = "rawweb/{stem}.jpg"\n')  # fmt: skip
+    raw_rule = (
+        '[[rule]]\nname = "raw"\n[rule.match]\nformats = ["raw"]\n[[rule.output]]\nformat = "tiff"\n'
+        'path = "raw/{stem}.tif"\n[[rule.output]]\nformat = "jpeg"\nraw = "preview"\n'
+        'path = "rawweb/{stem}.jpg"\n'
+    )
     write_config(tmp_path, '[[rule]]\nname = "all"\n' + outputs + raw_rule)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    shutil.copy(ROOT.parent / "shared" / "camera" / "canon_eos_6d.dng", inbox / "canon_eos_6d.dng")
-    names = ["canon_eos_7d.jpg", "pug.heic", "example.avif", "monkey16.png", "rgba_16_128x128.png",
-             "alpha_lossless_1.webp", "pil_sample_cmyk.jpg", "issue_151.tif", "hopper.bmp"]  # fmt: skip
+    shutil.copy(camera("canon_eos_6d.dng"), inbox / "canon_eos_6d.dng")
+    names = [
+        "canon_eos_7d.jpg",
+        "pug.heic",
+        "example.avif",
+        "monkey16.png",
+        "rgba_16_128x128.png",
+        "alpha_lossless_1.webp",
+        "pil_sample_cmyk.jpg",
+        "issue_151.tif",
+        "hopper.bmp",
+    ]
     for name in names:
         shutil.copy(corpus(name), inbox / name)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
-    result = subprocess.run([sys.executable, "-c", MDWE_LAUNCH, "process", "inbox"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", MDWE_LAUNCH, "process", "inbox"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
     assert "done 10" in result.stderr
     for folder in ("png", "tiff", "jpeg", "webp", "avif", "heif", "heifl", "small", "smallpng"):
@@ -166,8 +185,15 @@ def test_serve_runs_under_memory_deny_write_execute(tmp_path: Path) -> None:
     (tmp_path / "inbox").mkdir()
     shutil.copy(corpus("canon_eos_7d.jpg"), tmp_path / "inbox" / "a.jpg")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
-    done = subprocess.run([sys.executable, "-m", "hotfolder", "process", "inbox"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "hotfolder", "process", "inbox"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     port = free_port()
     command = [sys.executable, "-c", MDWE_LAUNCH, "serve", "--listen", f"127.0.0.1:{port}"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import CORPUS, ROOT, run_cli, write_config
+from conftest import ROOT, corpus, run_cli, write_config
 
 TMUX = shutil.which("tmux")
 pytestmark = pytest.mark.skipif(
@@ -33,7 +33,7 @@ def pane(tmp_path: Path) -> Iterator[str]:
 def _photos(folder: Path, n: int) -> None:
     """n distinct 6 MP photos (distinct bytes: none is a duplicate of another)."""
     folder.mkdir(parents=True, exist_ok=True)
-    with Image.open(CORPUS / "dscn0010.jpg") as im:
+    with Image.open(corpus("dscn0010.jpg")) as im:
         big = im.convert("RGB").resize((3000, 2000))
     for i in range(n):
         big.rotate(i * 0.5).save(folder / f"IMG_{i:04d}.jpg", quality=90)
@@ -46,8 +46,9 @@ def _start(name: str, cwd: Path, command: str) -> None:
 
 
 def _screen(name: str) -> str:
-    return subprocess.run(["tmux", "capture-pane", "-p", "-t", name], check=True, capture_output=True,
-                          text=True).stdout  # fmt: skip
+    return subprocess.run(
+        ["tmux", "capture-pane", "-p", "-t", name], check=True, capture_output=True, text=True
+    ).stdout
 
 
 def _until(name: str, seen: object, seconds: float = 120) -> str:
@@ -66,8 +67,10 @@ def test_process_shows_a_live_bar_under_its_log(tmp_path: Path, pane: str) -> No
     _photos(tmp_path / "batch", 16)
     _start(pane, tmp_path, "process batch")
     # Mid-way: files done of all, the current file, throughput and time left, under the log lines.
-    middle = _until(pane, lambda s: "/16" in s and "files/s" in s and "left" in s and " 0/16" not in s
-                    and "16/16" not in s)  # fmt: skip
+    middle = _until(
+        pane,
+        lambda s: "/16" in s and "files/s" in s and "left" in s and " 0/16" not in s and "16/16" not in s,
+    )
     bar = next(line for line in middle.splitlines() if "/16" in line)
     assert "process" in bar and "IMG_" in bar, bar
     above = middle.split(bar)[0]
@@ -81,7 +84,7 @@ def test_run_shows_a_status_line_under_its_log(tmp_path: Path, pane: str) -> Non
     _start(pane, tmp_path, "run")
     _until(pane, lambda s: "pending 0" in s and "in flight 0" in s and "done 0" in s)
     _photos(tmp_path / "inbox", 3)
-    shutil.copy(CORPUS / "broken.png", tmp_path / "inbox" / "broken.png")
+    shutil.copy(corpus("broken.png"), tmp_path / "inbox" / "broken.png")
     screen = _until(pane, lambda s: "done 3" in s and "quarantined 1" in s)
     lines = [line for line in screen.splitlines() if line.strip()]
     assert "pending" in lines[-1] and "in flight" in lines[-1]  # the status stays under the log

@@ -81,8 +81,12 @@ def plain_one(args: tuple[str, str, bool]) -> None:
             # Without EXIF: Pillow's libtiff writer fails on camera EXIF ("Error setting from dictionary",
             # FIDELITY.md); hotfolder rewrites the IFDs itself to keep it. The loop gets the easier job.
             # With the horizontal predictor, as hotfolder writes it (a third smaller, twice the time).
-            up.save(Path(out) / f"{stem}.tif", compression="tiff_adobe_deflate", icc_profile=icc,
-                    tiffinfo={317: 2})  # fmt: skip
+            up.save(
+                Path(out) / f"{stem}.tif",
+                compression="tiff_adobe_deflate",
+                icc_profile=icc,
+                tiffinfo={317: 2},
+            )
         up.thumbnail((EDGE, EDGE), Image.Resampling.LANCZOS)
         up.save(Path(out) / f"{stem}.jpg", quality=85, exif=exif, icc_profile=icc)
 
@@ -144,8 +148,18 @@ def bench_pillow() -> None:
             jobs.extend(ms)
         a, b = statistics.median(ours), statistics.median(theirs)
         job, loop = statistics.median(jobs), plain_per_photo(folder / "plain1", with_tiff)
-        rows.append([name, str(len(files)), f"{b:.2f} s", f"{a:.2f} s", f"{b / a:.2f}",
-                     f"{loop:.3f} s", f"{job:.3f} s", f"{loop / job:.2f}"])  # fmt: skip
+        rows.append(
+            [
+                name,
+                str(len(files)),
+                f"{b:.2f} s",
+                f"{a:.2f} s",
+                f"{b / a:.2f}",
+                f"{loop:.3f} s",
+                f"{job:.3f} s",
+                f"{loop / job:.2f}",
+            ]
+        )
         shutil.rmtree(folder)
     table(
         f"1. hotfolder process vs a plain Pillow loop ({WORKERS} processes each, medians of 3 runs, 12.5 MP)",
@@ -219,19 +233,44 @@ def bench_tools() -> None:
 
     def im_web(src: Path, out: Path) -> None:
         assert magick is not None
-        subprocess.run([*magick, str(src), "-auto-orient", "-resize", f"{EDGE}x{EDGE}>", "-quality", "85",
-                        str(out / f"{src.stem}.jpg")], check=True, stderr=subprocess.DEVNULL)  # fmt: skip
+        subprocess.run(
+            [
+                *magick,
+                str(src),
+                "-auto-orient",
+                "-resize",
+                f"{EDGE}x{EDGE}>",
+                "-quality",
+                "85",
+                str(out / f"{src.stem}.jpg"),
+            ],
+            check=True,
+            stderr=subprocess.DEVNULL,
+        )
 
     def im_tiff(src: Path, out: Path) -> None:
         assert magick is not None
-        subprocess.run([*magick, str(src), "-auto-orient", "-compress", "zip", "-define", "tiff:predictor=2",
-                        str(out / f"{src.stem}.tif")],
-                       check=True, stderr=subprocess.DEVNULL)  # fmt: skip
+        subprocess.run(
+            [
+                *magick,
+                str(src),
+                "-auto-orient",
+                "-compress",
+                "zip",
+                "-define",
+                "tiff:predictor=2",
+                str(out / f"{src.stem}.tif"),
+            ],
+            check=True,
+            stderr=subprocess.DEVNULL,
+        )
 
     tmp = Path(tempfile.mkdtemp(prefix="hf-bench-tools-"))
     rows = []
-    for name, rules, vips_run, im_run in (("web: JPEG 2048 q85", WEB, vips_web, im_web),
-                                          ("archival: TIFF deflate", TIFF, vips_tiff, im_tiff)):  # fmt: skip
+    for name, rules, vips_run, im_run in (
+        ("web: JPEG 2048 q85", WEB, vips_web, im_web),
+        ("archival: TIFF deflate", TIFF, vips_tiff, im_tiff),
+    ):
         ours = hotfolder_per_photo(rules)
         vips = per_photo(vips_run, tmp / "vips")
         im = per_photo(im_run, tmp / "im") if magick else None
@@ -254,8 +293,13 @@ def bench_tools() -> None:
 @contextmanager
 def daemon(folder: Path) -> Iterator[subprocess.Popen[bytes]]:
     log = (folder / "log.jsonl").open("w")
-    proc = subprocess.Popen([*HOTFOLDER, "run", "--log-format", "json"], cwd=folder, env=ENV, stdout=log,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [*HOTFOLDER, "run", "--log-format", "json"],
+        cwd=folder,
+        env=ENV,
+        stdout=log,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while '"daemon.started"' not in (folder / "log.jsonl").read_text():
@@ -401,8 +445,12 @@ def bench_idle() -> None:
         label, target = ("native", "~0") if mode == "native" else ("poll (10 s default)", "<= 2%")
         rows.append([label, "10,000", f"{used * 100:.2f}% of a core", target])
         shutil.rmtree(folder)
-    table("3b. idle CPU of the whole daemon (process tree), 30 s", ["root", "files", "CPU", "target"], rows,
-          "python tests/bench/bench.py idle")  # fmt: skip
+    table(
+        "3b. idle CPU of the whole daemon (process tree), 30 s",
+        ["root", "files", "CPU", "target"],
+        rows,
+        "python tests/bench/bench.py idle",
+    )
 
 
 # 4. a 2,000-file burst --------------------------------------------------------------------------------------
@@ -549,8 +597,17 @@ def bench_raw() -> None:
         ext = "tif" if mode == "full" else "jpg"
         job_s, bare_s, wall, peak, bare_peak = _raw_job(dng, mode, output, folder / f"bare-{mode}.{ext}")
         times[mode] = job_s
-        rows.append([label, f"{job_s:.2f} s", f"{bare_s:.2f} s", f"{job_s / bare_s:.2f}x", f"{wall:.2f} s",
-                     f"{peak:.0f} MB", f"{bare_peak:.0f} MB"])  # fmt: skip
+        rows.append(
+            [
+                label,
+                f"{job_s:.2f} s",
+                f"{bare_s:.2f} s",
+                f"{job_s / bare_s:.2f}x",
+                f"{wall:.2f} s",
+                f"{peak:.0f} MB",
+                f"{bare_peak:.0f} MB",
+            ]
+        )
     shutil.rmtree(folder)
     rows.append(["full render / preview", f"{times['full'] / times['preview']:.1f}x", "", "", "", "", ""])
     table(
@@ -627,26 +684,49 @@ def bench_cluster() -> None:
     # the coordinator alone.
     coord = c_cpu / n
     rows = [
-        ["local pool, 2 workers", f"{n / p_span:.2f}", "1.00", f"{n / p_wall:.2f}", "1.00",
-         f"{statistics.median(p_jobs):.2f}", "-"],
-        ["dask cluster, 2 workers", f"{n / c_span:.2f}", f"{p_span / c_span:.2f}", f"{n / c_wall:.2f}",
-         f"{p_wall / c_wall:.2f}", f"{job_s:.2f}", f"{coord * 1000:.0f}"],
-    ]  # fmt: skip
+        [
+            "local pool, 2 workers",
+            f"{n / p_span:.2f}",
+            "1.00",
+            f"{n / p_wall:.2f}",
+            "1.00",
+            f"{statistics.median(p_jobs):.2f}",
+            "-",
+        ],
+        [
+            "dask cluster, 2 workers",
+            f"{n / c_span:.2f}",
+            f"{p_span / c_span:.2f}",
+            f"{n / c_wall:.2f}",
+            f"{p_wall / c_wall:.2f}",
+            f"{job_s:.2f}",
+            f"{coord * 1000:.0f}",
+        ],
+    ]
     table(
         "Local pool vs a 2-worker dask cluster on the same cores (target: cluster >= 0.9x, working)",
-        ["engine", "photos/s working", "x pool", "photos/s wall", "x pool", "median job s",
-         "coordinator ms CPU/job"],
+        [
+            "engine",
+            "photos/s working",
+            "x pool",
+            "photos/s wall",
+            "x pool",
+            "median job s",
+            "coordinator ms CPU/job",
+        ],
         rows,
         "python tests/bench/bench.py cluster  (24 12 MP photos, web JPEG; working: first job's start to the "
         "last job's end; wall: the whole command, with importing dask, connecting and checking the workers)",
-    )  # fmt: skip
+    )
     # A host of C cores does C/job_s jobs a second; one coordinator commits 1/coord a second on one core.
     cores = WORKERS
     per_host = cores / job_s
     most = 1 / coord if coord else float("inf")
-    print(f"\nmodel: one host of {cores} cores: {per_host:.2f} photos/s; one coordinator (1 core): "
-          f"{most:.0f} photos/s; so it feeds about {most / per_host:.0f} such hosts before it is the limit",
-          flush=True)  # fmt: skip
+    print(
+        f"\nmodel: one host of {cores} cores: {per_host:.2f} photos/s; one coordinator (1 core): "
+        f"{most:.0f} photos/s; so it feeds about {most / per_host:.0f} such hosts before it is the limit",
+        flush=True,
+    )
 
 
 # 8. what a user sees first: one-shot runs against what they would write instead ---------------------------
@@ -779,8 +859,9 @@ def bench_first() -> None:
     for p in png_files:
         shutil.copy(p, png / "inbox" / p.name)
     vips_env = {**os.environ, "VIPS_CONCURRENCY": "1"}
-    runs: dict[str, list[float]] = {k: [] for k in ("hf8", "loop8", "im8", "hf1", "hfpng", "pilpng", "hf24",
-                                                    "vips24", "first", "encode")}  # fmt: skip
+    runs: dict[str, list[float]] = {
+        k: [] for k in ("hf8", "loop8", "im8", "hf1", "hfpng", "pilpng", "hf24", "vips24", "first", "encode")
+    }
     for _ in range(3):  # alternating sides, so the machine's drift hits both alike
         runs["loop8"].append(script(PILLOW_LOOP, WORKERS, folder / "loop", *files))
         runs["hf8"].append(one_shot(folder))
@@ -802,18 +883,37 @@ def bench_first() -> None:
     if not magick:
         im_cells = ["not installed", "-", "-"]
     rows = [
-        ["one-shot `process`, 8 photos web JPEG, 2 workers, vs a 2-process Pillow loop",
-         f"{m['loop8']:.2f} s", f"{m['hf8']:.2f} s", f"{m['loop8'] / m['hf8']:.2f}x", ">= 1.1x"],
+        [
+            "one-shot `process`, 8 photos web JPEG, 2 workers, vs a 2-process Pillow loop",
+            f"{m['loop8']:.2f} s",
+            f"{m['hf8']:.2f} s",
+            f"{m['loop8'] / m['hf8']:.2f}x",
+            ">= 1.1x",
+        ],
         ["same, vs ImageMagick's binary, 2 processes", *im_cells, ">= 2.7x"],
         ["`process` of 1 photo, wall", "-", f"{m['hf1']:.2f} s", "-", "<= 0.35 s"],
-        [f"archival PNG, 2 photos, 1 worker, vs Pillow level 6 (size {ours_png / theirs_png:.3f}x theirs)",
-         f"{m['pilpng']:.2f} s", f"{m['hfpng']:.2f} s", f"{m['pilpng'] / m['hfpng']:.2f}x",
-         ">= 2x, size <= 1"],
-        ["web JPEG, 24 photos, 2 workers, vs libvips in 2 one-thread processes",
-         f"{m['vips24']:.2f} s", f"{m['hf24']:.2f} s", f"{m['vips24'] / m['hf24']:.2f}x", ">= 0.85x"],
-        ["daemon: `run` start to the first output, a photo already waiting (its job's time)",
-         f"{m['encode']:.2f} s", f"{m['first']:.2f} s", f"+{m['first'] - m['encode']:.2f} s", "<= +0.3 s"],
-    ]  # fmt: skip
+        [
+            f"archival PNG, 2 photos, 1 worker, vs Pillow level 6 (size {ours_png / theirs_png:.3f}x theirs)",
+            f"{m['pilpng']:.2f} s",
+            f"{m['hfpng']:.2f} s",
+            f"{m['pilpng'] / m['hfpng']:.2f}x",
+            ">= 2x, size <= 1",
+        ],
+        [
+            "web JPEG, 24 photos, 2 workers, vs libvips in 2 one-thread processes",
+            f"{m['vips24']:.2f} s",
+            f"{m['hf24']:.2f} s",
+            f"{m['vips24'] / m['hf24']:.2f}x",
+            ">= 0.85x",
+        ],
+        [
+            "daemon: `run` start to the first output, a photo already waiting (its job's time)",
+            f"{m['encode']:.2f} s",
+            f"{m['first']:.2f} s",
+            f"+{m['first'] - m['encode']:.2f} s",
+            "<= +0.3 s",
+        ],
+    ]
     table(
         "8. One-shot and first-photo speed against what a user would run instead (medians of 3, alternating)",
         ["measure", "theirs", "hotfolder", "ratio", "target"],
@@ -826,15 +926,29 @@ def bench_first() -> None:
         shutil.rmtree(f)
 
 
-PARTS = {"pillow": bench_pillow, "tools": bench_tools, "latency": bench_latency, "idle": bench_idle,
-         "burst": bench_burst, "raw": bench_raw, "cluster": bench_cluster, "first": bench_first}  # fmt: skip
+PARTS = {
+    "pillow": bench_pillow,
+    "tools": bench_tools,
+    "latency": bench_latency,
+    "idle": bench_idle,
+    "burst": bench_burst,
+    "raw": bench_raw,
+    "cluster": bench_cluster,
+    "first": bench_first,
+}
 
 
 def main() -> None:
     assert len(PHOTOS) == 8, f"expected 8 photos in {ROOT.parent / 'shared' / 'photos'}"
     wanted = sys.argv[1:] or list(PARTS)
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "?")  # fmt: skip
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "?",
+    )
     print(f"# hotfolder benchmarks, {datetime.now().isoformat(timespec='seconds')}")
     print(f"machine: {len(os.sched_getaffinity(0))} cores ({cpu}), Python {sys.version.split()[0]}")
     t = time.perf_counter()
