@@ -22,8 +22,10 @@ $(STAMP_TEST): pyproject.toml | $(BIN)/python
 run: $(STAMP_RUN)
 	exec $(BIN)/hotfolder run
 
+# Two processes (pytest-xdist): the tests wait on daemons and encoders, so two halve the wall time on
+# 2 cores. The slow tests (faults, load, memory ceilings) stay one at a time: they measure the machine.
 test: $(STAMP_TEST)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 test-slow: $(STAMP_TEST)
 	# pytest exits 5 when the marker selects nothing: that is not a failure.
