@@ -41,7 +41,7 @@ from hotfolder.settings.rules import Rule, load_rules  # noqa: E402
 CORPUS = ROOT.parent / "shared" / "corpus"
 RECIPES = ROOT / "rules" / "examples" / "recipes.toml"
 
-# Refusals that name a real limit (README "Limits"); anything else that fails is a FAIL.
+# Refusals that name a real limit (docs/outputs.md, "Limits"); anything else that fails is a FAIL.
 KNOWN_LIMITS = ("NCLX primaries",)
 # Tags that legitimately change: orientation is applied, dimensions follow the pixels.
 CHANGING = {"Orientation", "ImageWidth", "ImageHeight", "ExifImageWidth", "ExifImageHeight"}
@@ -214,7 +214,7 @@ def judge(
         known = error.startswith("InputError") or any(k in error for k in KNOWN_LIMITS)
         cell.verdict, cell.why = ("refused" if known else "FAIL"), [error]
         return cell
-    if outcome.status == "empty":  # README Limits: a zero-byte file is not an arrival, never quarantined
+    if outcome.status == "empty":  # Limits (docs/outputs.md): 0 bytes is no arrival
         cell.verdict, cell.why = "refused", ["empty file (0 bytes): left alone"]
         return cell
     if outcome.status != "done":

@@ -66,7 +66,7 @@ def test_rule_glob_matching_nothing_is_an_error(tmp_path: Path) -> None:
 
 
 def test_every_documented_key_is_accepted(tmp_path: Path) -> None:
-    """Every key README documents loads, with its value typed."""
+    """Every key docs/configuration.md documents loads, with its value typed."""
     keys = 'max_image_pixels = 1000\nfile_mode = "0640"\nignore = ["*.bak"]\n'
     keys += "rescan_interval = 0\nstop_timeout = 5\n"
     write_config(tmp_path, RULE, extra=keys)

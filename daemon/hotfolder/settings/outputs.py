@@ -34,7 +34,7 @@ STAMP_FIELDS: Final = ("artist", "copyright", "credit", "title", "description", 
 _STAMP_TEMPLATE_FIELDS: Final = FIELDS - {"seq"}
 
 
-# x265's presets, fastest first. Defaults chosen by measurement on a 12.5 MP photo (README: Performance).
+# x265's presets, fastest first. Defaults chosen by measurement on a 12.5 MP photo (docs/performance.md).
 HEIF_PRESETS: Final = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower")
 DEFAULT_HEIF_PRESET: Final = "fast"
 DEFAULT_AVIF_SPEED: Final = 8
@@ -67,7 +67,7 @@ class Output:
     lossless: bool = False
     bit_depth: int | None = None  # heif: None = as the source (8, or 10/12 for deep sources)
     chroma: str | None = None  # heif: None = 420, or 444 when lossless
-    preset: str = DEFAULT_HEIF_PRESET  # heif: x265's speed preset (README: Performance)
+    preset: str = DEFAULT_HEIF_PRESET  # heif: x265's speed preset (docs/performance.md)
     speed: int = DEFAULT_AVIF_SPEED  # avif: the AV1 encoder's speed, 0 (slowest) .. 10
     on_conflict: str = "skip_identical"
     counter_format: str = "-{n}"
