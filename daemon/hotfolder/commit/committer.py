@@ -18,13 +18,13 @@ import errno
 import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from hotfolder.commit import atomic, dispose, group
 from hotfolder.commit.dispose import Disposed, Read
 from hotfolder.commit.faults import checkpoint
 from hotfolder.commit.group import CompanionDisposed
 from hotfolder.commit.ledger import Ledger
+from hotfolder.commit.plan import Plan, PlannedDisposal, PlannedOutput
 from hotfolder.commit.records import Intent, Record
 from hotfolder.commit.staged import Outcome, StagedOutput
 from hotfolder.core import tempnames
@@ -159,34 +159,34 @@ class Committer:
             name, action = _choose(out, final, taken, ours | self._earlier(out))
             taken.add(name)
             outputs.append(
-                {
-                    "temp": str(out.temp),
-                    "final": str(name),
-                    "action": action,
-                    "format": out.format,
-                    "rule": out.rule,
-                    "size": out.size,
-                    "sha256": out.sha256,
-                    "ms": out.ms,
-                    "policy": out.on_conflict,
-                    "counter_format": out.counter_format,
-                }
+                PlannedOutput(
+                    temp=out.temp,
+                    final=name,
+                    action=action,
+                    format=out.format,
+                    rule=out.rule,
+                    size=out.size,
+                    sha256=out.sha256,
+                    ms=out.ms,
+                    policy=out.on_conflict,
+                    counter_format=out.counter_format,
+                )
             )
         d = outcome.disposal
-        disposal: dict[str, Any] = {"policy": d.policy}
+        disposal = PlannedDisposal(d.policy)
         picture_dest = None
         if d.policy == "move":
             dest = numbered_seq(d.dest, d.rule)
             assert dest is not None
             picture_dest = group.group_dest(dest, outcome.companions, taken)
-            disposal.update(dest=str(picture_dest), staged=str(d.staged) if d.staged else None)
-        plan = {
-            "token": job.token,
-            "read_ns": outcome.read_ns,
-            "outputs": outputs,
-            "disposal": disposal,
-            "companions": group.plan(outcome.companions, picture_dest),
-        }
+            disposal = PlannedDisposal(d.policy, picture_dest, d.staged)
+        plan = Plan(
+            token=job.token,
+            read_ns=outcome.read_ns,
+            outputs=tuple(outputs),
+            disposal=disposal,
+            companions=group.plan(outcome.companions, picture_dest),
+        )
         intent = self.ledger.open_intent(outcome.identity, outcome.sha256, job.token, plan, record)
         checkpoint("after-intent")
         return self._finish(intent, outcome.identity, outcome.sha256, record, plan, fresh=True)
@@ -217,11 +217,11 @@ class Committer:
         identity: FileIdentity,
         sha256: str,
         record: Record,
-        plan: dict[str, Any],
+        plan: Plan,
         *,
         fresh: bool,
     ) -> Committed:
-        read = Read(record.path, identity, sha256, int(plan.get("read_ns", 0)))
+        read = Read(record.path, identity, sha256, plan.read_ns)
         renamed = False
         try:
             written = self._place_outputs(intent, plan, fresh=fresh)
@@ -229,7 +229,7 @@ class Committer:
             checkpoint("after-renames")
             disposed = self._dispose(read, plan, fresh=fresh)
             companions = group.dispose_all(
-                plan.get("companions", []), disposed, token=plan["token"], root=self.output_root, fresh=fresh
+                plan.companions, disposed, token=plan.token, root=self.output_root, fresh=fresh
             )
             checkpoint("after-disposal")
         except (OSError, HotfolderError) as exc:
@@ -249,89 +249,87 @@ class Committer:
         self.ledger.close_intent(intent, done)
         return Committed(done, tuple(written), disposed, companions)
 
-    def _place_outputs(self, intent: int, plan: dict[str, Any], *, fresh: bool) -> list[Written]:
-        written, folders, changed = [], set(), False
-        for out in plan["outputs"]:
-            temp, final, action = Path(out["temp"]), Path(out["final"]), out["action"]
-            if action in ("identical", "skipped"):
-                temp.unlink(missing_ok=True)
-            elif temp.exists():
+    def _place_outputs(self, intent: int, plan: Plan, *, fresh: bool) -> list[Written]:
+        written, folders, placed = [], set(), []
+        for out in plan.outputs:
+            final = out.final
+            if out.action in ("identical", "skipped"):
+                out.temp.unlink(missing_ok=True)
+            elif out.temp.exists():
                 atomic.make_folder(final.parent, self.output_root)
-                if action == "overwritten":
-                    temp.replace(final)
+                if out.action == "overwritten":
+                    out.temp.replace(final)
                 else:
-                    final = self._rename_free(temp, final, out)
-                    changed = changed or str(final) != out["final"]
-                    out["final"] = str(final)
+                    final = self._rename_free(out)
                 folders.add(final.parent)
             elif not fresh and final.exists():
                 pass  # renamed before the interruption
             else:
                 raise FileNotFoundError(
-                    errno.ENOENT, "the staged output vanished before its rename", str(temp)
+                    errno.ENOENT, "the staged output vanished before its rename", str(out.temp)
                 )
+            placed.append(replace(out, final=final))
             written.append(
                 Written(
                     dst=final,
-                    format=out["format"],
-                    bytes_out=int(out["size"]),
-                    action=action,
-                    rule=out["rule"],
-                    ms=float(out.get("ms", 0.0)),
+                    format=out.format,
+                    bytes_out=out.size,
+                    action=out.action,
+                    rule=out.rule,
+                    ms=out.ms,
                 )
             )
-        if changed:
-            self.ledger.update_intent(intent, plan)
+        if any(p.final != o.final for p, o in zip(placed, plan.outputs, strict=True)):
+            self.ledger.update_intent(intent, replace(plan, outputs=tuple(placed)))
         for folder in folders:
             atomic.fsync_dir(folder)
         return written
 
-    def _rename_free(self, temp: Path, final: Path, out: dict[str, Any]) -> Path:
-        """Rename into `final`; if someone took it since it was chosen, the next name the policy allows."""
+    def _rename_free(self, out: PlannedOutput) -> Path:
+        """Rename into its final name; if someone took it since it was chosen, the next name the policy
+        allows."""
         try:
-            atomic.rename_noreplace(temp, final)
+            atomic.rename_noreplace(out.temp, out.final)
         except FileExistsError:
-            if _sha256(final) == out["sha256"]:
-                temp.unlink()  # the same bytes: this output is already there (a redo after a crash)
-                return final
+            if _sha256(out.final) == out.sha256:
+                out.temp.unlink()  # the same bytes: this output is already there (a redo after a crash)
+                return out.final
             staged = StagedOutput(
-                temp,
-                final,
-                out["rule"],
-                out["format"],
-                int(out["size"]),
-                out["sha256"],
-                out["policy"],
-                out["counter_format"],
+                out.temp,
+                out.final,
+                out.rule,
+                out.format,
+                out.size,
+                out.sha256,
+                out.policy,
+                out.counter_format,
             )
-            name, action = _choose(staged, final, set())
+            name, action = _choose(staged, out.final, set())
             if action != "written":
-                temp.unlink()
+                out.temp.unlink()
                 return name
-            atomic.rename_noreplace(temp, name)
+            atomic.rename_noreplace(out.temp, name)
             return name
-        return final
+        return out.final
 
-    def _dispose(self, read: Read, plan: dict[str, Any], *, fresh: bool) -> Disposed:
-        d = plan["disposal"]
-        if d["policy"] == "keep":
+    def _dispose(self, read: Read, plan: Plan, *, fresh: bool) -> Disposed:
+        d = plan.disposal
+        if d.policy == "keep":
             return Disposed("kept")
-        if d["policy"] == "delete":
-            hidden = dispose.hidden_name(read, plan["token"])
+        if d.policy == "delete":
+            hidden = dispose.hidden_name(read, plan.token)
             if not fresh and FileIdentity.at(hidden) is not None:
                 return dispose.finish_delete(read, hidden)
             if not fresh and FileIdentity.at(read.path) is None:
                 return Disposed("deleted")  # deleted before the interruption
-            return dispose.delete(read, plan["token"])
-        dest = Path(d["dest"])
-        if d.get("staged"):
-            staged = Path(d["staged"])
-            if staged.exists():
-                dest = dispose.place_copy(staged, dest, self.output_root)
-                if str(dest) != d["dest"]:
-                    d["dest"] = str(dest)
+            return dispose.delete(read, plan.token)
+        assert d.dest is not None
+        dest = d.dest
+        if d.staged is not None:
+            if d.staged.exists():
+                dest = dispose.place_copy(d.staged, dest, self.output_root)
             elif fresh or _sha256(dest) != read.sha256:
-                raise FileNotFoundError(errno.ENOENT, "the copy of the original vanished", str(staged))
+                raise FileNotFoundError(errno.ENOENT, "the copy of the original vanished", str(d.staged))
             # The copy is in place: only the unlink of the source remains (never a second copy).
             return dispose.unlink_copied(read, dest)
         if not fresh and FileIdentity.at(dest) == read.identity:

@@ -5,7 +5,7 @@ read. They follow what became of the original: moved beside it, deleted with it,
 from __future__ import annotations
 
 import errno
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePath
 from typing import Any
@@ -14,6 +14,7 @@ from hotfolder.commit import dispose
 from hotfolder.commit.dispose import Disposed, Read
 from hotfolder.commit.faults import checkpoint
 from hotfolder.commit.ledger import Ledger
+from hotfolder.commit.plan import PlannedCompanion
 from hotfolder.commit.staged import Companion
 from hotfolder.core import tempnames
 from hotfolder.core.identity import FileIdentity
@@ -62,38 +63,38 @@ def group_dest(dest: Path, companions: tuple[Companion, ...], taken: set[Path]) 
     raise FileExistsError(errno.EEXIST, "no free name for the group", str(dest))
 
 
-def plan(companions: tuple[Companion, ...], picture_dest: Path | None) -> list[dict[str, Any]]:
+def plan(companions: tuple[Companion, ...], picture_dest: Path | None) -> tuple[PlannedCompanion, ...]:
     """The intent's record of each companion: what was read, and (a move) where it goes."""
-    return [
-        {
-            "src": str(c.path),
-            "identity": asdict(c.identity),
-            "sha256": c.sha256,
-            "read_ns": c.read_ns,
-            "role": c.role,
-            "suffix": c.suffix,
-            "dest": str(companion_name(picture_dest, c.suffix)) if picture_dest else None,
-        }
+    return tuple(
+        PlannedCompanion(
+            src=c.path,
+            identity=c.identity,
+            sha256=c.sha256,
+            read_ns=c.read_ns,
+            role=c.role,
+            suffix=c.suffix,
+            dest=companion_name(picture_dest, c.suffix) if picture_dest else None,
+        )
         for c in companions
-    ]
+    )
 
 
 def dispose_all(
-    entries: list[dict[str, Any]], original: Disposed, *, token: str, root: Path, fresh: bool
+    entries: tuple[PlannedCompanion, ...], original: Disposed, *, token: str, root: Path, fresh: bool
 ) -> tuple[CompanionDisposed, ...]:
     """Each companion as the original went: moved beside it, deleted, or left where it is."""
     done = []
     for index, entry in enumerate(entries):
-        read = Read(Path(entry["src"]), FileIdentity(**entry["identity"]), entry["sha256"], entry["read_ns"])
-        if original.result == "moved" and entry["dest"]:
+        read = Read(entry.src, entry.identity, entry.sha256, entry.read_ns)
+        if original.result == "moved" and entry.dest:
             assert original.where is not None
-            dest = companion_name(original.where, entry["suffix"])  # the name the picture really took
+            dest = companion_name(original.where, entry.suffix)  # the name the picture really took
             outcome = _move(read, dest, root, fresh=fresh)
         elif original.result == "deleted":
             outcome = _delete(read, token=f"{token}{index:02x}", fresh=fresh)
         else:
             outcome = Disposed("kept", why=original.why)
-        done.append(CompanionDisposed(read.path, entry["role"], outcome))
+        done.append(CompanionDisposed(read.path, entry.role, outcome))
         checkpoint("between-companions")
     return tuple(done)
 

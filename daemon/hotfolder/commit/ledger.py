@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
+from hotfolder.commit.plan import Plan, PlanError
 from hotfolder.commit.records import Entry, Intent, Quarantined, Record
 from hotfolder.commit.tables import HISTORY_DAYS, migrate
 from hotfolder.core.identity import FileIdentity, no_longer
@@ -278,9 +279,7 @@ class Ledger:
 
     # Intents -------------------------------------------------------------------------------------
 
-    def open_intent(
-        self, identity: FileIdentity, sha256: str, token: str, plan: dict[str, Any], record: Record
-    ) -> int:
+    def open_intent(self, identity: FileIdentity, sha256: str, token: str, plan: Plan, record: Record) -> int:
         """Write down a commit before its first rename; returns its id."""
         i = identity
         with self._transaction() as db:
@@ -295,7 +294,7 @@ class Ledger:
                     i.mtime_ns,
                     sha256,
                     token,
-                    json.dumps(plan),
+                    json.dumps(plan.to_json()),
                     json.dumps(record.to_json()),
                     _now(),
                 ),
@@ -303,10 +302,10 @@ class Ledger:
             assert cursor.lastrowid is not None
             return int(cursor.lastrowid)
 
-    def update_intent(self, intent_id: int, plan: dict[str, Any]) -> None:
+    def update_intent(self, intent_id: int, plan: Plan) -> None:
         """Record a destination that changed on the way (a name taken meanwhile by someone else)."""
         with self._transaction() as db:
-            db.execute("UPDATE intents SET plan = ? WHERE id = ?", (json.dumps(plan), intent_id))
+            db.execute("UPDATE intents SET plan = ? WHERE id = ?", (json.dumps(plan.to_json()), intent_id))
 
     def close_intent(self, intent_id: int, record: Record | None) -> None:
         """The commit is complete (or abandoned before anything was visible): write its row, drop it."""
@@ -322,18 +321,22 @@ class Ledger:
                 "SELECT id, path, dev, ino, size, mtime_ns, sha256, token, plan, record"
                 " FROM intents ORDER BY id"
             ).fetchall()
-        return [
-            Intent(
-                id=int(r[0]),
-                path=Path(r[1]),
-                identity=FileIdentity(*r[2:6]),
-                sha256=str(r[6]),
-                token=str(r[7]),
-                plan=json.loads(r[8]),
-                record=Record.from_json(json.loads(r[9])),
-            )
-            for r in rows
-        ]
+        try:
+            return [self._intent(r) for r in rows]
+        except PlanError as exc:
+            raise LedgerCorruptError(self.path, str(exc)) from None
+
+    @staticmethod
+    def _intent(r: tuple[Any, ...]) -> Intent:
+        return Intent(
+            id=int(r[0]),
+            path=Path(r[1]),
+            identity=FileIdentity(*r[2:6]),
+            sha256=str(r[6]),
+            token=str(r[7]),
+            plan=Plan.from_json(json.loads(r[8])),
+            record=Record.from_json(json.loads(r[9])),
+        )
 
     # Reading for people and monitors -------------------------------------------------------------
 

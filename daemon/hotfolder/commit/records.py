@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hotfolder.commit.plan import Plan
 from hotfolder.core.identity import FileIdentity
 
 
@@ -59,7 +60,7 @@ class Intent:
     identity: FileIdentity
     sha256: str
     token: str
-    plan: dict[str, Any]
+    plan: Plan
     record: Record
 
 
