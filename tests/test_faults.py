@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, corpus, output
-from hotfolder import logs
 from hotfolder.commit.cleanup import remove_leftover_temps
 from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Result, RetryReason
@@ -54,7 +53,7 @@ def test_leftover_temps_are_removed_at_start(tmp_path: Path) -> None:
     (config.output_root / "web").mkdir(parents=True)
     (config.output_root / "web" / ".a.jpg.hf-1a2b3c4d.tmp").write_bytes(b"partial")
     (config.output_root / "web" / "a.jpg").write_bytes(b"whole")
-    assert remove_leftover_temps(config, logs.get()) == 1
+    assert remove_leftover_temps(config) == 1
     assert [p.name for p in (config.output_root / "web").iterdir()] == ["a.jpg"]
 
 

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from conftest import ROOT, DaemonProcess, ServeProcess, corpus, run_cli, write_config
-from hotfolder import logs
 from hotfolder.commit import live
 from hotfolder.serve import alerts
 from hotfolder.serve.app import open_ledger
@@ -132,7 +131,7 @@ def test_a_lost_watch_and_a_failed_or_silent_daemon_are_told(tmp_path: Path) -> 
         sent.append(m)
         return True
 
-    watcher = alerts.Watcher(state, lambda: open_ledger(state), record, logs.get())
+    watcher = alerts.Watcher(state, lambda: open_ledger(state), record)
     now = time.time()
     lost = live.WatchHealth("cards", "/media/card", up=False, lost_since=now - 30)
     live.write(state, live.Live(pid=7, started=now - 100, heartbeat=now, state="running", watches=(lost,)))

@@ -8,7 +8,6 @@ from multiprocessing import forkserver
 from pathlib import Path
 
 from conftest import pool_workers
-from hotfolder import logs
 from hotfolder.run.pool import Pool
 
 
@@ -19,7 +18,7 @@ def _children(pid: int) -> list[int]:
 def test_workers_are_forked_at_pool_start_from_a_server_without_threads(tmp_path: Path) -> None:
     """The pool's workers exist before any job (forked from the fork server, never from this process
     with its threads); the server itself runs one thread, so forking it cannot deadlock."""
-    pool = Pool(2, clock=time.monotonic, job_timeout=0, temp_roots=(tmp_path,), log=logs.get())
+    pool = Pool(2, clock=time.monotonic, job_timeout=0, temp_roots=(tmp_path,))
     try:
         server = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
         deadline = time.monotonic() + 60

@@ -6,7 +6,6 @@ import ctypes
 import errno
 import os
 from pathlib import Path
-from typing import Any
 
 from watchdog.events import (
     DirMovedEvent,
@@ -21,9 +20,12 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
+from hotfolder import logs
 from hotfolder.arrive.queue import Arrival, ReadyQueue
 from hotfolder.core.fsinfo import filesystem_type, is_network_fs
 from hotfolder.settings.watches import Watch
+
+log = logs.get()
 
 
 class _Recorder(FileSystemEventHandler):
@@ -67,7 +69,7 @@ def choose_mode(watch: Watch) -> tuple[str, str]:
     return "native", f"{kind or 'local'} filesystem"
 
 
-def start_observer(watch: Watch, ready: ReadyQueue, *, create: bool = True, log: Any = None) -> BaseObserver:
+def start_observer(watch: Watch, ready: ReadyQueue, *, create: bool = True) -> BaseObserver:
     """Arm one observer on a watched root and start its thread; falls back to polling at inotify limits."""
     if create:
         watch.path.mkdir(parents=True, exist_ok=True)

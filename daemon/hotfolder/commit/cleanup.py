@@ -6,12 +6,14 @@ import contextlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
+from hotfolder import logs
 from hotfolder.commit.ledger import Ledger
 from hotfolder.core import tempnames
 from hotfolder.core.tempnames import TEMP_MARK, is_temp_name
 from hotfolder.settings.config import Config
+
+log = logs.get()
 
 
 def remove_job_temps(token: str, roots: Iterable[Path]) -> int:
@@ -33,7 +35,7 @@ def open_tokens(ledger: Ledger) -> frozenset[str]:
     return frozenset(i.token for i in ledger.intents())
 
 
-def remove_leftover_temps(config: Config, log: Any, *, keep: frozenset[str] = frozenset()) -> int:
+def remove_leftover_temps(config: Config, *, keep: frozenset[str] = frozenset()) -> int:
     """Temp files left by a killed run are incomplete by definition: remove them before starting
     (except those of a commit that is still open: it needs them to finish)."""
     removed = 0

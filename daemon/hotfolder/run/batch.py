@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from hotfolder import logs
 from hotfolder.arrive.ignore import Ignore
 from hotfolder.arrive.scan import scan
 from hotfolder.commit.cleanup import open_tokens, remove_leftover_temps
@@ -69,7 +68,7 @@ def process_paths(
     engine.on_wait = tell
     try:
         engine.finish_open_intents()
-        remove_leftover_temps(config, logs.get(), keep=open_tokens(ledger))
+        remove_leftover_temps(config, keep=open_tokens(ledger))
         inputs = list(given_inputs(config, paths))  # all of them first: the bar needs the total
         if view is not None:
             view.begin(len(inputs))

@@ -25,6 +25,7 @@ import dask
 import distributed
 from distributed.scheduler import KilledWorker
 
+from hotfolder import logs
 from hotfolder.commit.cleanup import remove_job_temps
 from hotfolder.commit.staged import Outcome
 from hotfolder.core import tempnames
@@ -35,6 +36,8 @@ from hotfolder.run.pool import Lanes, Pending
 from hotfolder.run.remote import Context, mapper, remap, run_remote, versions, worker_facts
 from hotfolder.settings.cluster import HEAVY_RESOURCE as HEAVY
 from hotfolder.settings.cluster import LOCAL, Cluster
+
+log = logs.get()
 
 REFRESH_SECONDS: Final = 1.0  # how often the worker list is asked for (a scheduler round trip, ~1 ms)
 CONNECT_TIMEOUT: Final = "30s"
@@ -120,9 +123,8 @@ class ClusterPool(Lanes):
         job_timeout: float,
         temp_roots: tuple[Path, ...],
         probe_dirs: tuple[Path, ...],
-        log: Any,
     ) -> None:
-        super().__init__(0, clock=clock, job_timeout=job_timeout, temp_roots=temp_roots, log=log)
+        super().__init__(0, clock=clock, job_timeout=job_timeout, temp_roots=temp_roots)
         self.cluster = cluster
         self.local: distributed.LocalCluster | None = None
         sec = security(cluster)
@@ -150,7 +152,7 @@ class ClusterPool(Lanes):
         # job (SIGSTOP, a host frozen) must not block this loop, only that job, until job_timeout.
         self.results = distributed.as_completed(with_results=True, raise_errors=False)
         self.checked = distributed.as_completed(with_results=True, raise_errors=False)
-        self.log.info("cluster.connected", scheduler=address, tls=cluster.tls, allowed_failures_was=old)
+        log.info("cluster.connected", scheduler=address, tls=cluster.tls, allowed_failures_was=old)
         self.expected = versions()
         self.context = Context(
             key="", tz=local_zone(), pairs=cluster.path_map, expect=tuple(sorted(self.expected.items()))
@@ -218,7 +220,7 @@ class ClusterPool(Lanes):
                 pure=False,
             )
             self.checked.add(self.checking[address])
-            self.log.debug("cluster.worker_seen", worker=address, nthreads=facts.get("nthreads"))
+            log.debug("cluster.worker_seen", worker=address, nthreads=facts.get("nthreads"))
         for future, result in self.checked.next_batch(block=False) if self.checked.has_ready() else []:
             found = next((a for a, f in self.checking.items() if f is future), None)
             if found is not None and found in info:
@@ -260,7 +262,7 @@ class ClusterPool(Lanes):
             )
             client.run_on_scheduler(tune_scheduler)
         except (OSError, TimeoutError) as exc:
-            self.log.error(  # noqa: TRY400 - expected while it is down: no traceback
+            log.error(  # noqa: TRY400 - expected while it is down: no traceback
                 "cluster.unreachable", scheduler=self.address, error=f"{type(exc).__name__}: {exc}"
             )
             return None
@@ -269,9 +271,7 @@ class ClusterPool(Lanes):
         self.client = client
         self.results = distributed.as_completed(with_results=True, raise_errors=False)
         self.checked = distributed.as_completed(with_results=True, raise_errors=False)
-        self.log.info(
-            "cluster.reconnected", scheduler=self.address, lost_s=round(now - (self.lost_since or now))
-        )
+        log.info("cluster.reconnected", scheduler=self.address, lost_s=round(now - (self.lost_since or now)))
         self.lost_since = None
         return None  # the worker list is read at the next pass, from the new connection
 
@@ -279,14 +279,14 @@ class ClusterPool(Lanes):
         """Every worker is gone with it; the jobs sent there are queued again (their temps removed)."""
         self.lost_since = now
         self.next_connect = now
-        self.log.error("cluster.scheduler_lost", scheduler=self.address, error=f"{type(why).__name__}: {why}")
+        log.error("cluster.scheduler_lost", scheduler=self.address, error=f"{type(why).__name__}: {why}")
         for address in list(self.hosts):
             self._gone(address)
         self.checking.clear()
         for sent in self.sent.values():
             remove_job_temps(sent.pending.job.token, self.temp_roots)
             self.queued.appendleft(sent.pending)
-            self.log.info(
+            log.info(
                 "job.requeued",
                 src=str(sent.pending.job.src),
                 worker=sent.worker,
@@ -310,7 +310,7 @@ class ClusterPool(Lanes):
 
     def _gone(self, address: str) -> None:
         if self.hosts.pop(address, None) is not None:
-            self.log.warning("cluster.worker_left", worker=address)
+            log.warning("cluster.worker_left", worker=address)
         self.departed.setdefault(address, self.clock())
 
     def _requeue_stranded(self) -> None:
@@ -323,7 +323,7 @@ class ClusterPool(Lanes):
             future.cancel()
             del self.sent[future]
             self.queued.appendleft(sent.pending)
-            self.log.info(
+            log.info(
                 "job.requeued",
                 src=str(sent.pending.job.src),
                 worker=sent.worker,
@@ -347,12 +347,12 @@ class ClusterPool(Lanes):
             reasons = [f"{k} {v}" for k, v in differ.items()]
             reasons += [f"cannot read {p} (mount or path_map?)" for p in blind]
             why = "; ".join(reasons + ([facts["error"]] if "error" in facts else []))
-            self.log.error("cluster.worker_refused", worker=address, error=why)
+            log.error("cluster.worker_refused", worker=address, error=why)
             threading.Thread(target=self._retire, args=(address,), daemon=True).start()
             return
         heavy = info.get("resources", {}).get(HEAVY, 0) > 0
         self.hosts[address] = _Worker(address, int(info.get("nthreads", 1)), heavy)
-        self.log.info(
+        log.info(
             "cluster.worker_joined",
             worker=address,
             name=info.get("name"),
@@ -402,7 +402,7 @@ class ClusterPool(Lanes):
             )
             self.results.add(future)
             worker.running += 1
-            self.log.debug("job.sent", src=str(job.src), worker=worker.address, key=key, heavy=pending.heavy)
+            log.debug("job.sent", src=str(job.src), worker=worker.address, key=key, heavy=pending.heavy)
             self.sent[future] = _Sent(
                 replace(pending, job=job, submitted=self.clock()), worker.address, future
             )
@@ -473,7 +473,7 @@ class ClusterPool(Lanes):
         for future, sent in list(self.sent.items()):
             if now - sent.pending.submitted <= limit:
                 continue
-            self.log.error(
+            log.error(
                 "job.timeout",
                 src=str(sent.pending.job.src),
                 worker=sent.worker,

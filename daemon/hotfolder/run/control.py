@@ -11,9 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
+from hotfolder import logs
 from hotfolder.commit import control
 from hotfolder.commit.ledger import Ledger
 from hotfolder.commit.requeue import NotInQuarantineError, requeue
+
+log = logs.get()
 
 READ_SECONDS: Final = 2.0  # a client that sends nothing this long is dropped
 
@@ -21,8 +24,7 @@ READ_SECONDS: Final = 2.0  # a client that sends nothing this long is dropped
 class ControlServer:
     """Accepts connections on state_dir/control.sock; `answer` handles what arrived, from the main loop."""
 
-    def __init__(self, state_dir: Path, *, log: Any) -> None:
-        self.log = log
+    def __init__(self, state_dir: Path) -> None:
         self.path = Path(control.address(state_dir))
         self._sock = control.bind(state_dir)
         self._requests: queue.Queue[tuple[socket.socket, bytes]] = queue.Queue(maxsize=64)
@@ -65,7 +67,7 @@ class ControlServer:
         self.path.unlink(missing_ok=True)
 
 
-def retry_by_id(ledger: Ledger, request: dict[str, Any], log: Any) -> dict[str, Any]:
+def retry_by_id(ledger: Ledger, request: dict[str, Any]) -> dict[str, Any]:
     """{"retry": id}: what `hotfolder retry` does, for the quarantined input with this ledger id."""
     wanted = request.get("retry")
     if isinstance(wanted, bool) or not isinstance(wanted, int):

@@ -31,6 +31,8 @@ from hotfolder.run.reload import Reloader
 from hotfolder.run.supervise import Watches
 from hotfolder.settings.config import Config
 
+log = logs.get()
+
 # How often the state folder's lock and ledger are checked to be the ones held (the issue asks for 10 s).
 STATE_CHECK_SECONDS: Final = 2.0
 
@@ -50,15 +52,12 @@ class Daemon:
         self.config = config
         self.on_status = on_status  # a terminal's one-line status under the log (cli), if any
         self.clock = clock
-        self.log = logs.get()
         self.ready = ReadyQueue()
         self.stopping = threading.Event()
-        self.watches = Watches(config, self.ready, clock=clock, log=self.log, stopping=self.stopping)
-        self.reloader = Reloader(
-            config, cwd=cwd or Path.cwd(), overrides=overrides or {}, clock=clock, log=self.log
-        )
+        self.watches = Watches(config, self.ready, clock=clock, stopping=self.stopping)
+        self.reloader = Reloader(config, cwd=cwd or Path.cwd(), overrides=overrides or {}, clock=clock)
         self.notifier = Notifier()
-        self.heartbeat = Heartbeat(self.notifier, clock=clock, log=self.log)
+        self.heartbeat = Heartbeat(self.notifier, clock=clock)
         # Idle, the loop wakes this often: enough to feed a watchdog at a quarter of its interval.
         self._idle_wait = min(0.5, (self.notifier.watchdog_s or 2.0) / 4)
         self.control: ControlServer | None = None
@@ -71,7 +70,7 @@ class Daemon:
         self.lock: Lock | None = None
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        self.log.info("daemon.signal", signal=signal.Signals(signum).name)
+        log.info("daemon.signal", signal=signal.Signals(signum).name)
         if signum == signal.SIGHUP:
             self.reloader.wanted = True
         else:
@@ -83,7 +82,7 @@ class Daemon:
         try:
             ledger = Ledger(self.config.state_dir)
         except LedgerCorruptError as exc:
-            self.log.error(exc.event, error=str(exc))  # noqa: TRY400 - the message says it all; no traceback
+            log.error(exc.event, error=str(exc))  # noqa: TRY400 - the message says it all; no traceback
             lock.release()
             raise
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -95,7 +94,7 @@ class Daemon:
         corrupt: LedgerCorruptError | StateLostError | None = None
         failure: str | None = None
         for warning in self.config.warnings:
-            self.log.warning("config.warning", error=str(warning))
+            log.warning("config.warning", error=str(warning))
         # First, while the state disk has room: live.json is allocated once and rewritten in place later,
         # so the page can still be told "state disk full" when it is.
         self._write_live(engine, "running")
@@ -104,7 +103,7 @@ class Daemon:
             self._loop(engine)
         except (LedgerCorruptError, StateLostError) as exc:
             # The state cannot be trusted any more: stop now, with the same message as at start.
-            self.log.error(exc.event, error=str(exc))  # noqa: TRY400 - the message says it all; no traceback
+            log.error(exc.event, error=str(exc))  # noqa: TRY400 - the message says it all; no traceback
             corrupt = exc
             failure = str(exc)
             raise
@@ -118,16 +117,16 @@ class Daemon:
             self._stop(engine, ledger, corrupt=corrupt is not None)
             self._write_live(engine, "failed" if failure else "stopped", error=failure)
             lock.release()
-            self.log.info("daemon.stopped", **engine.counts)
+            log.info("daemon.stopped", **engine.counts)
             self.notifier.close()
         return 0
 
     def _open_control(self) -> None:
         """The control socket (the status page's Retry); without it the daemon runs all the same."""
         try:
-            self.control = ControlServer(self.config.state_dir, log=self.log)
+            self.control = ControlServer(self.config.state_dir)
         except OSError as exc:
-            self.log.warning("control.unavailable", dst=str(self.config.state_dir), error=str(exc))
+            log.warning("control.unavailable", dst=str(self.config.state_dir), error=str(exc))
 
     def _write_live(
         self, engine: Engine, state: str, *, error: str | None = None, idle: bool = False
@@ -165,19 +164,19 @@ class Daemon:
         try:
             live.write(self.config.state_dir, snapshot)
         except OSError as exc:
-            self.log.warning("live.unwritable", dst=str(self.config.state_dir), error=str(exc))
+            log.warning("live.unwritable", dst=str(self.config.state_dir), error=str(exc))
 
     def _start(self, engine: Engine, ledger: Ledger) -> None:
         # Commits a crash interrupted are finished first; only then are the rest of the temp
         # files (of jobs that never reached their commit) known to be leftovers.
         engine.finish_open_intents()
-        remove_leftover_temps(self.config, self.log, keep=open_tokens(ledger))
+        remove_leftover_temps(self.config, keep=open_tokens(ledger))
         for folder in (self.config.output_root, self.config.quarantine):
             # Refused here, before any job: a storage that can neither rename without replacing nor link.
-            self.log.info("storage.checked", dst=str(folder), no_clobber=probe_no_clobber(folder))
+            log.info("storage.checked", dst=str(folder), no_clobber=probe_no_clobber(folder))
         checkpoint("recovered")  # tests look at ledger, outputs and originals here
         self.watches.start()
-        self.log.info(
+        log.info(
             "daemon.started",
             pid=os.getpid(),
             workers=self.config.workers,
@@ -191,7 +190,7 @@ class Daemon:
 
     def _stop(self, engine: Engine, ledger: Ledger, *, corrupt: bool) -> None:
         self.notifier.send(stopping=1, status="stopping: finishing the jobs in flight")
-        self.log.info(
+        log.info(
             "daemon.stopping",
             inflight=len(engine.pool),
             waiting=len(self.ready),
@@ -203,11 +202,11 @@ class Daemon:
         if left:
             # Abandoned, not half-done: outputs are only ever renamed into place whole, the
             # inputs stay where they are, and the next start redoes them.
-            self.log.warning(
+            log.warning(
                 "daemon.abandoned", jobs=left, error=f"still running after {self.config.stop_timeout} s"
             )
             engine.shutdown(abandon=True)
-            remove_leftover_temps(self.config, self.log, keep=open_tokens(ledger))
+            remove_leftover_temps(self.config, keep=open_tokens(ledger))
         else:
             engine.shutdown(abandon=corrupt)
         if engine.paused and not corrupt and engine.recorder.resume() is None:
@@ -217,7 +216,7 @@ class Daemon:
                 "are where the log says; quarantined ones have their notes, which `hotfolder ledger "
                 "rebuild` reads); jobs not committed are redone at the next start"
             )
-            self.log.error("state.unsaved", dst=str(self.config.state_dir), error=why)
+            log.error("state.unsaved", dst=str(self.config.state_dir), error=why)
         self.watches.join()
         ledger.close()
 
@@ -253,9 +252,9 @@ class Daemon:
         now = self.problems(engine)
         if now != self._problems:
             for problem in set(now) - set(self._problems):
-                self.log.error("daemon.problem", error=problem)
+                log.error("daemon.problem", error=problem)
             if not now:
-                self.log.info("daemon.problem_cleared", error="; ".join(self._problems))
+                log.info("daemon.problem_cleared", error="; ".join(self._problems))
         self._problems = now
 
     def _beat(self, engine: Engine) -> None:
@@ -285,13 +284,12 @@ class Daemon:
         fresh = self.reloader.load()
         if fresh is not None:
             if (fresh.log_format, fresh.log_level) != (self.config.log_format, self.config.log_level):
+                # Every module's logger is structlog's lazy proxy (no caching): it follows this at once.
                 logs.configure(fmt=fresh.log_format, level=fresh.log_level)
-                self.log = self.watches.log = self.reloader.log = self.heartbeat.log = logs.get()
-                engine.relog()
             self.config = fresh
             engine.reconfigure(fresh)
             self.watches.change(fresh)
-            self.log.info(
+            log.info(
                 "rules.reloaded",
                 rules=[r.name for r in fresh.rules],
                 watches=[w.name for w in fresh.watches],
@@ -310,7 +308,7 @@ class Daemon:
             if arrival is not None:
                 self._dispatch(engine, arrival)
             if self.control is not None:
-                self.control.answer(lambda request: retry_by_id(engine.ledger, request, self.log))
+                self.control.answer(lambda request: retry_by_id(engine.ledger, request))
             engine.tick()
             self._beat(engine)
             self._reload(engine)

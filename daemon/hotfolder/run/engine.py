@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from hotfolder import logs
 from hotfolder.arrive.ignore import Ignore
@@ -33,6 +33,8 @@ from hotfolder.run.timetable import Timetable
 from hotfolder.settings.config import Config
 from hotfolder.settings.watches import Watch
 
+log = logs.get()
+
 CHANGING_RECHECK_SECONDS: Final = 1.0  # a source still being written is looked at again this soon
 EMPTY_WAIT_SECONDS: Final = 60.0  # an empty file is looked at this long for content, then left alone
 # A state disk that cannot be written is tried again this often (at most 30 s apart: space coming back
@@ -49,7 +51,7 @@ class _Broken:
     since: float
 
 
-def make_pool(config: Config, clock: Callable[[], float], log: Any) -> Lanes:
+def make_pool(config: Config, clock: Callable[[], float]) -> Lanes:
     """The local process pool, or with [cluster] the dask cluster (loaded only then)."""
     roots = (config.output_root, config.quarantine)
     if config.cluster is None:
@@ -58,7 +60,6 @@ def make_pool(config: Config, clock: Callable[[], float], log: Any) -> Lanes:
             clock=clock,
             job_timeout=config.job_timeout,
             temp_roots=roots,
-            log=log,
             preload=preload_for(config.rules),
         )
     from hotfolder.run.cluster import ClusterPool  # noqa: PLC0415 - dask is imported only in cluster mode
@@ -71,7 +72,6 @@ def make_pool(config: Config, clock: Callable[[], float], log: Any) -> Lanes:
         job_timeout=config.job_timeout,
         temp_roots=roots,
         probe_dirs=probes,
-        log=log,
     )
 
 
@@ -93,14 +93,11 @@ class Engine:
         self.ledger = ledger
         self.clock = clock
         self.on_wait = on_wait  # called while the dispatcher waits for room in the pool
-        self.log = logs.get()
-        self.pool = make_pool(config, clock, self.log)
+        self.pool = make_pool(config, clock)
         self.timetable = Timetable(clock)
-        self.recorder = Recorder(config, ledger, self.timetable, self.log)
+        self.recorder = Recorder(config, ledger, self.timetable)
         self._next_state_try = 0.0
-        self.arrivals = Arrivals(
-            clock, log=self.log, timetable=self.timetable, recorder=self.recorder, wait=not batch
-        )
+        self.arrivals = Arrivals(clock, timetable=self.timetable, recorder=self.recorder, wait=not batch)
         self.settler = Settler(quiet=config.settle, clock=clock)
         self.broken: dict[Path, _Broken] = {}
         self.empties: dict[Path, tuple[Watch, float]] = {}  # path -> (watch, first seen)
@@ -112,10 +109,6 @@ class Engine:
     def counts(self) -> dict[str, int]:
         """What this run did so far, by Tally."""
         return self.recorder.counts
-
-    def relog(self) -> None:
-        """Take the logger again (the log format or level changed at a reload)."""
-        self.log = self.pool.log = self.recorder.log = self.arrivals.log = logs.get()
 
     def reconfigure(self, config: Config) -> None:
         """New rules and ignore list (a reload); files no rule took before are looked at again."""
@@ -149,7 +142,7 @@ class Engine:
             self.dirty.add(path)  # a second event for it: looked at again when this look ends
             return
         if not force and self.ledger.is_handled(path, identity, rules_fp=self.rules_fp):
-            self.log.debug("file.skipped", src=str(path), error="known and unchanged since it was handled")
+            log.debug("file.skipped", src=str(path), error="known and unchanged since it was handled")
             self.recorder.count(Tally.SKIPPED)
             return
         if identity.size == 0:
@@ -193,7 +186,7 @@ class Engine:
 
     def _unmatched(self, path: Path, identity: FileIdentity, watch: str | None, size: int) -> None:
         self.recorder.record(Record(path, identity, Status.UNMATCHED, watch=watch, rules_fp=self.rules_fp))
-        self.log.info("file.unmatched", src=str(path), bytes_in=size)
+        log.info("file.unmatched", src=str(path), bytes_in=size)
         self.recorder.count(Tally.UNMATCHED)
 
     # Time passing ------------------------------------------------------------------------------
@@ -270,7 +263,7 @@ class Engine:
     def handle(self, job: Job, outcome: Outcome) -> None:
         """Log a worker's notes, then commit, quarantine, record or schedule what came back."""
         for event, fields in outcome.notes:
-            self.log.warning(event, **{"src": str(job.src), "rule": outcome.rule, **fields})
+            log.warning(event, **{"src": str(job.src), "rule": outcome.rule, **fields})
         try:
             if outcome.result in (Result.STAGED, Result.DUPLICATE):
                 outcome = self.recorder.commit(job, outcome) or outcome
@@ -282,7 +275,7 @@ class Engine:
             elif outcome.result is Result.RETRY:
                 self._retry(job, outcome)
             elif outcome.result is Result.GONE and outcome.error:
-                self.log.info("file.refused", src=str(job.src), error=outcome.error)
+                log.info("file.refused", src=str(job.src), error=outcome.error)
         finally:
             self._release(job)
 
@@ -292,9 +285,7 @@ class Engine:
         if outcome.identity is None:
             outcome = replace(outcome, identity=job.seen)
         if outcome.identity is None or FileIdentity.at(job.src) != outcome.identity:
-            self.log.info(
-                "job.deferred", src=str(job.src), error=f"changed since it was read; {outcome.error}"
-            )
+            log.info("job.deferred", src=str(job.src), error=f"changed since it was read; {outcome.error}")
             self.timetable.again(job, 0.0)
             return
         if outcome.identity.size == 0:
@@ -319,9 +310,7 @@ class Engine:
             del self.broken[path]
             outcome, job = waiting.outcome, waiting.job
             if FileIdentity.at(path) != outcome.identity:
-                self.log.info(
-                    "job.deferred", src=str(path), error=f"changed since it was read; {outcome.error}"
-                )
+                log.info("job.deferred", src=str(path), error=f"changed since it was read; {outcome.error}")
                 self.timetable.again(job, 0.0)
             else:
                 self._quarantine(job, outcome)
@@ -353,7 +342,7 @@ class Engine:
     def _retry(self, job: Job, outcome: Outcome) -> None:
         """Look again soon at a file still being written; back off a transient failure, up to the cap."""
         if outcome.retry is RetryReason.DEFERRED:
-            self.log.info("job.deferred", src=str(job.src), error=outcome.error)
+            log.info("job.deferred", src=str(job.src), error=outcome.error)
             self.timetable.again(job, CHANGING_RECHECK_SECONDS)
             return
         attempts = self.recorder.attempts.get(job.src, 0) + 1
@@ -368,7 +357,7 @@ class Engine:
                 )
             return
         delay = backoff(attempts)
-        self.log.warning(
+        log.warning(
             "job.retry",
             src=str(job.src),
             rule=outcome.rule,

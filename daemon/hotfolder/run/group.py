@@ -12,8 +12,9 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
+from hotfolder import logs
 from hotfolder.commit.staged import Companion
 from hotfolder.core.exiftiff import TAG_EXIF_IFD, TAG_MAKERNOTE
 from hotfolder.core.identity import FileIdentity
@@ -26,6 +27,8 @@ from hotfolder.run.timetable import Timetable
 from hotfolder.settings.companions import Companions
 from hotfolder.settings.rules import Rule
 from hotfolder.settings.watches import Watch
+
+log = logs.get()
 
 if TYPE_CHECKING:  # the worker's side only: the daemon imports this module without the render stack
     from hotfolder.render.decode import Source
@@ -77,10 +80,9 @@ class Arrivals:
     """The dispatcher's view of groups: companions are held, orphans said, pictures wait for quiet."""
 
     def __init__(
-        self, clock: Callable[[], float], *, log: Any, timetable: Timetable, recorder: Orphans, wait: bool
+        self, clock: Callable[[], float], *, timetable: Timetable, recorder: Orphans, wait: bool
     ) -> None:
         self.clock = clock
-        self.log = log
         self.timetable = timetable
         self.recorder = recorder
         self.wait = wait  # `process` forms groups from what it is given, without waiting
@@ -105,13 +107,13 @@ class Arrivals:
         first_look = path not in self.first_seen
         verdict, detail = self.verdict(path, spec, wait=self.wait, taken=taken)
         if verdict == "held":
-            self.log.debug("companion.held", src=str(path), dst=str(path.parent / str(detail)))
+            log.debug("companion.held", src=str(path), dst=str(path.parent / str(detail)))
         elif verdict == "orphan":
             self.recorder.orphan(path, spec, identity, watch=watch.name, rules_fp=rules_fp)
         elif verdict == "wait":
             assert isinstance(detail, float)
             if first_look:  # said once per picture, not at every look
-                self.log.info("group.waiting", src=str(path), error="its stem is still changing")
+                log.info("group.waiting", src=str(path), error="its stem is still changing")
             self.timetable.later(detail, watch=watch, path=path, root=root)
         return verdict == "go"
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
+from hotfolder import logs
 from hotfolder.core.status import Tally
 from hotfolder.run.notify import Notifier
+
+log = logs.get()
 
 STATUS_SECONDS: Final = 2.0  # how often systemd's STATUS= line may change
 STUCK_GRACE_SECONDS: Final = (
@@ -28,10 +31,9 @@ def status_line(counts: dict[str, int], pending: int, retrying: list[str]) -> st
 class Heartbeat:
     """STATUS when it changes (at most every few seconds), WATCHDOG=1 at half the interval if vital."""
 
-    def __init__(self, notifier: Notifier, *, clock: Callable[[], float], log: Any) -> None:
+    def __init__(self, notifier: Notifier, *, clock: Callable[[], float]) -> None:
         self.notifier = notifier
         self.clock = clock
-        self.log = log
         self._next_status = 0.0
         self._next_ping = 0.0
         self._last_status = ""
@@ -58,4 +60,4 @@ class Heartbeat:
             self._withheld = None
         elif reason != self._withheld:
             self._withheld = reason
-            self.log.error("watchdog.withheld", error=reason)
+            log.error("watchdog.withheld", error=reason)

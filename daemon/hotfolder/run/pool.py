@@ -10,8 +10,8 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExe
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
+from hotfolder import logs
 from hotfolder.commit.cleanup import remove_job_temps
 from hotfolder.commit.staged import Outcome
 from hotfolder.core.formats import HEAVY_FORMATS, RAW, raw_name
@@ -19,6 +19,8 @@ from hotfolder.core.status import Result, RetryReason
 from hotfolder.decide.job import Job
 from hotfolder.run import prefork, worker
 from hotfolder.settings.rules import Rule
+
+log = logs.get()
 
 
 def preload_for(rules: tuple[Rule, ...]) -> tuple[str, ...]:
@@ -65,12 +67,10 @@ class Lanes:
         clock: Callable[[], float],
         job_timeout: float,
         temp_roots: tuple[Path, ...],
-        log: Any,
     ) -> None:
         self.clock = clock
         self.job_timeout = job_timeout
         self.temp_roots = temp_roots  # where a dead worker's temp files may lie
-        self.log = log
         self.queued: deque[Pending] = deque()
         self.stuck: set[Path] = set()
         self.size(workers, max(1, workers // 2))
@@ -165,10 +165,9 @@ class Pool(Lanes):
         clock: Callable[[], float],
         job_timeout: float,
         temp_roots: tuple[Path, ...],
-        log: Any,
         preload: tuple[str, ...] = (),
     ) -> None:
-        super().__init__(workers, clock=clock, job_timeout=job_timeout, temp_roots=temp_roots, log=log)
+        super().__init__(workers, clock=clock, job_timeout=job_timeout, temp_roots=temp_roots)
         self.preload = preload
         self.executor: Executor = make_executor(workers, preload)
         self.inflight: dict[Future[Outcome], Pending] = {}
@@ -228,7 +227,7 @@ class Pool(Lanes):
             return
         for p in late:
             self.stuck.add(p.job.src)
-            self.log.error(
+            log.error(
                 "job.timeout",
                 src=str(p.job.src),
                 error=f"still running after {limit:g} s",
@@ -248,7 +247,7 @@ class Pool(Lanes):
     def _replace(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.executor = make_executor(self.workers, self.preload)
-        self.log.warning("pool.restarted", error="a worker process died; a fresh pool takes over")
+        log.warning("pool.restarted", error="a worker process died; a fresh pool takes over")
 
     def shutdown(self, *, abandon: bool) -> None:
         """Stop the pool: wait for it, or (abandon) kill its workers at once."""

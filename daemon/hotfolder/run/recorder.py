@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from hotfolder import logs
 from hotfolder.commit import dispose, group
 from hotfolder.commit.committer import CommitIncompleteError, Committed, Committer, as_duplicate, duplicate_of
 from hotfolder.commit.dispose import Disposed, Read
@@ -22,6 +23,8 @@ from hotfolder.run.group import members_of
 from hotfolder.run.timetable import Timetable
 from hotfolder.settings.companions import Companions
 from hotfolder.settings.config import Config
+
+log = logs.get()
 
 RETRY_BASE_SECONDS: Final = 2.0  # transient failures wait 2, 4, 8, ... seconds
 RETRY_CAP_SECONDS: Final = 300.0  # ... but never more than 5 minutes between attempts
@@ -67,11 +70,10 @@ def quarantine_note(job: Job, outcome: Outcome, attempts: int) -> dict[str, Any]
 class Recorder:
     """Commits, quarantines and records, on the daemon's main thread; counts what it did."""
 
-    def __init__(self, config: Config, ledger: Ledger, timetable: Timetable, log: Any) -> None:
+    def __init__(self, config: Config, ledger: Ledger, timetable: Timetable) -> None:
         self.config = config
         self.ledger = ledger
         self.timetable = timetable
-        self.log = log
         self.committer = Committer(ledger, output_root=config.output_root)
         self.counts: dict[str, int] = dict.fromkeys(Tally, 0)
         self.attempts: dict[Path | int, int] = {}  # per input path, and per open intent id
@@ -101,7 +103,7 @@ class Recorder:
     def state_unwritable(self, exc: StateUnwritableError) -> None:
         """Say it once, loudly; from now on new work waits (the engine asks `unwritable`)."""
         if not self.episode:
-            self.log.error("state.unwritable", dst=str(self.config.state_dir), error=str(exc))
+            log.error("state.unwritable", dst=str(self.config.state_dir), error=str(exc))
         self.episode = True
         self.unwritable = str(exc)
 
@@ -131,7 +133,7 @@ class Recorder:
         """Everything that waited is written: said once, the end of the episode."""
         if self.episode and self.unwritable is None:
             self.episode = False
-            self.log.info("state.writable", dst=str(self.config.state_dir))
+            log.info("state.writable", dst=str(self.config.state_dir))
 
     def orphan(
         self, path: Path, spec: Companions, identity: FileIdentity, *, watch: str | None, rules_fp: str
@@ -145,11 +147,9 @@ class Recorder:
         except OSError as exc:
             disposed, picture = Disposed("kept", why=f"cannot follow its picture: {exc.strerror or exc}"), ""
         if disposed.result == "moved":
-            self.log.info(
-                "companion.moved", src=str(path), dst=str(disposed.where), picture=picture, late=True
-            )
+            log.info("companion.moved", src=str(path), dst=str(disposed.where), picture=picture, late=True)
             return
-        self.log.info("companion.orphan", src=str(path), picture=picture or None, error=disposed.why)
+        log.info("companion.orphan", src=str(path), picture=picture or None, error=disposed.why)
         self.record(Record(path, identity, Status.ORPHAN, watch=watch, rules_fp=rules_fp, error=disposed.why))
         self.count(Tally.ORPHAN)
 
@@ -215,7 +215,7 @@ class Recorder:
     def _log_committed(self, committed: Committed, outcome: Outcome | None, *, fresh: bool) -> None:
         record, src = committed.record, str(committed.record.path)
         for w in committed.written:
-            self.log.info(
+            log.info(
                 f"output.{w.action}",
                 src=src,
                 dst=str(w.dst),
@@ -227,7 +227,7 @@ class Recorder:
             )
         disposed = committed.disposed
         if disposed.why is not None:
-            self.log.warning(
+            log.warning(
                 "original.kept",
                 src=src,
                 rule=record.rule,
@@ -236,7 +236,7 @@ class Recorder:
             )
         for c in committed.companions:
             where = str(c.disposed.where) if c.disposed.where else None
-            self.log.info(
+            log.info(
                 f"companion.{c.disposed.result}",
                 src=str(c.src),
                 dst=where,
@@ -246,9 +246,9 @@ class Recorder:
                 error=c.disposed.why,
             )
         if not fresh:
-            self.log.info("intent.finished", src=src, rule=record.rule, original=disposed.summary)
+            log.info("intent.finished", src=src, rule=record.rule, original=disposed.summary)
         if record.status == Status.DUPLICATE:
-            self.log.info(
+            log.info(
                 "file.duplicate", src=src, rule=record.rule, error=record.error, original=disposed.summary
             )
             self.count(Tally.DUPLICATE)
@@ -256,7 +256,7 @@ class Recorder:
         job: dict[str, Any] = {"format": None, "ms": None, "started_at": None}  # an intent finished at start
         if outcome is not None:
             job = {"format": outcome.format, "ms": outcome.ms, "started_at": outcome.started_at}
-        self.log.info(
+        log.info(
             "job.done",
             src=src,
             rule=record.rule,
@@ -271,7 +271,7 @@ class Recorder:
         attempts = self.attempts.get(exc.intent_id, 0) + 1
         self.attempts[exc.intent_id] = attempts
         delay = backoff(attempts)
-        self.log.error("commit.incomplete", src=str(src), error=str(exc), attempt=attempts, retry_in_s=delay)
+        log.error("commit.incomplete", src=str(src), error=str(exc), attempt=attempts, retry_in_s=delay)
         self.timetable.later(delay, intent=exc.intent_id)
 
     def finish_intent(self, intent_id: int) -> None:
@@ -319,7 +319,7 @@ class Recorder:
             )
         except (OSError, HotfolderError) as exc:
             why = f"could not quarantine: {exc}; {outcome.error}"
-            self.log.error("job.failed", src=str(job.src), error=why)  # noqa: TRY400 - expected: no traceback
+            log.error("job.failed", src=str(job.src), error=why)  # noqa: TRY400 - expected: no traceback
             error = f"{outcome.error}; not quarantined: {exc}"
             self.record(
                 Record(
@@ -335,7 +335,7 @@ class Recorder:
             self.count(Tally.FAILED)
             return True
         if isinstance(result, Disposed):
-            self.log.info("job.deferred", src=str(job.src), error=f"{result.why}; {outcome.error}")
+            log.info("job.deferred", src=str(job.src), error=f"{result.why}; {outcome.error}")
             return False
         parked, note_file = result
         self.record(
@@ -353,7 +353,7 @@ class Recorder:
                 ms=outcome.ms or None,
             )
         )
-        self.log.error(
+        log.error(
             "job.quarantined",
             src=str(job.src),
             dst=str(parked),
@@ -368,5 +368,5 @@ class Recorder:
         """An empty file left alone (at once in `process`, after `waited` seconds in the daemon)."""
         self.record(Record(path, identity, Status.EMPTY, watch=watch))
         said = f"0 bytes for {waited:g} s" if waited is not None else "0 bytes"
-        self.log.warning("file.empty", src=str(path), error=f"{said}: left alone, not quarantined")
+        log.warning("file.empty", src=str(path), error=f"{said}: left alone, not quarantined")
         self.count(Tally.EMPTY)

@@ -8,9 +8,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
+from hotfolder import logs
 from hotfolder.errors import ConfigError
 from hotfolder.render.capabilities import hdr_problem
 from hotfolder.settings.config import Config, load_config
+
+log = logs.get()
 
 RULE_POLL_SECONDS: Final = 1.0  # how often rule files are checked for changes
 _RESTART_ONLY: Final = ("state_dir", "workers", "output_root", "quarantine", "cluster")
@@ -30,13 +33,12 @@ class Reloader:
     """Watches the config's files on the daemon's clock and loads them again when asked or changed."""
 
     def __init__(
-        self, config: Config, *, cwd: Path, overrides: dict[str, Any], clock: Callable[[], float], log: Any
+        self, config: Config, *, cwd: Path, overrides: dict[str, Any], clock: Callable[[], float]
     ) -> None:
         self.config = config
         self.cwd = cwd
         self.overrides = overrides  # command-line settings that outrank the config file
         self.clock = clock
-        self.log = log
         self.wanted = False  # SIGHUP
         self._stamps = _stamps(config)
         self._last_look = clock()
@@ -60,13 +62,11 @@ class Reloader:
         except ConfigError as exc:
             # A configuration mistake, not a crash: the problems are the message, no traceback.
             failed = {"error": str(exc), "problems": len(exc.problems), "keeping": "old rules"}
-            self.log.error("rules.reload_failed", **failed)  # noqa: TRY400
+            log.error("rules.reload_failed", **failed)  # noqa: TRY400
             return None
         for key in _RESTART_ONLY:
             if getattr(fresh, key) != getattr(self.config, key):
-                self.log.warning(
-                    "config.needs_restart", key=key, error="changed; takes effect after a restart"
-                )
+                log.warning("config.needs_restart", key=key, error="changed; takes effect after a restart")
         kept = {key: getattr(self.config, key) for key in _RESTART_ONLY}
         self.config = replace(fresh, **kept, **self.overrides)
         return self.config

@@ -6,10 +6,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Final
+from typing import Final
 
 from watchdog.observers.api import BaseObserver
 
+from hotfolder import logs
 from hotfolder.arrive.ignore import Ignore
 from hotfolder.arrive.queue import Arrival, ReadyQueue
 from hotfolder.arrive.scan import scan
@@ -17,6 +18,8 @@ from hotfolder.arrive.watch import healthy, start_observer
 from hotfolder.commit.live import WatchHealth
 from hotfolder.settings.config import Config
 from hotfolder.settings.watches import Watch
+
+log = logs.get()
 
 SUPERVISE_SECONDS: Final = 2.0  # how often observers are checked
 REARM_MAX_SECONDS: Final = 60.0  # a lost root is retried at most this far apart
@@ -32,13 +35,11 @@ class Watches:
         ready: ReadyQueue,
         *,
         clock: Callable[[], float],
-        log: Any,
         stopping: threading.Event,
     ) -> None:
         self.config = config
         self.ready = ready
         self.clock = clock
-        self.log = log
         self.stopping = stopping
         self.observers: dict[str, BaseObserver] = {}
         self.rearm: dict[str, tuple[float, float]] = {}  # watch name -> (next try, backoff)
@@ -54,17 +55,15 @@ class Watches:
     def arm(self, watch: Watch) -> None:
         """Start the observer of one watch; a root not there yet is retried by `supervise`."""
         try:
-            self.observers[watch.name] = start_observer(watch, self.ready, log=self.log)
+            self.observers[watch.name] = start_observer(watch, self.ready)
             self._remember_root(watch)
         except OSError as exc:
             # Not there yet (an unmounted disk): supervision keeps trying, the others run meanwhile.
             self.rearm[watch.name] = (self.clock() + 1.0, 2.0)
             self.lost_since.setdefault(watch.name, time.time())
-            self.log.warning(
-                "watch.retry", src=str(watch.path), watch=watch.name, error=str(exc), retry_in_s=1.0
-            )
+            log.warning("watch.retry", src=str(watch.path), watch=watch.name, error=str(exc), retry_in_s=1.0)
             return
-        self.log.info("watch.armed", src=str(watch.path), watch=watch.name, recursive=watch.recursive)
+        log.info("watch.armed", src=str(watch.path), watch=watch.name, recursive=watch.recursive)
 
     def start(self) -> None:
         """Arm every watch, then scan them: a file that arrives meanwhile is seen at least once."""
@@ -86,7 +85,7 @@ class Watches:
                 if observer is not None:
                     observer.stop()
                     observer.join(timeout=5)
-                self.log.info("watch.removed", src=str(watch.path), watch=name)
+                log.info("watch.removed", src=str(watch.path), watch=name)
         added = [w for name, w in after.items() if before.get(name) != w]
         for watch in added:
             self.arm(watch)
@@ -117,7 +116,7 @@ class Watches:
                 )
                 n += 1
             # Known files are skipped later without a line each; this is the one summary.
-            self.log.info("scan.done", src=str(watch.path), watch=watch.name, files=n)
+            log.info("scan.done", src=str(watch.path), watch=watch.name, files=n)
 
     def rescan_if_due(self) -> None:
         """The safety-net rescan every rescan_interval, and a scan a reload asked for during another."""
@@ -142,7 +141,7 @@ class Watches:
                 continue
             if observer is not None:
                 why = replaced or "root missing or observer stopped; re-arming with backoff"
-                self.log.error("watch.lost", src=str(watch.path), watch=watch.name, error=why)
+                log.error("watch.lost", src=str(watch.path), watch=watch.name, error=why)
                 observer.stop()
                 self.observers.pop(watch.name)
                 self.rearm[watch.name] = (now, 1.0)
@@ -155,17 +154,17 @@ class Watches:
         try:
             if not watch.path.is_dir():
                 raise FileNotFoundError(str(watch.path))
-            self.observers[watch.name] = start_observer(watch, self.ready, create=False, log=self.log)
+            self.observers[watch.name] = start_observer(watch, self.ready, create=False)
             self._remember_root(watch)
         except OSError as exc:
             self.rearm[watch.name] = (now + delay, min(delay * 2, REARM_MAX_SECONDS))
-            self.log.warning(
+            log.warning(
                 "watch.retry", src=str(watch.path), watch=watch.name, error=str(exc), retry_in_s=delay
             )
             return
         self.rearm.pop(watch.name, None)
         self.lost_since.pop(watch.name, None)
-        self.log.info("watch.rearmed", src=str(watch.path), watch=watch.name)
+        log.info("watch.rearmed", src=str(watch.path), watch=watch.name)
         self.scan([watch])
 
     def _remember_root(self, watch: Watch) -> None:

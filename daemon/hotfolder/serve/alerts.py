@@ -10,11 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-from hotfolder import names
+from hotfolder import logs, names
 from hotfolder.commit import live
 from hotfolder.commit.ledger import Ledger
+
+log = logs.get()
 
 MIN_INTERVAL: Final = 60.0  # seconds between two messages of one kind
 GATHER_QUIET: Final = 5.0  # a burst ends when nothing new came this long ...
@@ -94,12 +96,10 @@ class Watcher:
         state_dir: Path,
         open_ledger: Callable[[], Ledger | None],
         send: Callable[[Message], bool],
-        log: Any,
     ) -> None:
         self.state_dir = state_dir
         self.open_ledger = open_ledger
         self.send = send
-        self.log = log
         self.gatherer = Gatherer()
         self._last_id = self._newest_quarantined()  # only what is quarantined from now on is news
         self._told: set[tuple[str, float]] = set()  # (watch, lost since) and (daemon pid, started)
@@ -139,9 +139,9 @@ class Watcher:
             self._daemon(snapshot, now)
         for message in self.gatherer.due(now):
             if self.send(message):
-                self.log.info("notify.sent", kind=message.kind, title=message.title)
+                log.info("notify.sent", kind=message.kind, title=message.title)
             else:
-                self.log.error(
+                log.error(
                     "notify.failed",
                     kind=message.kind,
                     title=message.title,
@@ -186,7 +186,7 @@ class Watcher:
             try:
                 self.poll(time.monotonic())
             except Exception as exc:  # noqa: BLE001 - a bad poll must not end notifications for good
-                self.log.error("notify.poll_failed", error=f"{type(exc).__name__}: {exc}")  # noqa: TRY400
+                log.error("notify.poll_failed", error=f"{type(exc).__name__}: {exc}")  # noqa: TRY400
 
 
 def apprise_sender(urls: tuple[str, ...]) -> Callable[[Message], bool]:

@@ -49,7 +49,7 @@ def serve(config: Config, listen_text: str, token_file: Path | None) -> int:
         watcher = None
         if config.notify and not missing:
             opener = functools.partial(open_ledger, config.state_dir)
-            watcher = alerts.Watcher(config.state_dir, opener, alerts.apprise_sender(config.notify), log)
+            watcher = alerts.Watcher(config.state_dir, opener, alerts.apprise_sender(config.notify))
             watcher.start()
         try:
             yield
