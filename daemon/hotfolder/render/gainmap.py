@@ -16,6 +16,7 @@ from PIL import Image
 from hotfolder.errors import EncodeError
 from hotfolder.render.metadata import Metadata
 from hotfolder.render.notes import Notes
+from hotfolder.render.orient import orient
 
 _GAIN_MAP_QUALITY: Final = 90  # libultrahdr's own default for the map
 
@@ -31,8 +32,6 @@ class GainMap:
 
     def fitted(self, orientation: int, out: tuple[int, int]) -> GainMap:
         """The map turned like the picture and resized to keep its scale against the output."""
-        from hotfolder.render.transform import orient  # noqa: PLC0415 - transform imports this module
-
         im = orient(Image.open(io.BytesIO(self.jpeg)), orientation)
         turned = self.base if orientation < 5 else (self.base[1], self.base[0])
         size = (max(1, round(out[0] * im.width / turned[0])), max(1, round(out[1] * im.height / turned[1])))

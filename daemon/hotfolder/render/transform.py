@@ -20,6 +20,7 @@ from hotfolder.render.deep import Deep
 from hotfolder.render.gainmap import GainMap
 from hotfolder.render.metadata import Metadata
 from hotfolder.render.notes import Notes
+from hotfolder.render.orient import orient
 from hotfolder.render.pixels import shared
 from hotfolder.render.tonemap import to_sdr
 from hotfolder.settings.outputs import Output
@@ -72,12 +73,6 @@ def _vips_resize(im: Image.Image, size: tuple[int, int]) -> Image.Image | None:
     shrunk = Image.new(im.mode, size, None)
     shrunk.frombytes(pixels)
     return shrunk
-
-
-def orient(im: Image.Image, orientation: int) -> Image.Image:
-    """Apply an EXIF orientation value to stored pixels (lossless permutation)."""
-    method = _TRANSPOSE.get(orientation)
-    return im if method is None else im.transpose(method)
 
 
 def to_mode(im: Image.Image, output: Output) -> Image.Image:
@@ -280,17 +275,6 @@ def _frames_for(source: Source, output: Output, notes: Notes) -> tuple[list[Imag
         return [f for f, _ in frames], None
     durations = [int(d) if d is not None else 0 for _, d in frames] if source.animated else None
     return [f for f, _ in frames], durations
-
-
-_TRANSPOSE: Final = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
 
 
 def _with_icc(meta: Metadata, icc: bytes | None) -> Metadata:
