@@ -200,14 +200,20 @@ def write_bytes(final: Path, data: bytes) -> Path:
     """Write a small file atomically (notes) without replacing another; returns where it landed."""
     staged = stage_at(temp_path(final), lambda fp: fp.write(data))
     try:
-        for n in range(10_000):
-            candidate = numbered(final, n)
-            try:
-                rename_noreplace(staged.temp, candidate)
-            except FileExistsError:
-                continue
-            fsync_dir(candidate.parent)
-            return candidate
+        return rename_free(staged.temp, final)
     finally:
         staged.temp.unlink(missing_ok=True)
-    raise FileExistsError(errno.EEXIST, "no free name", str(final))
+
+
+def rename_free(src: Path, dest: Path) -> Path:
+    """Rename `src` to `dest`, or to the first numbered name after it that nothing holds (a no-clobber
+    rename, so a name taken meanwhile is skipped, never replaced); fsyncs the folder; returns where."""
+    for n in range(10_000):
+        candidate = numbered(dest, n)
+        try:
+            rename_noreplace(src, candidate)
+        except FileExistsError:
+            continue
+        fsync_dir(candidate.parent)
+        return candidate
+    raise FileExistsError(errno.EEXIST, "no free name", str(dest))

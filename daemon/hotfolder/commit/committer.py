@@ -15,7 +15,6 @@ intent stays open and is finished, never redone: at the next start, or by the re
 from __future__ import annotations
 
 import errno
-import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from hotfolder.commit.plan import Plan, PlannedDisposal, PlannedOutput
 from hotfolder.commit.records import Intent, Record
 from hotfolder.commit.staged import Outcome, StagedOutput
 from hotfolder.core import tempnames
+from hotfolder.core.digest import file_sha256
 from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Result
 from hotfolder.decide.job import Job
@@ -70,17 +70,6 @@ class CommitIncompleteError(HotfolderError):
             super().__init__(f"outputs are in place, but {cause}")
 
 
-def _sha256(path: Path) -> str | None:
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as fp:
-            while chunk := fp.read(1 << 20):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return digest.hexdigest()
-
-
 def _choose(
     out: StagedOutput, final: Path, taken: set[Path], ours: frozenset[str] = frozenset()
 ) -> tuple[Path, str]:
@@ -103,7 +92,7 @@ def _choose(
             and candidate.is_file()
             and not candidate.is_symlink()
             and candidate.stat().st_size == out.size
-            and _sha256(candidate) == out.sha256
+            and file_sha256(candidate) == out.sha256
         ):
             return candidate, "identical"
         if (
@@ -291,7 +280,7 @@ class Committer:
         try:
             atomic.rename_noreplace(out.temp, out.final)
         except FileExistsError:
-            if _sha256(out.final) == out.sha256:
+            if file_sha256(out.final) == out.sha256:
                 out.temp.unlink()  # the same bytes: this output is already there (a redo after a crash)
                 return out.final
             staged = StagedOutput(
@@ -328,7 +317,7 @@ class Committer:
         if d.staged is not None:
             if d.staged.exists():
                 dest = dispose.place_copy(d.staged, dest, self.output_root)
-            elif fresh or _sha256(dest) != read.sha256:
+            elif fresh or file_sha256(dest) != read.sha256:
                 raise FileNotFoundError(errno.ENOENT, "the copy of the original vanished", str(d.staged))
             # The copy is in place: only the unlink of the source remains (never a second copy).
             return dispose.unlink_copied(read, dest)

@@ -22,6 +22,7 @@ from typing import Any, Final
 from hotfolder import names
 from hotfolder.commit import atomic
 from hotfolder.core import tempnames
+from hotfolder.core.digest import file_sha256
 from hotfolder.core.identity import FileIdentity
 
 FRESH_NS: Final = 2_000_000_000  # read this soon after its last write: the bytes decide, not the stat
@@ -54,21 +55,13 @@ class Disposed:
         return self.result if self.why is None else f"{self.result}: {self.why}"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fp:
-        while chunk := fp.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def is_the_file(path: Path, read: Read) -> bool:
     """Whether the file now at `path` is the one that was read."""
     if FileIdentity.at(path) != read.identity:
         return False
     if read.sha256 is not None and read.read_ns - read.identity.mtime_ns < FRESH_NS:
         try:
-            return _sha256(path) == read.sha256
+            return file_sha256(path) == read.sha256
         except FileNotFoundError:
             return False
     return True
@@ -107,48 +100,25 @@ def finish_delete(read: Read, hidden: Path) -> Disposed:
 
 def put_back(moved: Path, path: Path) -> Path:
     """Return a file taken by mistake to its path (or beside it, numbered, if the path is taken again)."""
-    for n in range(10_000):
-        candidate = tempnames.numbered(path, n)
-        try:
-            atomic.rename_noreplace(moved, candidate)
-        except FileExistsError:
-            continue
-        atomic.fsync_dir(candidate.parent)
-        return candidate
-    raise FileExistsError(errno.EEXIST, "no free name to put a file back", str(path))
-
-
-def free_name(dest: Path, taken: set[Path] | None = None) -> Path:
-    """The first numbered variant of `dest` that nothing holds (nor this commit has chosen)."""
-    for n in range(10_000):
-        candidate = tempnames.numbered(dest, n)
-        if not candidate.exists() and not candidate.is_symlink() and candidate not in (taken or set()):
-            return candidate
-    raise FileExistsError(errno.EEXIST, "no free name", str(dest))
+    return atomic.rename_free(moved, path)
 
 
 def move(read: Read, dest: Path, root: Path) -> Disposed:
     """Move the file that was read to `dest` (the next free numbered name if taken) by a rename."""
     atomic.make_folder(dest.parent, root)
-    for _ in range(100):
-        target = free_name(dest)
-        try:
-            atomic.rename_noreplace(read.path, target)
-        except FileExistsError:
-            continue  # taken between the look and the rename
-        except FileNotFoundError:
-            return Disposed("kept", why=GONE)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-            return copy_across(read, dest, root)  # a bind mount: same device number, another mount
-        if is_the_file(target, read):
-            atomic.fsync_dir(target.parent)
-            atomic.fsync_dir(read.path.parent)
-            return Disposed("moved", where=target)
-        put_back(target, read.path)
-        return Disposed("kept", why=CHANGED)
-    raise FileExistsError(errno.EEXIST, "no free name", str(dest))
+    try:
+        target = atomic.rename_free(read.path, dest)
+    except FileNotFoundError:
+        return Disposed("kept", why=GONE)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        return copy_across(read, dest, root)  # a bind mount: same device number, another mount
+    if is_the_file(target, read):
+        atomic.fsync_dir(read.path.parent)
+        return Disposed("moved", where=target)
+    put_back(target, read.path)
+    return Disposed("kept", why=CHANGED)
 
 
 def copy_across(read: Read, dest: Path, root: Path) -> Disposed:
@@ -161,7 +131,7 @@ def copy_across(read: Read, dest: Path, root: Path) -> Disposed:
         raise
     try:
         if FileIdentity.at(read.path) != read.identity or (
-            read.sha256 is not None and _sha256(staged.temp) != read.sha256
+            read.sha256 is not None and file_sha256(staged.temp) != read.sha256
         ):
             return Disposed("kept", why=CHANGED)
         placed = place_copy(staged.temp, dest, root)
@@ -182,7 +152,7 @@ def copied_before(read: Read, dest: Path) -> Path | None:
         there = FileIdentity.at(candidate)
         if there is None:
             return None  # names are taken in order: past the first free one there is no copy of ours
-        if there.size == read.identity.size and _sha256(candidate) == read.sha256:
+        if there.size == read.identity.size and file_sha256(candidate) == read.sha256:
             return candidate
     return None
 
@@ -190,15 +160,7 @@ def copied_before(read: Read, dest: Path) -> Path | None:
 def place_copy(staged: Path, dest: Path, root: Path) -> Path:
     """Rename a verified copy of the original into place (a move to another filesystem)."""
     atomic.make_folder(dest.parent, root)
-    for _ in range(100):
-        target = free_name(dest)
-        try:
-            atomic.rename_noreplace(staged, target)
-        except FileExistsError:
-            continue
-        atomic.fsync_dir(target.parent)
-        return target
-    raise FileExistsError(errno.EEXIST, "no free name", str(dest))
+    return atomic.rename_free(staged, dest)
 
 
 def unlink_copied(read: Read, copy: Path) -> Disposed:

@@ -51,7 +51,6 @@ class Metadata:
     iptc: bytes | None = None  # raw IPTC-NAA records, when the source stores them on their own
     # H.273 colour description (HEIF/AVIF NCLX, PNG cICP), written where the output format carries one
     cicp: Cicp | None = None
-    exif_reserialised: bool = False  # the source's EXIF had to be rebuilt (PNG text, TIFF IFD)
     resolution: Resolution | None = None  # print resolution, in the source's unit
     layers: bytes | None = None  # Photoshop's layers (TIFF ImageSourceData), valid only for these pixels
     extra_samples: tuple[int, ...] | None = None  # TIFF ExtraSamples of channels beyond colour and alpha
@@ -69,7 +68,6 @@ def capture(im: Image.Image, damaged: list[str] | None = None) -> Metadata:
     if damaged is not None:
         damaged.extend(info.get(DAMAGED_KEY, ()))
     exif: bytes | None = info.get("exif") or None
-    rebuilt = False
     ex: Image.Exif | None = None
     try:
         ex = im.getexif()
@@ -82,7 +80,7 @@ def capture(im: Image.Image, damaged: list[str] | None = None) -> Metadata:
         for tag in TIFF_STRUCTURAL:
             ex.pop(tag, None)
         if len(ex):
-            exif, rebuilt = ex.tobytes(), True
+            exif = ex.tobytes()
     xmp = info.get("xmp") or info.get("XML:com.adobe.xmp") or None
     if isinstance(xmp, str):
         xmp = xmp.encode("utf-8")
@@ -103,7 +101,6 @@ def capture(im: Image.Image, damaged: list[str] | None = None) -> Metadata:
         photoshop=photoshop,
         iptc=iptc,
         cicp=Cicp.from_nclx(nclx) if isinstance(nclx := info.get("nclx_profile"), dict) else None,
-        exif_reserialised=rebuilt,
         resolution=res.from_image(im, ex if ex is not None else {}),
         layers=layers if isinstance(layers, bytes) and layers else None,
         icc_dropped=unusable,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 from hotfolder import logs
 from hotfolder.commit.staged import Companion
+from hotfolder.core.digest import fd_sha256
 from hotfolder.core.exiftiff import TAG_EXIF_IFD, TAG_MAKERNOTE
 from hotfolder.core.identity import FileIdentity
 from hotfolder.decide import companions as pairing
@@ -209,15 +210,13 @@ def _read(path: Path) -> tuple[FileIdentity, str, int] | None:
     except (NotRegularError, OSError):
         return None
     try:
-        digest = hashlib.sha256()
         read_ns = time.time_ns()
-        while chunk := os.read(fd, 1 << 20):
-            digest.update(chunk)
+        sha256 = fd_sha256(fd)
         after = FileIdentity.of(os.fstat(fd))
     finally:
         os.close(fd)
     identity = FileIdentity.of(st)
-    return (identity, digest.hexdigest(), read_ns) if after == identity else None
+    return (identity, sha256, read_ns) if after == identity else None
 
 
 def _still_id(data: bytes) -> str | None:

@@ -182,7 +182,6 @@ _KEYS: Final[Mapping[str, tuple[schema.Validator, frozenset[str] | None]]] = {
     "sidecar_xmp": (schema.choice(("merge", "ignore")), frozenset(ENCODED_FORMATS)),
     "with_companions": (schema.boolean, frozenset({"copy"})),
 }
-KNOWN_KEYS: Final = tuple(_KEYS)
 
 Problem = Callable[[str, str | None, int | None], None]
 # Why a format whose HDR support depends on the installed writers cannot keep HDR here, or None.
