@@ -13,6 +13,7 @@ from PIL import Image, ImageChops, ImageOps, ImageStat
 from conftest import corpus, process_job
 from hotfolder.decide.job import Job
 from hotfolder.settings.config import load_config
+from hotfolder.settings.watches import Watch
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def job_for(tmp_path: Path, config: object, name: str, as_name: str | None = Non
         relpath=dst.name,
         rules=config.rules,
         output_root=config.output_root,  # type: ignore[attr-defined]
-        watch="inbox",
+        watch=Watch(path=tmp_path / "inbox", name="inbox"),
     )  # type: ignore[attr-defined]
 
 

@@ -28,6 +28,7 @@ from hotfolder.decide.naming import template_values
 from hotfolder.errors import ConfigError
 from hotfolder.run.job import run_job
 from hotfolder.settings.rules import Match, Rule, load_rules
+from hotfolder.settings.watches import Watch
 
 RULE = Rule("r", None, outputs=(output(format="png"),))
 
@@ -118,7 +119,7 @@ def test_every_template_field(tmp_path: Path) -> None:
         relpath="cards/2010/canon_eos_7d.jpg",
         rules=(RULE,),
         output_root=tmp_path,
-        watch="inbox",
+        watch=Watch(path=tmp_path / "inbox", name="inbox"),
     )
     digest = hashlib.sha256(data).hexdigest()
     values = template_values(job, RULE, facts.content, digest)

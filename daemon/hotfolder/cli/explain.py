@@ -16,6 +16,7 @@ from hotfolder.run.group import claimed, live_photo, spec_of
 from hotfolder.settings.config import Config
 from hotfolder.settings.outputs import Output
 from hotfolder.settings.rules import Rule
+from hotfolder.settings.watches import Watch
 
 
 def explain(config: Config, file: Path) -> int:
@@ -69,12 +70,12 @@ def explain(config: Config, file: Path) -> int:
     if seen.refusal is not None:
         print(f"it would be quarantined: {seen.refusal}")
         return 0
-    _print_plan(config, seen, file, relpath, watch.name if watch else None, paired=paired)
+    _print_plan(config, seen, file, relpath, watch, paired=paired)
     return 0
 
 
 def _print_plan(
-    config: Config, seen: Inspection, file: Path, relpath: str, watch: str | None, *, paired: bool
+    config: Config, seen: Inspection, file: Path, relpath: str, watch: Watch | None, *, paired: bool
 ) -> None:
     """What each matching rule would write, and what becomes of the original."""
     c, decision = seen.facts.content, seen.decision

@@ -9,6 +9,7 @@ from pathlib import Path
 from hotfolder.core.identity import FileIdentity
 from hotfolder.settings.config import DEFAULT_MAX_PIXELS
 from hotfolder.settings.rules import Rule
+from hotfolder.settings.watches import Watch
 
 
 @dataclass(frozen=True)
@@ -19,8 +20,7 @@ class Job:
     relpath: str  # below the watch root (or the folder given to `process`), '/'-separated
     rules: tuple[Rule, ...]
     output_root: Path
-    watch: str | None = None
-    watch_path: Path | None = None
+    watch: Watch | None = None  # the watch it arrived in; None for a file given to `process` alone
     max_pixels: int = DEFAULT_MAX_PIXELS
     file_mode: int | None = None  # mode of outputs; None: the umask decides
     gid: int | None = None  # group of outputs, so shared folders stay usable
@@ -28,3 +28,13 @@ class Job:
     force: bool = False  # process even byte-identical copies of inputs already done
     twins: tuple[tuple[str, str, str], ...] = ()  # (sha256, chain, path) of done inputs of this size
     token: str = field(default_factory=lambda: secrets.token_hex(4))  # names this job's temp files
+
+    @property
+    def watch_name(self) -> str | None:
+        """The watch's name, as events, notes and the ledger say it."""
+        return self.watch.name if self.watch else None
+
+    @property
+    def root(self) -> Path:
+        """The folder `relpath` is below: the watch's, or the file's own."""
+        return self.watch.path if self.watch else self.src.parent

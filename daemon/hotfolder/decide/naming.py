@@ -28,7 +28,7 @@ def template_values(
         "name": rel.name,
         "relpath": str(rel.with_suffix("")) if rel.suffix else str(rel),
         "reldir": str(rel.parent) if str(rel.parent) != "." else "",  # at the root: nothing
-        "watch": job.watch,
+        "watch": job.watch_name,
         "rule": rule.name,
         "hash8": digest[:8] if digest else None,
         "seq": SEQ_MARK,

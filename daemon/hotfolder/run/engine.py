@@ -163,8 +163,7 @@ class Engine:
             relpath=relpath,
             rules=rules,
             output_root=c.output_root,
-            watch=watch.name,
-            watch_path=watch.path,
+            watch=watch,
             max_pixels=c.max_image_pixels,
             file_mode=c.file_mode,
             gid=c.gid,
@@ -269,7 +268,7 @@ class Engine:
                 outcome = self.recorder.commit(job, outcome) or outcome
             if outcome.result is Result.UNMATCHED:
                 assert outcome.identity is not None
-                self._unmatched(job.src, outcome.identity, job.watch, outcome.bytes_in)
+                self._unmatched(job.src, outcome.identity, job.watch_name, outcome.bytes_in)
             elif outcome.result is Result.BROKEN:
                 self._broken(job, outcome)
             elif outcome.result is Result.RETRY:
@@ -289,8 +288,8 @@ class Engine:
             self.timetable.again(job, 0.0)
             return
         if outcome.identity.size == 0:
-            root = job.watch_path or job.src.parent
-            self._empty(job.src, Watch(path=root, name=job.watch or root.name), outcome.identity)
+            root = job.root
+            self._empty(job.src, job.watch or Watch(path=root, name=root.name), outcome.identity)
             return
         if outcome.read_ns and outcome.read_ns / 1e9 - outcome.identity.mtime_ns / 1e9 >= self.config.settle:
             # It had already held still for `settle` when it was read, and is unchanged now: two looks.
@@ -345,13 +344,11 @@ class Engine:
             log.info("job.deferred", src=str(job.src), error=outcome.error)
             self.timetable.again(job, CHANGING_RECHECK_SECONDS)
             return
-        attempts = self.recorder.attempts.get(job.src, 0) + 1
-        self.recorder.attempts[job.src] = attempts
-        if attempts >= RETRY_MAX_ATTEMPTS:
-            error = f"{outcome.error} (gave up after {attempts} attempts)"
+        attempts = self.recorder.failed_attempt(job.src)
+        if attempts is None:
+            error = f"{outcome.error} (gave up after {RETRY_MAX_ATTEMPTS} attempts)"
             identity = outcome.identity or job.seen
             if identity is not None:
-                self.recorder.attempts[job.src] = attempts - 1
                 self._quarantine(
                     job, replace(outcome, identity=identity, error=error, error_class="InputError")
                 )

@@ -122,10 +122,10 @@ def _run(job: Job, work: Work) -> Outcome:
             work.notes.warn("file.misnamed", error=said)
         facts = Facts(
             relpath=job.relpath,
-            watch=job.watch,
+            watch=job.watch_name,
             size=st.st_size,
             format=fmt,
-            watch_path=str(job.watch_path) if job.watch_path else None,
+            watch_path=str(job.watch.path) if job.watch else None,
         )
         maybe = decide(job.rules, facts, partial=True).rules
         if not maybe:

@@ -54,7 +54,7 @@ def quarantine_note(job: Job, outcome: Outcome, attempts: int) -> dict[str, Any]
     note: dict[str, Any] = {
         "src": str(job.src),
         "rule": outcome.rule,
-        "watch": job.watch,
+        "watch": job.watch_name,
         "error_class": error_class,
         "error": outcome.error,
         "hint": HINTS.get(error_class, HINTS["InputError"]),
@@ -76,7 +76,8 @@ class Recorder:
         self.timetable = timetable
         self.committer = Committer(ledger, output_root=config.output_root)
         self.counts: dict[str, int] = dict.fromkeys(Tally, 0)
-        self.attempts: dict[Path | int, int] = {}  # per input path, and per open intent id
+        # Failed attempts so far, per input path and per open intent id: written only here.
+        self.attempts: dict[Path | int, int] = {}
         # While the state disk cannot be written (full, failing, read-only): why, and what waits for it.
         # Nothing is retried until `resume` finds the ledger writable again, in the order it happened.
         self.unwritable: str | None = None
@@ -169,7 +170,7 @@ class Recorder:
             sha256=outcome.sha256,
             rule=outcome.rule,
             chain=outcome.chain,
-            watch=job.watch,
+            watch=job.watch_name,
             attempts=self.attempts.pop(job.src, 0) + 1,
             orientation=outcome.orientation,
             error=f"same content as {outcome.twin}" if duplicate and outcome.twin else None,
@@ -304,6 +305,15 @@ class Recorder:
         self.attempts.pop(intent.id, None)
         self._log_committed(committed, None, fresh=False)
 
+    def failed_attempt(self, src: Path) -> int | None:
+        """Count a transient failure of `src`: the number of this attempt when another one is allowed,
+        None when it was the last (the quarantine that follows counts it)."""
+        attempts = self.attempts.get(src, 0) + 1
+        if attempts >= RETRY_MAX_ATTEMPTS:
+            return None
+        self.attempts[src] = attempts
+        return attempts
+
     # Quarantine ---------------------------------------------------------------------------------
 
     def quarantine(self, job: Job, outcome: Outcome) -> bool:
@@ -327,7 +337,7 @@ class Recorder:
                     outcome.identity,
                     Status.FAILED,
                     rule=outcome.rule,
-                    watch=job.watch,
+                    watch=job.watch_name,
                     attempts=attempts,
                     error=error,
                 )
@@ -345,7 +355,7 @@ class Recorder:
                 Status.QUARANTINED,
                 sha256=outcome.sha256,
                 rule=outcome.rule,
-                watch=job.watch,
+                watch=job.watch_name,
                 attempts=attempts,
                 error=outcome.error,
                 quarantined_to=str(parked),

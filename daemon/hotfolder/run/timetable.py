@@ -49,8 +49,8 @@ class Timetable:
 
     def again(self, job: Job, delay: float) -> None:
         """Offer this job's file again in `delay` seconds, as its watch would."""
-        root = job.watch_path or job.src.parent
-        self.later(delay, watch=Watch(path=root, name=job.watch or root.name), path=job.src, root=root)
+        root = job.root
+        self.later(delay, watch=job.watch or Watch(path=root, name=root.name), path=job.src, root=root)
 
     def next_at(self) -> float | None:
         """When the first item is due, or None."""
