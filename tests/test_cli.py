@@ -5,7 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from conftest import corpus, run_cli, write_config
+import pytest
+from PIL import Image
+
+from conftest import camera, corpus, run_cli, write_config
 
 RULES = """\
 [[rule]]
@@ -135,3 +138,56 @@ path = "archive/{taken:%Y/%m}/{camera}-{stem}.tif"
     assert "rule 'cameras': MATCH" in result.stdout
     assert "archive/2010/12/Canon EOS 7D-canon_eos_7d.tif" in result.stdout
     assert "the original moves to" in result.stdout and "done/2010/canon_eos_7d.jpg" in result.stdout
+
+
+EXPLAIN_RULES = (
+    '[[rule]]\nname = "copies"\n[rule.match]\nglob = ["keep/*"]\nformats = ["raw"]\n'
+    '[[rule.output]]\nformat = "copy"\npath = "copies/{name}"\n'
+    '[[rule]]\nname = "raws"\n[rule.match]\nformats = ["raw"]\n'
+    '[[rule.output]]\nformat = "jpeg"\nmax_edge = 64\npath = "raw/{stem}.jpg"\n'
+    '[[rule]]\nname = "web"\n[[rule.output]]\nformat = "jpeg"\nmax_edge = 64\npath = "web/{stem}.jpg"\n'
+)
+
+
+def _made(tmp_path: Path, case: str) -> Path:
+    """One file per way `explain` and `run` used to part: each in the inbox, as a user drops it."""
+    inbox = tmp_path / "inbox"
+    (inbox / "keep").mkdir(parents=True, exist_ok=True)
+    if case == "plain":
+        shutil.copy(corpus("hopper.bmp"), inbox / "hopper.bmp")
+        return inbox / "hopper.bmp"
+    if case == "past_the_pixel_limit":  # 1000x1000 under max_image_pixels = 600000: Pillow only warns
+        Image.linear_gradient("L").resize((1000, 1000)).save(inbox / "big.png")
+        return inbox / "big.png"
+    if case == "raw_libraw_cannot_develop_copied":  # a copy needs only the bytes
+        shutil.copy(camera("canon_r6_pruned.cr3"), inbox / "keep" / "IMG_0001.CR3")
+        return inbox / "keep" / "IMG_0001.CR3"
+    assert case == "raw_libraw_cannot_develop_rendered"
+    shutil.copy(camera("canon_r6_pruned.cr3"), inbox / "IMG_0002.CR3")
+    return inbox / "IMG_0002.CR3"
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "plain",
+        "past_the_pixel_limit",
+        "raw_libraw_cannot_develop_copied",
+        "raw_libraw_cannot_develop_rendered",
+    ],
+)
+def test_explain_says_what_run_does(tmp_path: Path, case: str) -> None:
+    """Issue 30: explain and the worker take one decide path (decide/examine.py). Over files where
+    they used to differ, explain's "would be quarantined" is exactly process' quarantine. (explain
+    stops after deciding: a file whose header reads but whose pixels are cut short is found by decode.)"""
+    said, done = tmp_path / "said", tmp_path / "done"
+    for side in (said, done):
+        write_config(side, EXPLAIN_RULES, extra="max_image_pixels = 600000\n")
+    explained = run_cli("explain", str(_made(said, case)), cwd=said)
+    assert explained.returncode in (0, 1), explained.stderr
+    _made(done, case)
+    processed = run_cli("process", "inbox", cwd=done)
+    assert processed.returncode in (0, 1), processed.stderr
+    quarantined = (done / "quarantine").exists() and any((done / "quarantine").rglob("*.json"))
+    assert ("it would be quarantined" in explained.stdout) == quarantined, explained.stdout
+    assert quarantined == (case != "plain" and case != "raw_libraw_cannot_develop_copied"), processed.stderr

@@ -14,7 +14,7 @@ import pyvips
 from PIL import Image, ImageChops, ImageCms
 
 from conftest import corpus, exiftool, output, process_job, run_outputs
-from hotfolder.decide.inspect import examine
+from hotfolder.decide.examine import examine
 from hotfolder.decide.job import Job
 from hotfolder.decide.match import Facts, decide
 from hotfolder.decide.sniff import register_codecs

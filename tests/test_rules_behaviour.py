@@ -20,8 +20,8 @@ from hotfolder.commit.ledger import Ledger
 from hotfolder.commit.records import Record
 from hotfolder.commit.staged import Outcome
 from hotfolder.core.template import parse, render
+from hotfolder.decide.examine import examine
 from hotfolder.decide.facts import content_facts
-from hotfolder.decide.inspect import examine
 from hotfolder.decide.job import Job
 from hotfolder.decide.match import Facts
 from hotfolder.decide.naming import template_values

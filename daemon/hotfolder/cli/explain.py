@@ -30,8 +30,7 @@ def explain(config: Config, file: Path) -> int:
             relpath,
             config.rules,
             max_pixels=config.max_image_pixels,
-            watch=watch.name if watch else None,
-            watch_path=watch.path if watch else None,
+            watch=watch,
         )
     except NotRegularError as exc:
         print(f"hotfolder: {exc}", file=sys.stderr)

@@ -56,8 +56,7 @@ def process(config: Config, paths: list[Path], *, force: bool, dry_run: bool) ->
                     relpath,
                     config.rules,
                     max_pixels=config.max_image_pixels,
-                    watch=watch.name,
-                    watch_path=watch.path,
+                    watch=watch,
                 )
             except (NotRegularError, OSError) as exc:
                 print(f"{f}: refused: {exc}")

@@ -28,16 +28,13 @@ from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Result, RetryReason
 from hotfolder.core.template import render_text
 from hotfolder.decide.companions import TWIN, VIDEO
-from hotfolder.decide.facts import content_facts, raw_facts
-from hotfolder.decide.header import identify
-from hotfolder.decide.inspect import examine
+from hotfolder.decide.examine import candidate, examine_bytes
 from hotfolder.decide.job import Job
-from hotfolder.decide.match import Content, Facts, decide
+from hotfolder.decide.match import Content, Facts
 from hotfolder.decide.naming import chain_key, output_path, template_values
 from hotfolder.decide.raw import RawHeader
-from hotfolder.decide.raw import inspect as inspect_raw
-from hotfolder.decide.read import misnamed, open_regular, read_bounded, sniffed
-from hotfolder.errors import HotfolderError, InputError, NotRegularError, is_transient
+from hotfolder.decide.read import open_regular, read_bounded
+from hotfolder.errors import HotfolderError, NotRegularError, is_transient
 from hotfolder.render import stamp
 from hotfolder.render.decode import Source, decode
 from hotfolder.render.develop import Developed, develop
@@ -115,19 +112,10 @@ def _run(job: Job, work: Work) -> Outcome:
     try:
         identity = FileIdentity.of(st)
         work.base = replace(work.base, identity=identity, bytes_in=st.st_size)
-        found = sniffed(fd, job.relpath)
-        fmt = found.format
-        said = misnamed(found, job.relpath)
-        if said is not None:
-            work.notes.warn("file.misnamed", error=said)
-        facts = Facts(
-            relpath=job.relpath,
-            watch=job.watch_name,
-            size=st.st_size,
-            format=fmt,
-            watch_path=str(job.watch.path) if job.watch else None,
-        )
-        maybe = decide(job.rules, facts, partial=True).rules
+        found = candidate(fd, st, job.relpath, job.rules, watch=job.watch)
+        if found.misnamed is not None:
+            work.notes.warn("file.misnamed", error=found.misnamed)
+        maybe = found.decision.rules
         if not maybe:
             return Outcome(job.src, Result.UNMATCHED, identity=identity, bytes_in=st.st_size)
         work.base = replace(work.base, rule="+".join(r.name for r in maybe))
@@ -140,7 +128,7 @@ def _run(job: Job, work: Work) -> Outcome:
                 error="InputError: the file is empty (0 bytes)",
             )
         read_ns = time.time_ns()
-        data = read_bounded(fd, st, found, max_pixels=job.max_pixels)
+        data = read_bounded(fd, st, found.found, max_pixels=job.max_pixels)
         after = FileIdentity.of(os.fstat(fd))
     finally:
         os.close(fd)
@@ -153,18 +141,18 @@ def _run(job: Job, work: Work) -> Outcome:
             error="the file changed while it was read",
         )
     work.base = replace(work.base, read_ns=read_ns)
-    return _stage(job, data, facts, st, work)
+    return _stage(job, data, found.facts, st, work)
 
 
 def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: Work) -> Outcome:
     base = replace(work.base, result=Result.STAGED)
-    content, header, opened, unusable = _header(job, data, facts, st)
-    facts = replace(facts, content=content)
-    chain = examine(data, job.relpath, job.rules, facts=facts).rules
+    seen = examine_bytes(data, facts, job.rules, mtime=st.st_mtime, max_pixels=job.max_pixels)
+    content, header, opened = seen.facts.content, seen.raw, seen.opened
+    chain = seen.decision.rules
     if not chain:
         return replace(base, result=Result.UNMATCHED)
-    if unusable is not None and any(o.format != "copy" for r in chain for o in r.outputs):
-        raise unusable  # a RAW that cannot be developed; copying it needs only its bytes (a new camera)
+    if header is None and facts.format == RAW and seen.unusable is not None and seen.needs_pixels:
+        raise seen.unusable  # a RAW that cannot be developed; copying it needs only its bytes (a new camera)
     digest = hashlib.sha256(data).hexdigest()
     key = chain_key(chain)
     base = work.base = replace(base, rule="+".join(r.name for r in chain), chain=key, sha256=digest)
@@ -233,30 +221,6 @@ def _stage_companions(
                 name=(rule, output, beside, {}),
             )
         )
-
-
-def _header(
-    job: Job, data: bytes, facts: Facts, st: os.stat_result
-) -> tuple[Content | None, RawHeader | None, Image.Image | None, InputError | None]:
-    """The header's facts, read once: a RAW's from its container (its error kept: a broken RAW is
-    quarantined only if a RAW rule takes it), any other image's from the one Pillow open."""
-    if facts.format == RAW:
-        try:
-            header = inspect_raw(data, max_pixels=job.max_pixels)
-        except InputError as exc:
-            return None, None, None, exc
-        return raw_facts(header, st.st_mtime), header, None, None
-    opened: Image.Image | None = None
-    with warnings.catch_warnings():
-        # Past max_image_pixels: decode() refuses it with the limit in the message.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            opened = identify(data, max_pixels=job.max_pixels)
-        except InputError:
-            opened = None  # decode() says why, when a rule wants the pixels
-    content = content_facts(data, st.st_mtime, opened)
-    # It failed part way (a truncated file): decode() opens afresh and says why.
-    return content, None, opened if content is not None else None, None
 
 
 def _sources(
