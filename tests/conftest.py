@@ -11,22 +11,21 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
 
-from hotfolder.commit import dispose
-from hotfolder.commit.committer import Committer, Written
-from hotfolder.commit.dispose import Disposed, Read
+from hotfolder.commit.committer import Committed, Written
 from hotfolder.commit.ledger import Ledger
-from hotfolder.commit.records import Record
 from hotfolder.commit.staged import Outcome
-from hotfolder.core.status import Result
+from hotfolder.core.status import Result, Status
 from hotfolder.decide.job import Job
 from hotfolder.run.job import run_job
-from hotfolder.run.recorder import quarantine_note
+from hotfolder.run.recorder import Recorder
+from hotfolder.run.timetable import Timetable
+from hotfolder.settings.config import Config
 from hotfolder.settings.outputs import Output, parse_output
 from hotfolder.settings.rules import Rule
 
@@ -193,37 +192,41 @@ class Processed:
 
 
 def process_job(job: Job, *, state: Path | None = None, quarantine: Path | None = None) -> Processed:
-    """run_job in this process, then the daemon's own commit (or quarantine, without the settle wait)."""
+    """run_job in this process, then the daemon's own Recorder: its commit (duplicates found as the
+    daemon finds them), or its quarantine (without the settle wait and the retries)."""
     state = state or job.output_root.parent / "state"
     quarantine = quarantine or job.output_root.parent / "quarantine"
     outcome = run_job(job)
-    if outcome.result in (Result.STAGED, Result.DUPLICATE):
-        ledger = Ledger(state)
-        try:
-            status = "duplicate" if outcome.result is Result.DUPLICATE else "done"
-            assert outcome.identity is not None
-            record = Record(
-                job.src,
-                outcome.identity,
-                status,
-                sha256=outcome.sha256,
-                rule=outcome.rule,
-                chain=outcome.chain,
-            )
-            committed = Committer(ledger, output_root=job.output_root).commit(job, outcome, record)
-        finally:
-            ledger.close()
-        return Processed(status, outcome, committed.written, original=committed.disposed.summary)
-    if outcome.result is Result.BROKEN:
+    if outcome.result is Result.BROKEN and outcome.identity is not None and outcome.identity.size == 0:
+        return Processed("empty", outcome)  # not an arrival yet: never quarantined
+    if outcome.result not in (Result.STAGED, Result.DUPLICATE, Result.BROKEN):
+        return Processed(str(outcome.result), outcome)
+    config = Config(
+        source=None,
+        rule_files=(),
+        rules=job.rules,
+        output_root=job.output_root,
+        state_dir=state,
+        quarantine=quarantine,
+        workers=1,
+        watches=(),
+    )
+    ledger = Ledger(state)
+    try:
+        recorder = Recorder(config, ledger, Timetable(Clock()))
+        if outcome.result is not Result.BROKEN:
+            handled = recorder.commit(job, outcome)
+            if isinstance(handled, Committed):
+                status = "duplicate" if handled.record.status == Status.DUPLICATE else "done"
+                return Processed(status, outcome, handled.written, original=handled.disposed.summary)
+            assert isinstance(handled, Outcome), "a test's commit waited for the state disk"
+            outcome = handled  # its commit failed before anything was visible
         assert outcome.identity is not None
-        if outcome.identity.size == 0:
-            return Processed("empty", outcome)  # not an arrival yet: never quarantined
-        read = Read(job.src, outcome.identity, outcome.sha256, outcome.read_ns)
-        note = quarantine_note(job, outcome, attempts=1)
-        parked = dispose.quarantine(read, quarantine / job.relpath, quarantine, note)
-        assert not isinstance(parked, Disposed), parked
-        return Processed("quarantined", outcome, quarantined_to=parked[0])
-    return Processed(str(outcome.result), outcome)
+        assert recorder.quarantine(job, outcome), "the input changed under the test"
+        (parked,) = [q for q in ledger.quarantined() if q.path == job.src]
+        return Processed("quarantined", replace(outcome, result=Result.BROKEN), quarantined_to=parked.parked)
+    finally:
+        ledger.close()
 
 
 def run_outputs(tmp_path: Path, src: Path, *outputs: Output, name: str | None = None) -> Processed:

@@ -265,7 +265,8 @@ class Engine:
             log.warning(event, **{"src": str(job.src), "rule": outcome.rule, **fields})
         try:
             if outcome.result in (Result.STAGED, Result.DUPLICATE):
-                outcome = self.recorder.commit(job, outcome) or outcome
+                handled = self.recorder.commit(job, outcome)
+                outcome = handled if isinstance(handled, Outcome) else outcome
             if outcome.result is Result.UNMATCHED:
                 assert outcome.identity is not None
                 self._unmatched(job.src, outcome.identity, job.watch_name, outcome.bytes_in)

@@ -156,9 +156,10 @@ class Recorder:
 
     # Commits ------------------------------------------------------------------------------------
 
-    def commit(self, job: Job, outcome: Outcome) -> Outcome | None:
-        """Commit staged outputs (or a duplicate's verdict). None when done (or finishing later);
-        otherwise the outcome to handle instead: a retry, or a broken input."""
+    def commit(self, job: Job, outcome: Outcome) -> Committed | Outcome | None:
+        """Commit staged outputs (or a duplicate's verdict): what was committed; None when it waits
+        (the state disk) or is finished later (an open intent); otherwise the outcome to handle instead:
+        a retry, or a broken input."""
         if outcome.result is Result.STAGED and (twin := duplicate_of(self.ledger, outcome, job)) is not None:
             outcome = as_duplicate(outcome, twin)  # identical files arriving together: one is done
         duplicate = outcome.result is Result.DUPLICATE
@@ -211,7 +212,7 @@ class Recorder:
                 error=f"{type(exc).__name__}: {exc}",
             )
         self._log_committed(committed, outcome, fresh=True)
-        return None
+        return committed
 
     def _log_committed(self, committed: Committed, outcome: Outcome | None, *, fresh: bool) -> None:
         record, src = committed.record, str(committed.record.path)
