@@ -45,7 +45,7 @@ def webp_alpha_flag(data: bytes) -> bytes:
     libwebp's animation encoder (so Pillow and others writing animated WebP) may leave the flag off
     although the canvas is transparent where frames do not cover it, or frames carry alpha; Pillow
     trusts the flag and would decode the whole animation as opaque RGB (transparency turned black).
-    An animation that is opaque after all comes out RGBA with alpha 255, and _one_mode makes it RGB."""
+    An animation that is opaque after all comes out RGBA with alpha 255, and Source's frames make it RGB."""
     if data[8:12] != b"WEBP" or data[12:16] != b"VP8X" or not data[20] & 0x02 or data[20] & 0x10:
         return data
     patched = bytearray(data)

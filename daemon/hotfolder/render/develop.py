@@ -21,11 +21,12 @@ from hotfolder.core.exiftiff import TAG_EXIF_IFD, TAG_GPS_IFD, TAG_MAKERNOTE, TA
 from hotfolder.decide.containers import block_tags
 from hotfolder.decide.raw import RawHeader, preview_jpeg
 from hotfolder.errors import InputError
-from hotfolder.render.decode import Source, decode
+from hotfolder.render.decode import decode
 from hotfolder.render.deep import Deep
 from hotfolder.render.metadata import Metadata
 from hotfolder.render.notes import Notes
 from hotfolder.render.profiles import profile_for
+from hotfolder.render.source import Source
 from hotfolder.settings.outputs import Output
 
 if TYPE_CHECKING:  # numpy is loaded by a RAW render only (LibRaw's pixels): ~60 ms at worker start

@@ -9,9 +9,9 @@ from typing import Any
 from hotfolder.core.exiftiff import ExifStructureError, patch
 from hotfolder.core.resolution import Resolution
 from hotfolder.render import stamp
-from hotfolder.render.decode import Source
 from hotfolder.render.metadata import Metadata, edit_xmp, reserialise
 from hotfolder.render.notes import Notes
+from hotfolder.render.source import Source
 from hotfolder.render.transform import Rendered
 from hotfolder.settings.outputs import Output
 

@@ -13,6 +13,7 @@ The method, all in linear light on float32:
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
@@ -21,11 +22,10 @@ from hotfolder.render import transfer as tf
 from hotfolder.render.colour import srgb_profile
 from hotfolder.render.deep import Deep
 from hotfolder.render.profiles import adaptation, rgb_to_xyz
+from hotfolder.render.source import Source
 
 if TYPE_CHECKING:
     import numpy as np
-
-    from hotfolder.render.decode import Source
 else:
     from hotfolder.render.deep import np
 
@@ -35,17 +35,22 @@ _STRIP: Final = 512  # rows per pass: 24 MP at float32 would hold ~1.5 GB of tem
 _D65_XYZ: Final = (0.3127 / 0.3290, 1.0, (1 - 0.3127 - 0.3290) / 0.3290)
 
 
+# Each HDR source's SDR rendering, while that source lives: one tone map serves all its outputs.
+_SDR: weakref.WeakKeyDictionary[Source, Source] = weakref.WeakKeyDictionary()
+
+
 def to_sdr(source: Source) -> Source:
-    """The source tone-mapped to SDR sRGB (kept on it: one tone map serves every output)."""
-    if source.sdr is None:
-        held = source.deep if source.deep is not None else Deep.from_8bit(source.image, None)
-        pixels = sdr_pixels(held.visible.pixels, source.colour)
-        icc = srgb_profile()
-        deep = Deep(pixels=pixels, bits=held.bits, icc=icc)
-        srgb = ColourSpace(origin="icc")
-        meta = replace(source.meta, icc=icc, cicp=None)
-        source.sdr = replace(source, view=None, deep=deep, meta=meta, colour=srgb, channels=None, sdr=None)
-    return source.sdr
+    """The source tone-mapped to SDR sRGB, as a new Source (made once per source)."""
+    if (done := _SDR.get(source)) is not None:
+        return done
+    held = source.deep if source.deep is not None else Deep.from_8bit(source.image, None)
+    pixels = sdr_pixels(held.visible.pixels, source.colour)
+    icc = srgb_profile()
+    deep = Deep(pixels=pixels, bits=held.bits, icc=icc)
+    srgb = ColourSpace(origin="icc")
+    meta = replace(source.meta, icc=icc, cicp=None)
+    sdr = _SDR[source] = replace(source, view=None, deep=deep, meta=meta, colour=srgb, channels=None)
+    return sdr
 
 
 def sdr_pixels(pixels: np.ndarray, colour: ColourSpace) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Final
 
 from PIL import Image
@@ -15,13 +16,13 @@ from hotfolder.core.formats import (
     PAGE_FORMATS,
 )
 from hotfolder.render.colour import approximated_srgb, colour, said_by_others, srgb_profile
-from hotfolder.render.decode import Source
 from hotfolder.render.deep import Deep
 from hotfolder.render.gainmap import GainMap
 from hotfolder.render.metadata import Metadata
 from hotfolder.render.notes import Notes
 from hotfolder.render.orient import orient
 from hotfolder.render.pixels import shared
+from hotfolder.render.source import Source
 from hotfolder.render.tonemap import to_sdr
 from hotfolder.settings.outputs import Output
 
@@ -110,9 +111,10 @@ def to_mode(im: Image.Image, output: Output) -> Image.Image:
     return im.convert("RGB")
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class Rendered:
-    """One output's pixels and the metadata to embed, ready for its encoder."""
+    """One output's pixels and the metadata to embed, ready for its encoder (policy.py fills in the
+    metadata by making a new one)."""
 
     views: list[Image.Image] | None  # None when `deep` holds the one frame
     meta: Metadata
@@ -124,13 +126,13 @@ class Rendered:
     # Each image's own metadata where the format keeps several with theirs (HEIF), by frame; else ().
     images_meta: tuple[Metadata, ...] = ()
 
-    @property
+    @cached_property
     def frames(self) -> list[Image.Image]:
         """The frames at 8 bits; a deep output's view is made only if a writer asks for it."""
-        if self.views is None:
-            assert self.deep is not None, "a Rendered holds its pixels in views or in deep"
-            self.views = [self.deep.to_8bit()]
-        return self.views
+        if self.views is not None:
+            return self.views
+        assert self.deep is not None, "a Rendered holds its pixels in views or in deep"
+        return [self.deep.to_8bit()]
 
     @property
     def frame_count(self) -> int:

@@ -32,8 +32,8 @@ from hotfolder.settings.watches import Watch
 log = logs.get()
 
 if TYPE_CHECKING:  # the worker's side only: the daemon imports this module without the render stack
-    from hotfolder.render.decode import Source
     from hotfolder.render.notes import Notes
+    from hotfolder.render.source import Source
 
 QUIET_SECONDS: Final = 1.0  # a picture's stem counts as quiet once nothing with it changed for this long
 _MOOV_LIMIT: Final = 64 << 20  # a video's metadata box larger than this is not read

@@ -36,8 +36,9 @@ from hotfolder.decide.raw import RawHeader
 from hotfolder.decide.read import open_regular, read_bounded
 from hotfolder.errors import HotfolderError, NotRegularError, is_transient
 from hotfolder.render import stamp
-from hotfolder.render.decode import Source, decode
+from hotfolder.render.decode import decode
 from hotfolder.render.develop import Developed, develop
+from hotfolder.render.source import Source
 from hotfolder.run.group import read_group, sidecar_xmp, with_sidecar
 from hotfolder.run.staging import Work, elapsed_ms, stage_move, stage_output
 from hotfolder.settings.outputs import Output

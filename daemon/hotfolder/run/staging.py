@@ -23,10 +23,10 @@ from hotfolder.decide.job import Job
 from hotfolder.decide.naming import SEQ_MARK
 from hotfolder.errors import AbandonedError, EncodeError
 from hotfolder.render import stamp
-from hotfolder.render.decode import Source
 from hotfolder.render.encode import encode
 from hotfolder.render.notes import Notes
 from hotfolder.render.policy import images_metadata, output_metadata
+from hotfolder.render.source import Source
 from hotfolder.render.transform import Rendered
 from hotfolder.render.transform import render as render_output
 from hotfolder.render.verify import same_picture, verify
@@ -91,8 +91,10 @@ def stage_output(
             _finish_file(staged.temp, job, st)
     else:
         rendered = render_output(source, output, work.notes, work.resized)
-        rendered.meta = output_metadata(source, rendered, output, work.notes, stamped)
-        rendered.images_meta = images_metadata(source, rendered, output, work.notes, stamped)
+        rendered = replace(rendered, meta=output_metadata(source, rendered, output, work.notes, stamped))
+        rendered = replace(
+            rendered, images_meta=images_metadata(source, rendered, output, work.notes, stamped)
+        )
         staged = _stage_in(folder, temp, partial(encode, rendered, output, notes=work.notes), job, work)
         with atomic.removed_on_error(staged.temp):
             written = staged.temp.read_bytes()
