@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 CONTROL_NAME: Final = "control.sock"
 MAX_MESSAGE: Final = 4096  # a request is a verb and an id: anything longer is not ours
@@ -48,12 +49,12 @@ def bind(state_dir: Path) -> socket.socket:
     return sock
 
 
-def encode(message: dict[str, Any]) -> bytes:
+def encode(message: Mapping[str, object]) -> bytes:
     """One message on the wire: a JSON object and a newline."""
     return json.dumps(message).encode() + b"\n"
 
 
-def decode(data: bytes) -> dict[str, Any]:
+def decode(data: bytes) -> dict[str, object]:
     """The JSON object of one message; ValueError when it is not one."""
     value = json.loads(data.decode())
     if not isinstance(value, dict):
@@ -72,7 +73,9 @@ def receive(conn: socket.socket) -> bytes:
     return data
 
 
-def ask(state_dir: Path, message: dict[str, Any], *, timeout: float = ANSWER_SECONDS) -> dict[str, Any]:
+def ask(
+    state_dir: Path, message: Mapping[str, object], *, timeout: float = ANSWER_SECONDS
+) -> dict[str, object]:
     """Send one request to the running daemon and return its answer; OSError when none is listening."""
     where, fd = _connectable(address(state_dir))
     try:

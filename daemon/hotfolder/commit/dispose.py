@@ -14,10 +14,11 @@ import contextlib
 import errno
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from hotfolder import names
 from hotfolder.commit import atomic
@@ -187,7 +188,9 @@ def note_path(parked: Path) -> Path:
     return parked.with_name(names.cut(parked.name, room) + tag)
 
 
-def quarantine(read: Read, dest: Path, root: Path, note: dict[str, Any]) -> tuple[Path, Path] | Disposed:
+def quarantine(
+    read: Read, dest: Path, root: Path, note: Mapping[str, object]
+) -> tuple[Path, Path] | Disposed:
     """Move a broken input into quarantine with a note saying why; (where it is, its note), or why not."""
     atomic.make_folder(dest.parent, root)
     same_fs = dest.parent.stat().st_dev == read.identity.dev

@@ -8,13 +8,13 @@ import errno
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePath
-from typing import Any
 
 from hotfolder.commit import dispose
 from hotfolder.commit.dispose import Disposed, Read
 from hotfolder.commit.faults import checkpoint
 from hotfolder.commit.ledger import Ledger
 from hotfolder.commit.plan import PlannedCompanion
+from hotfolder.commit.records import CompanionNote
 from hotfolder.commit.staged import Companion
 from hotfolder.core import tempnames
 from hotfolder.core.identity import FileIdentity
@@ -30,16 +30,10 @@ class CompanionDisposed:
     role: str
     disposed: Disposed
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> CompanionNote:
         """The ledger's note of it."""
         where = str(self.disposed.where) if self.disposed.where else None
-        return {
-            "src": str(self.src),
-            "role": self.role,
-            "result": self.disposed.result,
-            "where": where,
-            "why": self.disposed.why,
-        }
+        return CompanionNote(str(self.src), self.role, self.disposed.result, where, self.disposed.why)
 
 
 def companion_name(picture_dest: Path, suffix: str) -> Path:
@@ -121,7 +115,7 @@ def _delete(read: Read, *, token: str, fresh: bool) -> Disposed:
 def late(path: Path, spec: Companions, ledger: Ledger, root: Path, *, now: datetime) -> tuple[Disposed, str]:
     """A companion-shaped file whose picture is no longer beside it: moved to where its picture went
     when that was within `late` seconds (found through the ledger); else left, and why."""
-    for picture, original, updated, _ in ledger.done_in(path.parent):
+    for picture, original, updated in ledger.done_in(path.parent):
         if pairing.holder(path.name, [picture.name], spec) != picture.name:
             continue
         if any(pairing.matches(path.name, p) for p in spec.videos):

@@ -270,7 +270,7 @@ class Ledger:
                 r.chain,
                 r.rules_fp,
                 r.note,
-                json.dumps(list(r.companions)),
+                json.dumps([c.to_json() for c in r.companions]),
                 r.ms,
             ),
         )
@@ -353,8 +353,8 @@ class Ledger:
             ).fetchone()
         return int(row[0])
 
-    def done_in(self, folder: Path) -> list[tuple[Path, str, str, list[dict[str, Any]]]]:
-        """(path, original, updated, companions) of the inputs done (or found duplicate, their original
+    def done_in(self, folder: Path) -> list[tuple[Path, str, str]]:
+        """(path, original, updated) of the inputs done (or found duplicate, their original
         disposed of all the same) from this folder, newest first:
         where a late companion looks for its picture."""
         low, high = f"{folder}/", f"{folder}0"  # '0' follows '/': every path directly or deeper below
@@ -362,14 +362,12 @@ class Ledger:
         blow, bhigh = raw(folder) + b"/", raw(folder) + b"0"
         with self._locked() as db:
             rows = db.execute(
-                "SELECT path, original, updated, companions FROM inputs"
+                "SELECT path, original, updated FROM inputs"
                 " WHERE ((path >= ? AND path < ?) OR (path >= ? AND path < ?))"
                 " AND status IN ('done', 'duplicate') ORDER BY updated DESC",
                 (low, high, blow, bhigh),
             ).fetchall()
-        return [
-            (Path(p), str(o or ""), str(u), json.loads(c)) for p, o, u, c in rows if Path(p).parent == folder
-        ]
+        return [(Path(p), str(o or ""), str(u)) for p, o, u in rows if Path(p).parent == folder]
 
     def summary(self) -> list[tuple[str, str, int]]:
         """(watch, status, count) over the whole ledger."""

@@ -21,8 +21,9 @@ class PlanError(ValueError):
     """A plan that cannot be read back: Ledger.intents reports it as a damaged ledger."""
 
 
-class _Fields:
-    """Typed reads of one JSON object of a plan; a missing or mistyped value is a damaged ledger."""
+class Fields:
+    """Typed reads of one JSON object the ledger keeps (a plan, a record); a missing or mistyped value
+    is a damaged ledger (PlanError, reported with the ledger's file)."""
 
     def __init__(self, data: object, what: str) -> None:
         if not isinstance(data, dict):
@@ -56,6 +57,18 @@ class _Fields:
         assert isinstance(value, int | float)
         return float(value)
 
+    def integer_or_none(self, key: str) -> int | None:
+        value = self.data.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise PlanError(f"an open intent's {self.what} has no valid {key!r}")
+        return value
+
+    def number_or_none(self, key: str) -> float | None:
+        value = self.data.get(key)
+        if value is not None and not isinstance(value, int | float):
+            raise PlanError(f"an open intent's {self.what} has no valid {key!r}")
+        return None if value is None else float(value)
+
     def items(self, key: str) -> list[object]:
         value = self._get(key, list, [])
         assert isinstance(value, list)
@@ -84,7 +97,7 @@ class PlannedOutput:
     @classmethod
     def from_json(cls, data: object) -> PlannedOutput:
         """Read back; raises PlanError when damaged."""
-        f = _Fields(data, "output")
+        f = Fields(data, "output")
         return cls(
             temp=Path(f.text("temp")),
             final=Path(f.text("final")),
@@ -118,7 +131,7 @@ class PlannedDisposal:
     @classmethod
     def from_json(cls, data: object) -> PlannedDisposal:
         """Read back; raises PlanError when damaged."""
-        f = _Fields(data, "disposal")
+        f = Fields(data, "disposal")
         policy = f.text("policy")
         if policy != "move":
             return cls(policy)
@@ -149,8 +162,8 @@ class PlannedCompanion:
     @classmethod
     def from_json(cls, data: object) -> PlannedCompanion:
         """Read back; raises PlanError when damaged."""
-        f = _Fields(data, "companion")
-        i = _Fields(f.data.get("identity"), "companion's identity")
+        f = Fields(data, "companion")
+        i = Fields(f.data.get("identity"), "companion's identity")
         dest = f.text_or_none("dest")
         return cls(
             src=Path(f.text("src")),
@@ -189,7 +202,7 @@ class Plan:
     @classmethod
     def from_json(cls, data: object) -> Plan:
         """Read back a plan of this or an earlier release; raises PlanError when damaged."""
-        f = _Fields(data, "plan")
+        f = Fields(data, "plan")
         version = f.integer("version", 0)
         if version > PLAN_VERSION:
             raise PlanError(

@@ -16,7 +16,6 @@ import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from hotfolder import names
 from hotfolder.commit.ledger import LEDGER_NAME, Ledger, connect
@@ -49,9 +48,13 @@ _COLUMNS = (
 )
 
 
-def _salvage(damaged: Path) -> list[dict[str, Any]]:
+# A salvaged row: SQLite gives back text, integers, reals, BLOBs (paths that are not UTF-8) and NULL.
+Row = dict[str, str | int | float | bytes | None]
+
+
+def _salvage(damaged: Path) -> list[Row]:
     """The rows of `inputs` SQLite can still read, from both ends of the table."""
-    rows: dict[str, dict[str, Any]] = {}
+    rows: dict[str, Row] = {}
     try:
         db = connect(f"file:{damaged}?mode=ro", uri=True)
     except sqlite3.Error:
@@ -75,25 +78,43 @@ def _has_column(db: sqlite3.Connection, name: str) -> bool:
         return name in _COLUMNS[:10]
 
 
-def _record(row: dict[str, Any]) -> Record | None:
+def _text(value: str | int | float | bytes | None) -> str | None:
+    """A TEXT column (a BLOB where a name is not UTF-8), or None."""
+    if isinstance(value, bytes):
+        return names.from_bytes(value)
+    return None if value is None else str(value)
+
+
+def _integer(value: str | int | float | bytes | None) -> int:
+    if not isinstance(value, int):
+        raise TypeError(value)
+    return value
+
+
+def _record(row: Row) -> Record | None:
     try:
-        identity = FileIdentity(int(row["dev"]), int(row["ino"]), int(row["size"]), int(row["mtime_ns"]))
+        path = _text(row["path"])
+        outputs = json.loads(_text(row.get("outputs")) or "[]")
+        if path is None or not isinstance(outputs, list):
+            return None
+        identity = FileIdentity(*(_integer(row[k]) for k in ("dev", "ino", "size", "mtime_ns")))
+        orientation = row.get("orientation")
         return Record(
-            path=Path(row["path"]),
+            path=Path(path),
             identity=identity,
             status=str(row["status"]),
-            sha256=row.get("sha256"),
-            rule=row.get("rule"),
-            chain=row.get("chain"),
-            outputs=tuple(json.loads(row.get("outputs") or "[]")),
-            error=row.get("error"),
-            watch=row.get("watch"),
-            attempts=int(row.get("attempts") or 1),
-            quarantined_to=row.get("quarantined_to"),
-            note=row.get("note"),
-            original=row.get("original"),
-            orientation=row.get("orientation"),
-            rules_fp=row.get("rules_fp"),
+            sha256=_text(row.get("sha256")),
+            rule=_text(row.get("rule")),
+            chain=_text(row.get("chain")),
+            outputs=tuple(str(o) for o in outputs),
+            error=_text(row.get("error")),
+            watch=_text(row.get("watch")),
+            attempts=_integer(row.get("attempts") or 1),
+            quarantined_to=_text(row.get("quarantined_to")),
+            note=_text(row.get("note")),
+            original=_text(row.get("original")),
+            orientation=orientation if isinstance(orientation, int) else None,
+            rules_fp=_text(row.get("rules_fp")),
         )
     except (KeyError, TypeError, ValueError):
         return None

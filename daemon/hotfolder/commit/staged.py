@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Result, RetryReason
@@ -71,7 +70,7 @@ class Outcome:
     retry: RetryReason | None = None
     twin: Path | None = None  # duplicate: the input done with the same bytes
     ms: float = 0.0
-    notes: tuple[tuple[str, dict[str, Any]], ...] = ()
+    notes: tuple[tuple[str, dict[str, object]], ...] = ()
     started_at: str | None = None  # wall clock when a worker began it (latency, from the logs alone)
     companions: tuple[Companion, ...] = ()  # the group's other files, disposed of with the original
     made: tuple[Path, ...] = ()  # output folders the worker created to stage in, outermost first

@@ -7,7 +7,7 @@ import contextlib
 import queue
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -67,7 +67,7 @@ class ControlServer:
         self.path.unlink(missing_ok=True)
 
 
-def retry_by_id(ledger: Ledger, request: dict[str, Any]) -> dict[str, Any]:
+def retry_by_id(ledger: Ledger, request: Mapping[str, object]) -> dict[str, object]:
     """{"retry": id}: what `hotfolder retry` does, for the quarantined input with this ledger id."""
     wanted = request.get("retry")
     if isinstance(wanted, bool) or not isinstance(wanted, int):
