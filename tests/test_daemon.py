@@ -3,40 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import exifread
 from PIL import Image
 
-from conftest import ROOT, DaemonProcess, corpus
-
-
-def start(cwd: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "hotfolder", "run", "--log-format", "json"],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for(check: Callable[[], bool], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting")
+from conftest import DaemonProcess, corpus
 
 
 def exif_of(path: Path) -> dict[str, str]:
@@ -44,37 +19,34 @@ def exif_of(path: Path) -> dict[str, str]:
         return {k: str(v) for k, v in exifread.process_file(fp, details=False).items()}
 
 
-def test_daemon_processes_arrivals_and_stops_on_sigterm(tmp_path: Path) -> None:
+def test_daemon_processes_arrivals_and_stops_on_sigterm(tmp_path: Path, daemons: list[DaemonProcess]) -> None:
     """Copy images into inbox/: outputs appear with EXIF, a broken one is quarantined, SIGTERM exits 0."""
     (tmp_path / "inbox").mkdir()
     shutil.copy(corpus("pentax_k10d.jpg"), tmp_path / "inbox" / "before_start.jpg")  # startup scan
-    proc = start(tmp_path)
-    try:
-        wait_for((tmp_path / "outbox/web/before_start.jpg").exists)
-        shutil.copy(corpus("canon_eos_7d.jpg"), tmp_path / "inbox" / "canon.jpg")
-        (tmp_path / "inbox" / "deep").mkdir()
-        shutil.copy(corpus("truncated_jpeg.jpg"), tmp_path / "inbox" / "deep" / "bad.jpg")
-        (tmp_path / "inbox" / "clip.mov").write_bytes(b"\x00\x00\x00\x18ftypqt  " + b"\x00" * 100)
-        png, jpg = tmp_path / "outbox/archive/canon.png", tmp_path / "outbox/web/canon.jpg"
-        wait_for(
-            lambda: png.exists() and jpg.exists() and (tmp_path / "quarantine/deep/bad.jpg.json").exists()
-        )
-        assert proc.poll() is None, "the daemon must keep running after a broken file"
-        src = exif_of(corpus("canon_eos_7d.jpg"))
-        for out in (png, jpg):
-            with Image.open(out) as im:
-                im.load()
-            got = exif_of(out)
-            for tag in ("EXIF DateTimeOriginal", "Image Make", "Image Model"):
-                assert got[tag] == src[tag]
-        note = json.loads((tmp_path / "quarantine/deep/bad.jpg.json").read_text())
-        assert "truncated" in note["error"]
-        assert (tmp_path / "inbox" / "clip.mov").exists()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    events = [json.loads(line) for line in out.splitlines()]
+    daemon = DaemonProcess(tmp_path)
+    daemons.append(daemon)
+    daemon.wait((tmp_path / "outbox/web/before_start.jpg").exists, what="the start-up scan's output")
+    shutil.copy(corpus("canon_eos_7d.jpg"), tmp_path / "inbox" / "canon.jpg")
+    (tmp_path / "inbox" / "deep").mkdir()
+    shutil.copy(corpus("truncated_jpeg.jpg"), tmp_path / "inbox" / "deep" / "bad.jpg")
+    (tmp_path / "inbox" / "clip.mov").write_bytes(b"\x00\x00\x00\x18ftypqt  " + b"\x00" * 100)
+    png, jpg = tmp_path / "outbox/archive/canon.png", tmp_path / "outbox/web/canon.jpg"
+    daemon.wait(
+        lambda: png.exists() and jpg.exists() and (tmp_path / "quarantine/deep/bad.jpg.json").exists(),
+        what="both outputs and the quarantine note",
+    )
+    assert daemon.proc.poll() is None, "the daemon must keep running after a broken file"
+    src = exif_of(corpus("canon_eos_7d.jpg"))
+    for out in (png, jpg):
+        with Image.open(out) as im:
+            im.load()
+        got = exif_of(out)
+        for tag in ("EXIF DateTimeOriginal", "Image Make", "Image Model"):
+            assert got[tag] == src[tag]
+    note = json.loads((tmp_path / "quarantine/deep/bad.jpg.json").read_text())
+    assert "truncated" in note["error"]
+    assert (tmp_path / "inbox" / "clip.mov").exists()
+    events = daemon.stop()
     names = [e["event"] for e in events]
     assert "daemon.started" in names and names[-1] == "daemon.stopped"
     written = [e for e in events if e["event"] == "output.written"]
@@ -108,9 +80,10 @@ def test_second_daemon_on_same_state_refuses(tmp_path: Path, daemons: list[Daemo
     first = DaemonProcess(tmp_path)
     daemons.append(first)
     first.started()
-    second = start(tmp_path)
-    _, err = second.communicate(timeout=60)
-    assert second.returncode == 3
+    second = DaemonProcess(tmp_path)
+    daemons.append(second)
+    _, err = second.proc.communicate(timeout=60)
+    assert second.proc.returncode == 3
     assert "in use" in err
     first.stop()
 
@@ -128,12 +101,12 @@ def test_reload_with_broken_rules_keeps_the_old_ones(tmp_path: Path, daemons: li
     rules.write_text(rules.read_text().replace('format = "png"', 'format = "pngg"'))
     daemon.wait_event("rules.reload_failed")  # seen by the rule-file poll, no signal needed
     shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "a.bmp")
-    wait_for((tmp_path / "outbox/old/a.png").exists)
+    daemon.wait((tmp_path / "outbox/old/a.png").exists, what="the old rule's output")
     rules.write_text(rules.read_text().replace('"pngg"', '"png"').replace("old/", "new/"))
     daemon.proc.send_signal(signal.SIGHUP)
     daemon.wait_event("rules.reloaded")
     shutil.copy(corpus("hopper_gray.jpg"), tmp_path / "inbox" / "b.jpg")
-    wait_for((tmp_path / "outbox/new/b.png").exists)
+    daemon.wait((tmp_path / "outbox/new/b.png").exists, what="the new rule's output")
     assert daemon.proc.poll() is None
     events = daemon.stop()
     failed = [e for e in events if e["event"] == "rules.reload_failed"]

@@ -15,9 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import ROOT, corpus, output, run_cli, run_outputs, write_config
-from test_daemon import wait_for
-from test_service import start, stop
+from conftest import ROOT, DaemonProcess, corpus, output, run_cli, run_outputs, write_config
 
 HOSTILE = {
     "make": "../../../../../tmp",
@@ -88,7 +86,7 @@ def test_a_symlinked_output_folder_is_refused(tmp_path: Path) -> None:
     assert list(elsewhere.iterdir()) == []
 
 
-def test_symlinks_in_a_watched_root_are_not_followed(tmp_path: Path) -> None:
+def test_symlinks_in_a_watched_root_are_not_followed(tmp_path: Path, daemons: list[DaemonProcess]) -> None:
     """Links to files and folders outside the root: neither the scan nor live events process them."""
     write_config(tmp_path, '[[rule]]\nname = "p"\n[[rule.output]]\nformat = "png"\npath = "{stem}.png"\n')
     outside = tmp_path / "outside"
@@ -99,15 +97,14 @@ def test_symlinks_in_a_watched_root_are_not_followed(tmp_path: Path) -> None:
     (inbox / "linkdir").symlink_to(outside, target_is_directory=True)
     (inbox / "link.bmp").symlink_to(outside / "secret.bmp")
     shutil.copy(corpus("hopper_gray.jpg"), inbox / "real.jpg")
-    proc = start(tmp_path, {})
-    try:
-        wait_for((tmp_path / "outbox" / "real.png").exists)
-        (inbox / "later.bmp").symlink_to(outside / "secret.bmp")  # a link arriving live
-        shutil.copy(corpus("pentax_k10d.jpg"), outside / "new.jpg")  # written behind a linked folder
-        shutil.copy(corpus("canon_eos_7d.jpg"), inbox / "marker.jpg")
-        wait_for((tmp_path / "outbox" / "marker.png").exists)
-    finally:
-        events = stop(proc, tmp_path)
+    daemon = DaemonProcess(tmp_path)
+    daemons.append(daemon)
+    daemon.wait((tmp_path / "outbox" / "real.png").exists, what="real.png")
+    (inbox / "later.bmp").symlink_to(outside / "secret.bmp")  # a link arriving live
+    shutil.copy(corpus("pentax_k10d.jpg"), outside / "new.jpg")  # written behind a linked folder
+    shutil.copy(corpus("canon_eos_7d.jpg"), inbox / "marker.jpg")
+    daemon.wait((tmp_path / "outbox" / "marker.png").exists, what="marker.png")
+    events = daemon.stop()
     made = sorted(p.relative_to(tmp_path / "outbox").as_posix() for p in (tmp_path / "outbox").rglob("*.png"))
     assert made == ["marker.png", "real.png"]
     assert sorted(p.name for p in outside.iterdir()) == ["new.jpg", "secret.bmp"]

@@ -8,8 +8,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,14 +15,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import ROOT, Clock, DaemonProcess, corpus, photos, pool_workers, write_config
+from conftest import Clock, DaemonProcess, corpus, photos, pool_workers, write_config
 from hotfolder.commit.ledger import Ledger
 from hotfolder.run.daemon import Daemon
 from hotfolder.run.engine import Engine
 from hotfolder.run.notify import Notifier
 from hotfolder.run.supervise import SUPERVISE_SECONDS
 from hotfolder.settings.config import load_config
-from test_daemon import wait_for
 
 PNG_RULE = '[[rule]]\nname = "png"\n[[rule.output]]\nformat = "png"\npath = "{stem}.png"\n'
 
@@ -72,28 +69,6 @@ def systemd() -> Iterator[FakeSystemd]:
     fake.sock.close()
 
 
-def start(cwd: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    """The daemon with its log in cwd/log.jsonl (a file: a pipe nobody reads would block it)."""
-    full = {**os.environ, "PYTHONPATH": str(ROOT / "daemon"), **env}
-    with (cwd / "log.jsonl").open("w") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "hotfolder", "run", *args],
-            cwd=cwd,
-            env=full,
-            stdout=log,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-
-def stop(proc: subprocess.Popen[str], cwd: Path) -> list[dict[str, object]]:
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=90)
-    assert proc.returncode == 0, err
-    lines = (cwd / "log.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines if line.startswith("{")]
-
-
 def test_notifier_without_socket_or_for_another_pid_does_nothing() -> None:
     assert not Notifier({}).enabled and Notifier({}).send(ready=1) is False
     other = Notifier({"NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"})
@@ -114,7 +89,8 @@ def test_ready_status_watchdog_reload_and_stopping(tmp_path: Path, systemd: Fake
     with Image.open(corpus("hopper.bmp")) as hopper:
         for i in range(120):  # distinct bytes, or all but one would be duplicates
             hopper.rotate(i * 3).save(inbox / f"h{i:03d}.bmp")
-    proc = start(tmp_path, {"NOTIFY_SOCKET": systemd.name, "WATCHDOG_USEC": "1000000"})
+    daemon = DaemonProcess(tmp_path, env={"NOTIFY_SOCKET": systemd.name, "WATCHDOG_USEC": "1000000"})
+    proc = daemon.proc
     try:
         ready = systemd.wait("READY", "1")
         done_at_ready = len(list((tmp_path / "outbox").glob("*.png")))
@@ -128,7 +104,7 @@ def test_ready_status_watchdog_reload_and_stopping(tmp_path: Path, systemd: Fake
         systemd.wait("RELOADING", "1")
         assert systemd.wait("READY", "1")
     finally:
-        events = stop(proc, tmp_path)
+        events = daemon.stop()
     systemd.wait("STOPPING", "1")  # sent before the daemon exited: already in the socket
     assert systemd.count("STOPPING") == 1
     assert sum(1 for e in events if e["event"] == "job.done") == 120
@@ -224,9 +200,9 @@ def test_sighup_reloads_watch_list_and_log_level(tmp_path: Path, daemons: list[D
     shutil.copy(corpus("hopper.bmp"), tmp_path / "scans" / "early.bmp")
     config.write_text('log_level = "warning"\n' + text + '\n[[watch]]\npath = "scans"\n')
     daemon.proc.send_signal(signal.SIGHUP)
-    wait_for((tmp_path / "outbox" / "early.png").exists)  # the reload's scan finds it (no info event now)
+    daemon.wait((tmp_path / "outbox" / "early.png").exists)  # the reload's scan finds it (no info event now)
     shutil.copy(corpus("hopper_gray.jpg"), tmp_path / "scans" / "late.jpg")
-    wait_for((tmp_path / "outbox" / "late.png").exists)
+    daemon.wait((tmp_path / "outbox" / "late.png").exists)
     events = daemon.stop()
     names = [e["event"] for e in events]
     assert "rules.reload_failed" in names
