@@ -48,7 +48,6 @@ class GuardedH11(H11Protocol):
     """uvicorn's h11 protocol with a deadline for complete headers and a cap on open connections."""
 
     cap: ClassVar[int] = 1024 - RESERVE
-    shed: ClassVar[int] = 0  # connections closed to make room or for slow headers, since start
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -88,11 +87,9 @@ class GuardedH11(H11Protocol):
 
     def _expire(self, requests: int) -> None:
         if self._requests == requests and not self._busy() and not self.transport.is_closing():
-            GuardedH11.shed += 1
             self.transport.close()
 
     def _make_room(self) -> None:
         idle = [c for c in self.connections if isinstance(c, GuardedH11) and c is not self and not c._busy()]
         for victim in sorted(idle, key=lambda c: c._opened)[: len(self.connections) - self.cap]:
-            GuardedH11.shed += 1
             victim.transport.close()
