@@ -252,13 +252,22 @@ def exiftool(path: Path) -> dict[str, object]:
 class DaemonProcess:
     """The real daemon as a subprocess, its JSON log in a file; waits are for events, never sleeps."""
 
-    def __init__(self, cwd: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        cwd: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        prefix: tuple[str, ...] = (),
+        log: Path | None = None,
+    ) -> None:
+        """`prefix`: a command the daemon runs under (unshare, nsenter, a shell setting up a mount);
+        `log`: a log file several starts append to (by default one of its own)."""
         self.cwd = cwd
-        self.log = cwd / f"daemon-{os.getpid()}-{id(self)}.jsonl"
+        self.log = log or cwd / f"daemon-{os.getpid()}-{id(self)}.jsonl"
         full = {**os.environ, "PYTHONPATH": str(ROOT / "daemon"), **(env or {})}
-        with self.log.open("w") as out:
+        with self.log.open("a") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hotfolder", "run", "--log-format", "json", *args],
+                [*prefix, sys.executable, "-m", "hotfolder", "run", "--log-format", "json", *args],
                 cwd=cwd,
                 env=full,
                 stdout=out,
@@ -333,6 +342,15 @@ def daemons() -> Iterator[list[DaemonProcess]]:
     yield started
     for d in started:
         d.kill()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used (/proc/PID/stat), 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:

@@ -187,57 +187,23 @@ def test_a_root_replaced_under_the_daemon_is_seen_and_rearmed(
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("nsenter") is None, reason="needs root and nsenter")
-def test_a_filesystem_mounted_on_the_root_after_start_is_watched(tmp_path: Path) -> None:
+def test_a_filesystem_mounted_on_the_root_after_start_is_watched(
+    tmp_path: Path, daemons: list[DaemonProcess]
+) -> None:
     """A share mounted on the watched folder after the daemon started (a boot-order mistake): seen as
     another filesystem, re-armed on it, and a file written to the share is processed. The daemon runs
     in a mount namespace of its own, where the test mounts a tmpfs on its inbox."""
     config(tmp_path)
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
-    log = (tmp_path / "daemon.jsonl").open("w")
-    proc = subprocess.Popen(
-        [
-            "unshare",
-            "-m",
-            "--propagation",
-            "private",
-            sys.executable,
-            "-m",
-            "hotfolder",
-            "run",
-            "--log-format",
-            "json",
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    daemon = DaemonProcess(tmp_path, prefix=("unshare", "-m", "--propagation", "private"))
+    daemons.append(daemon)
+    daemon.started()
+    inside = ["nsenter", "-t", str(daemon.proc.pid), "-m"]  # unshare execs the daemon: the same pid
+    subprocess.run(
+        [*inside, "mount", "-t", "tmpfs", "-o", "size=16m", "share", str(tmp_path / "inbox")], check=True
     )
-
-    def events() -> list[dict[str, object]]:
-        lines = (tmp_path / "daemon.jsonl").read_text().splitlines()
-        return [json.loads(x) for x in lines if x.startswith("{")]
-
-    try:
-        _until(lambda: any(e["event"] == "daemon.started" for e in events()), 30)
-        inside = ["nsenter", "-t", str(proc.pid), "-m"]
-        subprocess.run(
-            [*inside, "mount", "-t", "tmpfs", "-o", "size=16m", "share", str(tmp_path / "inbox")], check=True
-        )
-        _until(lambda: any(e["event"] == "watch.rearmed" for e in events()), 15)
-        lost = next(e for e in events() if e["event"] == "watch.lost")
-        assert "another filesystem" in str(lost["error"])
-        subprocess.run(
-            [*inside, "cp", str(corpus("hopper.bmp")), str(tmp_path / "inbox" / "share.bmp")], check=True
-        )
-        _until(lambda: any(e["event"] == "job.done" for e in events()), 30)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def _until(check: object, seconds: float) -> None:
-    assert callable(check)
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"timed out after {seconds} s"
-        time.sleep(0.05)
+    daemon.wait_event("watch.rearmed", 15)
+    assert "another filesystem" in str(daemon.named("watch.lost")[0]["error"])
+    share = str(tmp_path / "inbox" / "share.bmp")
+    subprocess.run([*inside, "cp", str(corpus("hopper.bmp")), share], check=True)
+    daemon.wait_event("job.done", 30)
+    daemon.stop()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import rawpy
 
-from conftest import ROOT, camera, write_config
+from conftest import DaemonProcess, camera, write_config
 from test_companions import GROUP_RULES
 
 pytestmark = pytest.mark.skipif(
@@ -58,14 +58,11 @@ class Site:
         return subprocess.run([*self.inside, *argv], capture_output=True, text=True, check=False)
 
     def daemon(self, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], Path]:
+        """The daemon inside the namespace, with a log of its own for each start."""
         log = self.root / f"daemon-{len(self.logs)}.jsonl"
         self.logs.append(log)
-        full = {**os.environ, "PYTHONPATH": str(ROOT / "daemon"), **(env or {})}
-        with log.open("w") as out:
-            argv = [*self.inside, f"--wd={self.root}", sys.executable, "-m", "hotfolder", "run"]
-            argv += ["--log-format", "json"]
-            proc = subprocess.Popen(argv, env=full, stdout=out, stderr=subprocess.STDOUT, text=True)
-        return proc, log
+        started = DaemonProcess(self.root, env=env, prefix=(*self.inside, f"--wd={self.root}"), log=log)
+        return started.proc, log
 
     def archive(self) -> dict[str, str]:
         """name -> SHA-256 of what the archive holds, seen from inside."""

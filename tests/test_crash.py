@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,16 +17,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import ROOT, shared
+from conftest import DaemonProcess, shared
 
 pytestmark = pytest.mark.slow
 
 
-def spawn(cwd: Path, log: Path, extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon"), **(extra or {})}
-    with log.open("ab") as out:
-        command = [sys.executable, "-m", "hotfolder", "run", "--log-format", "json"]
-        return subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+def spawn(cwd: Path, log: Path, extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """The daemon, started again and again into one log (the kill loops read it whole)."""
+    return DaemonProcess(cwd, env=extra, log=log).proc
 
 
 def make_images(folder: Path, n: int, size: tuple[int, int] = (96, 64)) -> list[Path]:

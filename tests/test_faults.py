@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, corpus, output
+from conftest import ROOT, DaemonProcess, corpus, cpu_seconds, output, pool_workers
 from hotfolder.commit.cleanup import remove_leftover_temps
 from hotfolder.core.identity import FileIdentity
 from hotfolder.core.status import Result, RetryReason
@@ -127,7 +127,9 @@ def test_full_disk_waits_and_completes_once_space_returns(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-def test_sigterm_abandons_a_long_job_cleanly_and_it_is_redone(tmp_path: Path) -> None:
+def test_sigterm_abandons_a_long_job_cleanly_and_it_is_redone(
+    tmp_path: Path, daemons: list[DaemonProcess]
+) -> None:
     """stop_timeout = 1: a lossless 12 MP HEIF still encoding is abandoned; exit 0, no temp, no
     output, the input in place; the next start does the job."""
     (tmp_path / "inbox").mkdir()
@@ -137,30 +139,24 @@ def test_sigterm_abandons_a_long_job_cleanly_and_it_is_redone(tmp_path: Path) ->
     (tmp_path / "hotfolder.toml").write_text(
         'rules = ["rules.toml"]\nstop_timeout = 1\n[[watch]]\npath = "inbox"\n'
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
-    command = [sys.executable, "-m", "hotfolder", "run", "--log-format", "json"]
-    proc = subprocess.Popen(
-        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    time.sleep(2)
+    daemon = DaemonProcess(tmp_path)
+    daemons.append(daemon)
+    daemon.started()
     shutil.copy(corpus("pug.heic"), tmp_path / "inbox" / "pug.heic")
-    time.sleep(3)  # the encode takes far longer than this
+    # Inside the encode (it takes far longer): a worker has spent more CPU than its start-up takes.
+    daemon.wait(
+        lambda: any(cpu_seconds(p) > 1.5 for p in pool_workers(daemon.proc.pid)), what="a busy worker"
+    )
     started = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0 and time.monotonic() - started < 15
-    events = [json.loads(line)["event"] for line in out.splitlines()]
+    events = [e["event"] for e in daemon.stop()]  # SIGTERM; exit 0
+    assert time.monotonic() - started < 15
     assert "daemon.abandoned" in events and "job.done" not in events
     assert not [p for p in tmp_path.rglob("*") if ".hf-" in p.name]
     assert not (tmp_path / "outbox" / "pug.heic").exists() and (tmp_path / "inbox" / "pug.heic").exists()
-    rerun = subprocess.Popen(
-        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.monotonic() + 180
-    while not (tmp_path / "outbox" / "pug.heic").exists() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    rerun.send_signal(signal.SIGTERM)
-    rerun.communicate(timeout=60)
+    rerun = DaemonProcess(tmp_path)
+    daemons.append(rerun)
+    rerun.wait_event("job.done", 180)
+    rerun.stop()
     assert (tmp_path / "outbox" / "pug.heic").exists()
 
 

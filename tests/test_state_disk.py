@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, corpus, free_port
+from conftest import ROOT, DaemonProcess, corpus, free_port
 
 pytestmark = [
     pytest.mark.slow,
@@ -49,27 +49,13 @@ def test_a_full_state_disk_is_survived_said_and_resumed(tmp_path: Path) -> None:
         'rules = ["rules/*.toml"]\noutput_root = "outbox"\nstate_dir = "state"\nquarantine = "quarantine"\n'
         'settle = 0.3\n[[watch]]\npath = "inbox"\n'
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}  # for the status command run inside
     log = tmp_path / "daemon.jsonl"
     boot = f'mount -t tmpfs -o size=1m hf-state {state} && exec "$@"'
-    argv = [
-        "unshare",
-        "-m",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        boot,
-        "sh",
-        sys.executable,
-        "-m",
-        "hotfolder",
-        "run",
-        "--log-format",
-        "json",
-    ]
-    with log.open("w") as out:
-        daemon = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    started = DaemonProcess(
+        tmp_path, prefix=("unshare", "-m", "--propagation", "private", "sh", "-c", boot, "sh"), log=log
+    )
+    daemon = started.proc
     inside = ["nsenter", "-t", str(daemon.pid), "-m"]
 
     def events(name: str) -> list[dict[str, object]]:
