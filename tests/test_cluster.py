@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, DaemonProcess, corpus
+from conftest import ROOT, DaemonProcess, corpus, photos
 from hotfolder.core.tempnames import is_temp_name
 from synthdng import write_dng
 
@@ -169,14 +169,14 @@ def site() -> Iterator[tuple[Path, Cluster]]:
 
 
 def _inputs(
-    folder: Path, batch: str, *, photos: slice, heif: int, raw: int, small: int, seed: int, raw_from: int = 1
+    folder: Path, batch: str, *, phones: slice, heif: int, raw: int, small: int, seed: int, raw_from: int = 1
 ) -> list[Path]:
     """Distinct inputs: 12 MP phone photos, HEIF jobs, RAW renders and small images."""
     made: list[Path] = []
     staging = folder / f"staging-{batch}"
     for sub in ("photos", "heif", "raw", "small"):
         (staging / sub).mkdir(parents=True)
-    for photo in photos()[photos]:  # each photo once: a second copy is a duplicate
+    for photo in photos()[phones]:  # each photo once: a second copy is a duplicate
         made.append(staging / "photos" / f"{batch}-{photo.name}")
         shutil.copyfile(photo, made[-1])
     rng = np.random.default_rng(seed)
@@ -253,7 +253,7 @@ def test_cluster_exactly_once_under_faults(site: tuple[Path, Cluster]) -> None:
         assert {str(e["name"]) for e in joined.values()} == {"heavy-0", "light-0"}
 
         # 1. kill -9 a worker mid-job: 40 inputs, one with 2 attempts, every other with 1.
-        first = _drop(_inputs(base, "a", photos=slice(0, 4), heif=6, raw=4, small=26, seed=1), inbox)
+        first = _drop(_inputs(base, "a", phones=slice(0, 4), heif=6, raw=4, small=26, seed=1), inbox)
         assert len(first) == 40
         daemon.wait_event("job.sent", 120, worker=light)
         os.kill(int(joined[light]["pid"]), signal.SIGKILL)
@@ -276,7 +276,7 @@ def test_cluster_exactly_once_under_faults(site: tuple[Path, Cluster]) -> None:
         daemon.wait(lambda: len(_workers(daemon)) >= 3, 120, what="the killed worker back, verified again")
         light = next(a for a, e in _workers(daemon).items() if e["name"] == "light-0" and a != light)
         before = len(daemon.named("job.sent"))
-        second = _drop(_inputs(base, "b", photos=slice(4, 6), heif=0, raw=0, small=6, seed=2), inbox)
+        second = _drop(_inputs(base, "b", phones=slice(4, 6), heif=0, raw=0, small=6, seed=2), inbox)
         daemon.wait(
             lambda: any(e["worker"] == light for e in daemon.named("job.sent")[before:]),
             120,
@@ -298,7 +298,7 @@ def test_cluster_exactly_once_under_faults(site: tuple[Path, Cluster]) -> None:
 
         # 3. kill -9 the daemon mid-run and start it again: still exactly once.
         third = _drop(
-            _inputs(base, "c", photos=slice(6, 8), heif=2, raw=1, small=5, seed=3, raw_from=5), inbox
+            _inputs(base, "c", phones=slice(6, 8), heif=2, raw=1, small=5, seed=3, raw_from=5), inbox
         )
         done_before = len(daemon.named("job.done"))
         daemon.wait(lambda: len(daemon.named("job.done")) >= done_before + 2, 300, what="two of batch c")
