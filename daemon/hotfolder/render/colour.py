@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
-from functools import cache
+from functools import cache, lru_cache
 
 from PIL import Image, ImageCms
 
@@ -57,28 +57,46 @@ def colour(
             approximated_srgb(space, im.mode, notes)
         return im, srgb_profile() if im.mode in {"RGB", "RGBA", "P", "PA"} else None
     try:
-        source_profile = ImageCms.ImageCmsProfile(io.BytesIO(meta.icc))
+        described = _description(meta.icc)
     except (OSError, ImageCms.PyCMSError) as exc:
         raise EncodeError(f"the embedded ICC profile is unreadable, cannot convert to sRGB: {exc}") from None
-    if "sRGB" in ImageCms.getProfileDescription(source_profile) and im.mode != "CMYK":
+    if "sRGB" in described and im.mode != "CMYK":
         return im, meta.icc  # already sRGB: keep its own profile, no conversion round trip
     said_by_others(space, fmt, notes)
     alpha = im.getchannel("A") if im.mode in {"RGBA", "LA", "PA"} else None
     base = im.convert("RGB") if im.mode in {"P", "PA", "RGBA"} else im.convert("L") if im.mode == "LA" else im
     try:
-        converted = ImageCms.profileToProfile(
-            base,
-            source_profile,
-            ImageCms.createProfile("sRGB"),
-            outputMode="RGB",
-            renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
-        )
+        converted = ImageCms.applyTransform(base, _to_srgb(meta.icc, base.mode))
     except ImageCms.PyCMSError as exc:
         raise EncodeError(f"cannot convert {im.mode} through its ICC profile to sRGB: {exc}") from None
     assert converted is not None
     if alpha is not None:
         converted.putalpha(alpha)
     return converted, srgb_profile()
+
+
+# A worker converts the same few profiles (a camera's, Display P3) again and again: parsing one and
+# building its transform took 6.5 ms a photo, a seventh of the conversion itself (47 ms at 2048 px).
+@lru_cache(maxsize=16)
+def _profile(icc: bytes) -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(io.BytesIO(icc))
+
+
+@lru_cache(maxsize=16)
+def _description(icc: bytes) -> str:
+    return ImageCms.getProfileDescription(_profile(icc))
+
+
+@lru_cache(maxsize=16)
+def _to_srgb(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform:
+    """The transform ImageCms.profileToProfile builds (relative colorimetric, to lcms' sRGB), kept."""
+    return ImageCms.buildTransform(
+        _profile(icc),
+        ImageCms.createProfile("sRGB"),
+        mode,
+        "RGB",
+        renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+    )
 
 
 def said_by_others(space: ColourSpace, fmt: str, notes: Notes) -> None:

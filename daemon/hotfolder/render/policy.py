@@ -32,7 +32,7 @@ def output_metadata(
     """
     return _for_pixels(
         rendered.meta,
-        _Shape(source.orientation, source.size, source.stored_size, rendered.size),
+        _Shape(source.orientation, source.stored_size, rendered.size),
         output,
         notes,
         stamped,
@@ -54,7 +54,7 @@ def images_metadata(
         if i == rendered.primary:
             found.append(rendered.meta)
             continue
-        shape = _Shape(source.orientation, frame.size, frame.size, image.size)
+        shape = _Shape(source.orientation, frame.size, image.size)
         own = Metadata(exif=meta.exif, xmp=meta.xmp, icc=rendered.meta.icc, resolution=meta.resolution)
         found.append(_for_pixels(own, shape, output, notes, stamped, source_icc=rendered.meta.icc))
     return tuple(found)
@@ -62,11 +62,10 @@ def images_metadata(
 
 @dataclass(frozen=True)
 class _Shape:
-    """What an image's metadata must be made to say: its orientation still to apply, its decoded and
-    stored sizes, and the size written."""
+    """What an image's metadata must be made to say: its orientation still to apply, its size as the
+    file stores it, and the size written."""
 
     orientation: int
-    decoded: tuple[int, int]
     stored: tuple[int, int]
     written: tuple[int, int]
 
@@ -81,13 +80,13 @@ def _for_pixels(
     source_icc: bytes | None,
 ) -> Metadata:
     applied = output.orientation == "upright" or shape.orientation == 1
-    expected = shape.decoded[::-1] if applied and shape.orientation >= 5 else shape.decoded
-    resized = shape.written != expected
+    # Resized and rescaled from the size the file stores, never from a reduced-scale decode: a JPEG
+    # decoded straight to its output's size is still resized (its EXIF thumbnail goes), and a 4080 px
+    # JPEG decoded at 1/2 for a 1000 px output said 71 dpi where 17.65 is right.
+    kept = shape.stored[::-1] if applied and shape.orientation >= 5 else shape.stored
+    resized = shape.written != kept
     turned = applied and shape.orientation != 1
     drop_gps = output.gps == "strip"
-    # A resolution is scaled from the size the file stores, never from a reduced-scale decode (a 4080 px
-    # JPEG decoded at 1/2 for a 1000 px output said 71 dpi where 17.65 is right).
-    kept = shape.stored[::-1] if applied and shape.orientation >= 5 else shape.stored
     resolution = _output_resolution(
         meta.resolution, output, kept, shape.written, swap=turned and shape.orientation >= 5
     )

@@ -241,7 +241,16 @@ def _sources(
     header, opened = parsed
     if header is not None:
         return develop(data, header, outputs, max_pixels=job.max_pixels)
-    source = decode(data, max_pixels=job.max_pixels, edge=_largest_edge(chain), opened=opened)
+    edge = _largest_edge(chain)
+    source = decode(
+        data,
+        max_pixels=job.max_pixels,
+        edge=edge,
+        # Every output `edge` or at most half of it: none is made from a smaller image than before.
+        exact=all(o.max_edge == edge or 2 * (o.max_edge or 0) <= (edge or 0) for o in outputs),
+        gain_map=any(o.gain_map == "keep" for o in outputs),
+        opened=opened,
+    )
     for loss in source.losses:
         work.notes.warn("auxiliary.dropped", error=loss)
     for damage in source.damaged:
