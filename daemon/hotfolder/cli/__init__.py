@@ -97,7 +97,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `hotfolder` console script."""
     args = _parser().parse_args(argv)
-    if args.command in ("run", "process") and not getattr(args, "dry_run", False):
+    one = args.command == "process" and _one_input(args.paths)
+    if args.command in ("run", "process") and not getattr(args, "dry_run", False) and not one:
         # First, so the fork server imports what a job runs while this process imports the rest
         # (run/prefork.py: the first worker is ready ~0.3 s sooner).
         from hotfolder.run import prefork  # noqa: PLC0415
@@ -129,6 +130,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def _one_input(paths: list[Path]) -> bool:
+    """Whether `process` is given at most one file, so it runs its job in this process (run/inline.py)
+    and needs no fork server. A cheap look before the configuration is read (ignore rules not applied),
+    stopping at the second file found."""
+    found = 0
+    for given in paths:
+        if given.is_dir():
+            for _, _, files in os.walk(given):
+                found += len(files)
+                if found > 1:
+                    return False
+        else:
+            found += 1
+    return found <= 1
 
 
 def _command(args: argparse.Namespace) -> int:

@@ -57,9 +57,11 @@ def process_paths(
     config: Config, paths: Iterable[Path], *, force: bool = True, view: View | None = None
 ) -> dict[str, int]:
     """`hotfolder process`: the same pipeline once over files and folders; returns outcome counts."""
+    inputs = list(given_inputs(config, paths))  # all of them first: the bar needs the total
     lock = Lock(config.state_dir)
     ledger = Ledger(config.state_dir)
-    engine = Engine(config, ledger, batch=True)
+    # One input (or none) runs in this process: a pool's start and stop cost more than its job.
+    engine = Engine(config, ledger, batch=True, inline=len(inputs) <= 1)
 
     def tell() -> None:
         if view is not None:
@@ -69,7 +71,6 @@ def process_paths(
     try:
         engine.finish_open_intents()
         remove_leftover_temps(config, keep=open_tokens(ledger))
-        inputs = list(given_inputs(config, paths))  # all of them first: the bar needs the total
         if view is not None:
             view.begin(len(inputs))
         for watch, path in inputs:

@@ -51,16 +51,18 @@ class _Broken:
     since: float
 
 
-def make_pool(config: Config, clock: Callable[[], float]) -> Lanes:
-    """The local process pool, or with [cluster] the dask cluster (loaded only then)."""
+def make_pool(config: Config, clock: Callable[[], float], *, inline: bool = False) -> Lanes:
+    """The local process pool, or with [cluster] the dask cluster (loaded only then); `inline`: jobs
+    run in this process (`process` of one input)."""
     roots = (config.output_root, config.quarantine)
-    if config.cluster is None:
+    if config.cluster is None or inline:
         return Pool(
             config.workers,
             clock=clock,
             job_timeout=config.job_timeout,
             temp_roots=roots,
             preload=preload_for(config.rules),
+            inline=inline,
         )
     from hotfolder.run.cluster import ClusterPool  # noqa: PLC0415 - dask is imported only in cluster mode
 
@@ -86,6 +88,7 @@ class Engine:
         *,
         clock: Callable[[], float] = time.monotonic,
         batch: bool = False,
+        inline: bool = False,
         on_wait: Callable[[], None] = lambda: None,
     ) -> None:
         self.config = config
@@ -93,7 +96,7 @@ class Engine:
         self.ledger = ledger
         self.clock = clock
         self.on_wait = on_wait  # called while the dispatcher waits for room in the pool
-        self.pool = make_pool(config, clock)
+        self.pool = make_pool(config, clock, inline=inline)
         self.timetable = Timetable(clock)
         self.recorder = Recorder(config, ledger, self.timetable)
         self._next_state_try = 0.0

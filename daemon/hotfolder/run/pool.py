@@ -18,6 +18,7 @@ from hotfolder.core.formats import HEAVY_FORMATS, RAW, raw_name
 from hotfolder.core.status import Result, RetryReason
 from hotfolder.decide.job import Job
 from hotfolder.run import prefork, worker
+from hotfolder.run.inline import inline_executor
 from hotfolder.settings.rules import Rule
 
 log = logs.get()
@@ -166,10 +167,12 @@ class Pool(Lanes):
         job_timeout: float,
         temp_roots: tuple[Path, ...],
         preload: tuple[str, ...] = (),
+        inline: bool = False,
     ) -> None:
         super().__init__(workers, clock=clock, job_timeout=job_timeout, temp_roots=temp_roots)
         self.preload = preload
-        self.executor: Executor = make_executor(workers, preload)
+        # inline: `process` of one input runs it in its own process (run/inline.py).
+        self.executor: Executor = inline_executor() if inline else make_executor(workers, preload)
         self.inflight: dict[Future[Outcome], Pending] = {}
 
     def running(self) -> list[Pending]:

@@ -1,0 +1,41 @@
+"""An executor that runs each job in this process as it is submitted: `hotfolder process` of one input.
+
+A pool costs a one-shot command more than one job's work: the fork server's start, the worker's fork
+and first imports, the pool's shutdown (measured in `make bench`, row 3). One job has nothing to run
+beside it, so it runs here, with every core libvips wants. What it gives up is a pool's isolation: no
+job_timeout (nothing can stop a call in this process) and a codec crash ends the command (its exit code
+says so; the input is untouched, as nothing was committed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from typing import Any, ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Inline(Executor):
+    """Runs the call at submit and returns its finished future."""
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        """Run `fn` now; its result or its exception is in the returned future."""
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - handed back in the future, as a pool does
+            future.set_exception(exc)
+        return future
+
+    def __repr__(self) -> str:
+        return "Inline()"
+
+
+def inline_executor(*_: Any) -> Executor:
+    """The Inline executor, with the image codecs registered as a worker's start registers them."""
+    from hotfolder.decide.sniff import register_codecs  # noqa: PLC0415
+
+    register_codecs()
+    return Inline()
