@@ -1,0 +1,149 @@
+"""Issue 31: the fast paths keep every guarantee. A web JPEG decoded and shrunk in one libvips pass gives
+the pixels of the full decode; a truncated input or output still fails; a resized output's EXIF still
+loses its thumbnail; `process` of one input runs without a pool; structlog loads without rich."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import piexif
+import pytest
+from PIL import Image, ImageChops
+
+from conftest import output, photos, run_outputs, write_config
+from hotfolder.errors import EncodeError, InputError
+from hotfolder.render.decode import decode
+from hotfolder.render.transform import Rendered, fit
+from hotfolder.render.verify import verify
+
+
+def camera_jpeg(size: tuple[int, int] = (3000, 2000)) -> bytes:
+    """A camera-like JPEG: detail everywhere (noise over gradients) and EXIF with a thumbnail."""
+    w, h = size
+    noise = Image.effect_noise(size, 60)
+    red = Image.linear_gradient("L").resize(size)
+    blue = red.transpose(Image.Transpose.ROTATE_90).resize(size)
+    im = Image.merge("RGB", (red, noise, blue))
+    thumb = io.BytesIO()
+    im.resize((160, 120)).save(thumb, "JPEG")
+    exif = piexif.dump(
+        {
+            "0th": {piexif.ImageIFD.Make: b"Test", piexif.ImageIFD.XResolution: (300, 1)},
+            "Exif": {piexif.ExifIFD.PixelXDimension: w, piexif.ExifIFD.PixelYDimension: h},
+            "1st": {piexif.ImageIFD.XResolution: (72, 1), piexif.ImageIFD.YResolution: (72, 1)},
+            "thumbnail": thumb.getvalue(),
+        }
+    )
+    out = io.BytesIO()
+    im.save(out, "JPEG", quality=92, exif=exif)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("edge", [1024, 1600, 2048])
+def test_one_pass_decode_gives_the_full_decodes_pixels(edge: int) -> None:
+    """1024 and 1600 px come from libjpeg's 1/2 scale, 2048 from the full one: in both, the one libvips
+    pass equals Pillow's decode followed by fit(), pixel for pixel."""
+    data = camera_jpeg()
+    one = decode(data, edge=edge, exact=True)
+    full = decode(data, edge=edge)
+    assert one.stored == (3000, 2000)
+    assert max(one.image.size) == edge
+    expected = fit(full.image, edge)
+    assert one.image.size == expected.size
+    assert ImageChops.difference(one.image, expected).getbbox() is None
+
+
+def test_one_pass_decode_of_the_phone_photos_is_pixel_exact() -> None:
+    for photo in photos()[:3]:
+        data = photo.read_bytes()
+        one = decode(data, edge=2048, exact=True)
+        expected = fit(decode(data, edge=2048).image, 2048)
+        assert ImageChops.difference(one.image, expected).getbbox() is None, photo.name
+
+
+@pytest.mark.parametrize("cut", [0.3, 0.95])
+def test_a_truncated_jpeg_still_fails_in_one_pass(cut: float) -> None:
+    data = camera_jpeg()
+    with pytest.raises(InputError, match="cannot decode this JPEG"):
+        decode(data[: int(len(data) * cut)], edge=1024, exact=True)
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_a_truncated_written_jpeg_fails_its_verification_at_reduced_scale(progressive: bool) -> None:
+    im = Image.open(io.BytesIO(camera_jpeg((2048, 1536))))
+    im.load()
+    web = output(format="jpeg", max_edge=2048, progressive=progressive)
+    rendered = Rendered(views=[im], meta=decode(camera_jpeg((64, 48))).meta)
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=85, progressive=progressive)
+    written = buf.getvalue()
+    verify(written, rendered, web)  # whole: passes, and at its full size
+    for cut in (0.5, 0.99):
+        with pytest.raises(EncodeError, match="does not decode again"):
+            verify(written[: int(len(written) * cut)], rendered, web)
+
+
+def test_a_web_copy_made_in_one_pass_loses_the_stale_exif_thumbnail(tmp_path: Path) -> None:
+    src = tmp_path / "cam.jpg"
+    src.write_bytes(camera_jpeg())
+    done = run_outputs(tmp_path, src, output(format="jpeg", max_edge=1200, path="{stem}.jpg"))
+    assert done.status == "done", done.error
+    written = tmp_path / "out" / "cam.jpg"
+    exif = piexif.load(str(written))
+    assert exif["thumbnail"] is None and not exif["1st"], "the thumbnail shows the picture before resizing"
+    assert exif["Exif"][piexif.ExifIFD.PixelXDimension] == 1200
+    with Image.open(written) as im:
+        assert im.size == (1200, 800)
+
+
+FORKSERVER = (
+    "import sys\nfrom multiprocessing import forkserver\nfrom hotfolder.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "print(code, forkserver._forkserver._forkserver_pid is not None)\n"
+)
+
+
+def process_in(folder: Path, *args: str) -> tuple[int, bool]:
+    """`hotfolder process` in a fresh interpreter: (exit code, whether it started the fork server)."""
+    done = subprocess.run(
+        [sys.executable, "-c", FORKSERVER, "process", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    code, started = done.stdout.split()[-2:]
+    return int(code), started == "True"
+
+
+def test_process_of_one_input_runs_it_without_a_pool(tmp_path: Path) -> None:
+    write_config(tmp_path, '[[rule]]\nname = "web"\n[[rule.output]]\nformat = "jpeg"\npath = "{stem}.jpg"\n')
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a.jpg").write_bytes(camera_jpeg((800, 600)))
+    assert process_in(tmp_path, "inbox") == (0, False)
+    assert (tmp_path / "outbox" / "a.jpg").is_file()
+    # A broken one alone: quarantined by the same process, said by the exit code.
+    (inbox / "a.jpg").unlink()
+    (inbox / "b.jpg").write_bytes(camera_jpeg((800, 600))[:5000])
+    assert process_in(tmp_path, "inbox") == (1, False)
+    assert [p.name for p in (tmp_path / "quarantine").rglob("b.jpg")] == ["b.jpg"]
+    # Two inputs: the pool, started from the fork server.
+    for name in ("c.jpg", "d.jpg"):
+        (inbox / name).write_bytes(camera_jpeg((640, 480)))
+    assert process_in(tmp_path, "inbox", "--force") == (0, True)
+    assert sorted(p.name for p in (tmp_path / "outbox").glob("*.jpg")) == ["a.jpg", "c.jpg", "d.jpg"]
+
+
+def test_structlog_is_loaded_without_rich_off_a_terminal_and_rich_still_imports() -> None:
+    code = (
+        "import sys, json\nimport hotfolder.logs\nbefore = 'rich' in sys.modules\n"
+        "import rich.console\nprint(json.dumps([before, 'rich.console' in sys.modules]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == [False, True]
