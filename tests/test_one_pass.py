@@ -140,10 +140,16 @@ def test_process_of_one_input_runs_it_without_a_pool(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "outbox").glob("*.jpg")) == ["a.jpg", "c.jpg", "d.jpg"]
 
 
-def test_structlog_is_loaded_without_rich_off_a_terminal_and_rich_still_imports() -> None:
+def test_structlog_is_loaded_at_first_use_without_rich_off_a_terminal_and_rich_still_imports() -> None:
+    """A worker's modules take a logger at import: structlog is loaded only when one is used (the fork
+    server never loads it), then without rich off a terminal; rich still imports after."""
     code = (
-        "import sys, json\nimport hotfolder.logs\nbefore = 'rich' in sys.modules\n"
-        "import rich.console\nprint(json.dumps([before, 'rich.console' in sys.modules]))\n"
+        "import sys, json\nfrom hotfolder import logs\nimport hotfolder.run.warm\n"
+        "seen = ['structlog' in sys.modules]\nlogs.configure(fmt='json')\nlogs.get().info('test.event')\n"
+        "seen += ['structlog' in sys.modules, 'rich' in sys.modules]\n"
+        "import rich.console\nprint(json.dumps(seen + ['rich.console' in sys.modules]))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert json.loads(done.stdout) == [False, True]
+    event, result = done.stdout.splitlines()
+    assert json.loads(event)["event"] == "test.event"
+    assert json.loads(result) == [False, True, False, True]

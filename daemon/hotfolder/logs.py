@@ -5,32 +5,35 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any, TextIO
+from types import ModuleType
+from typing import Any, Final, TextIO
 
 from hotfolder import names
 
 
-def _import_structlog() -> None:
-    """Import structlog; off a terminal without rich, which structlog imports for tracebacks that only a
-    terminal shows: 65 ms of the ~0.4 s a one-photo `hotfolder process` takes here. rich is importable
-    again afterwards (the progress bar on a terminal uses it)."""
-    if "rich" in sys.modules or sys.stdout.isatty() or sys.stderr.isatty():
+def _structlog() -> ModuleType:
+    """structlog, imported on first use: a worker that never logs (its notes travel in its outcome)
+    never loads it, ~90 ms of every fork server's start. Off a terminal it is imported without rich,
+    which structlog loads for tracebacks only a terminal shows (65 ms more); rich is importable again
+    afterwards (the terminal's progress bar uses it)."""
+    loaded = sys.modules.get("structlog")
+    if loaded is not None:
+        return loaded
+    hide = "rich" not in sys.modules and not (sys.stdout.isatty() or sys.stderr.isatty())
+    if hide:
+        sys.modules["rich"] = None  # type: ignore[assignment]  # the documented way to make an import fail
+    try:
         import structlog  # noqa: PLC0415
 
-        return
-    sys.modules["rich"] = None  # type: ignore[assignment]  # the documented way to make an import fail
-    try:
-        import structlog  # noqa: F401, PLC0415
+        return structlog
     finally:
-        del sys.modules["rich"]
-
-
-_import_structlog()
-import structlog  # noqa: E402 - after _import_structlog() has chosen how
+        if hide:
+            del sys.modules["rich"]
 
 
 def configure(*, fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
     """Set up structlog once per process; every event carries ISO time and level."""
+    structlog = _structlog()
     out = stream or sys.stdout
     as_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     renderer: Any = (
@@ -60,6 +63,21 @@ def readable_names(_logger: Any, _method: str, event: MutableMapping[str, Any]) 
     return names.portable(event)
 
 
+class _Logger:
+    """The project logger: structlog's, fetched at the first call (a lazy proxy that follows every
+    reconfigure, as structlog's own does)."""
+
+    _real: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if _Logger._real is None:
+            _Logger._real = _structlog().get_logger("hotfolder")
+        return getattr(_Logger._real, name)
+
+
+_LOGGER: Final = _Logger()
+
+
 def get() -> Any:
     """The project logger."""
-    return structlog.get_logger("hotfolder")
+    return _LOGGER

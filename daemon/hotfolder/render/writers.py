@@ -12,7 +12,7 @@ from PIL import Image, PngImagePlugin
 from hotfolder.core.exiftiff import EXIF_PREFIX
 from hotfolder.core.resolution import png_phys, with_jfif_density
 from hotfolder.render import deep as deepmod
-from hotfolder.render import pngcodec
+from hotfolder.render import mozjpeg, pngcodec
 from hotfolder.render.gainmap import ultrahdr_jpeg
 from hotfolder.render.metadata import PHOTOSHOP_HEADER, Metadata, photoshop_irb, reserialise
 from hotfolder.render.notes import Notes
@@ -75,7 +75,8 @@ def write_jpeg(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None
         "quality": output.quality,
         "subsampling": output.subsampling,
         "progressive": output.progressive,
-        "optimize": output.optimize or output.progressive,  # libjpeg optimises progressive tables anyway
+        "optimize": bool(output.optimize)
+        or output.progressive,  # libjpeg optimises progressive tables anyway
     }
     exif = jpeg_exif(r.meta, notes, output)
     if exif:
@@ -90,6 +91,9 @@ def write_jpeg(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None
     irb = photoshop_irb(r.meta)
     if r.gain_map is not None:
         data = ultrahdr_jpeg(im, r.gain_map, r.meta, quality=output.quality, exif=exif, notes=notes)
+    elif output.optimize == "max":
+        pixels = mozjpeg.encode(im, quality=output.quality, subsampling=output.subsampling)
+        data = mozjpeg.with_segments(pixels, exif=exif, xmp=kwargs.get("xmp"), icc=r.meta.icc)
     else:
         buf = io.BytesIO()
         im.save(buf, "JPEG", **kwargs)
@@ -153,20 +157,30 @@ def write_png(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None:
     if r.deep is not None:
         deep = r.deep.visible
         png = pngcodec.encode(
-            deep.pixels.tobytes(), deep.size, bands=deep.bands, bits=16, level=level, optimize=output.optimize
+            deep.pixels.tobytes(),
+            deep.size,
+            bands=deep.bands,
+            bits=16,
+            level=level,
+            optimize=output.optimize is True,
         )
         _with_metadata(fp, png, r.meta)
         return
     if len(r.frames) == 1 and r.frames[0].mode in _OXIPNG_MODES:
         im = r.frames[0]
         png = pngcodec.encode(
-            im.tobytes(), im.size, bands=len(im.getbands()), bits=8, level=level, optimize=output.optimize
+            im.tobytes(),
+            im.size,
+            bands=len(im.getbands()),
+            bits=8,
+            level=level,
+            optimize=output.optimize is True,
         )
         _with_metadata(fp, png, r.meta)
         return
     # A palette (its PLTE and tRNS) or an animation (APNG): Pillow's writer.
     frames = [bare(f) for f in r.frames]
-    kwargs: dict[str, Any] = {"compress_level": level, "optimize": output.optimize}
+    kwargs: dict[str, Any] = {"compress_level": level, "optimize": output.optimize is True}
     if r.meta.resolution is not None:
         kwargs["dpi"] = r.meta.resolution.per_inch  # Pillow writes pHYs in pixels per metre
     if r.meta.exif:

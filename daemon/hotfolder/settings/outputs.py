@@ -61,7 +61,9 @@ class Output:
     compress_level: int | None = None  # png: 0-9 (6); tiff deflate 1-9, zstd 1-22 (the library's default)
     compression: str = "deflate"
     progressive: bool = False
-    optimize: bool = False  # jpeg: optimal Huffman tables (always with progressive); png: smallest file
+    # jpeg: optimal Huffman tables (always with progressive), "max": mozjpeg's smallest file
+    # (render/mozjpeg.py); png: the smallest file
+    optimize: bool | str = False
     subsampling: str = "4:2:0"
     background: tuple[int, int, int] = (255, 255, 255)
     lossless: bool = False
@@ -165,7 +167,7 @@ _KEYS: Final[Mapping[str, tuple[schema.Validator, frozenset[str] | None]]] = {
     "compress_level": (schema.int_range(0, 22), frozenset({"png", "tiff"})),
     "compression": (schema.choice(TIFF_COMPRESSIONS), frozenset({"tiff"})),
     "progressive": (schema.boolean, frozenset({"jpeg"})),
-    "optimize": (schema.boolean, frozenset({"jpeg", "png"})),
+    "optimize": (schema.boolean_or("max"), frozenset({"jpeg", "png"})),
     "subsampling": (schema.choice(("4:4:4", "4:2:2", "4:2:0")), frozenset({"jpeg"})),
     "background": (schema.colour, frozenset({"jpeg"})),
     "lossless": (schema.boolean, frozenset(n for n, f in FORMATS.items() if f.lossless == "option")),
@@ -275,6 +277,8 @@ def _cross_checks(values: Mapping[str, Any], hdr_probe: HdrProbe = no_probe) -> 
             'would lose the picture; use raw = "render" or "auto", or profile = "web"'
         )
         found.append((why, "raw"))
+    if values.get("optimize") == "max":
+        found.extend(_smallest_jpeg_problems(values))
     level = values.get("compress_level")
     if level is not None and fmt in ("png", "tiff"):
         kind = "png" if fmt == "png" else values.get("compression", "deflate")
@@ -297,4 +301,19 @@ def _cross_checks(values: Mapping[str, Any], hdr_probe: HdrProbe = no_probe) -> 
             lo, hi = COMPRESS_LEVELS[kind]
             if not lo <= level <= hi:
                 found.append((f"{kind} levels are {lo}..{hi}, not {level}", "compress_level"))
+    return found
+
+
+def _smallest_jpeg_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What `optimize = "max"` (mozjpeg through libvips) cannot be combined with."""
+    if values.get("format") != "jpeg":
+        return [('"max" is for jpeg (mozjpeg\'s smallest file); png takes true or false', "optimize")]
+    found = []
+    if values.get("subsampling") == "4:2:2":
+        found.append(
+            ('optimize = "max" writes 4:2:0 or 4:4:4 (libvips\' encoder has no 4:2:2)', "subsampling")
+        )
+    if values.get("gain_map") == "keep":
+        why = 'an Ultra HDR JPEG is written by libultrahdr, which has no optimize = "max"; use true'
+        found.append((why, "optimize"))
     return found

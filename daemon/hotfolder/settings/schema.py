@@ -49,6 +49,17 @@ def boolean(value: Any) -> bool:
     return value
 
 
+def boolean_or(word: str) -> Validator:
+    """true, false, or one word beyond them (`optimize = "max"`)."""
+
+    def check(value: Any) -> bool | str:
+        if isinstance(value, bool) or value == word:
+            return value  # type: ignore[no-any-return]
+        raise ValueError(f'must be true, false or "{word}", not {value!r}')
+
+    return check
+
+
 def template(value: Any) -> Template:
     """An output path template."""
     if not isinstance(value, str) or not value:
