@@ -16,7 +16,7 @@ from typing import Final
 from PIL import Image
 
 from hotfolder.core.exiftiff import with_prefix
-from hotfolder.render.pixels import shared
+from hotfolder.render.pixels import vips_view
 
 _XMP_HEADER: Final = b"http://ns.adobe.com/xap/1.0/\x00"
 _ICC_HEADER: Final = b"ICC_PROFILE\x00"
@@ -28,12 +28,7 @@ def encode(im: Image.Image, *, quality: int, subsampling: str) -> bytes:
     import pyvips  # noqa: PLC0415 - loaded by the first output that asks for it
 
     bands = len(im.getbands())
-    view = shared(im)
-    src, alive = (
-        view
-        if view is not None
-        else (pyvips.Image.new_from_memory(im.tobytes(), im.width, im.height, bands, "uchar"), None)
-    )
+    src, alive = vips_view(im)
     if src.bands != bands:
         src = src[0:bands]  # Pillow holds RGB padded to 4 bands
     data: bytes = src.jpegsave_buffer(

@@ -58,3 +58,15 @@ def shared(im: Image.Image) -> tuple[pyvips.Image, Any] | None:
     memory = (ctypes.c_uint8 * size).from_address(data.buffers[1])
     vips = pyvips.Image.new_from_memory(memory, im.width, im.height, stored, "uchar")
     return vips, (im, capsule, memory)
+
+
+def vips_view(im: Image.Image) -> tuple[pyvips.Image, Any]:
+    """`im` (L, RGB or CMYK) for libvips, and what must stay alive while libvips reads it: over
+    Pillow's own memory when it can be shared (RGB then has a 4th, padding band), else a copy."""
+    import pyvips  # noqa: PLC0415 - libvips is loaded in workers only
+
+    view = shared(im)
+    if view is not None:
+        return view
+    bands = len(im.getbands())
+    return pyvips.Image.new_from_memory(im.tobytes(), im.width, im.height, bands, "uchar"), None
