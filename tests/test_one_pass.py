@@ -16,7 +16,10 @@ from PIL import Image, ImageChops
 
 from conftest import output, photos, run_outputs, write_config
 from hotfolder.errors import EncodeError, InputError
+from hotfolder.render.colour import colour, srgb_profile
 from hotfolder.render.decode import decode
+from hotfolder.render.notes import Notes
+from hotfolder.render.profiles import profile_for
 from hotfolder.render.transform import Rendered, fit
 from hotfolder.render.verify import verify
 
@@ -153,3 +156,53 @@ def test_structlog_is_loaded_at_first_use_without_rich_off_a_terminal_and_rich_s
     event, result = done.stdout.splitlines()
     assert json.loads(event)["event"] == "test.event"
     assert json.loads(result) == [False, True, False, True]
+
+
+def adobe_rgb_jpeg() -> bytes:
+    """camera_jpeg's picture tagged with an Adobe RGB profile (a wide-gamut camera JPEG)."""
+    with Image.open(io.BytesIO(camera_jpeg())) as im:
+        out = io.BytesIO()
+        im.save(out, "JPEG", quality=92, icc_profile=profile_for("adobe"), exif=im.info["exif"])
+    return out.getvalue()
+
+
+def test_one_pass_converts_to_srgb_as_imagecms_does() -> None:
+    """Every output wants sRGB: the profile's colour is converted inside the libvips stream, within one
+    level of ImageCms converting the shrunk picture (what colour() did), and the source then says sRGB."""
+    data = adobe_rgb_jpeg()
+    one = decode(data, edge=1024, exact=True, srgb=True)
+    assert one.meta.icc == srgb_profile() and one.colour.origin == "icc"
+    full = decode(data, edge=1024)
+    assert full.meta.icc == profile_for("adobe")
+    web = output(format="jpeg", max_edge=1024)
+    expected, icc = colour(fit(full.image, 1024), full.meta, web, Notes(), full.colour)
+    assert icc == srgb_profile()
+    diff = ImageChops.difference(one.image, expected)
+    assert max(hi for _, hi in diff.getextrema()) <= 1
+    # Unconverted in the stream when an output keeps the profile (an archival copy beside the web one).
+    kept = decode(data, edge=1024, exact=True, srgb=False)
+    assert kept.meta.icc == profile_for("adobe")
+    assert ImageChops.difference(kept.image, fit(full.image, 1024)).getbbox() is None
+
+
+def test_a_web_copy_and_an_archive_of_a_wide_gamut_jpeg(tmp_path: Path) -> None:
+    src = tmp_path / "adobe.jpg"
+    src.write_bytes(adobe_rgb_jpeg())
+    done = run_outputs(tmp_path, src, output(format="jpeg", max_edge=1024, path="web/{stem}.jpg"))
+    assert done.status == "done", done.error
+    with Image.open(tmp_path / "out" / "web" / "adobe.jpg") as im:
+        assert im.info["icc_profile"] == srgb_profile()
+    both = run_outputs(
+        tmp_path,
+        src,
+        output(format="jpeg", max_edge=1024, path="web2/{stem}.jpg"),
+        output(format="jpeg", profile="archival", max_edge=1024, path="arch/{stem}.jpg"),
+        name="adobe2.jpg",
+    )
+    assert both.status == "done", both.error
+    with (
+        Image.open(tmp_path / "out" / "arch" / "adobe2.jpg") as a,
+        Image.open(tmp_path / "out" / "web2" / "adobe2.jpg") as w,
+    ):
+        assert a.info["icc_profile"] == profile_for("adobe")
+        assert w.info["icc_profile"] == srgb_profile()

@@ -102,6 +102,15 @@ def _to_srgb(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform:
     )
 
 
+def is_srgb(icc: bytes) -> bool:
+    """Whether an embedded profile says sRGB (by its description, as colour() judges it); an unreadable
+    one is not (colour() then says why it cannot be converted)."""
+    try:
+        return "sRGB" in _description(icc)
+    except (OSError, ImageCms.PyCMSError):
+        return False
+
+
 def said_by_others(space: ColourSpace, fmt: str, notes: Notes) -> None:
     """Say so when pixels are converted by a profile hotfolder built (from NCLX, cICP or EXIF)."""
     if space.needs_profile:

@@ -249,6 +249,7 @@ def _sources(
         # Every output `edge` or at most half of it: none is made from a smaller image than before.
         exact=all(o.max_edge == edge or 2 * (o.max_edge or 0) <= (edge or 0) for o in outputs),
         gain_map=any(o.gain_map == "keep" for o in outputs),
+        srgb=all(o.icc == "srgb" and o.gain_map != "keep" for o in outputs),
         opened=opened,
     )
     for loss in source.losses:
