@@ -102,11 +102,11 @@ def _to_srgb(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform:
     )
 
 
-def is_srgb(icc: bytes) -> bool:
-    """Whether an embedded profile says sRGB (by its description, as colour() judges it); an unreadable
-    one is not (colour() then says why it cannot be converted)."""
+def converts_to_srgb(icc: bytes) -> bool:
+    """Whether colour() converts pixels this profile describes when sRGB is asked: a readable profile
+    that is not sRGB. An unreadable one is left to colour(), which says why it cannot convert."""
     try:
-        return "sRGB" in _description(icc)
+        return "sRGB" not in _description(icc)
     except (OSError, ImageCms.PyCMSError):
         return False
 

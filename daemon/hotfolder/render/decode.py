@@ -19,7 +19,7 @@ from hotfolder.decide.colourspace import ColourSpace, source_colour
 from hotfolder.decide.header import identify, too_many_pixels
 from hotfolder.decide.sniff import register_codecs
 from hotfolder.errors import InputError
-from hotfolder.render.colour import is_srgb, srgb_profile
+from hotfolder.render.colour import converts_to_srgb, srgb_profile
 from hotfolder.render.deep import Deep, load_heif, load_vips
 from hotfolder.render.gainmap import read_gain_map
 from hotfolder.render.metadata import Metadata, capture
@@ -109,7 +109,11 @@ def decode(
     stored = im.size  # before a reduced-scale decode changes it
     colour, meta = _colour(im, data, fmt, meta)
     convert = (
-        srgb and colour.origin == "icc" and not colour.hdr and bool(meta.icc) and not is_srgb(meta.icc or b"")
+        srgb
+        and colour.origin == "icc"
+        and not colour.hdr
+        and bool(meta.icc)
+        and converts_to_srgb(meta.icc or b"")
     )
     image, deep, converted = _pixels(
         im, data, fmt, bits=bits, extra=extra, edge=edge, exact=exact, to_srgb=meta.icc if convert else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -33,7 +33,7 @@ class Inline(Executor):
         return "Inline()"
 
 
-def inline_executor(*_: Any) -> Executor:
+def inline_executor() -> Executor:
     """The Inline executor, with the image codecs registered as a worker's start registers them."""
     from hotfolder.decide.sniff import register_codecs  # noqa: PLC0415
 
