@@ -4,7 +4,8 @@ A pool costs a one-shot command more than one job's work: the fork server's star
 and first imports, the pool's shutdown (measured in `make bench`, row 3). One job has nothing to run
 beside it, so it runs here, with every core libvips wants. What it gives up is a pool's isolation: no
 job_timeout (nothing can stop a call in this process) and a codec crash ends the command (its exit code
-says so; the input is untouched, as nothing was committed).
+says so; the input is untouched, as nothing was committed). Ctrl-C stops the job where it is, as a
+crash would: its temp file is swept by the next run (commit/cleanup.py), nothing was made visible.
 """
 
 from __future__ import annotations
