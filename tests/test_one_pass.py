@@ -125,14 +125,21 @@ def process_in(folder: Path, *args: str) -> tuple[int, bool]:
 
 
 def test_process_of_one_input_runs_it_without_a_pool(tmp_path: Path) -> None:
-    write_config(tmp_path, '[[rule]]\nname = "web"\n[[rule.output]]\nformat = "jpeg"\npath = "{stem}.jpg"\n')
+    """Run in the command's own process, a job ends as in a worker: the original deleted only once its
+    output is written and verified; a broken one quarantined, never deleted."""
+    write_config(
+        tmp_path,
+        '[[rule]]\nname = "web"\noriginal = "delete"\n'
+        '[[rule.output]]\nformat = "jpeg"\npath = "{stem}.jpg"\n',
+    )
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "a.jpg").write_bytes(camera_jpeg((800, 600)))
     assert process_in(tmp_path, "inbox") == (0, False)
-    assert (tmp_path / "outbox" / "a.jpg").is_file()
+    with Image.open(tmp_path / "outbox" / "a.jpg") as im:
+        assert im.size == (800, 600)
+    assert not (inbox / "a.jpg").exists()
     # A broken one alone: quarantined by the same process, said by the exit code.
-    (inbox / "a.jpg").unlink()
     (inbox / "b.jpg").write_bytes(camera_jpeg((800, 600))[:5000])
     assert process_in(tmp_path, "inbox") == (1, False)
     assert [p.name for p in (tmp_path / "quarantine").rglob("b.jpg")] == ["b.jpg"]
