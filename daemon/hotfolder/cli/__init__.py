@@ -7,7 +7,6 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from hotfolder import __version__
@@ -155,6 +154,8 @@ def _command(args: argparse.Namespace) -> int:
         from hotfolder.cli.init import init  # noqa: PLC0415
 
         return init(Path.cwd(), args.use)
+    from dataclasses import replace  # noqa: PLC0415 - see main()
+
     from hotfolder import logs  # noqa: PLC0415 - see main()
     from hotfolder.errors import ConfigError, HotfolderError  # noqa: PLC0415
     from hotfolder.render.capabilities import hdr_problem  # noqa: PLC0415

@@ -26,6 +26,11 @@ INPUT_FORMATS: Final[Mapping[str, tuple[str, ...]]] = {
 RAW: Final = "raw"
 MATCH_FORMATS: Final[tuple[str, ...]] = (*INPUT_FORMATS, RAW)
 
+# The largest picture decoded unless the config says otherwise (max_image_pixels): admits real 200 MP
+# phone photos, refuses the 4 Gpx bombs. Here, not in settings.config, so that a worker's job stack does
+# not import the config loader (tomllib and every table's parser: ~10 ms of the fork server's start).
+DEFAULT_MAX_PIXELS: Final = 250_000_000
+
 # Pillow ids passed to Image.open(formats=...). MPO is produced by the JPEG opener itself.
 PIL_ALLOWLIST: Final[tuple[str, ...]] = ("JPEG", "PNG", "TIFF", "GIF", "WEBP", "BMP", "HEIF", "AVIF")
 

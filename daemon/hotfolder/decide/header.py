@@ -8,10 +8,9 @@ import struct
 from PIL import Image, UnidentifiedImageError
 
 from hotfolder.core.exiftiff import EXIF_PREFIX
-from hotfolder.core.formats import PIL_ALLOWLIST
+from hotfolder.core.formats import DEFAULT_MAX_PIXELS, PIL_ALLOWLIST
 from hotfolder.decide.sniff import DAMAGED_KEY, register_codecs
 from hotfolder.errors import InputError
-from hotfolder.settings.config import DEFAULT_MAX_PIXELS
 
 
 def identify(data: bytes, *, max_pixels: int | None = None) -> Image.Image:

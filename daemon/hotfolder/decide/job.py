@@ -6,8 +6,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hotfolder.core.formats import DEFAULT_MAX_PIXELS
 from hotfolder.core.identity import FileIdentity
-from hotfolder.settings.config import DEFAULT_MAX_PIXELS
 from hotfolder.settings.rules import Rule
 from hotfolder.settings.watches import Watch
 

@@ -14,7 +14,7 @@ from typing import Final
 from PIL import Image
 
 from hotfolder.core.exiftiff import orientation
-from hotfolder.core.formats import name_of
+from hotfolder.core.formats import DEFAULT_MAX_PIXELS, name_of
 from hotfolder.decide.colourspace import ColourSpace, source_colour
 from hotfolder.decide.header import identify, too_many_pixels
 from hotfolder.decide.sniff import register_codecs
@@ -25,7 +25,6 @@ from hotfolder.render.gainmap import read_gain_map
 from hotfolder.render.metadata import Metadata, capture
 from hotfolder.render.profiles import profile_of
 from hotfolder.render.source import Source
-from hotfolder.settings.config import DEFAULT_MAX_PIXELS
 
 _XMP_ORIENTATION = re.compile(rb'tiff:Orientation(?:="|>)\s*([1-8])')
 

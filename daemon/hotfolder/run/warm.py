@@ -6,8 +6,6 @@ import ctypes
 import os
 import signal
 
-from PIL import Image
-
 import hotfolder.run.job  # noqa: F401 - the whole job: decide, render, staging
 from hotfolder.decide.sniff import register_codecs
 
@@ -17,8 +15,7 @@ ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 if os.getppid() == 1:  # the daemon died before the line above: nothing left to serve
     os._exit(1)
 
-Image.init()  # every plugin now, not at the first file of a kind (~40 ms here)
-register_codecs()
+register_codecs()  # the allowlist's Pillow plugins and the HEIF opener, not at a worker's first file
 
 # The server ends when the daemon closes its pipe, by SystemExit: the interpreter's teardown of the
 # ~900 modules imported above took 35-40 ms of every one-shot `process` (which waits for the server, so

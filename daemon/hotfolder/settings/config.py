@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
+from hotfolder.core.formats import DEFAULT_MAX_PIXELS
 from hotfolder.errors import ConfigError, Problem
 from hotfolder.settings.cluster import Cluster, key_line, parse_cluster
 from hotfolder.settings.companions import apple_edit_renames
@@ -21,7 +22,6 @@ from hotfolder.settings.outputs import HdrProbe, no_probe
 from hotfolder.settings.rules import Rule, load_rules
 from hotfolder.settings.watches import Watch, check_folders, parse_watches, unknown_watches
 
-DEFAULT_MAX_PIXELS: Final = 250_000_000  # admits real 200 MP phone photos; refuses the 4 Gpx bombs
 CONFIG_NAME: Final = "hotfolder.toml"
 DEFAULT_RESCAN_INTERVAL: Final = 3600.0  # a safety net for events lost anyway; 0 turns it off
 DEFAULT_STOP_TIMEOUT: Final = 30.0  # well inside systemd's default TimeoutStopSec (90 s)
