@@ -162,7 +162,7 @@ class Committer:
                 )
             )
         d = outcome.disposal
-        disposal = PlannedDisposal(d.policy)
+        disposal = PlannedDisposal(d.policy, why=d.why)
         picture_dest = None
         if d.policy == "move":
             dest = numbered_seq(d.dest, d.rule)
@@ -304,7 +304,7 @@ class Committer:
     def _dispose(self, read: Read, plan: Plan, *, fresh: bool) -> Disposed:
         d = plan.disposal
         if d.policy == "keep":
-            return Disposed("kept")
+            return Disposed("kept", why=d.why)
         if d.policy == "delete":
             hidden = dispose.hidden_name(read, plan.token)
             if not fresh and FileIdentity.at(hidden) is not None:

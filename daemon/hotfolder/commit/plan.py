@@ -120,10 +120,13 @@ class PlannedDisposal:
     policy: str  # keep | delete | move
     dest: Path | None = None
     staged: Path | None = None
+    why: str | None = None  # keep instead of the rule's delete or move: why
 
     def to_json(self) -> dict[str, object]:
         """The ledger's JSON of it."""
         data: dict[str, object] = {"policy": self.policy}
+        if self.why is not None:
+            data["why"] = self.why
         if self.policy == "move":
             data.update(dest=str(self.dest), staged=str(self.staged) if self.staged else None)
         return data
@@ -134,7 +137,7 @@ class PlannedDisposal:
         f = Fields(data, "disposal")
         policy = f.text("policy")
         if policy != "move":
-            return cls(policy)
+            return cls(policy, why=f.text_or_none("why"))
         staged = f.text_or_none("staged")
         return cls(policy, Path(f.text("dest")), Path(staged) if staged else None)
 

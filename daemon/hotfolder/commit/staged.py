@@ -35,6 +35,7 @@ class Disposal:
     rule: str | None = None
     dest: Path | None = None  # move: its name under output_root (may hold SEQ_MARK)
     staged: Path | None = None  # move to another filesystem: a verified copy beside dest
+    why: str | None = None  # keep: why the rule's delete or move is not done (said as original.kept)
 
 
 @dataclass(frozen=True)

@@ -230,6 +230,22 @@ _TABLE: Final = (
         quality=70,
         hdr="probe",
     ),
+    # JPEG XL (libjxl through render/jxl.py; no Pillow writer, so `pil` names no Pillow plugin). An
+    # archive: a JPEG source is transcoded (rebuildable byte for byte), anything else lossless.
+    OutputFormat(
+        "jxl",
+        ("jxl",),
+        "JXL",
+        _modes("L", "LA", "RGB", "RGBA", "I;16"),
+        (8, 16),
+        alpha=True,
+        animation=False,
+        pages=False,
+        lossless="option",
+        heavy=False,  # libjxl runs on the worker's one thread here (no parallel runner is given)
+        profile="archival",
+        quality=90,  # web: libjxl's distance 1.0, its own default ("visually lossless")
+    ),
 )
 FORMATS: Final[Mapping[str, OutputFormat]] = {f.name: f for f in _TABLE}
 

@@ -14,7 +14,7 @@ from hotfolder.errors import EncodeError, is_transient
 from hotfolder.render.notes import Notes
 from hotfolder.render.tiff import write_tiff
 from hotfolder.render.transform import Rendered
-from hotfolder.render.writers import write_avif, write_heif, write_jpeg, write_png, write_webp
+from hotfolder.render.writers import write_avif, write_heif, write_jpeg, write_jxl, write_png, write_webp
 from hotfolder.settings.outputs import Output
 
 Writer = Callable[[Rendered, Output, IO[bytes], Notes], None]
@@ -42,4 +42,5 @@ _WRITERS: Final[dict[str, Writer]] = {
     "heif": write_heif,
     "webp": write_webp,
     "avif": write_avif,
+    "jxl": write_jxl,
 }

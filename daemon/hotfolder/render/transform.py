@@ -146,7 +146,7 @@ def wants_deep(source: Source, output: Output) -> bool:
         return output.format == "heif" and output.bit_depth != 8 and _grey16(source.image.mode)
     if output.format == "tiff":
         return True
-    if output.format == "png":
+    if output.format in ("png", "jxl"):
         return source.deep.bits > 8
     if output.format == "avif":  # a 10-bit AVIF only for HDR kept (render/capabilities.py)
         return source.colour.hdr and output.hdr == "keep" and source.deep.bits > 8

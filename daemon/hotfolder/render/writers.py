@@ -9,15 +9,15 @@ from typing import IO, Any, Final
 
 from PIL import Image, PngImagePlugin
 
-from hotfolder.core.exiftiff import EXIF_PREFIX
+from hotfolder.core.exiftiff import EXIF_PREFIX, orientation
 from hotfolder.core.resolution import png_phys, with_jfif_density
 from hotfolder.render import deep as deepmod
-from hotfolder.render import mozjpeg, pngcodec
+from hotfolder.render import jxl, mozjpeg, pngcodec
 from hotfolder.render.gainmap import ultrahdr_jpeg
 from hotfolder.render.metadata import PHOTOSHOP_HEADER, Metadata, photoshop_irb, reserialise
 from hotfolder.render.notes import Notes
 from hotfolder.render.transform import Rendered
-from hotfolder.settings.outputs import DEFAULT_PNG_LEVEL, Output
+from hotfolder.settings.outputs import DEFAULT_JXL_EFFORT, DEFAULT_PNG_LEVEL, Output
 
 JPEG_MAX_EXIF: Final = 65533
 
@@ -310,3 +310,43 @@ def _save_frames(r: Rendered, fp: IO[bytes], pil_format: str, kwargs: dict[str, 
     if len(frames) > 1:
         kwargs.update(save_all=True, append_images=frames[1:], duration=r.durations or 0, loop=r.loop or 0)
     frames[0].save(fp, pil_format, **kwargs)
+
+
+def write_jxl(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None:
+    """JPEG XL from pixels (a JPEG source that can be transcoded never comes here: run/staging.py):
+    lossless keeps 16 bits and alpha, lossy takes quality or distance; the ICC profile in the
+    codestream, EXIF and XMP as plain `Exif`/`xml ` boxes."""
+    import numpy as np  # noqa: PLC0415 - the pixels go to libjxl as an array
+
+    if r.deep is not None:
+        pixels, bits = r.deep.visible.pixels, 16
+    else:
+        im = bare(r.frames[0])
+        pixels = np.asarray(im)
+        bits = 16 if pixels.dtype == np.uint16 else 8
+        if pixels.ndim == 2:
+            pixels = pixels[:, :, None]
+    boxes = []
+    if r.meta.exif:
+        boxes.append(jxl.exif_box(r.meta.exif.removeprefix(EXIF_PREFIX)))
+    if r.meta.xmp:
+        boxes.append(jxl.Box(b"xml ", r.meta.xmp))
+    if r.meta.has_iptc:
+        dropped(notes, "iptc", output, "jxl has no place for IPTC (its XMP, when kept, has the same fields)")
+    # orientation = "keep": the pixels are as stored, and the codestream says how to show them (JPEG XL
+    # viewers read that field, not EXIF's).
+    turn = (orientation(r.meta.exif) or 1) if output.orientation == "keep" else 1
+    kind = "lossless" if output.lossless else "lossy"
+    distance = output.distance if output.distance is not None else jxl.distance_for(output.quality)
+    fp.write(
+        jxl.encode(
+            pixels,
+            bits=bits,
+            icc=r.meta.icc,
+            lossless=output.lossless,
+            distance=distance,
+            effort=output.effort or DEFAULT_JXL_EFFORT[kind],
+            orientation=turn,
+            boxes=tuple(boxes),
+        )
+    )

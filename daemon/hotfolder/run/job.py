@@ -194,6 +194,10 @@ def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: Work) 
         if name[1].format == "copy" and name[1].with_companions:
             _stage_companions(job, work, companions, name)
     work.still_wanted()
+    if disposal.policy != "keep" and work.jxl_rebuilds and not any(work.jxl_rebuilds):
+        # A JPEG archived as JPEG XL goes only if its archive gives it back byte for byte.
+        why = f"no jxl output rebuilds this JPEG byte for byte: {work.jxl_why[0]}"
+        disposal = Disposal("keep", rule=disposal.rule, why=why)
     if disposal.policy == "move":
         disposal = stage_move(job, disposal, data, digest, work)
     return replace(base, outputs=tuple(work.staged), disposal=disposal, made=tuple(work.made))

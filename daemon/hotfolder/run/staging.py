@@ -21,8 +21,8 @@ from hotfolder.core import tempnames
 from hotfolder.core.identity import FileIdentity
 from hotfolder.decide.job import Job
 from hotfolder.decide.naming import SEQ_MARK
-from hotfolder.errors import AbandonedError, EncodeError
-from hotfolder.render import stamp
+from hotfolder.errors import AbandonedError, EncodeError, InputError
+from hotfolder.render import jxl, stamp
 from hotfolder.render.encode import encode
 from hotfolder.render.notes import Notes
 from hotfolder.render.policy import images_metadata, output_metadata
@@ -30,7 +30,7 @@ from hotfolder.render.source import Source
 from hotfolder.render.transform import Rendered
 from hotfolder.render.transform import render as render_output
 from hotfolder.render.verify import same_picture, verify
-from hotfolder.settings.outputs import Output
+from hotfolder.settings.outputs import DEFAULT_JXL_EFFORT, Output
 from hotfolder.settings.rules import Rule
 
 
@@ -48,6 +48,10 @@ class Work:
     # one job twice (a result lost with its worker), and the second run must not meet the first's files.
     run: str = field(default_factory=lambda: secrets.token_hex(2))
     made: list[Path] = field(default_factory=list)  # output folders this job created (removed if it fails)
+    # A JPEG source's jxl outputs: True for each that is a transcode (rebuilds the original byte for
+    # byte), False for each written from pixels. The original may go only if one of them rebuilds it.
+    jxl_rebuilds: list[bool] = field(default_factory=list)
+    jxl_why: list[str] = field(default_factory=list)  # why each pixel-encoded one is not a transcode
 
     def still_wanted(self) -> None:
         """Stop here if nobody waits for this job any more (an orphan of a cluster's retry)."""
@@ -82,7 +86,19 @@ def stage_output(
         folder / final.name.replace(SEQ_MARK, "seq"), token=f"{job.token}{work.run}{index:02x}"
     )
     earlier: tuple[tuple[Path, FileIdentity], ...] = ()
-    if output.format == "copy" or source is None:
+    transcode = _transcoded(output, source, data, digest, work)
+    if transcode is not None:
+        staged = _stage_in(folder, temp, lambda fp: fp.write(transcode), job, work)
+        with atomic.removed_on_error(staged.temp):
+            written = staged.temp.read_bytes()
+            try:
+                rebuilt = jxl.rebuild(written)
+            except InputError as exc:
+                raise EncodeError(f"the written jxl does not decode again: {exc}") from None
+            if hashlib.sha256(rebuilt).hexdigest() != digest or faults.failing("verify"):
+                raise EncodeError("the written jxl does not rebuild the original JPEG byte for byte")
+            _finish_file(staged.temp, job, st)
+    elif output.format == "copy" or source is None:
         staged = _stage_in(folder, temp, lambda fp: fp.write(data), job, work)
         with atomic.removed_on_error(staged.temp):
             written = staged.temp.read_bytes()
@@ -115,6 +131,39 @@ def stage_output(
         ms=elapsed_ms(t0),
         earlier=earlier,
     )
+
+
+def _transcoded(output: Output, source: Source | None, data: bytes, digest: str, work: Work) -> bytes | None:
+    """A jxl output of a JPEG source as a transcode of the JPEG's own coefficients, with its SHA-256 in
+    the container (`hotfolder restore` checks it); None when it is written from pixels instead, said."""
+    if output.format != "jxl" or source is None or source.format != "jpeg":
+        return None
+    why = output.transcode_blocker()
+    if why is None:
+        if work.sidecar is not None and output.sidecar_xmp == "merge":
+            work.notes.warn(
+                "metadata.dropped",
+                item="xmp sidecar",
+                format="jxl",
+                error="not merged into a transcoded JPEG (its rebuild must be the original): it stays beside",
+            )
+        try:
+            encoded = jxl.transcode(
+                data,
+                effort=output.effort or DEFAULT_JXL_EFFORT["transcode"],
+                boxes=(jxl.Box(jxl.HASH_BOX, digest.encode()),),
+            )
+        except EncodeError as exc:
+            why = (
+                f"libjxl cannot transcode this JPEG ({exc}; CMYK, arithmetic-coded and 12-bit JPEGs are not)"
+            )
+        else:
+            work.jxl_rebuilds.append(True)
+            return encoded
+    work.jxl_rebuilds.append(False)
+    work.jxl_why.append(why)
+    work.notes.warn("jxl.pixels", format="jxl", error=f"written from pixels, not a transcode: {why}")
+    return None
 
 
 def _earlier_outputs(

@@ -38,6 +38,12 @@ _STAMP_TEMPLATE_FIELDS: Final = FIELDS - {"seq"}
 HEIF_PRESETS: Final = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower")
 DEFAULT_HEIF_PRESET: Final = "fast"
 DEFAULT_AVIF_SPEED: Final = 8
+# libjxl's effort when the output gives none, per kind of encode. Measured on the 8 phone photos
+# (docs/performance.md): a transcode is 0.832 of the JPEGs at efforts 3-7 (0.5-0.6 s a photo) and 0.830
+# at 9 for ten times the time: 7, libjxl's own default. A lossless pixel encode of a 3 MP crop is 0.69
+# of PNG-6's bytes at effort 1, 0.644 at 3 (0.37 s), 0.554 at 7 (5.7 s, 15x): 3, as fast as the
+# archival PNG. Lossy: libjxl's default 7.
+DEFAULT_JXL_EFFORT: Final = {"transcode": 7, "lossless": 3, "lossy": 7}
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,8 @@ class Output:
     chroma: str | None = None  # heif: None = 420, or 444 when lossless
     preset: str = DEFAULT_HEIF_PRESET  # heif: x265's speed preset (docs/performance.md)
     speed: int = DEFAULT_AVIF_SPEED  # avif: the AV1 encoder's speed, 0 (slowest) .. 10
+    effort: int | None = None  # jxl: libjxl's effort 1-9; None = DEFAULT_JXL_EFFORT for the encode's kind
+    distance: float | None = None  # jxl lossy: libjxl's Butteraugli distance; None = from quality
     on_conflict: str = "skip_identical"
     counter_format: str = "-{n}"
     dpi: int | None = None  # set the print resolution instead of carrying the source's
@@ -80,6 +88,25 @@ class Output:
     with_companions: bool = False  # copy outputs: the group's companions copied beside, renamed alike
     # (field, template(s)): authorship written over the source's for those fields only
     stamp: tuple[tuple[str, Template | tuple[Template, ...]], ...] = ()
+
+    def transcode_blocker(self) -> str | None:
+        """For a jxl output of a JPEG source: why it cannot be a transcode (the JPEG's own coefficients,
+        rebuildable byte for byte), or None when it is one. Anything that changes the JPEG's pixels or
+        metadata bytes makes it a pixel encode."""
+        if self.format != "jxl":
+            return "not a jxl output"
+        changes = [
+            ("lossless = false", not self.lossless),
+            ("max_edge", self.max_edge is not None),
+            ('orientation = "upright"', self.orientation == "upright"),
+            ('icc = "srgb"', self.icc == "srgb"),
+            ("stamp", bool(self.stamp)),
+            ("dpi", self.dpi is not None),
+            ('frames = "first"', self.frames == "first"),
+            *((f'{k} = "strip"', getattr(self, k) == "strip") for k in ("exif", "gps", "xmp", "iptc")),
+        ]
+        asked = [what for what, applies in changes if applies]
+        return f"the output asks {', '.join(asked)}" if asked else None
 
     @property
     def is_lossless(self) -> bool:
@@ -163,7 +190,7 @@ _KEYS: Final[Mapping[str, tuple[schema.Validator, frozenset[str] | None]]] = {
     "orientation": (schema.choice(("upright", "keep")), frozenset(ENCODED_FORMATS)),
     "frames": (schema.choice(("all", "first")), frozenset(ENCODED_FORMATS)),
     "max_edge": (schema.int_range(1), frozenset(ENCODED_FORMATS)),
-    "quality": (schema.int_range(0, 100), frozenset({"jpeg", "heif", "webp", "avif"})),
+    "quality": (schema.int_range(0, 100), frozenset({"jpeg", "heif", "webp", "avif", "jxl"})),
     "compress_level": (schema.int_range(0, 22), frozenset({"png", "tiff"})),
     "compression": (schema.choice(TIFF_COMPRESSIONS), frozenset({"tiff"})),
     "progressive": (schema.boolean, frozenset({"jpeg"})),
@@ -175,6 +202,8 @@ _KEYS: Final[Mapping[str, tuple[schema.Validator, frozenset[str] | None]]] = {
     "chroma": (schema.choice(("420", "422", "444")), frozenset({"heif"})),
     "preset": (schema.choice(HEIF_PRESETS), frozenset({"heif"})),
     "speed": (schema.int_range(0, 10), frozenset({"avif"})),
+    "effort": (schema.int_range(1, 9), frozenset({"jxl"})),
+    "distance": (schema.number_range(0.05, 25.0), frozenset({"jxl"})),
     "on_conflict": (schema.choice(CONFLICT_POLICIES), _ALL),
     "counter_format": (counter_format, _ALL),
     "dpi": (schema.int_range(1, 10_000), frozenset(ENCODED_FORMATS)),
@@ -246,6 +275,11 @@ def parse_output(
         resolved.setdefault("quality", DEFAULT_QUALITY[fmt])
     if fmt == "png":
         resolved.setdefault("compress_level", DEFAULT_PNG_LEVEL)
+    if fmt == "jxl" and profile == "archival":
+        # An archive: lossless, and a JPEG's orientation kept as it is (in the codestream's orientation
+        # field, so viewers show it upright) so that the JPEG can be transcoded and rebuilt.
+        resolved.setdefault("lossless", True)
+        resolved.setdefault("orientation", "keep")
     if "hdr" not in values and fmt in FORMATS and FORMATS[fmt].hdr != "yes":
         resolved["hdr"] = "tonemap"  # an archival JPEG of an HDR source: SDR is all it can hold
     return Output(**resolved)
@@ -279,6 +313,14 @@ def _cross_checks(values: Mapping[str, Any], hdr_probe: HdrProbe = no_probe) -> 
         found.append((why, "raw"))
     if values.get("optimize") == "max":
         found.extend(_smallest_jpeg_problems(values))
+    if fmt == "jxl" and values.get("lossless", profile == "archival"):
+        found.extend(
+            (f"{key} is for a lossy jxl; this one is lossless (set lossless = false)", key)
+            for key in ("quality", "distance")
+            if key in values
+        )
+    if fmt == "jxl" and "quality" in values and "distance" in values:
+        found.append(("give quality or distance, not both (distance is libjxl's own scale)", "distance"))
     level = values.get("compress_level")
     if level is not None and fmt in ("png", "tiff"):
         kind = "png" if fmt == "png" else values.get("compression", "deflate")

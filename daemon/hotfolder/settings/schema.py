@@ -28,6 +28,19 @@ def int_range(lo: int, hi: int | None = None) -> Validator:
     return check
 
 
+def number_range(lo: float, hi: float) -> Validator:
+    """A number (whole or not) in [lo, hi], as a float."""
+
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"must be a number, not {value!r}")
+        if not lo <= value <= hi:
+            raise ValueError(f"must be {lo:g}..{hi:g}, not {value}")
+        return float(value)
+
+    return check
+
+
 def choice(options: Iterable[Any]) -> Validator:
     """One of a closed set of values."""
     allowed = tuple(options)

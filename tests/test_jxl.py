@@ -1,0 +1,177 @@
+"""JPEG XL: camera JPEGs archived so that they rebuild byte for byte, everything else lossless, web
+copies lossy; judged by libjxl through imagecodecs (not hotfolder's own code) and by exiftool."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+from pathlib import Path
+
+import imagecodecs
+import numpy as np
+import piexif
+import pytest
+import pyvips
+from PIL import Image
+
+from conftest import DaemonProcess, corpus, exiftool, output, photos, run_outputs, write_config
+from hotfolder.settings.outputs import parse_output
+
+CAMERA_JPEGS = (
+    *("apple_iphone_4.jpg", "canon_eos_7d.jpg", "dscn0010.jpg", "fujifilm_finepixs1pro_1.jpg"),
+    *("olympus_pen_e-p3.jpg", "panasonic_dmc-lc70_lumix.jpg", "pentax_k10d.jpg", "sony_dsc-hx5v_2.jpg"),
+)
+ARCHIVE = (
+    '[[rule]]\nname = "archive"\noriginal = "delete"\n[[rule.output]]\nformat = "jxl"\npath = "{stem}.jxl"\n'
+)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_a_daemon_deletes_camera_jpegs_only_once_their_jxl_rebuilds_them(
+    tmp_path: Path, daemons: list[DaemonProcess]
+) -> None:
+    """original = "delete" with an archival JPEG XL: every camera JPEG leaves the inbox only after its
+    archive rebuilds it byte for byte (libjxl's own rebuild, here through imagecodecs); a CMYK JPEG,
+    which libjxl cannot transcode, is archived from its pixels and stays, with the reason logged; and
+    exiftool reads Make, Model and DateTimeOriginal from each archive as from the JPEG."""
+    write_config(tmp_path, ARCHIVE)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    daemon = DaemonProcess(tmp_path)
+    daemons.append(daemon)
+    daemon.started()
+    sources = [corpus(n) for n in CAMERA_JPEGS] + photos()[:2]
+    for src in [*sources, corpus("pil_sample_cmyk.jpg")]:
+        shutil.copy(src, inbox / src.name)
+    for src in sources:
+        done = daemon.wait_event("job.done", 180, src=inbox / src.name)
+        assert done["original"] == "deleted", done
+        assert not (inbox / src.name).exists()
+        archive = tmp_path / "outbox" / (src.stem + ".jxl")
+        written = archive.read_bytes()
+        assert sha(bytes(imagecodecs.jpegxl_decode_jpeg(written))) == sha(src.read_bytes()), src.name
+        assert len(written) < src.stat().st_size, src.name
+    kept = daemon.wait_event("original.kept", 120, src=inbox / "pil_sample_cmyk.jpg")
+    assert "no jxl output rebuilds this JPEG" in str(kept["error"]) and "CMYK" in str(kept["error"])
+    assert (inbox / "pil_sample_cmyk.jpg").read_bytes() == corpus("pil_sample_cmyk.jpg").read_bytes()
+    assert imagecodecs.jpegxl_decode((tmp_path / "outbox" / "pil_sample_cmyk.jxl").read_bytes()).shape[2] == 3
+    daemon.stop()
+    for src in sources:
+        theirs = exiftool(src)
+        ours = exiftool(tmp_path / "outbox" / (src.stem + ".jxl"))
+        for tag in ("IFD0:Make", "IFD0:Model", "ExifIFD:DateTimeOriginal"):
+            said = [v for k, v in theirs.items() if k.endswith(tag)]
+            if said:
+                assert [v for k, v in ours.items() if k.endswith(tag)] == said, (src.name, tag)
+
+
+def _pixels16(bands: int) -> np.ndarray:
+    rng = np.random.default_rng(bands)
+    return rng.integers(0, 65536, size=(96, 130, bands), dtype=np.uint16)
+
+
+@pytest.mark.parametrize(("kind", "bands"), [("png", 3), ("png", 4), ("tif", 3), ("tif", 4)])
+def test_16_bit_png_and_tiff_become_jxl_equal_sample_for_sample(
+    tmp_path: Path, kind: str, bands: int
+) -> None:
+    """16-bit RGB and RGBA stay 16-bit, every sample equal, judged by imagecodecs' decoder against
+    the samples written into the source."""
+    pixels = _pixels16(bands)
+    src = tmp_path / f"deep.{kind}"
+    image = pyvips.Image.new_from_memory(pixels.tobytes(), 130, 96, bands, "ushort").copy(
+        interpretation="rgb16"
+    )
+    image.write_to_file(str(src))
+    done = run_outputs(tmp_path, src, output(format="jxl"))
+    assert done.status == "done", done.error
+    (written,) = done.written
+    got = imagecodecs.jpegxl_decode(written.dst.read_bytes())
+    assert got.dtype == np.uint16 and got.shape == pixels.shape
+    assert np.array_equal(got, pixels)
+
+
+def test_a_wide_gamut_profile_is_kept_in_the_codestream(tmp_path: Path) -> None:
+    """A photo with a Display P3 profile archived losslessly from its pixels (max_edge makes it a pixel
+    encode) keeps that profile: libjxl gives back the same primaries, not sRGB's."""
+    src = next(p for p in photos() if "Originals" in p.name)  # the Pixel's own photos carry Display P3
+    done = run_outputs(tmp_path, src, output(format="jxl", max_edge=512, path="{stem}.jxl"))
+    assert done.status == "done", done.error
+    (written,) = done.written
+    from hotfolder.render import jxl  # noqa: PLC0415 - what the profile is, read back
+
+    icc = jxl.decode(written.dst.read_bytes(), max_pixels=10**6).icc
+    assert icc is not None
+    wanted = Image.open(src).info["icc_profile"]
+    assert _primaries(icc) == pytest.approx(_primaries(wanted), abs=2e-3)
+
+
+def _primaries(icc: bytes) -> list[float]:
+    from PIL import ImageCms  # noqa: PLC0415
+
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(icc)).profile
+    return [
+        c for xyz in (profile.red_colorant, profile.green_colorant, profile.blue_colorant) for c in xyz[0]
+    ]
+
+
+def test_a_rotated_jpeg_is_transcoded_with_its_orientation_in_the_codestream(tmp_path: Path) -> None:
+    """EXIF orientation 6: the archive keeps the JPEG as stored (rebuildable) and says the turn in the
+    codestream, so a JPEG XL viewer (imagecodecs here) shows it upright."""
+    src = tmp_path / "turned.jpg"
+    exif = piexif.dump({"0th": {piexif.ImageIFD.Orientation: 6, piexif.ImageIFD.Make: b"Test"}})
+    Image.radial_gradient("L").convert("RGB").resize((300, 200)).save(src, "JPEG", exif=exif)
+    done = run_outputs(tmp_path, src, output(format="jxl"))
+    (written,) = done.written
+    data = written.dst.read_bytes()
+    assert bytes(imagecodecs.jpegxl_decode_jpeg(data)) == src.read_bytes()
+    assert imagecodecs.jpegxl_decode(data).shape[:2] == (300, 200)  # upright: 200 wide, 300 high
+
+
+def test_a_web_jxl_is_lossy_resized_and_srgb(tmp_path: Path) -> None:
+    """profile = "web": lossy at quality 90 (libjxl's distance 1), resized, a small file."""
+    src = photos()[0]
+    done = run_outputs(tmp_path, src, output(format="jxl", profile="web", max_edge=1024, path="{stem}.jxl"))
+    assert done.status == "done", done.error
+    (written,) = done.written
+    got = imagecodecs.jpegxl_decode(written.dst.read_bytes())
+    assert max(got.shape[:2]) == 1024 and got.dtype == np.uint8
+    assert written.dst.stat().st_size < src.stat().st_size / 8
+
+
+def test_an_archive_asked_to_resize_a_jpeg_keeps_the_original(tmp_path: Path) -> None:
+    """An archival jxl with max_edge cannot rebuild the JPEG: with original = "delete" the JPEG stays,
+    and the job says why."""
+    rules = ARCHIVE.replace('path = "{stem}.jxl"', 'path = "{stem}.jxl"\nmax_edge = 800')
+    write_config(tmp_path, rules)
+    (tmp_path / "inbox").mkdir()
+    src = shutil.copy(corpus("canon_eos_7d.jpg"), tmp_path / "inbox" / "canon.jpg")
+    from conftest import run_cli  # noqa: PLC0415
+
+    done = run_cli("process", "inbox", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert Path(src).exists()
+    assert "no jxl output rebuilds this JPEG byte for byte: the output asks max_edge" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("options", "key", "says"),
+    [
+        ({"quality": 80}, "quality", "lossy jxl"),
+        ({"effort": 10}, "effort", "1..9"),
+        ({"profile": "web", "quality": 80, "distance": 1.0}, "distance", "not both"),
+        ({"distance": 30}, "distance", "0.05..25"),
+        ({"format": "png", "effort": 3}, "effort", "does not apply"),
+    ],
+)
+def test_jxl_options_are_checked(options: dict[str, object], key: str, says: str) -> None:
+    """Every jxl option is validated with the others, naming the key."""
+    problems: list[tuple[str, str | None]] = []
+    raw = {"format": "jxl", "path": "{stem}.jxl", **options}
+    if raw["format"] == "png":
+        raw["path"] = "{stem}.png"
+    parse_output(raw, lambda _k: None, lambda msg, k, _line: problems.append((msg, k)))
+    assert any(k == f"output.{key}" and says in msg for msg, k in problems), problems
