@@ -19,6 +19,7 @@ INPUT_FORMATS: Final[Mapping[str, tuple[str, ...]]] = {
     "bmp": ("BMP",),
     "heif": ("HEIF",),
     "avif": ("AVIF",),
+    "jxl": ("JXL",),  # hotfolder's own opener (decide/jxlimage.py), libjxl underneath
 }
 
 # Camera RAW is recognised so that it is never decoded as TIFF (archiving an embedded preview
@@ -32,7 +33,7 @@ MATCH_FORMATS: Final[tuple[str, ...]] = (*INPUT_FORMATS, RAW)
 DEFAULT_MAX_PIXELS: Final = 250_000_000
 
 # Pillow ids passed to Image.open(formats=...). MPO is produced by the JPEG opener itself.
-PIL_ALLOWLIST: Final[tuple[str, ...]] = ("JPEG", "PNG", "TIFF", "GIF", "WEBP", "BMP", "HEIF", "AVIF")
+PIL_ALLOWLIST: Final[tuple[str, ...]] = ("JPEG", "PNG", "TIFF", "GIF", "WEBP", "BMP", "HEIF", "AVIF", "JXL")
 
 _PIL_TO_NAME: Final[Mapping[str, str]] = {pil: name for name, pils in INPUT_FORMATS.items() for pil in pils}
 
@@ -58,6 +59,7 @@ _EXTENSION_CLAIMS: Final[Mapping[str, str]] = {
     "heics": "heif",
     "avif": "avif",
     "avifs": "avif",
+    "jxl": "jxl",
 }
 
 RAW_EXTENSIONS: Final = frozenset(

@@ -299,6 +299,16 @@ def _ispe_areas(meta: bytes) -> list[tuple[int, int]]:
     return areas or list(sizes.values())
 
 
+def _jxl(fd: int, size: int, max_pixels: int) -> Header:
+    """libjxl reads the codestream's header (and the boxes before it) from the first bytes."""
+    from hotfolder.decide import jxl  # noqa: PLC0415 - only where JPEG XL comes in
+
+    head, _ = jxl.header(_pread(fd, min(size, HEADER_BUDGET), 0))
+    # Lossless 16-bit RGBA stays under 8 bytes a pixel; an animation's frames are not counted here.
+    pixels = max(max_pixels, head.width * head.height) if head.animated else head.width * head.height
+    return Header(head.width, head.height, SLACK + 8 * pixels)
+
+
 _PROBES: Final = {
     "jpeg": _jpeg,
     "png": _png,
@@ -308,4 +318,5 @@ _PROBES: Final = {
     "tiff": _tiff,
     "heif": _bmff,
     "avif": _bmff,
+    "jxl": _jxl,
 }

@@ -13,6 +13,7 @@ from PIL import Image, ImageFile, PngImagePlugin
 
 from hotfolder.core.exiftiff import ifd0_tags
 from hotfolder.core.formats import PIL_ALLOWLIST, RAW, name_of, raw_name
+from hotfolder.decide import jxlimage
 
 _registered = False
 # The modules that register PIL_ALLOWLIST's formats (HEIF is pillow_heif's) and MPO, which Pillow's JPEG
@@ -64,6 +65,7 @@ def register_codecs() -> None:
     # save never need the rest: Pillow calls init() itself only for a format not registered yet.
     for plugin in _PLUGINS:
         importlib.import_module(f"PIL.{plugin}")
+    jxlimage.register()
     warnings.simplefilter("error", Image.DecompressionBombWarning)
     # A PNG's ICC profile up to what writers put there: Pillow's 1 MB text-chunk cap refused a valid
     # 1.5 MB profile, hotfolder's own archive among them, as "cannot open it". Text chunks keep the cap.

@@ -17,6 +17,7 @@ from hotfolder.core.exiftiff import orientation
 from hotfolder.core.formats import DEFAULT_MAX_PIXELS, name_of
 from hotfolder.decide.colourspace import ColourSpace, source_colour
 from hotfolder.decide.header import identify, too_many_pixels
+from hotfolder.decide.jxlimage import DEEP_KEY
 from hotfolder.decide.sniff import register_codecs
 from hotfolder.errors import InputError
 from hotfolder.render.colour import converts_to_srgb, srgb_profile
@@ -178,6 +179,9 @@ def _pixels(
                 return small[0], None, small[1]
         if bits > 8 and fmt == "heif":
             deep = load_heif(data, bits=bits)
+        elif bits > 8 and fmt == "jxl" and im.mode != "I;16":
+            im.load()  # libjxl's samples at full precision, kept by the opener beside its 8-bit view
+            deep = Deep(pixels=im.info.pop(DEEP_KEY), bits=min(bits, 16))
         elif (
             (bits > 8 or extra)
             and fmt in {"png", "tiff", "avif"}
@@ -267,7 +271,7 @@ def _extra_samples(im: Image.Image) -> tuple[int, ...]:
 
 def _bit_depth(im: Image.Image, fmt: str, data: bytes) -> int:
     """Bits per sample the file really stores (Pillow reports 16-bit colour as 8-bit)."""
-    if fmt == "heif":
+    if fmt in ("heif", "jxl"):
         return int(im.info.get("bit_depth", 8))
     if fmt == "avif":
         return _pixi_depth(data)
@@ -290,8 +294,9 @@ def _pixi_depth(data: bytes) -> int:
 
 
 def _orientation(im: Image.Image, fmt: str, meta: Metadata, *, deep: bool) -> int:
-    if fmt in {"heif", "avif"}:
-        return 1  # libheif/libavif already applied irot/imir; EXIF orientation is informational
+    if fmt in {"heif", "avif", "jxl"}:
+        # libheif/libavif applied irot/imir, libjxl the codestream's orientation; EXIF's is informational
+        return 1
     if fmt == "tiff" and not deep:
         return 1  # Pillow applies TIFF Orientation at load
     value = orientation(meta.exif)

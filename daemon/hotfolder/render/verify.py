@@ -9,10 +9,10 @@ from typing import Final
 from PIL import Image, ImageChops, ImageStat
 
 from hotfolder.core.formats import PIL_FORMAT
+from hotfolder.decide import jxl
 from hotfolder.decide.sniff import register_codecs
 from hotfolder.errors import EncodeError, InputError
 from hotfolder.render import deep as deepmod
-from hotfolder.render import jxl
 from hotfolder.render.transform import Rendered
 from hotfolder.settings.outputs import Output
 

@@ -11,8 +11,9 @@ from PIL import Image, PngImagePlugin
 
 from hotfolder.core.exiftiff import EXIF_PREFIX, orientation
 from hotfolder.core.resolution import png_phys, with_jfif_density
+from hotfolder.decide import jxl
 from hotfolder.render import deep as deepmod
-from hotfolder.render import jxl, mozjpeg, pngcodec
+from hotfolder.render import mozjpeg, pngcodec
 from hotfolder.render.gainmap import ultrahdr_jpeg
 from hotfolder.render.metadata import PHOTOSHOP_HEADER, Metadata, photoshop_irb, reserialise
 from hotfolder.render.notes import Notes

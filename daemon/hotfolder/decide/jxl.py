@@ -336,6 +336,11 @@ class Header:
     orientation: int
     animated: bool
 
+    @property
+    def shown(self) -> tuple[int, int]:
+        """Width and height once the orientation is applied (5-8 turn it by a quarter)."""
+        return (self.height, self.width) if self.orientation >= 5 else (self.width, self.height)
+
 
 @dataclass(frozen=True)
 class Decoded:
@@ -348,12 +353,12 @@ class Decoded:
 
 
 class _Decoder:
-    def __init__(self, data: bytes, events: int) -> None:
+    def __init__(self, data: bytes, events: int, *, upright: bool = False) -> None:
         self.lib = _lib()
         self.dec = self.lib.JxlDecoderCreate(None)
         self.data = data  # libjxl reads from it until the decoder is destroyed
         self.lib.JxlDecoderSubscribeEvents(self.dec, events)
-        self.lib.JxlDecoderSetKeepOrientation(self.dec, 1)
+        self.lib.JxlDecoderSetKeepOrientation(self.dec, int(not upright))
         self.lib.JxlDecoderSetInput(self.dec, data, len(data))
         self.lib.JxlDecoderCloseInput(self.dec)
 
@@ -397,24 +402,29 @@ class _Decoder:
         self.lib.JxlDecoderDestroy(self.dec)
 
 
-def header(data: bytes) -> Header:
-    """Size, depth, channels and orientation from the codestream header, nothing decoded."""
-    dec = _Decoder(data, _DEC_BASIC_INFO)
+def header(data: bytes) -> tuple[Header, bytes | None]:
+    """Size, depth, channels and orientation from the codestream header, and the ICC profile of the
+    decoded pixels; nothing is decoded."""
+    dec = _Decoder(data, _DEC_BASIC_INFO | _DEC_COLOR_ENCODING)
     try:
+        head: Header | None = None
         for event in dec.events():
             if event == _DEC_BASIC_INFO:
-                return dec.header()
+                head = dec.header()
+            elif event == _DEC_COLOR_ENCODING and head is not None:
+                return head, dec.icc()
         raise InputError("JPEG XL: no image header")
     finally:
         dec.close()
 
 
-def decode(data: bytes, *, max_pixels: int) -> Decoded:
+def decode(data: bytes, *, max_pixels: int, upright: bool = False) -> Decoded:
     """The first frame, whole: a truncated file is an error, never a partial picture. The pixel count is
-    checked against max_pixels from the header, before anything is allocated for pixels."""
+    checked against max_pixels from the header, before anything is allocated for pixels. `upright`: the
+    codestream's orientation applied (the pixels as shown), else the pixels as stored."""
     import numpy as np  # noqa: PLC0415 - only with pixels to decode
 
-    dec = _Decoder(data, _DEC_BASIC_INFO | _DEC_COLOR_ENCODING | _DEC_FULL_IMAGE)
+    dec = _Decoder(data, _DEC_BASIC_INFO | _DEC_COLOR_ENCODING | _DEC_FULL_IMAGE, upright=upright)
     try:
         head: Header | None = None
         icc: bytes | None = None
@@ -432,7 +442,8 @@ def decode(data: bytes, *, max_pixels: int) -> Decoded:
                 assert head is not None
                 deep = head.bits > 8
                 fmt = _PixelFormat(head.bands, _UINT16 if deep else _UINT8, 0, 0)
-                pixels = np.empty((head.height, head.width, head.bands), np.uint16 if deep else np.uint8)
+                width, height = head.shown if upright else (head.width, head.height)
+                pixels = np.empty((height, width, head.bands), np.uint16 if deep else np.uint8)
                 dec.lib.JxlDecoderSetImageOutBuffer(
                     dec.dec, ctypes.byref(fmt), pixels.ctypes.data, pixels.nbytes
                 )
@@ -480,6 +491,13 @@ def rebuild(data: bytes) -> bytes:
         return bytes(imagecodecs.jpegxl_decode_jpeg(data, numthreads=1))
     except imagecodecs.JpegxlError as exc:
         raise InputError(f"JPEG XL: cannot rebuild the JPEG from it: {exc}") from None
+
+
+def recorded_sha256(data: bytes) -> str | None:
+    """The SHA-256 hotfolder recorded of the JPEG it archived in this JPEG XL, or None."""
+    found = next((box.data for box in boxes(data) if box.kind == HASH_BOX), b"")
+    text = found.decode("ascii", "replace")
+    return text if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else None
 
 
 def rebuildable(data: bytes) -> bool:
