@@ -83,9 +83,14 @@ def _parser() -> argparse.ArgumentParser:
         "use",
         nargs="?",
         default="camera",
-        choices=["camera", "phone", "scanner", "web"],
+        choices=["camera", "phone", "scanner", "web", "archive"],
         help="what the folder is for (default: camera)",
     )
+    restore = sub.add_parser(
+        "restore", parents=[common], help="the original JPEGs back from JPEG XL archives, proven by SHA-256"
+    )
+    restore.add_argument("files", nargs="+", type=Path, help="JPEG XL archives hotfolder wrote")
+    restore.add_argument("--to", type=Path, help="the folder to write them in (default: beside each archive)")
     ledger = sub.add_parser("ledger", parents=[common], help="ledger maintenance")
     ledger.add_argument(
         "action", choices=["rebuild"], help="rebuild: set a damaged ledger aside and rebuild it"
@@ -194,6 +199,10 @@ def _command(args: argparse.Namespace) -> int:
             from hotfolder.cli.state import status  # noqa: PLC0415
 
             return status(config)
+        if args.command == "restore":
+            from hotfolder.cli.restore import restore  # noqa: PLC0415
+
+            return restore(config, args.files, to=args.to)
         if args.command == "retry":
             from hotfolder.cli.state import retry  # noqa: PLC0415
 

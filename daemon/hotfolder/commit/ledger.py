@@ -189,6 +189,16 @@ class Ledger:
             ).fetchone()
         return frozenset(json.loads(row[0])) if row else frozenset()
 
+    def source_of(self, output: Path) -> tuple[Path, str] | None:
+        """The input (path, SHA-256) a done row lists this output for (`restore` checks it)."""
+        with self._locked() as db:
+            row = db.execute(
+                f"SELECT path, sha256 FROM inputs WHERE instr(outputs, ?) > 0 AND status = '{Status.DONE}' "  # noqa: S608 - an enum constant
+                "AND sha256 IS NOT NULL LIMIT 1",
+                (json.dumps(str(output)),),
+            ).fetchone()
+        return (Path(row[0]), str(row[1])) if row else None
+
     def knows_output(self, output: Path) -> bool:
         """Whether any row lists this output (a scan of the outputs column: asked only when a name is
         taken by a file of another encoder that looks like this input's own)."""

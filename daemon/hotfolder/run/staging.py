@@ -19,10 +19,11 @@ from hotfolder.commit import atomic, faults
 from hotfolder.commit.staged import Disposal, Outcome, StagedOutput
 from hotfolder.core import tempnames
 from hotfolder.core.identity import FileIdentity
+from hotfolder.decide import jxl
 from hotfolder.decide.job import Job
 from hotfolder.decide.naming import SEQ_MARK
 from hotfolder.errors import AbandonedError, EncodeError, InputError
-from hotfolder.render import jxl, stamp
+from hotfolder.render import stamp
 from hotfolder.render.encode import encode
 from hotfolder.render.notes import Notes
 from hotfolder.render.policy import images_metadata, output_metadata
@@ -86,8 +87,15 @@ def stage_output(
         folder / final.name.replace(SEQ_MARK, "seq"), token=f"{job.token}{work.run}{index:02x}"
     )
     earlier: tuple[tuple[Path, FileIdentity], ...] = ()
-    transcode = _transcoded(output, source, data, digest, work)
-    if transcode is not None:
+    transcode = _transcoded(output, source, data, digest, work) or _rebuilt(output, source, data, work)
+    if transcode is not None and output.format == "jpeg":
+        staged = _stage_in(folder, temp, lambda fp: fp.write(transcode), job, work)
+        with atomic.removed_on_error(staged.temp):
+            written = staged.temp.read_bytes()
+            if written != transcode or faults.failing("verify"):
+                raise EncodeError("the written JPEG is not the one the JPEG XL rebuilds")
+            _finish_file(staged.temp, job, st)
+    elif transcode is not None:
         staged = _stage_in(folder, temp, lambda fp: fp.write(transcode), job, work)
         with atomic.removed_on_error(staged.temp):
             written = staged.temp.read_bytes()
@@ -164,6 +172,26 @@ def _transcoded(output: Output, source: Source | None, data: bytes, digest: str,
     work.jxl_why.append(why)
     work.notes.warn("jxl.pixels", format="jxl", error=f"written from pixels, not a transcode: {why}")
     return None
+
+
+def _rebuilt(output: Output, source: Source | None, data: bytes, work: Work) -> bytes | None:
+    """A jpeg output of a JPEG XL that holds a JPEG's reconstruction data: that JPEG, byte for byte (its
+    SHA-256 checked against the one hotfolder recorded in the archive, when it did), rather than a
+    re-encode of its pixels. None when the output asks for changes, or the JPEG XL holds no JPEG."""
+    if output.format != "jpeg" or source is None or source.format != "jxl" or not jxl.rebuildable(data):
+        return None
+    why = output.transcode_blocker()
+    if why is not None:
+        work.notes.warn("jxl.reencoded", format="jpeg", error=f"not the JPEG it holds: {why}")
+        return None
+    try:
+        jpeg = jxl.rebuild(data)
+    except InputError as exc:
+        raise EncodeError(str(exc)) from None
+    recorded = jxl.recorded_sha256(data)
+    if recorded is not None and hashlib.sha256(jpeg).hexdigest() != recorded:
+        raise EncodeError("the JPEG rebuilt from this JPEG XL is not the one it archived (SHA-256 differs)")
+    return jpeg
 
 
 def _earlier_outputs(

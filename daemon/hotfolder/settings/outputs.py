@@ -90,13 +90,14 @@ class Output:
     stamp: tuple[tuple[str, Template | tuple[Template, ...]], ...] = ()
 
     def transcode_blocker(self) -> str | None:
-        """For a jxl output of a JPEG source: why it cannot be a transcode (the JPEG's own coefficients,
-        rebuildable byte for byte), or None when it is one. Anything that changes the JPEG's pixels or
-        metadata bytes makes it a pixel encode."""
-        if self.format != "jxl":
-            return "not a jxl output"
+        """Why this output cannot carry a JPEG's own bytes, or None when it does: a jxl output of a JPEG
+        source transcoded (rebuildable byte for byte), a jpeg output of a JPEG XL that holds a JPEG's
+        reconstruction data written as that JPEG. Anything that changes the JPEG's pixels or metadata
+        bytes makes it an encode from pixels."""
+        if self.format not in ("jxl", "jpeg"):
+            return f"a {self.format} output"
         changes = [
-            ("lossless = false", not self.lossless),
+            ("lossless = false", self.format == "jxl" and not self.lossless),
             ("max_edge", self.max_edge is not None),
             ('orientation = "upright"', self.orientation == "upright"),
             ('icc = "srgb"', self.icc == "srgb"),
