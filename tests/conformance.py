@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "daemon"))
 sys.path.insert(0, str(ROOT / "tests"))
 
+import imagecodecs  # noqa: E402
 import numpy as np  # noqa: E402
 import pillow_heif  # noqa: E402
 import pyvips  # noqa: E402
@@ -232,6 +233,14 @@ def judge(
     except Exception as exc:
         cell.verdict, cell.why = "FAIL", [f"output does not decode: {exc}"]
         return cell
+    if output.format == "jxl" and "jxl.pixels" not in notes and find(src_meta, "FileType") == "JPEG":
+        # A transcoded JPEG is judged by what it promises: the JPEG back, byte for byte (libjxl's own
+        # rebuild); its pixels come from libjxl's IDCT, not libjpeg-turbo's.
+        rebuilt = bytes(imagecodecs.jpegxl_decode_jpeg(dst.read_bytes(), numthreads=1))
+        if rebuilt != src.read_bytes():
+            fails.append("the transcoded jxl does not rebuild the JPEG byte for byte")
+        cell.verdict = "FAIL" if fails else "pass"
+        return cell
     tiff_source = find(src_meta, "FileType") == "TIFF"
     _judge_exif(output, src_meta, out_meta, notes, fails, tiff_source=tiff_source)
     _judge_other_metadata(output, src_meta, out_meta, notes, fails)
@@ -326,6 +335,9 @@ def _judge_pixels(
     elif src_frames > 1 and out_frames == 1 and "frames" not in notes:
         fails.append("frames dropped without a logged reason")
     deep_out = deep_reference(dst) if output.format in {"png", "tiff"} else None
+    if output.format == "jxl":  # libjxl's own decoder, through imagecodecs (not hotfolder's binding)
+        decoded = np.asarray(imagecodecs.jpegxl_decode(dst.read_bytes()))
+        deep_out = decoded.reshape(*decoded.shape[:2], -1) if decoded.dtype == np.uint16 else None
     if deep_src is not None and output.format in {"png", "tiff"}:
         depth = find(out_meta, "BitDepth") or find(out_meta, "BitsPerSample")
         if str(depth).split()[0] != "16":

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import corpus, run_cli
 
-USES = ("camera", "phone", "scanner", "web")
+USES = ("camera", "phone", "scanner", "web", "archive")
 
 
 @pytest.mark.parametrize("use", USES)
@@ -47,3 +47,20 @@ def test_an_initialised_phone_folder_processes_a_photo(tmp_path: Path) -> None:
     result = run_cli("process", "inbox", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert list((tmp_path / "outbox" / "share").rglob("IMG_1.jpg"))
+
+
+def test_an_initialised_archive_keeps_a_jpeg_as_jxl_that_rebuilds_it(tmp_path: Path) -> None:
+    """`init archive`: a camera JPEG becomes a dated JPEG XL that rebuilds it byte for byte and a web
+    JPEG; the original is deleted only then."""
+    import imagecodecs  # noqa: PLC0415
+
+    assert run_cli("init", "archive", cwd=tmp_path).returncode == 0
+    (tmp_path / "inbox").mkdir()
+    shutil.copy(corpus("canon_eos_7d.jpg"), tmp_path / "inbox" / "IMG_2.jpg")
+    result = run_cli("process", "inbox", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (archive,) = (tmp_path / "outbox" / "archive").rglob("IMG_2.jxl")
+    rebuilt = bytes(imagecodecs.jpegxl_decode_jpeg(archive.read_bytes(), numthreads=1))
+    assert rebuilt == corpus("canon_eos_7d.jpg").read_bytes()
+    assert list((tmp_path / "outbox" / "web").rglob("IMG_2.jpg"))
+    assert not (tmp_path / "inbox" / "IMG_2.jpg").exists()

@@ -53,7 +53,9 @@ def test_a_daemon_deletes_camera_jpegs_only_once_their_jxl_rebuilds_them(
         assert not (inbox / src.name).exists()
         archive = tmp_path / "outbox" / (src.stem + ".jxl")
         written = archive.read_bytes()
-        assert sha(bytes(imagecodecs.jpegxl_decode_jpeg(written, numthreads=1))) == sha(src.read_bytes()), src.name
+        assert sha(bytes(imagecodecs.jpegxl_decode_jpeg(written, numthreads=1))) == sha(src.read_bytes()), (
+            src.name
+        )
         assert len(written) < src.stat().st_size, src.name
     kept = daemon.wait_event("original.kept", 120, src=inbox / "pil_sample_cmyk.jpg")
     assert "no jxl output rebuilds this JPEG" in str(kept["error"]) and "CMYK" in str(kept["error"])
@@ -101,7 +103,7 @@ def test_a_wide_gamut_profile_is_kept_in_the_codestream(tmp_path: Path) -> None:
     done = run_outputs(tmp_path, src, output(format="jxl", max_edge=512, path="{stem}.jxl"))
     assert done.status == "done", done.error
     (written,) = done.written
-    from hotfolder.render import jxl  # noqa: PLC0415 - what the profile is, read back
+    from hotfolder.decide import jxl  # noqa: PLC0415 - what the profile is, read back
 
     icc = jxl.decode(written.dst.read_bytes(), max_pixels=10**6).icc
     assert icc is not None
@@ -175,3 +177,99 @@ def test_jxl_options_are_checked(options: dict[str, object], key: str, says: str
         raw["path"] = "{stem}.png"
     parse_output(raw, lambda _k: None, lambda msg, k, _line: problems.append((msg, k)))
     assert any(k == f"output.{key}" and says in msg for msg, k in problems), problems
+
+
+def _jxl_inputs(inbox: Path) -> dict[str, bytes]:
+    """JPEG XL files as another tool writes them (libjxl through imagecodecs)."""
+    with Image.open(photos()[4]) as im:
+        rgb = np.asarray(im.reduce(4))
+    made = {
+        "lossy.jxl": bytes(imagecodecs.jpegxl_encode(rgb, distance=1.0)),
+        "lossless.jxl": bytes(imagecodecs.jpegxl_encode(_pixels16(3), lossless=True)),
+        "camera.jxl": bytes(
+            imagecodecs.jpegxl_encode_jpeg(corpus("canon_eos_7d.jpg").read_bytes(), usecontainer=True)
+        ),
+    }
+    made["truncated.jxl"] = made["lossy.jxl"][: len(made["lossy.jxl"]) // 2]
+    for name, data in made.items():
+        (inbox / name).write_bytes(data)
+    return made
+
+
+def test_jxl_from_another_tool_comes_in_and_goes_out(tmp_path: Path) -> None:
+    """formats = ["jxl"] takes JPEG XL by content: a lossy one becomes a web JPEG, a 16-bit lossless one
+    a 16-bit PNG with every sample, one that holds a camera JPEG gives that JPEG back byte for byte
+    (archival, orientation kept), and a truncated one is quarantined, never half decoded."""
+    rules = (
+        '[[rule]]\nname = "in"\nmatch = { formats = ["jxl"] }\n'
+        '[[rule.output]]\nformat = "jpeg"\npath = "web/{stem}.jpg"\n'
+        '[[rule.output]]\nformat = "png"\npath = "png/{stem}.png"\n'
+        '[[rule.output]]\nformat = "jpeg"\nprofile = "archival"\norientation = "keep"\n'
+        'path = "orig/{stem}.jpg"\n'
+    )
+    write_config(tmp_path, rules)
+    (tmp_path / "inbox").mkdir()
+    _jxl_inputs(tmp_path / "inbox")
+    from conftest import run_cli  # noqa: PLC0415
+
+    done = run_cli("process", "inbox", cwd=tmp_path)
+    assert "done 3, quarantined 1" in done.stderr + done.stdout, done.stderr
+    out = tmp_path / "outbox"
+    with Image.open(out / "web" / "lossy.jpg") as im:
+        assert im.size == (1020, 768)
+    got = pyvips.Image.new_from_file(str(out / "png" / "lossless.png"))
+    assert got.format == "ushort"
+    samples = np.ndarray(
+        buffer=got.write_to_memory(), dtype=np.uint16, shape=(got.height, got.width, got.bands)
+    )
+    assert np.array_equal(samples, _pixels16(3))
+    assert (out / "orig" / "camera.jpg").read_bytes() == corpus("canon_eos_7d.jpg").read_bytes()
+    assert (out / "orig" / "lossy.jpg").read_bytes()[:2] == b"\xff\xd8"  # no JPEG inside: encoded
+    (note,) = (tmp_path / "quarantine").glob("truncated.jxl.json")
+    assert "JPEG XL" in note.read_text()
+
+
+def test_a_jxl_larger_than_max_image_pixels_is_refused_from_its_header(tmp_path: Path) -> None:
+    """The pixel count is read from the codestream header and refused before anything is decoded."""
+    write_config(tmp_path, '[[rule]]\nname = "in"\n[[rule.output]]\nformat = "png"\npath = "{stem}.png"\n',
+                 "max_image_pixels = 5000\n")  # fmt: skip
+    (tmp_path / "inbox").mkdir()
+    big = np.zeros((100, 100, 3), np.uint8)
+    (tmp_path / "inbox" / "big.jxl").write_bytes(bytes(imagecodecs.jpegxl_encode(big, lossless=True)))
+    from conftest import run_cli  # noqa: PLC0415
+
+    run_cli("process", "inbox", cwd=tmp_path)
+    (note,) = (tmp_path / "quarantine").glob("big.jxl.json")
+    assert "max_image_pixels" in note.read_text()
+
+
+def test_restore_gives_the_jpeg_back_proven_and_never_overwrites(tmp_path: Path) -> None:
+    """`hotfolder restore`: the archived JPEG back, checked against the archive's box and the ledger;
+    a second restore to the same place, an archive written from pixels, and an archive whose recorded
+    SHA-256 does not match all end in exit 1 with the reason."""
+    web = '[[rule.output]]\nformat = "jxl"\nprofile = "web"\nmax_edge = 256\npath = "web/{stem}.jxl"\n'
+    write_config(tmp_path, ARCHIVE + web)
+    (tmp_path / "inbox").mkdir()
+    shutil.copy(corpus("olympus_pen_e-p3.jpg"), tmp_path / "inbox" / "p3.jpg")
+    from conftest import run_cli  # noqa: PLC0415
+
+    assert run_cli("process", "inbox", cwd=tmp_path).returncode == 0
+    assert not (tmp_path / "inbox" / "p3.jpg").exists()
+    archive = tmp_path / "outbox" / "p3.jxl"
+    back = tmp_path / "back"
+    back.mkdir()
+    done = run_cli("restore", str(archive), "--to", str(back), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "its archive box and the ledger" in done.stdout
+    assert (back / "p3.jpg").read_bytes() == corpus("olympus_pen_e-p3.jpg").read_bytes()
+    again = run_cli("restore", str(archive), "--to", str(back), cwd=tmp_path)
+    assert again.returncode == 1 and "never overwritten" in again.stderr
+    pixels = run_cli("restore", str(tmp_path / "outbox" / "web" / "p3.jxl"), cwd=tmp_path)
+    assert pixels.returncode == 1 and "no JPEG reconstruction data" in pixels.stderr
+    data = archive.read_bytes()
+    at = data.index(b"hfsh") + 4
+    forged = tmp_path / "forged.jxl"
+    forged.write_bytes(data[:at] + b"0" * 64 + data[at + 64 :])
+    wrong = run_cli("restore", str(forged), "--to", str(tmp_path), cwd=tmp_path)
+    assert wrong.returncode == 1 and "differs from its archive box" in wrong.stderr
+    assert not (tmp_path / "forged.jpg").exists()

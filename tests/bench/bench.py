@@ -1028,6 +1028,57 @@ def bench_first() -> None:
         shutil.rmtree(f)
 
 
+# 9. JPEG XL archive ------------------------------------------------------------------------------------
+
+JXL = '[[rule.output]]\nformat = "jxl"\npath = "jxl/{stem}.jxl"\n'
+
+
+def bench_jxl() -> None:
+    """The 8 photos archived as JPEG XL (transcoded, rebuildable) against the archival PNG the default
+    rules write: seconds per photo and bytes against the JPEGs."""
+    import imagecodecs  # noqa: PLC0415 - the rebuild is checked with libjxl's own call
+
+    jxl = workspace("jxl", JXL)
+    png = workspace("jxlpng", PNG)
+    for folder in (jxl, png):
+        for p in PHOTOS:
+            shutil.copy(p, folder / "inbox" / p.name)
+    times: dict[str, list[float]] = {"jxl": [], "png": []}
+    for _ in range(2):
+        times["jxl"].append(one_shot(jxl))
+        times["png"].append(one_shot(png))
+    jpegs = sum(p.stat().st_size for p in PHOTOS)
+    ours = sorted((jxl / "outbox" / "jxl").glob("*.jxl"))
+    pngs = sum(f.stat().st_size for f in (png / "outbox" / "png").glob("*.png"))
+    same = sum(
+        bytes(imagecodecs.jpegxl_decode_jpeg(f.read_bytes(), numthreads=1))
+        == (jxl / "inbox" / (f.stem + ".jpg")).read_bytes()
+        for f in ours
+    )
+    size = sum(f.stat().st_size for f in ours)
+    per = {k: min(v) * WORKERS / len(PHOTOS) for k, v in times.items()}
+    rebuilt = f"{same}/{len(ours)} rebuilt byte for byte"
+    rows = [
+        [
+            "JPEG XL archive (transcode)",
+            f"{per['jxl']:.2f} s",
+            f"{size / jpegs:.3f}",
+            f"{size / pngs:.3f}",
+            rebuilt,
+        ],
+        ["archival PNG (the default rules')", f"{per['png']:.2f} s", f"{pngs / jpegs:.3f}", "1.000", "-"],
+    ]
+    table(
+        "9. JPEG XL archive of the 8 photos against the archival PNG (2 workers, the faster of 2 runs)",
+        ["output", "s per photo", "bytes / the JPEGs", "bytes / the PNGs", "check"],
+        rows,
+        "python tests/bench/bench.py jxl  (hotfolder process --force inbox with rules: JXL, then PNG; "
+        "s per photo = wall x workers / 8; the rebuild judged by imagecodecs.jpegxl_decode_jpeg)",
+    )
+    for f in (jxl, png):
+        shutil.rmtree(f)
+
+
 PARTS = {
     "pillow": bench_pillow,
     "tools": bench_tools,
@@ -1037,6 +1088,7 @@ PARTS = {
     "raw": bench_raw,
     "cluster": bench_cluster,
     "first": bench_first,
+    "jxl": bench_jxl,
 }
 
 

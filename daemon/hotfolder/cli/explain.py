@@ -95,8 +95,16 @@ def _print_plan(
             if seen.raw is not None and output.format != "copy":
                 kind, why = _raw_source(seen, output)
                 print(f"    from the RAW's {kind}: {why}")
+            said = _jpeg_bytes(seen.facts.format, output)
+            if said:
+                print(f"    {said}")
     mover = next((r for r in decision.rules if r.original != "keep"), None)
-    if mover is None:
+    rebuilt = _rebuildable(seen.facts.format, decision.rules)
+    if mover is not None and not rebuilt:
+        print(
+            "the original stays where it is: no jxl output rebuilds this JPEG (each is written from pixels)"
+        )
+    elif mover is None:
         print("the original stays where it is")
     elif mover.original == "delete":
         print("the original is deleted once every output is written and verified")
@@ -106,6 +114,29 @@ def _print_plan(
         values["seq"] = "<next>"
         dest = output_path(mover.original_path, config.output_root, values)
         print(f"the original moves to {dest} once every output is written and verified")
+
+
+def _rebuildable(source_format: str | None, rules: tuple[Rule, ...]) -> bool:
+    """Whether the original may go as the rules say: a JPEG with jxl outputs only if one transcodes it
+    (run/job.py decides the same after the outputs are written)."""
+    jxls = [o for r in rules for o in r.outputs if o.format == "jxl"]
+    return source_format != "jpeg" or not jxls or any(o.transcode_blocker() is None for o in jxls)
+
+
+def _jpeg_bytes(source_format: str | None, output: Output) -> str | None:
+    """What a jxl output of a JPEG (or a jpeg output of a JPEG XL) holds: the JPEG's own bytes, or pixels."""
+    if (source_format, output.format) not in (("jpeg", "jxl"), ("jxl", "jpeg")):
+        return None
+    why = output.transcode_blocker()
+    if source_format == "jpeg":
+        if why is None:
+            return (
+                "the JPEG transcoded: its own coefficients, EXIF and XMP in plain boxes, rebuilds it exactly"
+            )
+        return f"from the JPEG's pixels, not rebuildable ({why})"
+    if why is None:
+        return "the JPEG this JPEG XL holds, byte for byte, if it holds one (else encoded from its pixels)"
+    return None
 
 
 def _print_group(

@@ -1,4 +1,4 @@
-"""`hotfolder init [camera|phone|scanner|web]`: a commented hotfolder.toml and the rule file for that
+"""`hotfolder init [camera|phone|scanner|web|archive]`: a commented hotfolder.toml and the rule file for that
 use, written into the current folder (never over anything), then checked exactly as `run` would."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ STARTERS: Final = {
     "phone": "phone-sync.toml",
     "scanner": "scanner.toml",
     "web": "web-publishing.toml",
+    "archive": "jpeg-archive.toml",
 }
 _LISTING: Final = re.compile(r"^# Use it by listing it in hotfolder\.toml:.*$", re.MULTILINE)
 
