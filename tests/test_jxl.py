@@ -273,3 +273,79 @@ def test_restore_gives_the_jpeg_back_proven_and_never_overwrites(tmp_path: Path)
     wrong = run_cli("restore", str(forged), "--to", str(tmp_path), cwd=tmp_path)
     assert wrong.returncode == 1 and "differs from its archive box" in wrong.stderr
     assert not (tmp_path / "forged.jpg").exists()
+
+
+def test_kill_9_during_jxl_jobs_loses_nothing_and_leaves_no_temp_file(
+    tmp_path: Path, daemons: list[DaemonProcess]
+) -> None:
+    """kill -9 while JPEG XL archives are being written (a temp file is there), then a restart: every
+    JPEG ends archived and deleted only with an archive that rebuilds it, none is lost, and no temp
+    file is left in the inbox or the outbox."""
+    from hotfolder.core.tempnames import TEMP_MARK  # noqa: PLC0415
+
+    write_config(tmp_path, ARCHIVE)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    sources = [corpus(n) for n in CAMERA_JPEGS[:4]] + photos()[:4]
+    log = tmp_path / "daemon.jsonl"
+    first = DaemonProcess(tmp_path, log=log)
+    daemons.append(first)
+    first.started()
+    for src in sources:
+        shutil.copy(src, inbox / src.name)
+    first.wait(lambda: any(TEMP_MARK in p.name for p in (tmp_path / "outbox").rglob("*")), 120, what="a temp")
+    first.kill()
+    second = DaemonProcess(tmp_path, log=log)
+    daemons.append(second)
+    second.wait(lambda: not list(inbox.iterdir()), 240, what="every JPEG archived and deleted")
+    second.stop()
+    for src in sources:
+        archive = tmp_path / "outbox" / (src.stem + ".jxl")
+        assert bytes(imagecodecs.jpegxl_decode_jpeg(archive.read_bytes(), numthreads=1)) == src.read_bytes()
+    left = [p for p in tmp_path.rglob("*") if TEMP_MARK in p.name]
+    assert not left, left
+
+
+def test_an_animated_jxl_gives_its_first_frame_and_says_so(tmp_path: Path) -> None:
+    """An animated JPEG XL (three frames, by libjxl) is decoded as its first frame, and the job says the
+    other frames were not carried: never a silent loss."""
+    frames = np.zeros((3, 20, 30, 3), np.uint8)
+    frames[1], frames[2] = 100, 200
+    src = tmp_path / "anim.jxl"
+    src.write_bytes(bytes(imagecodecs.jpegxl_encode(frames, lossless=True)))
+    done = run_outputs(tmp_path, src, output(format="png"))
+    assert done.status == "done", done.error
+    (written,) = done.written
+    with Image.open(written.dst) as im:
+        assert im.size == (30, 20) and im.getpixel((0, 0)) == (0, 0, 0)
+    assert any("animated JPEG XL" in str(fields.get("error")) for _, fields in done.notes), done.notes
+
+
+def test_a_pq_source_stays_pq_in_the_codestream_and_reads_back_as_hdr(tmp_path: Path) -> None:
+    """hdr = "keep" (archival): a 16-bit BT.2020 PQ PNG becomes a JPEG XL whose colour encoding says PQ,
+    every sample kept (imagecodecs' decoder); read again by hotfolder it is PQ, so its archival PNG says
+    cICP 9/16 again."""
+    import struct  # noqa: PLC0415
+    import zlib  # noqa: PLC0415
+
+    ramp = np.linspace(0, 65535, 256 * 3, dtype=np.uint16).reshape(1, 256, 3).repeat(64, axis=0)
+    png = tmp_path / "pq.png"
+    pyvips.Image.new_from_memory(ramp.tobytes(), 256, 64, 3, "ushort").copy(interpretation="rgb16").pngsave(
+        str(png), bitdepth=16, keep="none"
+    )
+    chunk = b"cICP" + bytes([9, 16, 0, 1])
+    data = png.read_bytes()
+    png.write_bytes(
+        data[:33] + struct.pack(">I", 4) + chunk + struct.pack(">I", zlib.crc32(chunk)) + data[33:]
+    )
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    first = run_outputs(tmp_path / "one", png, output(format="jxl"))
+    assert first.status == "done", first.error
+    (archive,) = first.written
+    assert np.array_equal(imagecodecs.jpegxl_decode(archive.dst.read_bytes()), ramp)
+    again = run_outputs(tmp_path / "two", archive.dst, output(format="png"))
+    assert again.status == "done", again.error
+    (out,) = again.written
+    written = out.dst.read_bytes()
+    assert b"cICP" + bytes([9, 16, 0, 1]) in written

@@ -163,7 +163,7 @@ def _command(args: argparse.Namespace) -> int:
 
     from hotfolder import logs  # noqa: PLC0415 - see main()
     from hotfolder.errors import ConfigError, HotfolderError  # noqa: PLC0415
-    from hotfolder.render.capabilities import hdr_problem  # noqa: PLC0415
+    from hotfolder.render.capabilities import hdr_problem, require_writers  # noqa: PLC0415
     from hotfolder.settings.config import load_config  # noqa: PLC0415
 
     try:
@@ -175,6 +175,8 @@ def _command(args: argparse.Namespace) -> int:
             log_level=args.log_level or config.log_level,
         )
         logs.configure(fmt=config.log_format, level=config.log_level)
+        if args.command in ("run", "check", "process"):
+            require_writers(config.rules)
         if args.command == "check":
             from hotfolder.cli.check import check  # noqa: PLC0415 - each command loads what it needs
 

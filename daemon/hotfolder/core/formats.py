@@ -247,6 +247,7 @@ _TABLE: Final = (
         heavy=False,  # libjxl runs on the worker's one thread here (no parallel runner is given)
         profile="archival",
         quality=90,  # web: libjxl's distance 1.0, its own default ("visually lossless")
+        hdr="yes",  # PQ and HLG said by the codestream's own colour encoding
     ),
 )
 FORMATS: Final[Mapping[str, OutputFormat]] = {f.name: f for f in _TABLE}

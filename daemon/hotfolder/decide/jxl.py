@@ -38,6 +38,11 @@ _UINT8, _UINT16 = 2, 3  # JxlDataType
 _DEC_ERROR, _DEC_NEED_MORE_INPUT, _DEC_NEED_IMAGE_OUT_BUFFER = 1, 2, 5
 _DEC_BASIC_INFO, _DEC_COLOR_ENCODING, _DEC_FRAME, _DEC_FULL_IMAGE = 0x40, 0x100, 0x400, 0x1000
 _PROFILE_TARGET_DATA: Final = 1
+# H.273 code points -> JxlColorEncoding's enums (color_encoding.h), for an HDR signal said in the
+# codestream itself. Display P3 is JXL's P3 primaries with a D65 white.
+_JXL_PRIMARIES: Final = {1: 1, 9: 9, 12: 11}
+_JXL_TRANSFERS: Final = {16: 16, 18: 18}  # PQ, HLG
+_WHITE_D65, _INTENT_PERCEPTUAL = 1, 0
 
 
 class _Preview(ctypes.Structure):
@@ -185,6 +190,12 @@ def _lib() -> Any:
     return lib
 
 
+def hdr_encodable(primaries: int, transfer: int) -> bool:
+    """Whether the codestream's colour encoding can say this PQ or HLG signal (BT.709, BT.2020 or
+    Display P3 primaries)."""
+    return primaries in _JXL_PRIMARIES and transfer in _JXL_TRANSFERS
+
+
 def distance_for(quality: int) -> float:
     """libjxl's distance for a 0-100 quality on the scale cjxl and libjpeg use (90: distance 1.0)."""
     return float(_lib().JxlEncoderDistanceFromQuality(float(quality)))
@@ -280,10 +291,13 @@ def encode(
     distance: float,
     effort: int,
     orientation: int = 1,
+    hdr: tuple[int, int] | None = None,
     boxes: tuple[Box, ...] = (),
 ) -> bytes:
     """Pixels (height, width, bands: grey, grey+alpha, RGB, RGBA; uint8 or uint16) as JPEG XL, with
-    their ICC profile (none: sRGB), the EXIF orientation they are stored in, and the boxes given."""
+    their ICC profile (none: sRGB), the EXIF orientation they are stored in, and the boxes given. `hdr`:
+    the H.273 (primaries, transfer) of a PQ or HLG signal, said by the codestream's colour encoding
+    instead of the profile (see hdr_encodable)."""
     import numpy as np  # noqa: PLC0415 - only with pixels to encode
 
     height, width, bands = (int(n) for n in pixels.shape)
@@ -303,7 +317,13 @@ def encode(
         info.uses_original_profile = int(lossless)
         info.orientation = orientation if 1 <= orientation <= 8 else 1
         enc._check(lib.JxlEncoderSetBasicInfo(enc.enc, ctypes.byref(info)), "image header")
-        if icc:
+        if hdr is not None and hdr_encodable(*hdr):
+            colour = _ColorEncoding()
+            colour.color_space = 1 if bands <= 2 else 0
+            colour.white_point, colour.rendering_intent = _WHITE_D65, _INTENT_PERCEPTUAL
+            colour.primaries, colour.transfer_function = _JXL_PRIMARIES[hdr[0]], _JXL_TRANSFERS[hdr[1]]
+            enc._check(lib.JxlEncoderSetColorEncoding(enc.enc, ctypes.byref(colour)), "colour encoding")
+        elif icc:
             enc._check(lib.JxlEncoderSetICCProfile(enc.enc, icc, len(icc)), "ICC profile")
         else:
             colour = _ColorEncoding()

@@ -8,6 +8,9 @@ from __future__ import annotations
 import io
 from functools import cache
 
+from hotfolder.errors import ConfigError, HotfolderError, Problem
+from hotfolder.settings.rules import Rule
+
 
 def hdr_problem(fmt: str) -> str | None:
     """Why `fmt` cannot keep HDR with the writers installed here, or None if it can (settings'
@@ -15,6 +18,32 @@ def hdr_problem(fmt: str) -> str | None:
     if fmt == "avif":
         return _avif_hdr_problem()
     return f"no HDR writer for {fmt}"
+
+
+def require_writers(rules: tuple[Rule, ...]) -> None:
+    """Raise ConfigError with a problem for each output whose writer cannot be loaded here (JPEG XL:
+    libjxl from imagecodecs' wheel); asked once at start by the commands that run or check rules."""
+    problems = [
+        Problem(rule.file, f"format 'jxl' cannot be written here: {why}", rule.name, "output.format")
+        for rule in rules
+        for output in rule.outputs
+        if output.format == "jxl" and (why := _jxl_problem()) is not None
+    ]
+    if problems:
+        raise ConfigError(problems)
+
+
+@cache
+def _jxl_problem() -> str | None:
+    from hotfolder.decide import jxl  # noqa: PLC0415
+
+    try:
+        jxl.version()
+    except (ImportError, OSError, AttributeError) as exc:
+        return f"libjxl cannot be loaded ({exc}); install imagecodecs from its wheel"
+    except HotfolderError as exc:
+        return str(exc)
+    return None
 
 
 @cache

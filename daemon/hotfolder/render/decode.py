@@ -47,6 +47,8 @@ def auxiliary_losses(im: Image.Image, meta: Metadata) -> list[str]:
         )
     if meta.xmp and b"GDepth:" in meta.xmp:
         losses.append("Google depth map in extended XMP: not carried")
+    if im.format == "JXL" and getattr(im, "is_animated", False):
+        losses.append("animated JPEG XL: its first frame only (its other frames are not decoded here)")
     return losses
 
 

@@ -339,6 +339,8 @@ def write_jxl(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None:
     turn = (orientation(r.meta.exif) or 1) if output.orientation == "keep" else 1
     kind = "lossless" if output.lossless else "lossy"
     distance = output.distance if output.distance is not None else jxl.distance_for(output.quality)
+    cicp = r.meta.cicp
+    hdr = (cicp.primaries, cicp.transfer) if cicp is not None and r.deep is not None else None
     fp.write(
         jxl.encode(
             pixels,
@@ -348,6 +350,7 @@ def write_jxl(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None:
             distance=distance,
             effort=output.effort or DEFAULT_JXL_EFFORT[kind],
             orientation=turn,
+            hdr=hdr,
             boxes=tuple(boxes),
         )
     )
