@@ -306,19 +306,33 @@ def test_kill_9_during_jxl_jobs_loses_nothing_and_leaves_no_temp_file(
     assert not left, left
 
 
-def test_an_animated_jxl_gives_its_first_frame_and_says_so(tmp_path: Path) -> None:
-    """An animated JPEG XL (three frames, by libjxl) is decoded as its first frame, and the job says the
-    other frames were not carried: never a silent loss."""
+def test_an_animated_jxl_follows_frames(tmp_path: Path) -> None:
+    """An animated JPEG XL (three frames by libjxl) becomes an animated PNG with its three frames, and
+    with frames = "first" a still of the first; a format without animation says what it dropped."""
     frames = np.zeros((3, 20, 30, 3), np.uint8)
     frames[1], frames[2] = 100, 200
     src = tmp_path / "anim.jxl"
     src.write_bytes(bytes(imagecodecs.jpegxl_encode(frames, lossless=True)))
-    done = run_outputs(tmp_path, src, output(format="png"))
+    done = run_outputs(
+        tmp_path,
+        src,
+        output(format="png"),
+        output(format="png", frames="first", path="{stem}.first.png"),
+        output(format="jpeg", path="{stem}.jpg"),
+    )
     assert done.status == "done", done.error
-    (written,) = done.written
-    with Image.open(written.dst) as im:
-        assert im.size == (30, 20) and im.getpixel((0, 0)) == (0, 0, 0)
-    assert any("animated JPEG XL" in str(fields.get("error")) for _, fields in done.notes), done.notes
+    every, first, jpeg = (w.dst for w in done.written)
+    with Image.open(every) as im:
+        assert getattr(im, "n_frames", 1) == 3
+        seen = []
+        for i in range(3):
+            im.seek(i)
+            seen.append(im.convert("RGB").getpixel((5, 5)))
+        assert seen == [(0, 0, 0), (100, 100, 100), (200, 200, 200)]
+    with Image.open(first) as im:
+        assert getattr(im, "n_frames", 1) == 1 and im.convert("RGB").getpixel((5, 5)) == (0, 0, 0)
+    assert any(event == "frames.dropped" for event, _ in done.notes), done.notes
+    assert jpeg.exists()
 
 
 def test_a_pq_source_stays_pq_in_the_codestream_and_reads_back_as_hdr(tmp_path: Path) -> None:

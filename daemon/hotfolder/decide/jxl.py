@@ -152,6 +152,7 @@ _SIGS: Final[dict[str, tuple[Any, tuple[Any, ...]]]] = {
     "JxlDecoderCloseInput": (None, (_P,)),
     "JxlDecoderProcessInput": (ctypes.c_int, (_P,)),
     "JxlDecoderGetBasicInfo": (ctypes.c_int, (_P, ctypes.POINTER(_BasicInfo))),
+    "JxlDecoderGetFrameHeader": (ctypes.c_int, (_P, ctypes.c_void_p)),
     "JxlDecoderGetICCProfileSize": (ctypes.c_int, (_P, ctypes.c_int, ctypes.POINTER(ctypes.c_size_t))),
     "JxlDecoderGetColorAsICCProfile": (ctypes.c_int, (_P, ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t)),
     "JxlDecoderImageOutBufferSize": (
@@ -345,6 +346,19 @@ def encode(
         enc.close()
 
 
+class _FrameHeader(ctypes.Structure):
+    """JxlFrameHeader (codestream_header.h): its duration is all that is read; the layer info after it
+    is given room (JxlLayerInfo: 9 four-byte fields)."""
+
+    _fields_ = (
+        ("duration", ctypes.c_uint32),
+        ("timecode", ctypes.c_uint32),
+        ("name_length", ctypes.c_uint32),
+        ("is_last", ctypes.c_int),
+        ("layer_info", ctypes.c_uint32 * 9),
+    )
+
+
 @dataclass(frozen=True)
 class Header:
     """What a JPEG XL says about itself before its pixels are decoded."""
@@ -355,6 +369,8 @@ class Header:
     bands: int  # colour channels and alpha
     orientation: int
     animated: bool
+    tick_ms: float = 0.0  # an animation's time unit in ms
+    loops: int = 0  # an animation's repetitions (0: for ever)
 
     @property
     def shown(self) -> tuple[int, int]:
@@ -397,6 +413,10 @@ class _Decoder:
         info = _BasicInfo()
         self.lib.JxlDecoderGetBasicInfo(self.dec, ctypes.byref(info))
         bands = int(info.num_color_channels) + (1 if info.alpha_bits else 0)
+        animation = info.animation
+        tick = (
+            1000.0 * animation.tps_denominator / animation.tps_numerator if animation.tps_numerator else 0.0
+        )
         return Header(
             int(info.xsize),
             int(info.ysize),
@@ -404,6 +424,8 @@ class _Decoder:
             bands,
             int(info.orientation),
             bool(info.have_animation),
+            tick_ms=tick,
+            loops=int(animation.num_loops),
         )
 
     def icc(self) -> bytes | None:
@@ -471,6 +493,54 @@ def decode(data: bytes, *, max_pixels: int, upright: bool = False) -> Decoded:
                 assert head is not None and pixels is not None
                 return Decoded(head, pixels, icc)
         raise InputError("JPEG XL: no image in it")
+    finally:
+        dec.close()
+
+
+def decode_frames(
+    data: bytes, *, max_pixels: int
+) -> tuple[Header, list[tuple[np.ndarray, int]], bytes | None]:
+    """Every frame of an animation as shown (coalesced, upright) with its duration in ms, and the ICC
+    profile; the frames together may hold at most max_pixels (a long animation is a bomb too)."""
+    import numpy as np  # noqa: PLC0415
+
+    dec = _Decoder(data, _DEC_BASIC_INFO | _DEC_COLOR_ENCODING | _DEC_FRAME | _DEC_FULL_IMAGE, upright=True)
+    try:
+        head: Header | None = None
+        icc: bytes | None = None
+        frames: list[tuple[np.ndarray, int]] = []
+        duration = 0
+        pixels: np.ndarray | None = None
+        for event in dec.events():
+            if event == _DEC_BASIC_INFO:
+                head = dec.header()
+            elif event == _DEC_COLOR_ENCODING:
+                icc = dec.icc()
+            elif event == _DEC_FRAME:
+                assert head is not None
+                if (len(frames) + 1) * head.width * head.height > max_pixels:
+                    raise InputError(
+                        f"JPEG XL: {len(frames) + 1} frames of {head.width}x{head.height} are more than "
+                        f"max_image_pixels ({max_pixels}) together"
+                    )
+                frame = _FrameHeader()
+                dec.lib.JxlDecoderGetFrameHeader(dec.dec, ctypes.byref(frame))
+                duration = round(frame.duration * head.tick_ms)
+            elif event == _DEC_NEED_IMAGE_OUT_BUFFER:
+                assert head is not None
+                deep = head.bits > 8
+                fmt = _PixelFormat(head.bands, _UINT16 if deep else _UINT8, 0, 0)
+                width, height = head.shown
+                pixels = np.empty((height, width, head.bands), np.uint16 if deep else np.uint8)
+                dec.lib.JxlDecoderSetImageOutBuffer(
+                    dec.dec, ctypes.byref(fmt), pixels.ctypes.data, pixels.nbytes
+                )
+            elif event == _DEC_FULL_IMAGE:
+                assert pixels is not None
+                frames.append((pixels, duration))
+        if head is None or not frames:
+            raise InputError("JPEG XL: no image in it")
+        return head, frames, icc
     finally:
         dec.close()
 

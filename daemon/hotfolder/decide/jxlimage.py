@@ -4,7 +4,7 @@ with its ICC profile, EXIF and XMP in `info` as every other opener gives them.""
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from PIL import Image, ImageFile
 
@@ -46,13 +46,34 @@ class JxlImageFile(ImageFile.ImageFile):
             elif box.kind == b"xml ":
                 self.info["xmp"] = box.data
         self.is_animated = head.animated
-        self.n_frames = 1  # the first frame: animated JPEG XL is decoded as its first frame
+        self._frames: list[tuple[Any, int]] | None = None
+        self._frame = 0
+        if head.animated:
+            # A JPEG XL does not say how many frames it has: an animation is decoded whole at open.
+            _, self._frames, _ = jxl.decode_frames(self._data, max_pixels=Image.MAX_IMAGE_PIXELS or 1 << 62)
+            self.info["loop"] = head.loops
+            self.info["duration"] = self._frames[0][1]
+        self.n_frames = len(self._frames) if self._frames else 1
         self.tile = []
+
+    def seek(self, frame: int) -> None:
+        if not self._seek_check(frame):
+            return
+        self._frame = frame
+        self._im = None
+        if self._frames is not None:
+            self.info["duration"] = self._frames[frame][1]
+
+    def tell(self) -> int:
+        return self._frame
 
     def load(self) -> Image.core.PixelAccess | None:  # type: ignore[name-defined]
         if self._im is None:
-            decoded = jxl.decode(self._data, max_pixels=Image.MAX_IMAGE_PIXELS or 1 << 62, upright=True)
-            pixels = decoded.pixels
+            if self._frames is not None:
+                pixels = self._frames[self._frame][0]
+            else:
+                limit = Image.MAX_IMAGE_PIXELS or 1 << 62
+                pixels = jxl.decode(self._data, max_pixels=limit, upright=True).pixels
             if pixels.dtype.itemsize == 2 and pixels.shape[2] > 1:
                 self.info[DEEP_KEY] = pixels
                 pixels = ((pixels.astype("uint32") + 128) // 257).astype("uint8")

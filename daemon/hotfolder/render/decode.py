@@ -47,8 +47,6 @@ def auxiliary_losses(im: Image.Image, meta: Metadata) -> list[str]:
         )
     if meta.xmp and b"GDepth:" in meta.xmp:
         losses.append("Google depth map in extended XMP: not carried")
-    if im.format == "JXL" and getattr(im, "is_animated", False):
-        losses.append("animated JPEG XL: its first frame only (its other frames are not decoded here)")
     return losses
 
 
@@ -127,7 +125,7 @@ def decode(
     if deep is not None and deep.icc != meta.icc:
         deep = replace(deep, icc=meta.icc)
     n = getattr(im, "n_frames", 1)
-    animated = bool(getattr(im, "is_animated", False)) and fmt in {"gif", "png", "webp", "avif"}
+    animated = bool(getattr(im, "is_animated", False)) and fmt in {"gif", "png", "webp", "avif", "jxl"}
     return Source(
         losses=tuple(auxiliary_losses(im, meta) + motion_photo(data, meta)),
         damaged=tuple(damaged),
