@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import io
 import json
 import multiprocessing
 import re
@@ -30,7 +31,7 @@ import imagecodecs  # noqa: E402
 import numpy as np  # noqa: E402
 import pillow_heif  # noqa: E402
 import pyvips  # noqa: E402
-from PIL import Image, ImageChops, ImageOps  # noqa: E402
+from PIL import Image, ImageChops, ImageCms, ImageOps  # noqa: E402
 
 from conftest import Processed as Outcome  # noqa: E402
 from conftest import process_job  # noqa: E402
@@ -233,7 +234,7 @@ def judge(
     except Exception as exc:
         cell.verdict, cell.why = "FAIL", [f"output does not decode: {exc}"]
         return cell
-    if output.format == "jxl" and "jxl.pixels" not in notes and find(src_meta, "FileType") == "JPEG":
+    if output.format == "jxl" and "jxl.pixels" not in notes and find(src_meta, "FileType") in ("JPEG", "MPO"):
         # A transcoded JPEG is judged by what it promises: the JPEG back, byte for byte (libjxl's own
         # rebuild); its pixels come from libjxl's IDCT, not libjpeg-turbo's.
         rebuilt = bytes(imagecodecs.jpegxl_decode_jpeg(dst.read_bytes(), numthreads=1))
@@ -243,7 +244,7 @@ def judge(
         return cell
     tiff_source = find(src_meta, "FileType") == "TIFF"
     _judge_exif(output, src_meta, out_meta, notes, fails, tiff_source=tiff_source)
-    _judge_other_metadata(output, src_meta, out_meta, notes, fails)
+    _judge_other_metadata(output, src_meta, out_meta, notes, fails, dst)
     _judge_pixels(src, output, dst, out_img, out_frames, src_meta, out_meta, notes, fails)
     if fails:
         cell.verdict = "FAIL"
@@ -288,7 +289,12 @@ def _judge_exif(
 
 
 def _judge_other_metadata(
-    output: Output, src_meta: dict[str, Any], out_meta: dict[str, Any], notes: str, fails: list[str]
+    output: Output,
+    src_meta: dict[str, Any],
+    out_meta: dict[str, Any],
+    notes: str,
+    fails: list[str],
+    out_path: Path,
 ) -> None:
     for item, group in (("xmp", "XMP"), ("iptc", "IPTC")):
         in_src = any(k.startswith(group + ":") for k in src_meta)
@@ -298,11 +304,28 @@ def _judge_other_metadata(
         if getattr(output, item) == "keep" and in_src and not in_out and item not in notes:
             fails.append(f"{group} lost without a logged reason")
     src_icc, out_icc = find(src_meta, "ProfileDescription"), find(out_meta, "ProfileDescription")
+    if output.format == "jxl" and out_icc is None:
+        # exiftool does not read a profile from a JPEG XL codestream: libjxl's decoder gives it back.
+        out_icc = _jxl_profile_name(out_path)
     if output.icc == "srgb" and out_icc and "sRGB" not in str(out_icc):
         fails.append(f"icc=srgb output carries {out_icc!r}")
     cmyk = find(src_meta, "ColorSpaceData") == "CMYK" or "cmyk" in notes.lower()
     if output.icc == "keep" and src_icc and out_icc != src_icc and not cmyk and "colour" not in notes:
         fails.append(f"ICC {src_icc!r} became {out_icc!r}")
+
+
+def _jxl_profile_name(path: Path) -> str | None:
+    from hotfolder.decide import jxl  # noqa: PLC0415
+
+    _, icc = jxl.header(path.read_bytes())
+    if icc is None:
+        return None
+    name = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc))).strip()
+    # A profile libjxl recognised as one of its enumerated encodings is stored as that encoding and
+    # given back under libjxl's own name for it: RGB_D65_SRG_Rel_SRG is sRGB (Gra_D65_Rel_SRG its grey).
+    if re.fullmatch(r"(RGB_D65_SRG|Gra_D65)_[A-Za-z]{3}_SRG", name):
+        return f"sRGB ({name})"
+    return name or None
 
 
 def _judge_pixels(
@@ -388,13 +411,19 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--only", help="substring of the file names to run")
     parser.add_argument("--keep", action="store_true", help="keep the outputs and print where")
+    parser.add_argument("--recipe", help="substring of the recipes to run (format/profile, e.g. jxl/)")
     args = parser.parse_args()
     (rule,) = load_rules([RECIPES])
     files = sorted(
         p for p in CORPUS.iterdir() if p.suffix not in {".md", ".tsv"} and (args.only or "") in p.name
     )
     work = Path(tempfile.mkdtemp(prefix="hotfolder-conformance-"))
-    jobs = [(f, i, o, work) for f in files for i, o in enumerate(rule.outputs)]
+    jobs = [
+        (f, i, o, work)
+        for f in files
+        for i, o in enumerate(rule.outputs)
+        if (args.recipe or "") in recipe_name(o)
+    ]
     # Not forked from this process once it has threads (oxipng's rayon pool deadlocks a forked child).
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
         results = list(pool.map(run_one, jobs))

@@ -341,11 +341,14 @@ def write_jxl(r: Rendered, output: Output, fp: IO[bytes], notes: Notes) -> None:
     distance = output.distance if output.distance is not None else jxl.distance_for(output.quality)
     cicp = r.meta.cicp
     hdr = (cicp.primaries, cicp.transfer) if cicp is not None and r.deep is not None else None
+    # icc = "srgb": the pixels are sRGB, said by JPEG XL's own sRGB encoding. Given as a profile, a
+    # camera's v4 sRGB (ultra-hdr.jpg's) was read by libjxl as a D50 white with adapted primaries.
+    icc = None if output.icc == "srgb" and hdr is None else r.meta.icc
     fp.write(
         jxl.encode(
             pixels,
             bits=bits,
-            icc=r.meta.icc,
+            icc=icc,
             lossless=output.lossless,
             distance=distance,
             effort=output.effort or DEFAULT_JXL_EFFORT[kind],
