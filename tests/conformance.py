@@ -268,6 +268,17 @@ def _judge_exif(
             ":GPS" in k and k.startswith("XMP") for k in out_meta
         ):
             fails.append("GPS left in a gps=strip output")
+    makernote = tagset(src_meta, {"MakerNotes"}, tiff_source=tiff_source) | tagset(
+        out_meta, {"MakerNotes"}, tiff_source=False
+    )
+    serials = {"ExifIFD:SerialNumber", "ExifIFD:LensSerialNumber", "IFD0:CameraSerialNumber"}
+    private = (makernote if output.makernote == "strip" else set()) | (
+        serials if output.serials == "strip" else set()
+    )
+    private |= {"ExifIFD:OwnerName"} if output.owner == "strip" else set()
+    if private & got:
+        fails.append(f"private tags left in the output: {sorted(private & got)[:4]}")
+    want -= private
     if output.exif == "strip":
         if got:
             fails.append("EXIF left in an exif=strip output")

@@ -30,8 +30,10 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}
 HOTFOLDER = [sys.executable, "-m", "hotfolder"]
 WORKERS = 2
 EDGE = 2048
-# What the plain loop writes, so both sides do the same work: EXIF (GPS too) and the ICC profile as it is.
-SAME = 'exif = "keep"\ngps = "keep"\nicc = "keep"\nxmp = "strip"\niptc = "strip"\n'
+# What the plain loop writes, so both sides do the same work: EXIF (GPS, serial numbers and MakerNote
+# too) and the ICC profile as it is.
+PRIVATE_KEPT = 'serials = "keep"\nowner = "keep"\nmakernote = "keep"\n'
+SAME = 'exif = "keep"\ngps = "keep"\nicc = "keep"\nxmp = "strip"\niptc = "strip"\n' + PRIVATE_KEPT
 WEB = f'[[rule.output]]\nformat = "jpeg"\n{SAME}quality = 85\nmax_edge = {EDGE}\npath = "web/{{stem}}.jpg"\n'
 TIFF = f'[[rule.output]]\nformat = "tiff"\n{SAME}compression = "deflate"\npath = "tif/{{stem}}.tif"\n'
 

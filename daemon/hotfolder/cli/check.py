@@ -21,6 +21,13 @@ def check(config: Config) -> int:
             print(f"  -> {output.format}: {output.path.text}")
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    private = [o for r in config.rules for o in r.outputs if o.format != "copy" and o.serials == "strip"]
+    if private:
+        # Said once: web outputs wrote serial numbers, owner names and the MakerNote before this release.
+        print(
+            f"note: {len(private)} output(s) write no serial numbers, owner names or MakerNote (the web "
+            'profile); serials, owner, makernote = "keep" keep each of them'
+        )
     bad_urls = _notify(config)
     if bad_urls:
         return 2

@@ -39,6 +39,10 @@ TAG_GPS_IFD: Final = 0x8825
 
 
 TAG_MAKERNOTE: Final = 0x927C
+# What identifies a camera or its owner rather than a picture (EXIF 2.3+, DNG): ExifIFD's
+# CameraOwnerName, BodySerialNumber and LensSerialNumber, and IFD0's CameraSerialNumber (DNG).
+TAGS_SERIALS: Final = frozenset({0xA431, 0xA435, 0xC62F})
+TAGS_OWNER: Final = frozenset({0xA430})
 
 
 TAG_XMP: Final = 700
@@ -237,8 +241,10 @@ def patch(
     drop_gps: bool = False,
     drop_orientation: bool = False,
     resolution: Resolution | None = None,
+    drop_tags: frozenset[int] = frozenset(),
 ) -> bytes:
-    """Edit raw EXIF in place: set Orientation, dimensions and resolution, unlink IFD1 and GPS.
+    """Edit raw EXIF in place: set Orientation, dimensions and resolution, unlink IFD1 and GPS, remove
+    `drop_tags` from IFD0 and the Exif IFD (serial numbers, owner, MakerNote).
 
     Everything else keeps its exact bytes and offsets (MakerNotes stay valid). Removed data is
     blanked, not just unlinked, so no GPS or stale thumbnail travels with the file. Raises
@@ -268,6 +274,8 @@ def patch(
                 tiff.set_rational(entries[tag], res.rational(per))
         if res.TAG_UNIT in entries:
             tiff.set_scalar(entries[res.TAG_UNIT], resolution.tiff_unit)
+    if drop_tags:
+        _drop_tags(tiff, ifd0, drop_tags)
     if drop_gps and TAG_GPS_IFD in tiff.entries(ifd0):
         gps = tiff.scalar(tiff.entries(ifd0)[TAG_GPS_IFD])
         tiff.blank_ifd(gps)
@@ -275,6 +283,19 @@ def patch(
     if drop_thumbnail:
         _drop_ifd1(tiff, ifd0)
     return tiff.bytes()
+
+
+def _drop_tags(tiff: _Tiff, ifd0: int, tags: frozenset[int]) -> None:
+    """Remove these tags from IFD0 and the Exif IFD, their values blanked where they lay."""
+    ifds = [ifd0]
+    if TAG_EXIF_IFD in tiff.entries(ifd0):
+        ifds.append(tiff.scalar(tiff.entries(ifd0)[TAG_EXIF_IFD]))
+    for ifd in ifds:
+        for tag in sorted(tags & tiff.entries(ifd).keys()):
+            span = tiff.value_span(tiff.entries(ifd)[tag])
+            if span is not None:
+                tiff.buf[span[0] : span[0] + span[1]] = bytes(span[1])
+            tiff.remove_entry(ifd, tag)
 
 
 def _drop_ifd1(tiff: _Tiff, ifd0: int) -> None:

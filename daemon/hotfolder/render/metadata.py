@@ -230,21 +230,35 @@ def parse_xmp(xmp: bytes) -> tuple[re.Match[bytes], ET.Element]:
     return found, root
 
 
-def edit_xmp(xmp: bytes, *, drop_orientation: bool, drop_gps: bool) -> bytes:
-    """XMP without tiff:Orientation (pixels are upright) and/or exif:GPS* (privacy).
+def edit_xmp(
+    xmp: bytes,
+    *,
+    drop_orientation: bool,
+    drop_gps: bool,
+    drop_serials: bool = False,
+    drop_owner: bool = False,
+) -> bytes:
+    """XMP without tiff:Orientation (pixels are upright), and for privacy without exif:GPS* and the
+    location names (drop_gps), the serial numbers, the owner's name.
 
     Untouched bytes pass through when there is nothing to remove. Raises ValueError when the
     packet cannot be parsed: the caller then drops the XMP rather than leak what it must remove.
     """
-    needles = ([b"Orientation"] if drop_orientation else []) + ([b"GPS"] if drop_gps else [])
-    if not any(n in xmp for n in needles):
+    names: set[str] = set()
+    if drop_orientation:
+        names.add(f"{{{_NS_TIFF}}}Orientation")
+    if drop_gps:
+        names |= XMP_LOCATION
+    if drop_serials:
+        names |= XMP_SERIALS
+    if drop_owner:
+        names |= XMP_OWNER
+    if not ((drop_gps and b"GPS" in xmp) or any(n.rsplit("}", 1)[1].encode() in xmp for n in names)):
         return xmp
     found, root = parse_xmp(xmp)
 
     def unwanted(name: str) -> bool:
-        return (drop_orientation and name == f"{{{_NS_TIFF}}}Orientation") or (
-            drop_gps and name.startswith(f"{{{_NS_EXIF}}}GPS")
-        )
+        return name in names or (drop_gps and name.startswith(f"{{{_NS_EXIF}}}GPS"))
 
     for parent in root.iter():
         for attr in [a for a in parent.attrib if unwanted(a)]:
@@ -253,6 +267,28 @@ def edit_xmp(xmp: bytes, *, drop_orientation: bool, drop_gps: bool) -> bytes:
             parent.remove(child)
     rebuilt: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
     return xmp[: found.start()] + rebuilt + xmp[found.end() :]
+
+
+_NS_AUX: Final = "http://ns.adobe.com/exif/1.0/aux/"
+_NS_EXIFEX: Final = "http://cipa.jp/exif/1.0/"
+_NS_PHOTOSHOP: Final = "http://ns.adobe.com/photoshop/1.0/"
+_NS_IPTC_CORE: Final = "http://iptc.org/std/Iptc4xmpCore/1.0/xmlns/"
+_NS_IPTC_EXT: Final = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
+# Where XMP says a place (besides exif:GPS*), a camera's serial numbers, and its owner.
+XMP_LOCATION: Final = frozenset(
+    {
+        *(f"{{{_NS_PHOTOSHOP}}}{n}" for n in ("City", "State", "Country")),
+        *(f"{{{_NS_IPTC_CORE}}}{n}" for n in ("Location", "CountryCode")),
+        *(f"{{{_NS_IPTC_EXT}}}{n}" for n in ("LocationCreated", "LocationShown")),
+    }
+)
+XMP_SERIALS: Final = frozenset(
+    {
+        *(f"{{{_NS_AUX}}}{n}" for n in ("SerialNumber", "LensSerialNumber")),
+        *(f"{{{_NS_EXIFEX}}}{n}" for n in ("BodySerialNumber", "LensSerialNumber")),
+    }
+)
+XMP_OWNER: Final = frozenset({f"{{{_NS_AUX}}}OwnerName", f"{{{_NS_EXIFEX}}}CameraOwnerName"})
 
 
 def reserialise(
@@ -264,6 +300,7 @@ def reserialise(
     drop_orientation: bool = False,
     drop_makernote: bool = False,
     resolution: Resolution | None = None,
+    drop_tags: frozenset[int] = frozenset(),
 ) -> bytes:
     """Rebuild EXIF with Pillow (drops IFD1; may move MakerNote data): the fallback when patching fails."""
     ex = Image.Exif()
@@ -281,6 +318,9 @@ def reserialise(
                 sub[tag] = value
     if drop_makernote:
         sub.pop(TAG_MAKERNOTE, None)
+    for tag in drop_tags:
+        ex.pop(tag, None)
+        sub.pop(tag, None)
     if resolution is not None and res.TAG_X in ex:
         ex[res.TAG_X], ex[res.TAG_Y] = (
             TiffImagePlugin.IFDRational(resolution.x),

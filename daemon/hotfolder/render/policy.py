@@ -6,11 +6,12 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from hotfolder.core.exiftiff import ExifStructureError, patch
+from hotfolder.core.exiftiff import TAG_MAKERNOTE, ExifStructureError, patch
 from hotfolder.core.resolution import Resolution
 from hotfolder.render import stamp
 from hotfolder.render.metadata import Metadata, edit_xmp, reserialise
 from hotfolder.render.notes import Notes
+from hotfolder.render.private import private_tags
 from hotfolder.render.source import Source
 from hotfolder.render.transform import Rendered
 from hotfolder.settings.outputs import Output
@@ -87,6 +88,7 @@ def _for_pixels(
     resized = shape.written != kept
     turned = applied and shape.orientation != 1
     drop_gps = output.gps == "strip"
+    private = private_tags(output)
     resolution = _output_resolution(
         meta.resolution, output, kept, shape.written, swap=turned and shape.orientation >= 5
     )
@@ -102,16 +104,25 @@ def _for_pixels(
             drop_thumbnail=resized or turned,
             resolution=resolution,
             drop_orientation=applied and output.format == "avif",
+            drop_tags=private,
         )
     xmp = None
     if output.xmp == "keep" and meta.xmp:
         try:
-            xmp = edit_xmp(meta.xmp, drop_orientation=applied, drop_gps=drop_gps)
+            xmp = edit_xmp(
+                meta.xmp,
+                drop_orientation=applied,
+                drop_gps=drop_gps,
+                drop_serials=output.serials == "strip",
+                drop_owner=output.owner == "strip",
+            )
         except (ValueError, SyntaxError) as exc:
             why = f"XMP cannot be parsed (so orientation and GPS cannot be removed from it): {exc}; dropped"
             notes.warn("metadata.damaged", item="xmp", format=output.format, error=why)
     keep_iptc = output.iptc == "keep"
     photoshop, iptc = (meta.photoshop, meta.iptc) if keep_iptc else (None, None)
+    if drop_gps and (photoshop or iptc):
+        photoshop, iptc = stamp.without_location(photoshop, iptc)
     if stamped:
         exif = stamp.exif(exif, stamped)
         xmp = stamp.xmp(xmp, stamped)
@@ -149,7 +160,7 @@ def _output_exif(raw: bytes, output: Output, notes: Notes, **args: Any) -> bytes
     except ExifStructureError as exc:
         notes.warn("metadata.reserialised", item="exif", format=output.format, error=str(exc))
     try:
-        return reserialise(raw, **args)
+        return reserialise(raw, drop_makernote=TAG_MAKERNOTE in args["drop_tags"], **args)
     except (ValueError, SyntaxError, struct.error, TypeError, KeyError) as exc:
         notes.warn(
             "metadata.damaged",

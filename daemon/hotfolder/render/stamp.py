@@ -285,3 +285,23 @@ def records_in(irb: bytes | None) -> bytes | None:
             return irb[name_end + 4 : name_end + 4 + size]
         pos = name_end + 4 + size + (size % 2)
     return None
+
+
+# IPTC's place datasets: content location code and name, city, sublocation, province/state, country
+# code and name (IIM record 2).
+IPTC_LOCATION: Final = frozenset({26, 27, 90, 92, 95, 100, 101})
+
+
+def without_location(photoshop: bytes | None, records: bytes | None) -> tuple[bytes | None, bytes | None]:
+    """The IPTC records (on their own, or inside Photoshop's resources) without a place's datasets."""
+
+    def cleaned(block: bytes) -> bytes:
+        sets = _datasets(block)
+        if not any(r == 2 and n in IPTC_LOCATION for r, n, _ in sets):
+            return block
+        return b"".join(_dataset(r, n, d) for r, n, d in sets if not (r == 2 and n in IPTC_LOCATION))
+
+    inside = records_in(photoshop)
+    if photoshop is not None and inside is not None:
+        photoshop = replace_iptc_resource(photoshop, cleaned(inside))
+    return photoshop, cleaned(records) if records is not None else None

@@ -13,6 +13,7 @@ from hotfolder.decide import jxl
 from hotfolder.decide.sniff import register_codecs
 from hotfolder.errors import EncodeError, InputError
 from hotfolder.render import deep as deepmod
+from hotfolder.render import private
 from hotfolder.render.transform import Rendered
 from hotfolder.settings.outputs import Output
 
@@ -45,6 +46,7 @@ def verify(data: bytes, rendered: Rendered, output: Output) -> None:
                 # Pillow reads the structure; the samples are decoded once, at full precision, by the
                 # deep reader (a second 8-bit decode by Pillow cost 1.0 s on a 24 MP 16-bit TIFF).
                 same = _same_deep(data, rendered.deep, output)
+            leaked = private.leaks_in(check, output) if private.strips_anything(output) else []
             map_size = None
             if rendered.gain_map is not None and frames > 1:  # an Ultra HDR JPEG: MPF's second image
                 check.seek(1)
@@ -65,6 +67,10 @@ def verify(data: bytes, rendered: Rendered, output: Output) -> None:
         raise EncodeError(f"the written gain map is {map_size}, expected {rendered.gain_map.size}")
     if not same:
         raise EncodeError(f"lossless {output.format} output differs from the source pixels")
+    if leaked:
+        raise EncodeError(
+            f"the written {output.format} still holds {', '.join(leaked)}, which its options strip"
+        )
 
 
 def _verify_jxl(data: bytes, rendered: Rendered, output: Output) -> None:
@@ -79,6 +85,17 @@ def _verify_jxl(data: bytes, rendered: Rendered, output: Output) -> None:
         raise EncodeError(f"the written jxl does not decode again: {exc}") from None
     if (got.header.width, got.header.height) != rendered.size:
         raise EncodeError(f"written jxl is {got.header.width}x{got.header.height}, expected {rendered.size}")
+    if private.strips_anything(output):
+        exif, xmp = None, None
+        for box in jxl.boxes(data):
+            if box.kind == b"Exif" and len(box.data) > 4:
+                exif = Image.Exif()
+                exif.load(box.data[4 + int.from_bytes(box.data[:4], "big") :])
+            elif box.kind == b"xml ":
+                xmp = box.data
+        leaked = private.leaks(exif, xmp, None, output)
+        if leaked:
+            raise EncodeError(f"the written jxl still holds {', '.join(leaked)}, which its options strip")
     if not output.is_lossless:
         return
     if rendered.deep is not None:

@@ -20,9 +20,19 @@ from hotfolder.settings import schema
 OUTPUT_FORMATS: Final = (*ENCODED_FORMATS, "copy")
 KEEP_STRIP: Final = ("keep", "strip")
 
+# What identifies a person or a camera goes from web copies: a body or lens serial number links every
+# photo posted anywhere to one camera, an owner name to one person, and a MakerNote holds both (and
+# sometimes a location). Camera make and model, exposure, lens model and capture time stay.
+_PRIVATE: Final = ("serials", "owner", "makernote")
 PROFILES: Final[Mapping[str, Mapping[str, str]]] = {
-    "archival": {"exif": "keep", "gps": "keep", "xmp": "keep", "iptc": "keep", "icc": "keep", "hdr": "keep"},
-    "web": {"exif": "keep", "gps": "strip", "xmp": "strip", "iptc": "strip", "icc": "srgb", "hdr": "tonemap"},
+    "archival": {
+        **{"exif": "keep", "gps": "keep", "xmp": "keep", "iptc": "keep", "icc": "keep", "hdr": "keep"},
+        **dict.fromkeys(_PRIVATE, "keep"),
+    },
+    "web": {
+        **{"exif": "keep", "gps": "strip", "xmp": "strip", "iptc": "strip", "icc": "srgb", "hdr": "tonemap"},
+        **dict.fromkeys(_PRIVATE, "strip"),
+    },
 }
 DEFAULT_PROFILE: Final = {**{n: f.profile for n, f in FORMATS.items()}, "copy": "archival"}
 TIFF_COMPRESSIONS: Final = ("none", "lzw", "deflate", "zstd")
@@ -54,7 +64,10 @@ class Output:
     path: Template
     profile: str = "archival"
     exif: str = "keep"
-    gps: str = "keep"
+    gps: str = "keep"  # strip: GPS from EXIF and XMP, and location names from XMP and IPTC
+    serials: str = "keep"  # strip: body, lens and camera serial numbers (EXIF, XMP)
+    owner: str = "keep"  # strip: the camera owner's name (EXIF, XMP)
+    makernote: str = "keep"  # strip: the maker's private block (serials, sometimes a location)
     xmp: str = "keep"
     iptc: str = "keep"
     icc: str = "keep"
@@ -104,7 +117,10 @@ class Output:
             ("stamp", bool(self.stamp)),
             ("dpi", self.dpi is not None),
             ('frames = "first"', self.frames == "first"),
-            *((f'{k} = "strip"', getattr(self, k) == "strip") for k in ("exif", "gps", "xmp", "iptc")),
+            *(
+                (f'{k} = "strip"', getattr(self, k) == "strip")
+                for k in ("exif", "gps", "xmp", "iptc", "serials", "owner", "makernote")
+            ),
         ]
         asked = [what for what, applies in changes if applies]
         return f"the output asks {', '.join(asked)}" if asked else None
@@ -183,6 +199,9 @@ _KEYS: Final[Mapping[str, tuple[schema.Validator, frozenset[str] | None]]] = {
     "profile": (schema.choice(PROFILES), frozenset(ENCODED_FORMATS)),
     "exif": (schema.choice(KEEP_STRIP), frozenset(ENCODED_FORMATS)),
     "gps": (schema.choice(KEEP_STRIP), frozenset(ENCODED_FORMATS)),
+    "serials": (schema.choice(KEEP_STRIP), frozenset(ENCODED_FORMATS)),
+    "owner": (schema.choice(KEEP_STRIP), frozenset(ENCODED_FORMATS)),
+    "makernote": (schema.choice(KEEP_STRIP), frozenset(ENCODED_FORMATS)),
     "xmp": (schema.choice(KEEP_STRIP), frozenset(ENCODED_FORMATS)),
     "iptc": (schema.choice(KEEP_STRIP), frozenset(ENCODED_FORMATS)),
     "icc": (schema.choice(("keep", "srgb")), frozenset(ENCODED_FORMATS)),
