@@ -48,6 +48,10 @@ def explain(config: Config, file: Path) -> int:
             f"seen: {facts.size} bytes, {c.width}x{c.height}, camera {camera(c.make, c.model)!r}, "
             f"taken {c.taken}, exif {c.has_exif}, gps {c.has_gps}"
         )
+        r = c.rated
+        stars = f"{r.rating} (from {r.rating_from})" if r.rating is not None else "0 (unrated)"
+        label = f"{r.label!r} (from {r.label_from})" if r.label is not None else "none"
+        print(f"rating: {stars}, label: {label}")
     if seen.colour is not None:
         hdr = ' - HDR: tone-mapped where hdr = "tonemap", kept where "keep"' if seen.colour.hdr else ""
         print(f"colour: {seen.colour.words}{hdr}")

@@ -38,6 +38,8 @@ FIELDS: Final[frozenset[str]] = frozenset(
         "taken",
         "group",
         "paired",
+        "rating",
+        "label",
     }
 )
 MULTI_COMPONENT: Final[frozenset[str]] = frozenset({"relpath", "reldir", "taken"})

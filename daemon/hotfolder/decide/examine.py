@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from PIL import Image
 
@@ -18,6 +19,7 @@ from hotfolder.core.formats import HEAD_BYTES, RAW, claimed_format
 from hotfolder.decide.facts import content_facts, raw_facts
 from hotfolder.decide.header import identify, too_many_pixels
 from hotfolder.decide.match import Decision, Facts, decide
+from hotfolder.decide.rating import rated
 from hotfolder.decide.raw import RawHeader
 from hotfolder.decide.raw import inspect as inspect_raw
 from hotfolder.decide.read import Sniffed, misnamed, sniffed
@@ -80,7 +82,9 @@ def examine_bytes(
             header = inspect_raw(data, max_pixels=max_pixels)
         except InputError as exc:
             return Examined(facts, examine(data, facts.relpath, rules, facts=facts), unusable=exc)
-        facts = replace(facts, content=raw_facts(header, mtime))
+        facts = replace(
+            facts, content=replace(raw_facts(header, mtime), rated=rated(header.xmp, _picture_path(facts)))
+        )
         return Examined(facts, examine(data, facts.relpath, rules, facts=facts), raw=header)
     opened: Image.Image | None = None
     unusable: InputError | None = None
@@ -94,7 +98,8 @@ def examine_bytes(
             unusable = exc
     if opened is not None and opened.width * opened.height > max_pixels:
         unusable = too_many_pixels()
-    content = content_facts(data, mtime, opened) if opened is not None else None
+    found = content_facts(data, mtime, opened) if opened is not None else None
+    content = replace(found, rated=rated(_own_xmp(opened), _picture_path(facts))) if found else None
     facts = replace(facts, content=content)
     # A header that fails part way (a truncated file) leaves no content: decode opens afresh and says why.
     return Examined(
@@ -103,6 +108,23 @@ def examine_bytes(
         opened=opened if content is not None else None,
         unusable=unusable,
     )
+
+
+def _own_xmp(im: Image.Image | None) -> bytes | None:
+    """The XMP packet a Pillow opener found in the picture (its key differs by format)."""
+    if im is None:
+        return None
+    found = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
+    if isinstance(found, str):
+        return found.encode()
+    if found is None and im.format == "TIFF":
+        found = getattr(im, "tag_v2", {}).get(700)
+    return found if isinstance(found, bytes) else None
+
+
+def _picture_path(facts: Facts) -> Path | None:
+    """Where the picture is, to find its XMP sidecar beside it (None: bytes without a place)."""
+    return Path(facts.watch_path) / facts.relpath if facts.watch_path else None
 
 
 def examine(

@@ -14,6 +14,7 @@ from wcmatch import fnmatch
 from wcmatch import glob as wglob
 
 from hotfolder.core.formats import INPUT_FORMATS, RAW
+from hotfolder.decide.rating import NOT_RATED, Rated
 from hotfolder.settings.rules import Match, Rule
 
 # `**/` matches zero or more folders; matching ignores case; dot files are ordinary names
@@ -33,6 +34,7 @@ class Content:
     has_gps: bool = False
     taken: datetime | None = None  # DateTimeOriginal, then CreateDate, then the file's mtime
     subsec: str = ""  # the sub-second digits the camera wrote
+    rated: Rated = NOT_RATED  # xmp:Rating and xmp:Label, the sidecar's over the picture's
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,15 @@ def _content_mismatch(m: Match, c: Content) -> str | None:
         return f"taken {c.taken} is not after {m.taken_after}"
     if m.taken_before is not None and (c.taken is None or c.taken >= m.taken_before):
         return f"taken {c.taken} is not before {m.taken_before}"
+    stars = c.rated.rating if c.rated.rating is not None else 0  # unrated is 0, as in Lightroom
+    said = f" (from {c.rated.rating_from})" if c.rated.rating_from else " (unrated)"
+    if m.rating_min is not None and stars < m.rating_min:
+        return f"rating {stars}{said} < rating_min {m.rating_min}"
+    if m.rating_max is not None and stars > m.rating_max:
+        return f"rating {stars}{said} > rating_max {m.rating_max}"
+    if m.labels and (c.rated.label or "").casefold() not in {x.casefold() for x in m.labels}:
+        where = f" (from {c.rated.label_from})" if c.rated.label_from else ""
+        return f"label {c.rated.label!r}{where} is not one of {list(m.labels)}"
     return None
 
 

@@ -43,6 +43,9 @@ def template_values(
             width=str(content.width),
             height=str(content.height),
             taken=When(content.taken, content.subsec) if content.taken else None,
+            # Lightroom's meaning: an unrated picture is 0; a label has no value then (use a fallback).
+            rating=str(content.rated.rating if content.rated.rating is not None else 0),
+            label=content.rated.label,
         )
     return values
 

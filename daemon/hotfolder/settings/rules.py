@@ -36,6 +36,9 @@ class Match:
     has_exif: bool | None = None
     taken_after: datetime | None = None
     taken_before: datetime | None = None
+    rating_min: int | None = None  # xmp:Rating: -1 (rejected), 0 (unrated), 1 .. 5 stars
+    rating_max: int | None = None
+    labels: tuple[str, ...] = ()  # xmp:Label, any of these (case-insensitive)
 
     @property
     def reads_content(self) -> bool:
@@ -49,6 +52,9 @@ class Match:
             or self.has_exif is not None
             or self.taken_after
             or self.taken_before
+            or self.rating_min is not None
+            or self.rating_max is not None
+            or bool(self.labels)
         )
 
 
@@ -132,11 +138,14 @@ _MATCH_KEYS: Final[Mapping[str, schema.Validator]] = {
     "has_exif": schema.boolean,
     "taken_after": _when,
     "taken_before": _when,
+    "rating_min": schema.int_range(-1, 5),
+    "rating_max": schema.int_range(-1, 5),
+    "label": schema.str_list,
 }
 _RULE_KEYS: Final = frozenset(
     {"name", "match", "output", "continue", "original", "original_path", "companions"}
 )
-_MATCH_FIELDS: Final = {"glob": "globs"}
+_MATCH_FIELDS: Final = {"glob": "globs", "label": "labels"}
 
 
 class _Locator:
@@ -350,6 +359,7 @@ def _parse_match(i: int, entry: dict[str, Any], where: _Locator, problem: Any) -
         ("min_bytes", "max_bytes"),
         ("min_pixels", "max_pixels"),
         ("taken_after", "taken_before"),
+        ("rating_min", "rating_max"),
     ):
         if low in match_kwargs and high in match_kwargs and match_kwargs[low] > match_kwargs[high]:
             problem(
