@@ -84,6 +84,7 @@ def _print_plan(
     c, decision = seen.facts.content, seen.decision
     job = Job(src=file, relpath=relpath, rules=decision.rules, output_root=config.output_root, watch=watch)
     digest = hashlib.sha256(seen.data or b"").hexdigest()
+    c_format = seen.facts.format
     for rule in decision.rules:
         print(f"rule {rule.name!r} would write:")
         values = template_values(job, rule, c, digest, paired=paired)
@@ -102,6 +103,16 @@ def _print_plan(
             said = _jpeg_bytes(seen.facts.format, output)
             if said:
                 print(f"    {said}")
+            transcoded = output.format == "jxl" and c_format == "jpeg" and output.transcode_blocker() is None
+            if transcoded:
+                print(
+                    f"    provenance: SHA-256 {digest} in the archive's hfsh box (its XMP is the JPEG's own)"
+                )
+            elif output.format != "copy" and output.provenance == "keep" and output.xmp == "keep":
+                print(
+                    f"    provenance in its XMP: xmpMM:PreservedFileName {file.name!r}, xmpMM:DerivedFrom, "
+                    f"hf:SourceSHA256 {digest}"
+                )
     mover = next((r for r in decision.rules if r.original != "keep"), None)
     rebuilt = _rebuildable(seen.facts.format, decision.rules)
     if mover is not None and not rebuilt:

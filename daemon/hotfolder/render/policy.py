@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hotfolder.core.exiftiff import TAG_MAKERNOTE, ExifStructureError, patch
@@ -17,12 +17,22 @@ from hotfolder.render.transform import Rendered
 from hotfolder.settings.outputs import Output
 
 
+@dataclass(frozen=True)
+class Origin:
+    """The input an output is made from, for its provenance: its file name and SHA-256."""
+
+    name: str
+    sha256: str
+
+
 def output_metadata(
     source: Source,
     rendered: Rendered,
     output: Output,
     notes: Notes,
+    *,
     stamped: stamp.Stamped | None = None,
+    origin: Origin | None = None,
 ) -> Metadata:
     """Exactly the EXIF, XMP, IPTC, ICC and resolution this output's options allow, as they must read
     on its pixels, with its stamp written over the source's values for those fields.
@@ -31,7 +41,7 @@ def output_metadata(
     resolution follow the pixels; a thumbnail that no longer shows the pixels is removed; GPS goes
     when asked, from EXIF and XMP alike. A block that cannot be edited is dropped and said so.
     """
-    return _for_pixels(
+    meta = _for_pixels(
         rendered.meta,
         _Shape(source.orientation, source.stored_size, rendered.size),
         output,
@@ -39,6 +49,9 @@ def output_metadata(
         stamped,
         source_icc=source.meta.icc,
     )
+    if origin is None or output.provenance != "keep" or output.xmp != "keep":
+        return meta
+    return replace(meta, xmp=stamp.provenance(meta.xmp, name=origin.name, sha256=origin.sha256))
 
 
 def images_metadata(

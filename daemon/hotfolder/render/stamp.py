@@ -12,7 +12,7 @@ import io
 import re
 import struct
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from defusedxml import ElementTree as SafeET
@@ -31,6 +31,10 @@ _NS: Final = {
     "dc": "http://purl.org/dc/elements/1.1/",
     "photoshop": "http://ns.adobe.com/photoshop/1.0/",
     "xmpRights": "http://ns.adobe.com/xap/1.0/rights/",
+    "xmpMM": "http://ns.adobe.com/xap/1.0/mm/",
+    "stRef": "http://ns.adobe.com/xap/1.0/sType/ResourceRef#",
+    # hotfolder's own, for what no standard namespace says: the source's SHA-256 (docs: Outputs).
+    "hf": "https://hotfolder.dev/ns/provenance/1.0/",
 }
 # XMP property per field, and its container: Seq (ordered), Alt (language alternatives), Bag, or simple.
 _XMP: Final = {
@@ -133,6 +137,70 @@ def _q(prefix: str, name: str) -> str:
 
 def xmp(packet: bytes | None, stamped: Stamped) -> bytes:
     """The XMP with the stamped properties (a new packet if there is none, or if it cannot be parsed)."""
+
+    def write(descriptions: list[ET.Element]) -> None:
+        for field, (prefix, name, _) in _XMP.items():
+            if field in stamped:
+                _remove(descriptions, _q(prefix, name))
+        target = descriptions[0]
+        for field, (prefix, name, container) in _XMP.items():
+            if field not in stamped:
+                continue
+            element = ET.SubElement(target, _q(prefix, name))
+            if container is None:
+                element.text = _values(stamped, field)[0]
+                continue
+            holder = ET.SubElement(element, _q("rdf", container))
+            for value in _values(stamped, field):
+                attrs = (
+                    {"{http://www.w3.org/XML/1998/namespace}lang": "x-default"} if container == "Alt" else {}
+                )
+                ET.SubElement(holder, _q("rdf", "li"), attrs).text = value
+
+    return _edit(packet, write)
+
+
+def provenance(packet: bytes | None, *, name: str, sha256: str) -> bytes:
+    """The XMP with where the picture came from: xmpMM:PreservedFileName (the original's name, unless the
+    source already keeps an earlier one), xmpMM:DerivedFrom (stRef:documentID: the source's own
+    xmpMM:DocumentID, else urn:sha256:<its SHA-256>; stRef:filePath: its name) and hotfolder's
+    hf:SourceSHA256 (64 lowercase hex digits)."""
+
+    def write(descriptions: list[ET.Element]) -> None:
+        kept = _first_value(descriptions, _q("xmpMM", "PreservedFileName"))
+        document = _first_value(descriptions, _q("xmpMM", "DocumentID"))
+        for prop in ("PreservedFileName", "DerivedFrom"):
+            _remove(descriptions, _q("xmpMM", prop))
+        _remove(descriptions, _q("hf", "SourceSHA256"))
+        target = descriptions[0]
+        ET.SubElement(target, _q("xmpMM", "PreservedFileName")).text = kept or name
+        derived = ET.SubElement(target, _q("xmpMM", "DerivedFrom"), {_q("rdf", "parseType"): "Resource"})
+        ET.SubElement(derived, _q("stRef", "documentID")).text = document or f"urn:sha256:{sha256}"
+        ET.SubElement(derived, _q("stRef", "filePath")).text = name
+        ET.SubElement(target, _q("hf", "SourceSHA256")).text = sha256
+
+    return _edit(packet, write)
+
+
+def _first_value(descriptions: list[ET.Element], tag: str) -> str | None:
+    for description in descriptions:
+        if tag in description.attrib:
+            return description.attrib[tag]
+        found = description.find(tag)
+        if found is not None and found.text:
+            return found.text
+    return None
+
+
+def _remove(descriptions: list[ET.Element], tag: str) -> None:
+    for description in descriptions:
+        description.attrib.pop(tag, None)
+        for child in description.findall(tag):
+            description.remove(child)
+
+
+def _edit(packet: bytes | None, write: Callable[[list[ET.Element]], None]) -> bytes:
+    """Parse the packet (or start one), let `write` change its descriptions, and serialise it in place."""
     for prefix, uri in _NS.items():
         ET.register_namespace(prefix, uri)
     root = None
@@ -158,25 +226,7 @@ def xmp(packet: bytes | None, stamped: Stamped) -> bytes:
     descriptions = rdf.findall(_q("rdf", "Description")) or [
         ET.SubElement(rdf, _q("rdf", "Description"), {_q("rdf", "about"): ""})
     ]
-    for field, (prefix, name, _) in _XMP.items():
-        if field not in stamped:
-            continue
-        for description in descriptions:
-            description.attrib.pop(_q(prefix, name), None)
-            for child in description.findall(_q(prefix, name)):
-                description.remove(child)
-    target = descriptions[0]
-    for field, (prefix, name, container) in _XMP.items():
-        if field not in stamped:
-            continue
-        element = ET.SubElement(target, _q(prefix, name))
-        if container is None:
-            element.text = _values(stamped, field)[0]
-            continue
-        holder = ET.SubElement(element, _q("rdf", container))
-        for value in _values(stamped, field):
-            attrs = {"{http://www.w3.org/XML/1998/namespace}lang": "x-default"} if container == "Alt" else {}
-            ET.SubElement(holder, _q("rdf", "li"), attrs).text = value
+    write(descriptions)
     body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
     if packet and found is not None:
         return packet[: found.start()] + body + packet[found.end() :]

@@ -26,7 +26,7 @@ from hotfolder.errors import AbandonedError, EncodeError, InputError
 from hotfolder.render import stamp
 from hotfolder.render.encode import encode
 from hotfolder.render.notes import Notes
-from hotfolder.render.policy import images_metadata, output_metadata
+from hotfolder.render.policy import Origin, images_metadata, output_metadata
 from hotfolder.render.source import Source
 from hotfolder.render.transform import Rendered
 from hotfolder.render.transform import render as render_output
@@ -115,7 +115,11 @@ def stage_output(
             _finish_file(staged.temp, job, st)
     else:
         rendered = render_output(source, output, work.notes, work.resized)
-        rendered = replace(rendered, meta=output_metadata(source, rendered, output, work.notes, stamped))
+        origin = Origin(job.src.name, digest)
+        rendered = replace(
+            rendered,
+            meta=output_metadata(source, rendered, output, work.notes, stamped=stamped, origin=origin),
+        )
         rendered = replace(
             rendered, images_meta=images_metadata(source, rendered, output, work.notes, stamped)
         )

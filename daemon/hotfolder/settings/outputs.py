@@ -28,10 +28,12 @@ PROFILES: Final[Mapping[str, Mapping[str, str]]] = {
     "archival": {
         **{"exif": "keep", "gps": "keep", "xmp": "keep", "iptc": "keep", "icc": "keep", "hdr": "keep"},
         **dict.fromkeys(_PRIVATE, "keep"),
+        "provenance": "keep",
     },
     "web": {
         **{"exif": "keep", "gps": "strip", "xmp": "strip", "iptc": "strip", "icc": "srgb", "hdr": "tonemap"},
         **dict.fromkeys(_PRIVATE, "strip"),
+        "provenance": "strip",
     },
 }
 DEFAULT_PROFILE: Final = {**{n: f.profile for n, f in FORMATS.items()}, "copy": "archival"}
@@ -68,6 +70,7 @@ class Output:
     serials: str = "keep"  # strip: body, lens and camera serial numbers (EXIF, XMP)
     owner: str = "keep"  # strip: the camera owner's name (EXIF, XMP)
     makernote: str = "keep"  # strip: the maker's private block (serials, sometimes a location)
+    provenance: str = "keep"  # keep: the original's name and SHA-256 in the XMP (render/stamp.py)
     xmp: str = "keep"
     iptc: str = "keep"
     icc: str = "keep"
@@ -202,6 +205,7 @@ _KEYS: Final[Mapping[str, tuple[schema.Validator, frozenset[str] | None]]] = {
     "serials": (schema.choice(KEEP_STRIP), frozenset(ENCODED_FORMATS)),
     "owner": (schema.choice(KEEP_STRIP), frozenset(ENCODED_FORMATS)),
     "makernote": (schema.choice(KEEP_STRIP), frozenset(ENCODED_FORMATS)),
+    "provenance": (schema.choice(KEEP_STRIP), frozenset(ENCODED_FORMATS)),
     "xmp": (schema.choice(KEEP_STRIP), frozenset(ENCODED_FORMATS)),
     "iptc": (schema.choice(KEEP_STRIP), frozenset(ENCODED_FORMATS)),
     "icc": (schema.choice(("keep", "srgb")), frozenset(ENCODED_FORMATS)),
