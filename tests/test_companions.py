@@ -532,3 +532,30 @@ def test_a_jpeg_beside_a_raw_that_no_rule_takes_is_processed(
     write_config(tmp_path, GROUP_RULES.format(policy="keep", where=""))
     said = run_cli("explain", str(inbox / "IMG_1.jpg"), cwd=tmp_path).stdout
     assert "a companion of IMG_1.dng" in said, said
+
+
+def test_a_pixel_raw_and_jpeg_pair_by_their_names_and_move_together(tmp_path: Path) -> None:
+    """A Pixel writes PXL_<time>.RAW-01.COVER.jpg beside PXL_<time>.RAW-02.ORIGINAL.dng: different stems,
+    paired by the default twin patterns. Through a move rule the DNG is the picture (its web JPEG made
+    once), the COVER JPEG travels with it under its own name, both byte for byte."""
+    spec = Companions()
+    base = "PXL_20240103_111111111"
+    listing = [f"{base}.RAW-01.COVER.jpg", f"{base}.RAW-02.ORIGINAL.dng", "PXL_20240103_222222222.jpg"]
+    assert pairing.holder(listing[0], listing, spec) == listing[1]
+    (member,) = pairing.group_of(listing[1], listing, spec)
+    assert (member.name, member.role) == (listing[0], "twin")
+    assert pairing.holder(listing[2], listing, spec) is None
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    dng, cover = inbox / listing[1], inbox / listing[0]
+    shutil.copy(camera("canon_eos_6d.dng"), dng)
+    with rawpy.imread(str(camera("canon_eos_6d.dng"))) as raw:
+        cover.write_bytes(bytes(raw.extract_thumb().data))
+    sha = {p.name: _sha(p) for p in inbox.iterdir()}
+    write_config(tmp_path, GROUP_RULES.format(policy="move", where='original_path = "archive/{name}"'))
+    done = run_cli("process", "--log-format", "json", "inbox", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    archive = tmp_path / "outbox" / "archive"
+    assert {p.name: _sha(p) for p in archive.iterdir()} == sha
+    assert [p.name for p in (tmp_path / "outbox" / "web").iterdir()] == [f"{base}.RAW-02.ORIGINAL.jpg"]
+    assert not list(inbox.iterdir())

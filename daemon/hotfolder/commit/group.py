@@ -36,9 +36,13 @@ class CompanionDisposed:
         return CompanionNote(str(self.src), self.role, self.disposed.result, where, self.disposed.why)
 
 
-def companion_name(picture_dest: Path, suffix: str) -> Path:
-    """A companion's name beside its picture's: the picture's new stem with the companion's own suffix."""
-    return picture_dest.parent / (PurePath(picture_dest.name).stem + suffix)
+def companion_name(picture_dest: Path, suffix: str, replaces: str = "") -> Path:
+    """A companion's name beside its picture's: the picture's new stem with the companion's own suffix
+    (a pattern twin's in place of the end of the picture's stem it `replaces`, when that is still there)."""
+    new_stem = PurePath(picture_dest.name).stem
+    if replaces and new_stem.lower().endswith(replaces.lower()):
+        new_stem = new_stem[: -len(replaces)]
+    return picture_dest.parent / (new_stem + suffix)
 
 
 def _free(path: Path, taken: set[Path]) -> bool:
@@ -50,7 +54,7 @@ def group_dest(dest: Path, companions: tuple[Companion, ...], taken: set[Path]) 
     collision moves the whole group to the next number."""
     for n in range(10_000):
         candidate = tempnames.numbered(dest, n)
-        names = [candidate, *(companion_name(candidate, c.suffix) for c in companions)]
+        names = [candidate, *(companion_name(candidate, c.suffix, c.replaces) for c in companions)]
         if all(_free(p, taken) for p in names):
             taken.update(names[1:])
             return candidate
@@ -67,7 +71,8 @@ def plan(companions: tuple[Companion, ...], picture_dest: Path | None) -> tuple[
             read_ns=c.read_ns,
             role=c.role,
             suffix=c.suffix,
-            dest=companion_name(picture_dest, c.suffix) if picture_dest else None,
+            dest=companion_name(picture_dest, c.suffix, c.replaces) if picture_dest else None,
+            replaces=c.replaces,
         )
         for c in companions
     )
@@ -82,7 +87,7 @@ def dispose_all(
         read = Read(entry.src, entry.identity, entry.sha256, entry.read_ns)
         if original.result == "moved" and entry.dest:
             assert original.where is not None
-            dest = companion_name(original.where, entry.suffix)  # the name the picture really took
+            dest = companion_name(original.where, entry.suffix, entry.replaces)  # the picture's real name
             outcome = _move(read, dest, root, fresh=fresh)
         elif original.result == "deleted":
             outcome = _delete(read, token=f"{token}{index:02x}", fresh=fresh)
@@ -141,6 +146,11 @@ def late(path: Path, spec: Companions, ledger: Ledger, root: Path, *, now: datet
         identity = FileIdentity.at(path)
         if identity is None:
             return Disposed("kept", why=dispose.GONE), str(picture)
-        dest = companion_name(Path(original), path.name[len(pairing.stem(picture.name)) :])
+        base = pairing.stem(picture.name)
+        named = pairing.pattern_twin(path.name, [picture.name], spec)
+        if named is not None:  # a pattern twin: its suffix after the shared base, in place of the picture's
+            dest = companion_name(Path(original), path.name[len(named[1]) :], base[len(named[1]) :])
+        else:
+            dest = companion_name(Path(original), path.name[len(base) :])
         return dispose.move(Read(path, identity), dest, root), str(picture)
     return Disposed("kept", why="no picture of its group is in its folder"), ""

@@ -153,14 +153,18 @@ class PlannedCompanion:
     role: str
     suffix: str
     dest: Path | None  # a move: beside the picture's planned name
+    replaces: str = ""  # a pattern twin (commit/group.py companion_name)
 
     def to_json(self) -> dict[str, object]:
-        """The ledger's JSON of it."""
-        return {
+        """The ledger's JSON of it (`replaces` only when set: the previous release reads the rest)."""
+        data: dict[str, object] = {
             **asdict(self),
             "src": str(self.src),
             "dest": str(self.dest) if self.dest else None,
         }
+        if not self.replaces:
+            del data["replaces"]
+        return data
 
     @classmethod
     def from_json(cls, data: object) -> PlannedCompanion:
@@ -178,6 +182,7 @@ class PlannedCompanion:
             role=f.text("role"),
             suffix=f.text("suffix"),
             dest=Path(dest) if dest else None,
+            replaces=f.text_or_none("replaces") or "",
         )
 
 

@@ -48,6 +48,7 @@ class Companion:
     read_ns: int
     role: str  # sidecar | twin | video
     suffix: str  # what follows the picture's stem in its name, kept when the group is renamed
+    replaces: str = ""  # a pattern twin: the end of the picture's stem its suffix takes the place of
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,9 @@ class Member:
     name: str
     role: str  # sidecar | twin | video
     suffix: str
+    # A twin named by a pattern: the end of the picture's own stem its suffix replaces (a Pixel's
+    # ".RAW-02.ORIGINAL"), so that the pair keeps its names when the picture's is kept.
+    replaces: str = ""
 
 
 def stem(name: str) -> str:
@@ -105,7 +108,34 @@ def group_of(
         for name in same:
             if stem(lower) == base.lower() and name not in members and _twin_wanted(picture, name, spec):
                 members[name] = Member(name, TWIN, name[len(base) :])
+    named = pattern_twin(picture, names, spec)
+    if named is not None and named[0] not in members and _twin_wanted(picture, named[0], spec):
+        shared = named[1]
+        members[named[0]] = Member(named[0], TWIN, named[0][len(shared) :], replaces=base[len(shared) :])
     return tuple(sorted(members.values(), key=lambda m: m.name))
+
+
+def _twin_shape(pattern: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{base\}|\{n\})", pattern)
+    regex = "".join(
+        "(?P<base>.+?)" if p == "{base}" else r"\d+" if p == "{n}" else re.escape(p) for p in parts if p
+    )
+    return re.compile(f"^{regex}$", re.IGNORECASE)
+
+
+def pattern_twin(name: str, listing: Iterable[str], spec: Companions) -> tuple[str, str] | None:
+    """The name paired with `name` by one of the rule's twin patterns (same {base}), and that base."""
+    for first, second in spec.twins:
+        for this, other in ((first, second), (second, first)):
+            hit = _twin_shape(this).match(name)
+            if hit is None:
+                continue
+            shape = _twin_shape(other)
+            for candidate in listing:
+                found = shape.match(candidate)
+                if candidate != name and found and found["base"].lower() == hit["base"].lower():
+                    return candidate, hit["base"]
+    return None
 
 
 def _shape(pattern: str) -> re.Pattern[str]:
@@ -150,6 +180,9 @@ def _holder(name: str, listing: Iterable[str], spec: Companions, claims: str | N
     for picture in by_stem.get(stem(name).lower(), []):
         if _twin_wanted(picture, name, spec):
             return picture
+    named = pattern_twin(name, names, spec)
+    if named is not None and _twin_wanted(named[0], name, spec):
+        return named[0]
     return None
 
 

@@ -194,7 +194,7 @@ def read_group(
             notes.warn("companion.skipped", error=f"{member.name} changed or went while it was read")
             continue
         identity, digest, read_ns = read
-        found.append(Companion(path, identity, digest, read_ns, member.role, member.suffix))
+        found.append(Companion(path, identity, digest, read_ns, member.role, member.suffix, member.replaces))
     return tuple(found)
 
 

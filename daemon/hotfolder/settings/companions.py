@@ -11,6 +11,9 @@ from hotfolder.settings import schema
 
 DEFAULT_FILES: Final = ("{name}.xmp", "{stem}.xmp", "{stem}.aae", "{stem}.thm", "{name}.json")
 DEFAULT_VIDEOS: Final = ("{stem}.mov", "{stem}_HEVC.mov", "{stem}.mp4")
+# RAW+JPEG twins whose names differ beyond the stem: a Pixel writes PXL_..._111.RAW-01.COVER.jpg beside
+# PXL_..._111.RAW-02.ORIGINAL.dng. {base} is what the two share, {n} any digits.
+DEFAULT_TWINS: Final = (("{base}.RAW-{n}.COVER.jpg", "{base}.RAW-{n}.ORIGINAL.dng"),)
 RAW_JPEG: Final = ("group", "separate")
 PRIMARY: Final = ("raw", "jpeg")
 _KEEPS_NAME: Final = frozenset({"{name}", "{stem}.{ext}"})  # an original_path file name that renames nothing
@@ -27,6 +30,7 @@ class Companions:
     wait: float = 3.0  # seconds a picture waits at most for its stem to be quiet
     late: float = 3600.0  # seconds after its picture was moved that a companion still follows it
     raw_jpeg: str = "group"  # "separate": a JPEG beside a RAW is a picture of its own
+    twins: tuple[tuple[str, str], ...] = DEFAULT_TWINS  # name patterns of twins with different stems
     primary: str = "raw"  # in a RAW+JPEG group, the one the outputs are made from
 
 
@@ -67,6 +71,17 @@ def _seconds(value: Any) -> float:
     return float(value)
 
 
+def _twin_pairs(value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, list) or not all(isinstance(p, list) and len(p) == 2 for p in value):
+        raise ValueError(
+            'must be a list of pairs, e.g. [["{base}.RAW-{n}.COVER.jpg", "{base}.RAW-{n}.ORIGINAL.dng"]]'
+        )
+    for pattern in (p for pair in value for p in pair):
+        if not isinstance(pattern, str) or "{base}" not in pattern or "/" in pattern:
+            raise ValueError(f"pattern {pattern!r}: needs {{base}} (the part both names share) and no '/'")
+    return tuple((a, b) for a, b in value)
+
+
 _KEYS: Final[dict[str, Callable[[Any], Any]]] = {
     "files": _patterns,
     "videos": _patterns,
@@ -74,6 +89,7 @@ _KEYS: Final[dict[str, Callable[[Any], Any]]] = {
     "late": _seconds,
     "raw_jpeg": schema.choice(RAW_JPEG),
     "primary": schema.choice(PRIMARY),
+    "twins": _twin_pairs,
 }
 
 
