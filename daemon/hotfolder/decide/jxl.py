@@ -229,9 +229,9 @@ class _Encoder:
         self.enc = self.lib.JxlEncoderCreate(None)
         if not self.enc:
             raise EncodeError("JPEG XL: libjxl could not make an encoder (out of memory)")
-        self._check(self.lib.JxlEncoderUseContainer(self.enc, int(container)), "container")
+        self.check(self.lib.JxlEncoderUseContainer(self.enc, int(container)), "container")
 
-    def _check(self, status: int, what: str) -> None:
+    def check(self, status: int, what: str) -> None:
         if status != _SUCCESS:
             code = int(self.lib.JxlEncoderGetError(self.enc))
             raise EncodeError(f"JPEG XL: {what}: {_ENCODER_ERRORS.get(code, f'libjxl error {code}')}")
@@ -239,14 +239,14 @@ class _Encoder:
     def boxes(self, boxes: tuple[Box, ...]) -> None:
         if not boxes:
             return
-        self._check(self.lib.JxlEncoderUseBoxes(self.enc), "boxes")
+        self.check(self.lib.JxlEncoderUseBoxes(self.enc), "boxes")
         for box in boxes:
-            self._check(self.lib.JxlEncoderAddBox(self.enc, box.kind, box.data, len(box.data), 0), "box")
+            self.check(self.lib.JxlEncoderAddBox(self.enc, box.kind, box.data, len(box.data), 0), "box")
         self.lib.JxlEncoderCloseBoxes(self.enc)
 
     def settings(self, effort: int) -> Any:
         settings = self.lib.JxlEncoderFrameSettingsCreate(self.enc, None)
-        self._check(self.lib.JxlEncoderFrameSettingsSetOption(settings, _EFFORT, effort), "effort")
+        self.check(self.lib.JxlEncoderFrameSettingsSetOption(settings, _EFFORT, effort), "effort")
         return settings
 
     def finish(self) -> bytes:
@@ -259,7 +259,7 @@ class _Encoder:
             status = self.lib.JxlEncoderProcessOutput(self.enc, ctypes.byref(start), ctypes.byref(avail))
             out += chunk.raw[: len(chunk) - avail.value]
             if status != _NEED_MORE_OUTPUT:
-                self._check(status, "encode")
+                self.check(status, "encode")
                 return bytes(out)
 
     def close(self) -> None:
@@ -272,10 +272,10 @@ def transcode(jpeg: bytes, *, effort: int, boxes: tuple[Box, ...] = ()) -> bytes
     `boxes` are added after them (never read by a rebuild)."""
     enc = _Encoder(container=True)
     try:
-        enc._check(enc.lib.JxlEncoderStoreJPEGMetadata(enc.enc, 1), "JPEG reconstruction data")
+        enc.check(enc.lib.JxlEncoderStoreJPEGMetadata(enc.enc, 1), "JPEG reconstruction data")
         settings = enc.settings(effort)
-        enc._check(enc.lib.JxlEncoderFrameSettingsSetOption(settings, _COMPRESS_BOXES, 0), "plain boxes")
-        enc._check(enc.lib.JxlEncoderAddJPEGFrame(settings, jpeg, len(jpeg)), "transcode")
+        enc.check(enc.lib.JxlEncoderFrameSettingsSetOption(settings, _COMPRESS_BOXES, 0), "plain boxes")
+        enc.check(enc.lib.JxlEncoderAddJPEGFrame(settings, jpeg, len(jpeg)), "transcode")
         if boxes:
             enc.boxes(boxes)
         return enc.finish()
@@ -317,27 +317,27 @@ def encode(
         info.alpha_bits = bits if alpha else 0
         info.uses_original_profile = int(lossless)
         info.orientation = orientation if 1 <= orientation <= 8 else 1
-        enc._check(lib.JxlEncoderSetBasicInfo(enc.enc, ctypes.byref(info)), "image header")
+        enc.check(lib.JxlEncoderSetBasicInfo(enc.enc, ctypes.byref(info)), "image header")
         if hdr is not None and hdr_encodable(*hdr):
             colour = _ColorEncoding()
             colour.color_space = 1 if bands <= 2 else 0
             colour.white_point, colour.rendering_intent = _WHITE_D65, _INTENT_PERCEPTUAL
             colour.primaries, colour.transfer_function = _JXL_PRIMARIES[hdr[0]], _JXL_TRANSFERS[hdr[1]]
-            enc._check(lib.JxlEncoderSetColorEncoding(enc.enc, ctypes.byref(colour)), "colour encoding")
+            enc.check(lib.JxlEncoderSetColorEncoding(enc.enc, ctypes.byref(colour)), "colour encoding")
         elif icc:
-            enc._check(lib.JxlEncoderSetICCProfile(enc.enc, icc, len(icc)), "ICC profile")
+            enc.check(lib.JxlEncoderSetICCProfile(enc.enc, icc, len(icc)), "ICC profile")
         else:
             colour = _ColorEncoding()
             lib.JxlColorEncodingSetToSRGB(ctypes.byref(colour), int(bands <= 2))
-            enc._check(lib.JxlEncoderSetColorEncoding(enc.enc, ctypes.byref(colour)), "colour encoding")
+            enc.check(lib.JxlEncoderSetColorEncoding(enc.enc, ctypes.byref(colour)), "colour encoding")
         enc.boxes(boxes)
         settings = enc.settings(effort)
         if lossless:
-            enc._check(lib.JxlEncoderSetFrameLossless(settings, 1), "lossless")
+            enc.check(lib.JxlEncoderSetFrameLossless(settings, 1), "lossless")
         else:
-            enc._check(lib.JxlEncoderSetFrameDistance(settings, distance), "distance")
+            enc.check(lib.JxlEncoderSetFrameDistance(settings, distance), "distance")
         fmt = _PixelFormat(bands, _UINT16 if deep else _UINT8, 0, 0)
-        enc._check(
+        enc.check(
             lib.JxlEncoderAddImageFrame(settings, ctypes.byref(fmt), buffer.ctypes.data, buffer.nbytes),
             "pixels",
         )
