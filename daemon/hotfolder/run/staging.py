@@ -87,32 +87,13 @@ def stage_output(
         folder / final.name.replace(SEQ_MARK, "seq"), token=f"{job.token}{work.run}{index:02x}"
     )
     earlier: tuple[tuple[Path, FileIdentity], ...] = ()
-    transcode = _transcoded(output, source, data, digest, work) or _rebuilt(output, source, data, work)
-    if transcode is not None and output.format == "jpeg":
-        staged = _stage_in(folder, temp, lambda fp: fp.write(transcode), job, work)
-        with atomic.removed_on_error(staged.temp):
-            written = staged.temp.read_bytes()
-            if written != transcode or faults.failing("verify"):
-                raise EncodeError("the written JPEG is not the one the JPEG XL rebuilds")
-            _finish_file(staged.temp, job, st)
-    elif transcode is not None:
-        staged = _stage_in(folder, temp, lambda fp: fp.write(transcode), job, work)
-        with atomic.removed_on_error(staged.temp):
-            written = staged.temp.read_bytes()
-            try:
-                rebuilt = jxl.rebuild(written)
-            except InputError as exc:
-                raise EncodeError(f"the written jxl does not decode again: {exc}") from None
-            if hashlib.sha256(rebuilt).hexdigest() != digest or faults.failing("verify"):
-                raise EncodeError("the written jxl does not rebuild the original JPEG byte for byte")
-            _finish_file(staged.temp, job, st)
-    elif output.format == "copy" or source is None:
-        staged = _stage_in(folder, temp, lambda fp: fp.write(data), job, work)
-        with atomic.removed_on_error(staged.temp):
-            written = staged.temp.read_bytes()
-            if hashlib.sha256(written).hexdigest() != digest:
-                raise atomic.StagingError(f"copy {staged.temp} does not match the source")
-            _finish_file(staged.temp, job, st)
+    carried = _transcoded(output, source, data, digest, work) or _rebuilt(output, source, data, work)
+    if carried is not None or output.format == "copy" or source is None:
+        # Bytes made before the temp file: a JPEG's transcode, the JPEG a JPEG XL gives back, or a copy.
+        payload = carried if carried is not None else data
+        staged, written = _stage_bytes(
+            payload, folder=folder, temp=temp, job=job, work=work, st=st, output=output, digest=digest
+        )
     else:
         rendered = render_output(source, output, work.notes, work.resized)
         origin = Origin(job.src.name, digest)
@@ -143,6 +124,38 @@ def stage_output(
         ms=elapsed_ms(t0),
         earlier=earlier,
     )
+
+
+def _stage_bytes(
+    payload: bytes,
+    *,
+    folder: Path,
+    temp: Path,
+    job: Job,
+    work: Work,
+    st: os.stat_result,
+    output: Output,
+    digest: str,
+) -> tuple[atomic.Staged, bytes]:
+    """Write bytes made already, read them back and check them: a transcoded JPEG XL must rebuild the
+    original (SHA-256), a JPEG given back by a JPEG XL must be those bytes, a copy the source's."""
+    staged = _stage_in(folder, temp, lambda fp: fp.write(payload), job, work)
+    with atomic.removed_on_error(staged.temp):
+        written = staged.temp.read_bytes()
+        if output.format == "jxl":
+            try:
+                rebuilt = jxl.rebuild(written)
+            except InputError as exc:
+                raise EncodeError(f"the written jxl does not decode again: {exc}") from None
+            if hashlib.sha256(rebuilt).hexdigest() != digest or faults.failing("verify"):
+                raise EncodeError("the written jxl does not rebuild the original JPEG byte for byte")
+        elif output.format == "jpeg":
+            if written != payload or faults.failing("verify"):
+                raise EncodeError("the written JPEG is not the one the JPEG XL rebuilds")
+        elif hashlib.sha256(written).hexdigest() != digest:
+            raise atomic.StagingError(f"copy {staged.temp} does not match the source")
+        _finish_file(staged.temp, job, st)
+    return staged, written
 
 
 def _transcoded(output: Output, source: Source | None, data: bytes, digest: str, work: Work) -> bytes | None:
