@@ -245,6 +245,10 @@ def _equal(a: Image.Image, b: Image.Image) -> bool:
 # mtime already matches to the nanosecond; coarser thumbnails let a tiny picture's artefacts through).
 _SAME_PICTURE_MEAN: Final = 1.5
 _THUMB: Final = (16, 16)
+# A JPEG is decoded at a DCT scale giving at least this size: at 1/8 (its 16 px floor) the very pixels
+# hotfolder wrote for dscn0010 (640x480) differed from themselves by 1.69 (chroma at 1/16, rounding);
+# from >= 256 px by what the encoders differ by (see above).
+_DRAFT: Final = (256, 256)
 
 
 def same_picture(path: Path, rendered: Rendered, output: Output) -> bool:
@@ -257,7 +261,7 @@ def same_picture(path: Path, rendered: Rendered, output: Output) -> bool:
         with Image.open(path, formats=(PIL_FORMAT[output.format],)) as there:
             if there.size != rendered.size:
                 return False
-            there.draft("RGB", _THUMB)  # a JPEG decoded at the smallest DCT scale still >= 16 px
+            there.draft("RGB", _DRAFT)
             theirs = there.convert("RGB").resize(_THUMB, Image.Resampling.BOX)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return False
