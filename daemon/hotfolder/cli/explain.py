@@ -6,12 +6,14 @@ import hashlib
 import sys
 from pathlib import Path
 
-from hotfolder.core.template import camera
+from hotfolder.core.template import Value, camera
 from hotfolder.decide import companions as pairing
 from hotfolder.decide.inspect import Inspection, inspect_file, may_take
 from hotfolder.decide.job import Job
+from hotfolder.decide.motion import Motion, motion_video
 from hotfolder.decide.naming import output_path, template_values
 from hotfolder.errors import EXIT_USAGE, HotfolderError, NotRegularError
+from hotfolder.render.motion import location_boxes
 from hotfolder.run.group import claimed, live_photo, spec_of
 from hotfolder.settings.config import Config
 from hotfolder.settings.outputs import Output
@@ -52,6 +54,9 @@ def explain(config: Config, file: Path) -> int:
         stars = f"{r.rating} (from {r.rating_from})" if r.rating is not None else "0 (unrated)"
         label = f"{r.label!r} (from {r.label_from})" if r.label is not None else "none"
         print(f"rating: {stars}, label: {label}")
+    motion = motion_video(seen.data) if seen.data and seen.raw is None else None
+    if motion is not None:
+        _print_motion(motion, seen.data or b"")
     if seen.colour is not None:
         hdr = ' - HDR: tone-mapped where hdr = "tonemap", kept where "keep"' if seen.colour.hdr else ""
         print(f"colour: {seen.colour.words}{hdr}")
@@ -73,12 +78,32 @@ def explain(config: Config, file: Path) -> int:
     if seen.refusal is not None:
         print(f"it would be quarantined: {seen.refusal}")
         return 0
-    _print_plan(config, seen, file, relpath, watch, paired=paired)
+    _print_plan(config, seen, file, relpath, watch, paired=paired, motion=motion)
     return 0
 
 
+def _print_motion(motion: Motion, data: bytes) -> None:
+    """A motion photo's parts: the picture, the video after it (or why it cannot be taken), its location."""
+    if motion.problem is not None:
+        print(f"motion photo ({motion.layout}): its video cannot be extracted: {motion.problem}")
+        return
+    places = [name for _, _, name in location_boxes(data[motion.start : motion.end])]
+    print(
+        f"motion photo ({motion.layout}): picture bytes 0-{motion.start:,}, video bytes "
+        f"{motion.start:,}-{motion.end:,} ({motion.size:,} bytes, MP4 brand {motion.brand.strip()!r}, "
+        f"SHA-256 {motion.sha256}); the video's location: {', '.join(places) or 'none'}"
+    )
+
+
 def _print_plan(
-    config: Config, seen: Inspection, file: Path, relpath: str, watch: Watch | None, *, paired: bool
+    config: Config,
+    seen: Inspection,
+    file: Path,
+    relpath: str,
+    watch: Watch | None,
+    *,
+    paired: bool,
+    motion: Motion | None,
 ) -> None:
     """What each matching rule would write, and what becomes of the original."""
     c, decision = seen.facts.content, seen.decision
@@ -113,9 +138,14 @@ def _print_plan(
                     f"    provenance in its XMP: xmpMM:PreservedFileName {file.name!r}, xmpMM:DerivedFrom, "
                     f"hf:SourceSHA256 {digest}"
                 )
+            if motion is not None:
+                print(f"    motion video: {_motion_plan(motion, output, target, values, config)}")
     mover = next((r for r in decision.rules if r.original != "keep"), None)
     rebuilt = _rebuildable(seen.facts.format, decision.rules)
-    if mover is not None and not rebuilt:
+    extracts = any(o.motion == "extract" for r in decision.rules for o in r.outputs)
+    if mover is not None and motion is not None and motion.problem is not None and extracts:
+        print("the original stays where it is: its motion video is asked for but cannot be extracted")
+    elif mover is not None and not rebuilt:
         print(
             "the original stays where it is: no jxl output rebuilds this JPEG (each is written from pixels)"
         )
@@ -129,6 +159,25 @@ def _print_plan(
         values["seq"] = "<next>"
         dest = output_path(mover.original_path, config.output_root, values)
         print(f"the original moves to {dest} once every output is written and verified")
+
+
+def _motion_plan(
+    motion: Motion, output: Output, target: str, values: dict[str, Value], config: Config
+) -> str:
+    """What an output does with a motion photo's video, as the run would."""
+    if output.motion != "extract":
+        return (
+            "kept in the copy" if output.format == "copy" else 'dropped (motion = "extract" writes it beside)'
+        )
+    if motion.problem is not None:
+        return "asked for, but it cannot be extracted (the original is kept)"
+    if output.motion_path is not None:
+        where = str(output_path(output.motion_path, config.output_root, values))
+    else:
+        where = str(Path(target).with_suffix(motion.suffix))
+    stripped = output.format != "copy" and output.gps == "strip"
+    how = "without its location (not byte for byte)" if stripped else "byte for byte"
+    return f"extracted to {where}, {how}"
 
 
 def _rebuildable(source_format: str | None, rules: tuple[Rule, ...]) -> bool:

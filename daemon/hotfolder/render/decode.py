@@ -50,22 +50,6 @@ def auxiliary_losses(im: Image.Image, meta: Metadata) -> list[str]:
     return losses
 
 
-# Google (MotionPhoto / MicroVideo in XMP) and Samsung (a "MotionPhoto_Data" trailer) append the
-# video after the picture's own data: no encoder carries it.
-_MOTION_XMP: Final = re.compile(rb'(?:GCamera:MotionPhoto|GCamera:MicroVideo|Camera:MotionPhoto)(?:="|>)\s*1')
-
-
-def motion_photo(data: bytes, meta: Metadata) -> list[str]:
-    """A motion photo's embedded video, which a re-encode drops (a copy output keeps the file whole)."""
-    trailer = data.find(b"MotionPhoto_Data", max(0, len(data) - (1 << 26)))  # no copy of the data
-    if (meta.xmp and _MOTION_XMP.search(meta.xmp)) or trailer >= 0:
-        return [
-            "motion photo: the video embedded after the picture is dropped by a re-encode "
-            "(a copy output keeps it)"
-        ]
-    return []
-
-
 def decode(
     data: bytes,
     *,
@@ -127,7 +111,7 @@ def decode(
     n = getattr(im, "n_frames", 1)
     animated = bool(getattr(im, "is_animated", False)) and fmt in {"gif", "png", "webp", "avif", "jxl"}
     return Source(
-        losses=tuple(auxiliary_losses(im, meta) + motion_photo(data, meta)),
+        losses=tuple(auxiliary_losses(im, meta)),
         damaged=tuple(damaged),
         channels=channels,
         view=image,

@@ -237,9 +237,12 @@ def edit_xmp(
     drop_gps: bool,
     drop_serials: bool = False,
     drop_owner: bool = False,
+    drop_appended: bool = False,
 ) -> bytes:
     """XMP without tiff:Orientation (pixels are upright), and for privacy without exif:GPS* and the
-    location names (drop_gps), the serial numbers, the owner's name.
+    location names (drop_gps), the serial numbers, the owner's name; without the pointers to what a
+    re-encode does not carry after its picture (drop_appended: a motion photo's video, Google's
+    Container:Directory of appended items).
 
     Untouched bytes pass through when there is nothing to remove. Raises ValueError when the
     packet cannot be parsed: the caller then drops the XMP rather than leak what it must remove.
@@ -253,12 +256,19 @@ def edit_xmp(
         names |= XMP_SERIALS
     if drop_owner:
         names |= XMP_OWNER
-    if not ((drop_gps and b"GPS" in xmp) or any(n.rsplit("}", 1)[1].encode() in xmp for n in names)):
+    appended = drop_appended and any(w in xmp for w in (b"MotionPhoto", b"MicroVideo", b"Directory"))
+    if not (
+        (drop_gps and b"GPS" in xmp) or appended or any(n.rsplit("}", 1)[1].encode() in xmp for n in names)
+    ):
         return xmp
     found, root = parse_xmp(xmp)
 
     def unwanted(name: str) -> bool:
-        return name in names or (drop_gps and name.startswith(f"{{{_NS_EXIF}}}GPS"))
+        return (
+            name in names
+            or (drop_gps and name.startswith(f"{{{_NS_EXIF}}}GPS"))
+            or (appended and (name == _CONTAINER_DIRECTORY or name.startswith(_MOTION_FIELDS)))
+        )
 
     for parent in root.iter():
         for attr in [a for a in parent.attrib if unwanted(a)]:
@@ -269,6 +279,11 @@ def edit_xmp(
     return xmp[: found.start()] + rebuilt + xmp[found.end() :]
 
 
+# Google's camera namespace says a motion photo (MotionPhoto*, MicroVideo*); its container namespace
+# lists the items appended after the primary image (a video, an Ultra HDR gain map).
+_NS_GCAMERA: Final = "http://ns.google.com/photos/1.0/camera/"
+_MOTION_FIELDS: Final = (f"{{{_NS_GCAMERA}}}MotionPhoto", f"{{{_NS_GCAMERA}}}MicroVideo")
+_CONTAINER_DIRECTORY: Final = "{http://ns.google.com/photos/1.0/container/}Directory"
 _NS_AUX: Final = "http://ns.adobe.com/exif/1.0/aux/"
 _NS_EXIFEX: Final = "http://cipa.jp/exif/1.0/"
 _NS_PHOTOSHOP: Final = "http://ns.adobe.com/photoshop/1.0/"

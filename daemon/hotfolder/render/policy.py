@@ -128,6 +128,7 @@ def _for_pixels(
                 drop_gps=drop_gps,
                 drop_serials=output.serials == "strip",
                 drop_owner=output.owner == "strip",
+                drop_appended=True,  # a re-encode carries nothing after its picture
             )
         except (ValueError, SyntaxError) as exc:
             why = f"XMP cannot be parsed (so orientation and GPS cannot be removed from it): {exc}; dropped"

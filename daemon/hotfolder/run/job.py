@@ -31,6 +31,7 @@ from hotfolder.decide.companions import TWIN, VIDEO
 from hotfolder.decide.examine import candidate, examine_bytes
 from hotfolder.decide.job import Job
 from hotfolder.decide.match import Content, Facts
+from hotfolder.decide.motion import Motion, motion_video
 from hotfolder.decide.naming import chain_key, output_path, template_values
 from hotfolder.decide.raw import RawHeader
 from hotfolder.decide.read import open_regular, read_bounded
@@ -38,9 +39,10 @@ from hotfolder.errors import HotfolderError, NotRegularError, is_transient
 from hotfolder.render import stamp
 from hotfolder.render.decode import decode
 from hotfolder.render.develop import Developed, develop
+from hotfolder.render.motion import video_for
 from hotfolder.render.source import Source
 from hotfolder.run.group import read_group, sidecar_xmp, with_sidecar
-from hotfolder.run.staging import Work, elapsed_ms, stage_move, stage_output
+from hotfolder.run.staging import Work, elapsed_ms, stage_move, stage_output, stage_video
 from hotfolder.settings.outputs import Output
 from hotfolder.settings.rules import Rule
 
@@ -163,6 +165,8 @@ def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: Work) 
     paired = any(c.role in (TWIN, VIDEO) for c in companions)
     # Every name first: a template that cannot render fails the job before anything is written.
     names = _names(job, chain, content, digest, paired=paired)
+    motion = motion_video(data) if header is None else None
+    videos = _video_names(job, names, content, digest, motion, paired=paired)
     disposal = _disposal(job, chain, content, digest, paired=paired)
     twin = next((Path(p) for sha, c, p in job.twins if sha == digest and c == key), None)
     if twin is not None and not job.force:
@@ -193,7 +197,10 @@ def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: Work) 
     for name in names:
         if name[1].format == "copy" and name[1].with_companions:
             _stage_companions(job, work, companions, name)
+    kept = _stage_videos(job, work, data, st, motion=motion, videos=videos, names=names)
     work.still_wanted()
+    if disposal.policy != "keep" and kept is not None:
+        disposal = Disposal("keep", rule=disposal.rule, why=kept)
     if disposal.policy != "keep" and work.jxl_rebuilds and not any(work.jxl_rebuilds):
         # A JPEG archived as JPEG XL goes only if its archive gives it back byte for byte.
         why = f"no jxl output rebuilds this JPEG byte for byte: {work.jxl_why[0]}"
@@ -201,6 +208,69 @@ def _stage(job: Job, data: bytes, facts: Facts, st: os.stat_result, work: Work) 
     if disposal.policy == "move":
         disposal = stage_move(job, disposal, data, digest, work)
     return replace(base, outputs=tuple(work.staged), disposal=disposal, made=tuple(work.made))
+
+
+def _video_names(
+    job: Job,
+    names: list[tuple[Rule, Output, Path, stamp.Stamped]],
+    content: Content | None,
+    digest: str,
+    motion: Motion | None,
+    *,
+    paired: bool,
+) -> list[tuple[Rule, Output, Path, stamp.Stamped]]:
+    """Where each output that extracts a motion photo's video writes it: its `motion_path`, else the
+    picture's name with the video's extension. Rendered with the pictures' names, before anything."""
+    if motion is None:
+        return []
+    found: list[tuple[Rule, Output, Path, stamp.Stamped]] = []
+    for rule, output, final, _ in names:
+        if output.motion != "extract":
+            continue
+        if output.motion_path is None:
+            path = final.parent / (PurePath(final.name).stem + motion.suffix)
+        else:
+            values = template_values(job, rule, content, digest, paired=paired)
+            path = output_path(output.motion_path, job.output_root, values)
+        found.append((rule, output, path, {}))
+    return found
+
+
+def _stage_videos(
+    job: Job,
+    work: Work,
+    data: bytes,
+    st: os.stat_result,
+    *,
+    motion: Motion | None,
+    videos: list[tuple[Rule, Output, Path, stamp.Stamped]],
+    names: list[tuple[Rule, Output, Path, stamp.Stamped]],
+) -> str | None:
+    """A motion photo's video staged beside each output that extracts it; said when no output keeps
+    it. Returns why the original must stay (its video was asked for but cannot be taken), or None."""
+    if motion is None:
+        return None
+    if not videos:
+        if any(o.format != "copy" for _, o, _, _ in names):
+            why = f'{motion.layout} motion photo: its video is dropped by a re-encode (motion = "extract" '
+            work.notes.warn("auxiliary.dropped", error=why + "writes it beside, a copy output keeps it)")
+        return None
+    if motion.problem is not None:
+        why = f"{motion.layout} motion photo: its video cannot be extracted: {motion.problem}"
+        work.notes.warn("motion.unreadable", error=why)
+        return why
+    for name in videos:
+        work.still_wanted()
+        video = video_for(data, motion, name[1])
+        if video.removed:
+            work.notes.warn(
+                "motion.location_removed",
+                dst=str(name[2]),
+                error=f"the video's location ({', '.join(video.removed)}) removed as the output strips GPS; "
+                "the video is no longer the phone's bytes",
+            )
+        work.staged.append(stage_video(job, work, video=video, motion=motion, st=st, name=name))
+    return None
 
 
 def _stage_companions(

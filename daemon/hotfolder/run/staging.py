@@ -21,10 +21,12 @@ from hotfolder.core import tempnames
 from hotfolder.core.identity import FileIdentity
 from hotfolder.decide import jxl
 from hotfolder.decide.job import Job
+from hotfolder.decide.motion import Motion
 from hotfolder.decide.naming import SEQ_MARK
 from hotfolder.errors import AbandonedError, EncodeError, InputError
 from hotfolder.render import stamp
 from hotfolder.render.encode import encode
+from hotfolder.render.motion import Video, check_video
 from hotfolder.render.notes import Notes
 from hotfolder.render.policy import Origin, images_metadata, output_metadata
 from hotfolder.render.source import Source
@@ -123,6 +125,43 @@ def stage_output(
         counter_format=output.counter_format,
         ms=elapsed_ms(t0),
         earlier=earlier,
+    )
+
+
+def stage_video(
+    job: Job,
+    work: Work,
+    *,
+    video: Video,
+    motion: Motion,
+    st: os.stat_result,
+    name: tuple[Rule, Output, Path, stamp.Stamped],
+) -> StagedOutput:
+    """A motion photo's video, extracted beside its picture: staged, read back and checked like any
+    output, so the commit makes it visible with the picture, under the same intent."""
+    rule, output, final, _ = name
+    t0 = time.perf_counter()
+    folder = _staging_folder(final, job.output_root)
+    temp = tempnames.temp_path(
+        folder / final.name.replace(SEQ_MARK, "seq"), token=f"{job.token}{work.run}{len(work.staged):02x}"
+    )
+    staged = _stage_in(folder, temp, lambda fp: fp.write(video.data), job, work)
+    with atomic.removed_on_error(staged.temp):
+        written = staged.temp.read_bytes()
+        check_video(written, video, motion)
+        if faults.failing("verify-video"):
+            raise EncodeError("the extracted video failed its check (injected by a test)")
+        _finish_file(staged.temp, job, st)
+    return StagedOutput(
+        temp=staged.temp,
+        final=final,
+        rule=rule.name,
+        format=motion.suffix[1:],
+        size=staged.size,
+        sha256=hashlib.sha256(written).hexdigest(),
+        on_conflict=output.on_conflict,
+        counter_format=output.counter_format,
+        ms=elapsed_ms(t0),
     )
 
 

@@ -102,6 +102,10 @@ class Output:
     raw_colour: str = "srgb"  # camera RAW renders: "srgb", "adobe" or "prophoto"
     sidecar_xmp: str = "merge"  # a group's XMP sidecar: its descriptive fields merged over the picture's
     with_companions: bool = False  # copy outputs: the group's companions copied beside, renamed alike
+    # A motion photo's video: "drop" (a re-encode cannot carry it) or "extract" it beside the picture,
+    # at `motion_path` (None: the output's name with .mp4, or .mov for a QuickTime video)
+    motion: str = "drop"
+    motion_path: Template | None = None
     # (field, template(s)): authorship written over the source's for those fields only
     stamp: tuple[tuple[str, Template | tuple[Template, ...]], ...] = ()
 
@@ -236,6 +240,8 @@ _KEYS: Final[Mapping[str, tuple[schema.Validator, frozenset[str] | None]]] = {
     "raw_colour": (schema.choice(RAW_COLOURS), frozenset(ENCODED_FORMATS)),
     "sidecar_xmp": (schema.choice(("merge", "ignore")), frozenset(ENCODED_FORMATS)),
     "with_companions": (schema.boolean, frozenset({"copy"})),
+    "motion": (schema.choice(("drop", "extract")), _ALL),
+    "motion_path": (schema.template, _ALL),
 }
 
 Problem = Callable[[str, str | None, int | None], None]
@@ -328,6 +334,10 @@ def _cross_checks(values: Mapping[str, Any], hdr_probe: HdrProbe = no_probe) -> 
         why = extension_problem(fmt, values["path"])
         if why is not None:
             found.append((why, "path"))
+    if "motion_path" in values:
+        why = _motion_path_problem(values)
+        if why is not None:
+            found.append((why, "motion_path"))
     profile = values.get("profile", DEFAULT_PROFILE.get(fmt, "archival") if isinstance(fmt, str) else None)
     if values.get("raw") == "preview" and profile == "archival":
         why = (
@@ -368,6 +378,18 @@ def _cross_checks(values: Mapping[str, Any], hdr_probe: HdrProbe = no_probe) -> 
             if not lo <= level <= hi:
                 found.append((f"{kind} levels are {lo}..{hi}, not {level}", "compress_level"))
     return found
+
+
+def _motion_path_problem(values: Mapping[str, Any]) -> str | None:
+    """Why `motion_path` cannot be used as given: it needs `motion = "extract"` and a video's extension."""
+    if values.get("motion") != "extract":
+        return 'motion_path says where a motion photo\'s video goes: it needs motion = "extract"'
+    template = values["motion_path"]
+    last = template.parts[-1] if template.parts else None
+    name = last.text.rsplit("/", 1)[-1] if isinstance(last, Literal) else ""
+    if not name.lower().endswith((".mp4", ".mov")):
+        return "the video's file name must end in .mp4 or .mov (a literal extension)"
+    return None
 
 
 def _smallest_jpeg_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
