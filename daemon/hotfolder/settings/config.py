@@ -17,6 +17,7 @@ from hotfolder.core.formats import DEFAULT_MAX_PIXELS
 from hotfolder.errors import ConfigError, Problem
 from hotfolder.settings.cluster import Cluster, key_line, parse_cluster
 from hotfolder.settings.companions import apple_edit_renames
+from hotfolder.settings.events import Sink, network_warning, parse_events
 from hotfolder.settings.levels import LOG_FORMATS, LOG_LEVELS
 from hotfolder.settings.outputs import HdrProbe, no_probe
 from hotfolder.settings.rules import Rule, load_rules
@@ -59,6 +60,7 @@ _KEYS: Final = frozenset(
         "settle",
         "cluster",
         "notify",
+        "event",
     }
 )
 
@@ -87,6 +89,7 @@ class Config:
     settle: float = DEFAULT_SETTLE
     cluster: Cluster | None = None  # None: jobs run on the local process pool
     notify: tuple[str, ...] = ()  # apprise URLs `hotfolder serve` sends alerts to
+    events: tuple[Sink, ...] = ()  # [[event]]: where finished jobs are announced (run/events.py)
     warnings: tuple[Problem, ...] = ()  # legal but probably not meant: `check` prints them, `run` logs them
 
 
@@ -182,6 +185,16 @@ def _build(source: Path | None, doc: dict[str, Any], base: Path, hdr_probe: HdrP
         problems.extend(exc.problems)
     problems.extend(unknown_watches(rules, watches))
     warnings.extend(apple_edit_renames(rules))
+    events = parse_events(
+        doc.get("event"),
+        base,
+        text,
+        lambda m, k, n: problems.append(Problem(source, m, key=k, line=n)),
+        frozenset(r.name for r in rules),
+    )
+    unit = network_warning(events)
+    if unit is not None:
+        warnings.append(Problem(source, unit, key="event"))
     if problems:
         raise ConfigError(problems)
     return Config(
@@ -193,6 +206,7 @@ def _build(source: Path | None, doc: dict[str, Any], base: Path, hdr_probe: HdrP
         quarantine=quarantine,
         watches=watches,
         cluster=cluster,
+        events=events,
         warnings=tuple(warnings),
         **scalars,
     )
