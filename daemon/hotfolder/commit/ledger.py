@@ -10,11 +10,13 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
+from hotfolder.commit import outbox
 from hotfolder.commit.plan import Plan, PlanError
 from hotfolder.commit.records import Entry, Intent, Quarantined, Record
 from hotfolder.commit.tables import HISTORY_DAYS, migrate
@@ -22,6 +24,7 @@ from hotfolder.core.identity import FileIdentity, no_longer
 from hotfolder.core.status import Status
 from hotfolder.errors import LedgerCorruptError, StateUnwritableError
 from hotfolder.names import from_bytes, is_clean, raw
+from hotfolder.settings.events import Sink
 
 LEDGER_NAME: Final = "ledger.sqlite3"
 # Statuses that end an input's story: a restart skips these when the file is unchanged.
@@ -93,6 +96,8 @@ class Ledger:
     def __init__(self, state_dir: Path, *, readonly: bool = False) -> None:
         self.path = state_dir / LEDGER_NAME
         self._mutex = threading.Lock()
+        self.sinks: tuple[Sink, ...] = ()  # [[event]]: announced in the transaction that records a job
+        self.on_announce: Callable[[], None] = lambda: None  # the sender's wake-up
         with self._guard():
             if readonly:
                 self._db = self._read_only()
@@ -239,9 +244,12 @@ class Ledger:
 
     def record(self, record: Record, *, happened: bool = True) -> None:
         """Store what happened to one input (replacing what was known of that path); `happened`: now, so the
-        history counts it (not a row salvaged by `ledger rebuild`)."""
+        history counts it and the sinks hear of it (not a row salvaged by `ledger rebuild`)."""
         with self._transaction() as db:
             self._write(db, record, happened=happened)
+            said = outbox.announce(db, self.sinks, record, None, time.time()) if happened else 0
+        if said:
+            self.on_announce()
 
     @staticmethod
     def _write(db: sqlite3.Connection, r: Record, *, happened: bool = True) -> None:
@@ -318,11 +326,52 @@ class Ledger:
             db.execute("UPDATE intents SET plan = ? WHERE id = ?", (json.dumps(plan.to_json()), intent_id))
 
     def close_intent(self, intent_id: int, record: Record | None) -> None:
-        """The commit is complete (or abandoned before anything was visible): write its row, drop it."""
+        """The commit is complete (or abandoned before anything was visible): write its row and its
+        announcements (what the plan made), drop it."""
+        said = 0
         with self._transaction() as db:
             if record is not None:
                 self._write(db, record)
+                if self.sinks:
+                    row = db.execute("SELECT plan FROM intents WHERE id = ?", (intent_id,)).fetchone()
+                    plan = Plan.from_json(json.loads(row[0])) if row is not None else None
+                    said = outbox.announce(db, self.sinks, record, plan, time.time())
             db.execute("DELETE FROM intents WHERE id = ?", (intent_id,))
+        if said:
+            self.on_announce()
+
+    # The events outbox (commit/outbox.py) ---------------------------------------------------------
+
+    def announce_to(self, sinks: tuple[Sink, ...]) -> None:
+        """Announce every job recorded from now on to these sinks."""
+        with self._transaction() as db:
+            outbox.register(db, sinks)
+        self.sinks = sinks
+
+    def outbox_pending(self, sink: str, limit: int) -> list[outbox.Pending]:
+        """A sink's oldest undelivered rows."""
+        with self._locked() as db:
+            return outbox.pending(db, sink, limit)
+
+    def outbox_delivered(self, row: outbox.Pending) -> bool:
+        """A sink accepted the row: deleted (False: a batch that grew meanwhile, sent again later)."""
+        with self._transaction() as db:
+            return outbox.delivered(db, row)
+
+    def outbox_failing(self, sink: str, error: str) -> None:
+        """A sink could not take its rows: remembered for status, the page and /metrics."""
+        with self._transaction() as db:
+            outbox.failing(db, sink, error, time.time())
+
+    def restore_outbox(self, rows: list[tuple[object, ...]]) -> None:
+        """`ledger rebuild`: the undelivered events salvaged from the damaged ledger, kept."""
+        with self._transaction() as db:
+            outbox.restore(db, rows)
+
+    def sink_states(self) -> list[outbox.SinkState]:
+        """Every sink's pending, delivered and dropped counts and its failure, if any."""
+        with self._locked() as db:
+            return outbox.states(db)
 
     def intents(self) -> list[Intent]:
         """Every commit that was started and not finished (a crash, or a failure after a rename)."""

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hotfolder import names
+from hotfolder.commit import outbox
 from hotfolder.commit.ledger import LEDGER_NAME, Ledger, connect
 from hotfolder.commit.lock import Lock
 from hotfolder.commit.records import Record
@@ -69,6 +70,18 @@ def _salvage(damaged: Path) -> list[Row]:
     finally:
         db.close()
     return list(rows.values())
+
+
+def _salvage_events(damaged: Path) -> list[tuple[object, ...]]:
+    """The events not yet delivered that the damaged ledger still holds."""
+    try:
+        db = connect(f"file:{damaged}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return []
+    try:
+        return outbox.salvage(db)
+    finally:
+        db.close()
 
 
 def _has_column(db: sqlite3.Connection, name: str) -> bool:
@@ -170,6 +183,7 @@ def rebuild(config: Config) -> int:
             with contextlib.suppress(FileNotFoundError):
                 path.with_name(path.name + suffix).rename(damaged.with_name(damaged.name + suffix))
         salvaged = [r for r in map(_record, _salvage(damaged)) if r is not None] if damaged.exists() else []
+        events = _salvage_events(damaged) if damaged.exists() else []
         from_notes = _from_notes(config.quarantine)
         ledger = Ledger(config.state_dir)
         try:
@@ -179,9 +193,13 @@ def rebuild(config: Config) -> int:
             for record in from_notes:
                 if record.path not in known:
                     ledger.record(record, happened=False)
+            ledger.restore_outbox(events)
         finally:
             ledger.close()
-        print(f"rebuilt {path}: {len(salvaged)} row(s) salvaged, {len(from_notes)} quarantine note(s) read")
+        print(
+            f"rebuilt {path}: {len(salvaged)} row(s) salvaged, {len(from_notes)} quarantine note(s) read, "
+            f"{len(events)} undelivered event(s) kept"
+        )
         if damaged.exists():
             print(f"the damaged ledger is kept at {damaged}", file=sys.stderr)
         print(

@@ -90,6 +90,32 @@ _MIGRATIONS: Final = (
     """
     CREATE INDEX IF NOT EXISTS inputs_status ON inputs (status);
     """,
+    # 9: the events outbox ([[event]] sinks): a row per announcement still to deliver, written in the
+    # transaction that records its job, deleted once the sink accepted it (a batch sink: one row,
+    # `count` jobs, `version` bumped by each). Per sink: what was delivered and dropped, and since when
+    # it fails.
+    """
+    CREATE TABLE IF NOT EXISTS outbox (
+        id        INTEGER PRIMARY KEY,
+        sink      TEXT NOT NULL,
+        event_id  TEXT NOT NULL,
+        body      TEXT NOT NULL,
+        created   REAL NOT NULL,
+        updated   REAL NOT NULL,
+        count     INTEGER NOT NULL DEFAULT 1,
+        version   INTEGER NOT NULL DEFAULT 1,
+        batch     INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX IF NOT EXISTS outbox_sink ON outbox (sink, id);
+    CREATE TABLE IF NOT EXISTS sinks (
+        sink          TEXT PRIMARY KEY,
+        pending       INTEGER NOT NULL DEFAULT 0,
+        delivered     INTEGER NOT NULL DEFAULT 0,
+        dropped       INTEGER NOT NULL DEFAULT 0,
+        failing_since REAL,
+        last_error    TEXT
+    );
+    """,
 )
 HISTORY_DAYS: Final = 8  # the plot shows 24 hours; a week more for whoever queries the ledger
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
