@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
+from hotfolder import logs
 from hotfolder.arrive.ignore import Ignore
 from hotfolder.arrive.scan import scan
 from hotfolder.commit.cleanup import open_tokens, remove_leftover_temps
@@ -15,8 +16,12 @@ from hotfolder.commit.lock import Lock
 from hotfolder.core.status import Tally
 from hotfolder.errors import HotfolderError, StateUnwritableError
 from hotfolder.run.engine import Engine
+from hotfolder.run.events import Sender, start_sender
 from hotfolder.settings.config import Config
 from hotfolder.settings.watches import Watch
+
+log = logs.get()
+EVENTS_WAIT: Final = 15.0  # seconds `process` waits for its events to be delivered before it exits
 
 
 def given_inputs(config: Config, paths: Iterable[Path]) -> Iterator[tuple[Watch, Path]]:
@@ -68,6 +73,7 @@ def process_paths(
             view.update(ended(engine.counts), current(engine))
 
     engine.on_wait = tell
+    sender = start_sender(ledger, config)
     try:
         engine.finish_open_intents()
         remove_leftover_temps(config, keep=open_tokens(ledger))
@@ -81,9 +87,25 @@ def process_paths(
             _resume_or_say(engine)
     finally:
         engine.shutdown(abandon=False)
+        if sender is not None:
+            _deliver_before_exit(sender, config)
         ledger.close()
         lock.release()
     return engine.counts
+
+
+def _deliver_before_exit(sender: Sender, config: Config) -> None:
+    """`process` delivers its events before it exits, for a bounded time; what is left stays in the
+    outbox and goes with the daemon's next start (said)."""
+    wait = min(EVENTS_WAIT, config.stop_timeout)
+    left = sender.flush(wait)
+    sender.stop()
+    if left:
+        log.warning(
+            "event.pending",
+            count=left,
+            error=f"not delivered within {wait:g} s; kept in the outbox for the daemon's next start",
+        )
 
 
 def _resume_or_say(engine: Engine) -> None:

@@ -25,6 +25,7 @@ from hotfolder.core.status import Tally
 from hotfolder.errors import LedgerCorruptError, StateLostError
 from hotfolder.run.control import ControlServer, retry_by_id
 from hotfolder.run.engine import Engine
+from hotfolder.run.events import Sender, start_sender
 from hotfolder.run.heartbeat import STUCK_GRACE_SECONDS, Heartbeat, status_line
 from hotfolder.run.notify import Notifier
 from hotfolder.run.reload import Reloader
@@ -63,6 +64,7 @@ class Daemon:
         self.control: ControlServer | None = None
         self.started = time.time()
         self._next_live = 0.0
+        self.sender: Sender | None = None  # [[event]] delivery (run/events.py)
         self._live_said: tuple[Any, ...] = ()  # the last snapshot written, heartbeat aside
         self._live_at = 0.0
         self._problems: tuple[str, ...] = ()  # said once when they begin, and when they end
@@ -89,6 +91,7 @@ class Daemon:
             signal.signal(sig, self._on_signal)
         self.lock = lock
         engine = Engine(self.config, ledger, clock=self.clock)
+        self.sender = start_sender(ledger, self.config)
         engine.on_wait = lambda: self._beat(engine)
         self._open_control()
         corrupt: LedgerCorruptError | StateLostError | None = None
@@ -218,6 +221,8 @@ class Daemon:
             )
             log.error("state.unsaved", dst=str(self.config.state_dir), error=why)
         self.watches.join()
+        if self.sender is not None:
+            self.sender.stop()
         ledger.close()
 
     def status(self, engine: Engine) -> str:
