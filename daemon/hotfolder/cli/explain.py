@@ -77,9 +77,29 @@ def explain(config: Config, file: Path) -> int:
         return 0
     if seen.refusal is not None:
         print(f"it would be quarantined: {seen.refusal}")
+        _print_events(config, "quarantined", "+".join(r.name for r in decision.rules))
         return 0
     _print_plan(config, seen, file, relpath, watch, paired=paired, motion=motion)
+    _print_events(config, "done", "+".join(r.name for r in decision.rules))
     return 0
+
+
+def _print_events(config: Config, kind: str, rule: str) -> None:
+    """Which [[event]] sinks would hear of this file's job, and how."""
+    heard = [s for s in config.events if s.hears(kind, rule)]
+    if not config.events:
+        return
+    if not heard:
+        print(f"events: no [[event]] sink hears of a {kind} job of rule {rule!r}")
+        return
+    for s in heard:
+        how = (
+            f"MQTT topic {s.path!r} on {s.host}:{s.port}, QoS 1"
+            if s.mqtt
+            else f"{s.method} {s.url}"
+            + (f", batched ({s.batch:g} s of quiet)" if s.batch else ", one per job")
+        )
+        print(f"events: {kind} announced to {s.name!r}: {how}")
 
 
 def _print_motion(motion: Motion, data: bytes) -> None:

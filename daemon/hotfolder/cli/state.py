@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
+from typing import Final
 
 from hotfolder.commit.ledger import LEDGER_NAME, Ledger
+from hotfolder.commit.outbox import SinkState
 from hotfolder.commit.requeue import NotInQuarantineError, requeue
 from hotfolder.core.status import Status
 from hotfolder.errors import EXIT_USAGE
@@ -18,14 +21,19 @@ def _open_ledger(config: Config) -> Ledger | None:
     return Ledger(config.state_dir, readonly=True)
 
 
+# A sink failing this long is a problem to act on (status exits 1); shorter is a receiver's restart.
+SINK_FAILING_S: Final = 3600
+
+
 def status(config: Config) -> int:
     ledger = _open_ledger(config)
-    rows, totals, groups = [], {}, 0
+    rows, totals, groups, sinks = [], {}, 0, []
     if ledger is not None:
         try:
             rows = ledger.summary()
             totals = ledger.counts()
             groups = ledger.groups()
+            sinks = ledger.sink_states()
         finally:
             ledger.close()
     print(f"ledger: {config.state_dir / LEDGER_NAME}")
@@ -34,7 +42,21 @@ def status(config: Config) -> int:
     print("total: " + (", ".join(f"{s} {n}" for s, n in sorted(totals.items())) or "nothing processed yet"))
     if groups or totals.get(Status.ORPHAN):
         print(f"groups: {groups} pictures done with their companions, {totals.get(Status.ORPHAN, 0)} orphans")
-    return 1 if totals.get(Status.QUARANTINED) or totals.get(Status.FAILED) else 0
+    stuck = _print_sinks(sinks, time.time())
+    return 1 if totals.get(Status.QUARANTINED) or totals.get(Status.FAILED) or stuck else 0
+
+
+def _print_sinks(sinks: list[SinkState], now: float) -> bool:
+    """Each [[event]] sink's outbox; True when one has been failing for over SINK_FAILING_S."""
+    stuck = False
+    for s in sinks:
+        line = f"event sink {s.sink}: {s.pending} pending, {s.delivered} delivered, {s.dropped} dropped"
+        if s.failing_since is not None:
+            minutes = (now - s.failing_since) / 60
+            stuck = stuck or now - s.failing_since > SINK_FAILING_S
+            line += f"; FAILING for {minutes:.0f} min: {s.last_error}"
+        print(line)
+    return stuck
 
 
 def retry(config: Config, paths: list[Path], *, every: bool) -> int:

@@ -319,6 +319,7 @@ def _page_values(site: Site, *, page: int = 1) -> dict[str, Any]:
         "quarantined": [],
         "watches": {},
         "in_quarantine": 0,
+        "sinks": [],
         "page": 1,
         "pages": 1,
         "state_dir": site.config.state_dir,
@@ -336,6 +337,8 @@ def _page_values(site: Site, *, page: int = 1) -> dict[str, Any]:
             summary = ledger.summary()
             recent = ledger.recent(RECENT)
             in_quarantine = ledger.quarantined_count()
+            values["sinks"] = ledger.sink_states()
+            values["now"] = time.time()
             pages = max(1, -(-in_quarantine // PER_PAGE))
             page = min(max(page, 1), pages)
             quarantined = ledger.quarantined(newest=True, limit=PER_PAGE, offset=(page - 1) * PER_PAGE)

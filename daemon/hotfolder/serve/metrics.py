@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from hotfolder.commit import live
 from hotfolder.commit.ledger import Ledger
+from hotfolder.commit.outbox import SinkState
 from hotfolder.core.status import Status
 from hotfolder.errors import LedgerCorruptError
 
@@ -49,6 +50,7 @@ class HotfolderCollector(Collector):
             try:
                 rows = ledger.by_rule()
                 cumulative, count, total = ledger.durations(BUCKETS)
+                sinks = ledger.sink_states()
             finally:
                 ledger.close()
         except (sqlite3.Error, LedgerCorruptError):
@@ -63,6 +65,7 @@ class HotfolderCollector(Collector):
         buckets = [(repr(b), c) for b, c in zip(BUCKETS, cumulative, strict=True)] + [("+Inf", count)]
         seconds.add_metric([], buckets, total)
         yield from (jobs, quarantined, seconds)
+        yield from _sinks(sinks, time.time())
 
     def _live(self) -> Iterator[Metric]:
         snapshot = live.read(self.state_dir)
@@ -106,6 +109,28 @@ class HotfolderCollector(Collector):
         for outcome, n in sorted(snapshot.counts.items()):
             outcomes.add_metric([outcome], n)
         yield outcomes
+
+
+def _sinks(sinks: list[SinkState], now: float) -> Iterator[Metric]:
+    """The events outbox per [[event]] sink: pending now, delivered and dropped so far, failing."""
+    pending = GaugeMetricFamily("hotfolder_events_pending", "Events waiting in the outbox", labels=["sink"])
+    delivered = CounterMetricFamily("hotfolder_events_delivered", "Events a sink accepted", labels=["sink"])
+    dropped = CounterMetricFamily(
+        "hotfolder_events_dropped",
+        "Events dropped as the sink's outbox was full (max_pending)",
+        labels=["sink"],
+    )
+    failing = GaugeMetricFamily(
+        "hotfolder_events_failing_seconds",
+        "How long the sink has been failing (0: it is not)",
+        labels=["sink"],
+    )
+    for s in sinks:
+        pending.add_metric([s.sink], s.pending)
+        delivered.add_metric([s.sink], s.delivered)
+        dropped.add_metric([s.sink], s.dropped)
+        failing.add_metric([s.sink], 0 if s.failing_since is None else max(0.0, now - s.failing_since))
+    yield from (pending, delivered, dropped, failing)
 
 
 def registry(state_dir: Path, open_ledger: Callable[[], Ledger | None]) -> CollectorRegistry:
