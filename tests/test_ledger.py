@@ -217,7 +217,7 @@ def test_the_previous_releases_ledger_is_migrated_in_place(tmp_path: Path) -> No
     assert ledger.is_handled(latin1, FileIdentity(1, 4, 3, 4))
     ledger.close()
     db = sqlite3.connect(tmp_path / "ledger.sqlite3")
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert db.execute("SELECT count(*) FROM inputs").fetchone()[0] == 3
     assert "inputs_status" in {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     # Stored as the exact bytes: any SQLite client gives the name back.
@@ -334,3 +334,34 @@ def test_an_output_of_another_input_or_another_picture_is_never_replaced(tmp_pat
     assert run_cli("process", "c", cwd=tmp_path).returncode == 0
     assert sorted(p.name for p in web.iterdir()) == ["h-1.jpg", "h-2.jpg", "h.jpg"]
     assert (web / "h.jpg").read_bytes() == first
+
+
+def test_the_release_before_events_has_its_ledger_migrated_and_announces(tmp_path: Path) -> None:
+    """Issue 34, upgrade: a schema-8 ledger (the release before events) gains the outbox in place, keeps
+    its rows, and a job recorded after the upgrade is announced in the same transaction as its row."""
+    from hotfolder.commit import tables  # noqa: PLC0415
+    from hotfolder.settings.events import parse_events  # noqa: PLC0415
+
+    db = sqlite3.connect(tmp_path / "ledger.sqlite3")
+    for number, step in enumerate(tables._MIGRATIONS[:8]):
+        db.executescript(f"BEGIN; {step} PRAGMA user_version={number + 1}; COMMIT;")
+    db.executescript(
+        "INSERT INTO inputs (path, dev, ino, size, mtime_ns, sha256, rule, status, updated)"
+        " VALUES ('/in/a.jpg', 1, 2, 3, 4, 'ab', 'r', 'done', '2026-12-01T00:00:00+00:00');"
+    )
+    db.close()
+    ledger = Ledger(tmp_path)
+    try:
+        assert ledger.is_handled(Path("/in/a.jpg"), FileIdentity(1, 2, 3, 4))
+        sinks = parse_events([{"name": "s", "url": "http://127.0.0.1/x"}], tmp_path, "", print, frozenset())
+        ledger.announce_to(sinks)
+        ledger.record(Record(Path("/in/b.jpg"), FileIdentity(1, 5, 3, 4), "done", sha256="cd", rule="r"))
+        ledger.record(Record(Path("/in/c.txt"), FileIdentity(1, 6, 3, 4), "unmatched"))  # not announced
+        (state,) = ledger.sink_states()
+        assert (state.sink, state.pending) == ("s", 1)
+    finally:
+        ledger.close()
+    db = sqlite3.connect(tmp_path / "ledger.sqlite3")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+    (body,) = db.execute("SELECT body FROM outbox").fetchone()
+    assert json.loads(body)["source"]["path"] == "/in/b.jpg"

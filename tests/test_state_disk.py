@@ -36,7 +36,11 @@ def _until(check: Callable[[], bool], seconds: float, what: str) -> None:
 def test_a_full_state_disk_is_survived_said_and_resumed(tmp_path: Path) -> None:
     """Fill the state tmpfs, drop five pictures: `state.unwritable`, the page and /metrics say "state
     disk full" (live.json is rewritten in place on the full disk), no new work starts, the daemon stays
-    up; delete the filler: within 60 s every picture is done exactly once and `status` says so."""
+    up; delete the filler: within 60 s every picture is done exactly once and `status` says so, and
+    each is announced to the [[event]] receiver once its row could be written (issue 34)."""
+    from test_events import Receiver  # noqa: PLC0415
+
+    receiver = Receiver(free_port()).start()
     state = tmp_path / "state"
     state.mkdir()
     (tmp_path / "inbox").mkdir()
@@ -48,6 +52,7 @@ def test_a_full_state_disk_is_survived_said_and_resumed(tmp_path: Path) -> None:
     config.write_text(
         'rules = ["rules/*.toml"]\noutput_root = "outbox"\nstate_dir = "state"\nquarantine = "quarantine"\n'
         'settle = 0.3\n[[watch]]\npath = "inbox"\n'
+        f'[[event]]\nname = "jobs"\nurl = "http://127.0.0.1:{receiver.port}/jobs"\n'
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon")}  # for the status command run inside
     log = tmp_path / "daemon.jsonl"
@@ -130,7 +135,11 @@ def test_a_full_state_disk_is_survived_said_and_resumed(tmp_path: Path) -> None:
         assert done_while_full < len(PICTURES)
         assert not events("job.crashed") and daemon.poll() is None
         assert len(events("state.unwritable")) == 1, "said once, not at each try of the full disk"
+        receiver.wait(lambda got: len(got) >= len(PICTURES), what="an event per picture")
+        told = [json.loads(r["body"]) for r in receiver.got]
+        assert sorted(Path(e["source"]["path"]).name for e in told) == sorted(PICTURES)
     finally:
+        receiver.stop()
         if serve is not None:
             serve.terminate()
             serve.wait(timeout=30)

@@ -2,7 +2,7 @@
 
 Every figure is measured in this one run on this machine (2 shared cores are noisy: compare the
 ratios, not the seconds). Reads ../shared/photos/ and ../shared/corpus/; writes only to a temp folder.
-Run one part: `python tests/bench/bench.py pillow|tools|latency|idle|burst|raw|cluster`.
+Run one part: `python tests/bench/bench.py pillow|tools|latency|idle|burst|raw|cluster|first|jxl|events`.
 """
 
 from __future__ import annotations
@@ -1081,6 +1081,90 @@ def bench_jxl() -> None:
         shutil.rmtree(f)
 
 
+# 10. events: the burst with an MQTT sink and a subscriber attached ------------------------------------
+
+
+def _burst_once(n: int, extra: str) -> tuple[int, float]:
+    """A folder of n small PNGs moved into a running daemon: (jobs done, wall seconds)."""
+    rules = '[[rule.output]]\nformat = "jpeg"\nprofile = "web"\nmax_edge = 256\npath = "{stem}.jpg"\n'
+    folder = workspace("events", rules, extra)
+    staging = folder / "staging"
+    staging.mkdir()
+    with Image.open(CORPUS / "hopper.bmp") as hopper:
+        base = hopper.convert("RGB")
+    for i in range(n):
+        im = base.copy()
+        im.putpixel((0, 0), (i % 256, i // 256, 9))
+        im.save(staging / f"b{i:04d}.png")
+    with daemon(folder) as _:
+        t = time.perf_counter()
+        staging.rename(folder / "inbox" / "burst")
+        while True:
+            done = (folder / "log.jsonl").read_text().count('"job.done"')
+            if done >= n or time.perf_counter() - t > 600:
+                break
+            time.sleep(0.1)
+        elapsed = time.perf_counter() - t
+    shutil.rmtree(folder)
+    return done, elapsed
+
+
+def bench_events() -> None:
+    """The 2,000-file burst without and with an [[event]] MQTT sink (Debian's mosquitto on 127.0.0.1, a
+    mosquitto_sub attached counting messages), sides alternating, twice each."""
+    mosquitto, sub_bin = shutil.which("mosquitto"), shutil.which("mosquitto_sub")
+    if mosquitto is None or sub_bin is None:
+        print("\n## 10. events: skipped (apt-get install mosquitto mosquitto-clients)")
+        return
+    n = 2000
+    work = Path(tempfile.mkdtemp(prefix="hf-bench-broker-"))
+    port = 18000 + os.getpid() % 1000
+    (work / "m.conf").write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+    broker = subprocess.Popen([mosquitto, "-c", str(work / "m.conf")], stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    out = (work / "sub.txt").open("w")
+    sub = subprocess.Popen(
+        ["stdbuf", "-oL", sub_bin, "-p", str(port), "-t", "bench/#", "-q", "1"], stdout=out
+    )
+    time.sleep(1)
+    sink = f'[[event]]\nname = "ha"\nurl = "mqtt://127.0.0.1:{port}/bench/jobs"\n'
+    rates: dict[str, list[float]] = {"without": [], "with": []}
+    try:
+        for _ in range(2):
+            for side, extra in (("without", ""), ("with", sink)):
+                done, elapsed = _burst_once(n, extra)
+                rates[side].append(done / elapsed)
+        time.sleep(2)
+    finally:
+        sub.terminate()
+        broker.terminate()
+        sub.wait()
+        broker.wait()
+        out.close()
+    received = sum(1 for line in (work / "sub.txt").read_text().splitlines() if line.startswith("{"))
+    shutil.rmtree(work)
+    best = {k: max(v) for k, v in rates.items()}
+    table(
+        f"10. events: the {n}-file burst without and with an MQTT sink and a subscriber ({WORKERS} workers)",
+        ["run", "files/s (each run)", "best", "messages received"],
+        [
+            [
+                "without [[event]]",
+                ", ".join(f"{r:.0f}" for r in rates["without"]),
+                f"{best['without']:.0f}",
+                "-",
+            ],
+            [
+                "with an MQTT sink (QoS 1)",
+                ", ".join(f"{r:.0f}" for r in rates["with"]),
+                f"{best['with']:.0f} ({best['with'] / best['without']:.2f}x)",
+                f"{received} of {2 * n}",
+            ],
+        ],
+        "python tests/bench/bench.py events",
+    )
+
+
 PARTS = {
     "pillow": bench_pillow,
     "tools": bench_tools,
@@ -1091,6 +1175,7 @@ PARTS = {
     "cluster": bench_cluster,
     "first": bench_first,
     "jxl": bench_jxl,
+    "events": bench_events,
 }
 
 
