@@ -353,10 +353,12 @@ class Ledger:
         with self._locked() as db:
             return outbox.pending(db, sink, limit)
 
-    def outbox_delivered(self, row: outbox.Pending) -> bool:
-        """A sink accepted the row: deleted (False: a batch that grew meanwhile, sent again later)."""
+    def outbox_delivered(self, rows: list[outbox.Pending]) -> None:
+        """A sink accepted these rows: deleted in one transaction (a batch that grew meanwhile stays,
+        to be sent again)."""
         with self._transaction() as db:
-            return outbox.delivered(db, row)
+            for row in rows:
+                outbox.delivered(db, row)
 
     def outbox_failing(self, sink: str, error: str) -> None:
         """A sink could not take its rows: remembered for status, the page and /metrics."""
