@@ -272,8 +272,24 @@ def test_a_receiver_down_then_up_and_a_kill_9_lose_nothing_and_the_key_stays_sec
         what="every job",
     )
 
+    # The receiver stopped and restarted under the running daemon: the job done meanwhile arrives.
+    d2.started()
+    receiver.stop()
+    failed_before = len(d2.named("event.failed"))
+    shutil.copy(corpus("pentax_k10d.jpg"), tmp_path / "inbox" / "pentax_k10d.jpg")
+    d2.wait(lambda: len(d2.named("event.failed")) > failed_before, what="a failure while it is stopped")
+    receiver.start()
+    receiver.wait(
+        lambda got: any(
+            json.loads(r["body"])["source"]["path"].endswith("pentax_k10d.jpg")
+            for r in got
+            if r["path"] == "/jobs"
+        ),
+        what="the job done while the receiver was stopped",
+    )
+    receiver.wait(lambda got: len([r for r in got if r["path"] == "/rescan"]) == 3, what="its rescan")
     events = [json.loads(r["body"]) for r in receiver.on("/jobs")]
-    assert sorted({Path(e["source"]["path"]).name for e in events}) == sorted(PICTURES)
+    assert sorted({Path(e["source"]["path"]).name for e in events}) == sorted((*PICTURES, "pentax_k10d.jpg"))
     for e in events:
         _check_event(e)
     assert all(r["headers"].get("x-api-key") == API_KEY for r in receiver.got)
