@@ -157,3 +157,25 @@ def test_cluster_mistakes_name_the_file_key_and_line(
     wanted = key.rsplit(".", maxsplit=1)[-1]
     line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if text.startswith(wanted))
     assert problem.line == line, str(problem)
+
+
+def test_the_environment_overrides_workers_watch_mode_and_log_format(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HOTFOLDER_WORKERS, HOTFOLDER_WATCH_MODE, HOTFOLDER_LOG_FORMAT (a container's -e) win over the file;
+    a bad value is an error naming the variable."""
+    (tmp_path / "hotfolder.toml").write_text(
+        'workers = 1\nlog_format = "json"\n[[watch]]\npath = "a"\n[[watch]]\npath = "b"\nmode = "native"\n'
+    )
+    monkeypatch.setenv("HOTFOLDER_WORKERS", "3")
+    monkeypatch.setenv("HOTFOLDER_WATCH_MODE", "poll")
+    monkeypatch.setenv("HOTFOLDER_LOG_FORMAT", "console")
+    config = load_config(cwd=tmp_path)
+    assert (config.workers, config.log_format) == (3, "console")
+    assert [w.mode for w in config.watches] == ["poll", "poll"]
+    monkeypatch.setenv("HOTFOLDER_WORKERS", "0")
+    monkeypatch.setenv("HOTFOLDER_WATCH_MODE", "inotify")
+    with pytest.raises(ConfigError) as said:
+        load_config(cwd=tmp_path)
+    text = str(said.value)
+    assert "HOTFOLDER_WORKERS" in text and "HOTFOLDER_WATCH_MODE" in text and "<environment>" in text

@@ -20,12 +20,17 @@ PRELOAD: Final = "hotfolder.run.warm"
 # One thread per codec in a worker: the pool already keeps every core busy (and numpy's OpenBLAS would
 # start its thread pool at import, in the server, before it forks).
 ONE_THREAD: Final = {"VIPS_CONCURRENCY": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+# The pid of the process that starts the server: the server checks its parent against it, not against
+# pid 1 (the daemon is pid 1 itself in a container without an init, where that check ended the server
+# at once and the daemon with an EOFError).
+PARENT_ENV: Final = "HOTFOLDER_FORKSERVER_PARENT"
 
 
 def context() -> BaseContext:
     """The multiprocessing context of the local pool: the fork server, with what a job runs preloaded."""
     for key, value in ONE_THREAD.items():
         os.environ.setdefault(key, value)  # inherited by the server when it starts
+    os.environ[PARENT_ENV] = str(os.getpid())
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([PRELOAD])
     return ctx

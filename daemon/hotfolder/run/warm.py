@@ -12,8 +12,11 @@ from hotfolder.decide.sniff import register_codecs
 # The server dies with the daemon (even kill -9), and its workers with it (worker.init). Without this
 # it outlived a killed daemon: its workers hold the write end of its "alive" pipe, so it never saw EOF.
 ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-if os.getppid() == 1:  # the daemon died before the line above: nothing left to serve
+# The daemon died before the line above (its orphan was taken by pid 1 or a subreaper): nothing left to
+# serve. Judged against the daemon's own pid: in a container without an init the daemon IS pid 1.
+if str(os.getppid()) != os.environ.get("HOTFOLDER_FORKSERVER_PARENT", str(os.getppid())):
     os._exit(1)
+SERVER: int = os.getpid()  # the parent every worker forked from here must still have (worker.init)
 
 register_codecs()  # the allowlist's Pillow plugins and the HEIF opener, not at a worker's first file
 

@@ -8,6 +8,7 @@ import ctypes
 import importlib
 import os
 import signal
+import sys
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
@@ -24,7 +25,10 @@ def init(preload: tuple[str, ...] = ()) -> None:
     # If the daemon dies (even kill -9), the fork server ends and its workers die with it instead of
     # writing on as orphans.
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() == 1:  # the parent died while this worker was starting: no signal will come
+    # The server died while this worker was starting (no signal will come): its orphan now has pid 1 or
+    # a subreaper (tini, systemd) for parent. The server's pid comes with the fork (run/warm.py).
+    server = getattr(sys.modules.get("hotfolder.run.warm"), "SERVER", None)
+    if os.getppid() != (server or os.getppid()):
         os._exit(1)
     from hotfolder.decide.sniff import register_codecs  # noqa: PLC0415 - done in the fork server already
 

@@ -21,7 +21,7 @@ from hotfolder.settings.events import Sink, network_warning, parse_events
 from hotfolder.settings.levels import LOG_FORMATS, LOG_LEVELS
 from hotfolder.settings.outputs import HdrProbe, no_probe
 from hotfolder.settings.rules import Rule, load_rules
-from hotfolder.settings.watches import Watch, check_folders, parse_watches, unknown_watches
+from hotfolder.settings.watches import WATCH_MODES, Watch, check_folders, parse_watches, unknown_watches
 
 CONFIG_NAME: Final = "hotfolder.toml"
 DEFAULT_RESCAN_INTERVAL: Final = 3600.0  # a safety net for events lost anyway; 0 turns it off
@@ -134,9 +134,45 @@ def load_config(
     return _build(path.resolve(), doc, path.resolve().parent, hdr_probe, text)
 
 
+# The few settings people change first, from the environment (a container's `-e`, compose's
+# `environment:`): each wins over the config file's key, and a bad value is an error naming the variable.
+ENVIRONMENT: Final = {
+    "HOTFOLDER_WORKERS": "workers",
+    "HOTFOLDER_LOG_FORMAT": "log_format",
+    "HOTFOLDER_WATCH_MODE": "mode",  # every [[watch]]'s mode: poll where inotify sees nothing
+}
+
+
+def _from_environment(
+    doc: dict[str, Any], environ: Mapping[str, str], problems: list[Problem]
+) -> dict[str, Any]:
+    """The config document with the HOTFOLDER_* variables that are set written over it."""
+    doc = dict(doc)
+    where = Path("<environment>")
+    allowed = {"log_format": LOG_FORMATS, "mode": WATCH_MODES}
+    for name, key in ENVIRONMENT.items():
+        value = environ.get(name, "").strip()
+        if not value:
+            continue
+        if key == "workers" and (not value.isdigit() or int(value) < 1):
+            problems.append(Problem(where, f"must be a whole number >= 1, not {value!r}", key=name))
+        elif key in allowed and value not in allowed[key]:
+            problems.append(
+                Problem(where, f"must be one of {', '.join(allowed[key])}, not {value!r}", key=name)
+            )
+        elif key == "mode":
+            watches = doc.get("watch", [])
+            if isinstance(watches, list):
+                doc["watch"] = [{**w, "mode": value} if isinstance(w, Mapping) else w for w in watches]
+        else:
+            doc[key] = int(value) if key == "workers" else value
+    return doc
+
+
 def _build(source: Path | None, doc: dict[str, Any], base: Path, hdr_probe: HdrProbe, text: str) -> Config:
     problems: list[Problem] = []
     warnings: list[Problem] = []
+    doc = _from_environment(doc, os.environ, problems)
 
     def problem(message: str, key: str) -> None:
         problems.append(Problem(source, message, key=key))
