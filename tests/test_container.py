@@ -132,7 +132,9 @@ def _config(buildah: str) -> dict[str, object]:
 class Running:
     """The image's own Entrypoint + Cmd under `buildah run --isolation chroot`, with bind mounts."""
 
-    def __init__(self, buildah: str, folders: Path, user: str | None = None) -> None:
+    def __init__(
+        self, buildah: str, folders: Path, user: str | None = None, config: Path | None = None
+    ) -> None:
         self.buildah = buildah
         self.folders = folders
         self.ctr = _run(buildah, "from", IMAGE).strip()
@@ -144,11 +146,13 @@ class Running:
             *(f"--volume=/{v}-" for v in ("inbox", "outbox", "state", "quarantine")),
             self.ctr,
         )
-        config = _config(buildah)
-        command = [*config["Entrypoint"], *config["Cmd"]]  # type: ignore[misc]
+        image = _config(buildah)
+        command = [*image["Entrypoint"], *image["Cmd"]]  # type: ignore[misc]
         self.mounts = [
             x for v in ("inbox", "outbox", "state", "quarantine") for x in ("-v", f"{folders / v}:/{v}")
         ]
+        if config is not None:
+            self.mounts += ["-v", f"{config}:/config:ro"]
         self.log = (folders / "log.jsonl").open("w")
         self.proc = subprocess.Popen(
             [
@@ -252,16 +256,31 @@ def test_the_image_is_small_enough_and_runs_as_its_own_user(image: str, tmp_path
 
 
 @pytest.mark.slow
-def test_any_user_id_owns_its_outputs(image: str, tmp_path: Path) -> None:
-    """--user 4242:4242 (compose's user:), no passwd entry for it: outputs belong to 4242."""
+def test_any_user_id_owns_its_outputs_and_a_mounted_config_replaces_the_default(
+    image: str, tmp_path: Path
+) -> None:
+    """--user 4242:4242 (compose's user:), no passwd entry for it, and a config mounted at /config with
+    its own rule file and file_mode: outputs belong to 4242 with that mode, where that rule puts them."""
     folders = _folders(tmp_path, 4242)
-    run = Running(image, folders, user="4242:4242")
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "hotfolder.toml").write_text(
+        'rules = ["mine.toml"]\noutput_root = "/outbox"\nstate_dir = "/state"\nquarantine = "/quarantine"\n'
+        'file_mode = "0640"\n[[watch]]\npath = "/inbox"\n'
+    )
+    (config / "mine.toml").write_text(
+        '[[rule]]\nname = "mine"\n[[rule.output]]\nformat = "png"\npath = "mine/{stem}.png"\n'
+    )
+    for made in (config, *config.iterdir()):
+        made.chmod(0o755 if made.is_dir() else 0o644)  # readable by 4242: pytest's folders are 0700
+    run = Running(image, folders, user="4242:4242", config=config)
     try:
         run.wait(lambda: "daemon.started" in run.events(), "the daemon")
         shutil.copy(corpus("hopper.bmp"), folders / "inbox" / "h.bmp")
-        png = folders / "outbox" / "archive" / "h.png"
+        png = folders / "outbox" / "mine" / "h.png"
         run.wait(png.exists, "the output")
         assert (png.stat().st_uid, png.stat().st_gid) == (4242, 4242)
+        assert png.stat().st_mode & 0o777 == 0o640
         os.kill(run.pid_of("/usr/bin/tini"), signal.SIGTERM)
         assert run.proc.wait(timeout=60) == 0
     finally:
