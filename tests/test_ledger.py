@@ -195,20 +195,27 @@ def test_the_history_keeps_a_failure_a_retry_mended(tmp_path: Path) -> None:
         ledger.close()
 
 
+def _an_earlier_ledger(folder: Path, version: int, rows: str) -> None:
+    """A ledger as the release at schema `version` wrote it: its own migrations, then these rows."""
+    from hotfolder.commit import tables  # noqa: PLC0415
+
+    db = sqlite3.connect(folder / "ledger.sqlite3")
+    for number, step in enumerate(tables._MIGRATIONS[:version]):
+        db.executescript(f"BEGIN; {step} PRAGMA user_version={number + 1}; COMMIT;")
+    db.executescript(rows)
+    db.close()
+
+
 def test_the_previous_releases_ledger_is_migrated_in_place(tmp_path: Path) -> None:
     """A schema-7 ledger as 884bc71 wrote it (its own migrations, its rows): opened by this release it
     gains the status index, keeps every row, and takes a name that is not UTF-8 beside them."""
-    from hotfolder.commit import tables  # noqa: PLC0415
-
-    db = sqlite3.connect(tmp_path / "ledger.sqlite3")
-    for number, step in enumerate(tables._MIGRATIONS[:7]):
-        db.executescript(f"BEGIN; {step} PRAGMA user_version={number + 1}; COMMIT;")
-    db.executescript(
+    _an_earlier_ledger(
+        tmp_path,
+        7,
         "INSERT INTO inputs (path, dev, ino, size, mtime_ns, sha256, rule, status, updated, quarantined_to)"
         " VALUES ('/in/a.jpg', 1, 2, 3, 4, 'ab', 'r', 'done', '2026-12-01T00:00:00+00:00', NULL),"
-        " ('/in/b.jpg', 1, 3, 3, 4, 'cd', 'r', 'quarantined', '2026-12-01T00:00:01+00:00', '/q/b.jpg');"
+        " ('/in/b.jpg', 1, 3, 3, 4, 'cd', 'r', 'quarantined', '2026-12-01T00:00:01+00:00', '/q/b.jpg');",
     )
-    db.close()
     ledger = Ledger(tmp_path)
     assert ledger.is_handled(Path("/in/a.jpg"), FileIdentity(1, 2, 3, 4))
     assert ledger.quarantined_count() == 1 and ledger.quarantined_entry(2) is not None
@@ -339,17 +346,14 @@ def test_an_output_of_another_input_or_another_picture_is_never_replaced(tmp_pat
 def test_the_release_before_events_has_its_ledger_migrated_and_announces(tmp_path: Path) -> None:
     """Issue 34, upgrade: a schema-8 ledger (the release before events) gains the outbox in place, keeps
     its rows, and a job recorded after the upgrade is announced in the same transaction as its row."""
-    from hotfolder.commit import tables  # noqa: PLC0415
     from hotfolder.settings.events import parse_events  # noqa: PLC0415
 
-    db = sqlite3.connect(tmp_path / "ledger.sqlite3")
-    for number, step in enumerate(tables._MIGRATIONS[:8]):
-        db.executescript(f"BEGIN; {step} PRAGMA user_version={number + 1}; COMMIT;")
-    db.executescript(
+    _an_earlier_ledger(
+        tmp_path,
+        8,
         "INSERT INTO inputs (path, dev, ino, size, mtime_ns, sha256, rule, status, updated)"
-        " VALUES ('/in/a.jpg', 1, 2, 3, 4, 'ab', 'r', 'done', '2026-12-01T00:00:00+00:00');"
+        " VALUES ('/in/a.jpg', 1, 2, 3, 4, 'ab', 'r', 'done', '2026-12-01T00:00:00+00:00');",
     )
-    db.close()
     ledger = Ledger(tmp_path)
     try:
         assert ledger.is_handled(Path("/in/a.jpg"), FileIdentity(1, 2, 3, 4))

@@ -15,7 +15,17 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import corpus, exiftool, output, process_job, run_cli, run_outputs, tool, write_config
+from conftest import (
+    Processed,
+    corpus,
+    exiftool,
+    output,
+    process_job,
+    run_cli,
+    run_outputs,
+    tool,
+    write_config,
+)
 from hotfolder.decide.job import Job
 from hotfolder.decide.motion import motion_video
 from hotfolder.settings.rules import Rule
@@ -156,6 +166,16 @@ def test_each_layouts_video_is_extracted_byte_for_byte_beside_an_archive(tmp_pat
     assert not any(n == "auxiliary.dropped" for n, _ in done.notes)
 
 
+def _web_copy(tmp_path: Path, layout: str, video: bytes, fmt: str, path: str) -> Processed:
+    """A motion photo of this layout through one web output that extracts its video; done."""
+    job = _job(
+        tmp_path, motion_photo(layout, video), output(format=fmt, profile="web", path=path, motion="extract")
+    )
+    done = process_job(job)
+    assert done.status == "done", done.error
+    return done
+
+
 @pytest.mark.parametrize("how", ["loci", "keys", "xyz"])
 def test_a_web_copys_video_carries_no_location_and_plays_the_same_frames(tmp_path: Path, how: str) -> None:
     """The web profile strips GPS, so the extracted video's location goes too (each place a phone puts
@@ -164,14 +184,7 @@ def test_a_web_copys_video_carries_no_location_and_plays_the_same_frames(tmp_pat
     video = _clip(tmp_path, how)
     (tmp_path / "phone.mp4").write_bytes(video)
     assert _gps(tmp_path / "phone.mp4"), "the clip must carry a location for this test to mean anything"
-    done = process_job(
-        _job(
-            tmp_path,
-            motion_photo("google", video),
-            output(format="jpeg", profile="web", path="{stem}.jpg", motion="extract"),
-        )
-    )
-    assert done.status == "done", done.error
+    done = _web_copy(tmp_path, "google", video, "jpeg", "{stem}.jpg")
     (extracted,) = [w.dst for w in done.written if w.dst.suffix in (".mp4", ".mov")]
     assert _gps(extracted) == []
     assert len(extracted.read_bytes()) == len(video) and extracted.read_bytes() != video
@@ -181,14 +194,7 @@ def test_a_web_copys_video_carries_no_location_and_plays_the_same_frames(tmp_pat
 
 def test_a_video_without_a_location_stays_byte_for_byte_on_a_web_copy(tmp_path: Path) -> None:
     video = _clip(tmp_path, "none")
-    done = process_job(
-        _job(
-            tmp_path,
-            motion_photo("samsung", video),
-            output(format="webp", profile="web", path="w/{stem}.webp", motion="extract"),
-        )
-    )
-    assert done.status == "done", done.error
+    done = _web_copy(tmp_path, "samsung", video, "webp", "w/{stem}.webp")
     assert (tmp_path / "out" / "w" / "PXL_1.mp4").read_bytes() == video
     assert not any(n == "motion.location_removed" for n, _ in done.notes)
 
