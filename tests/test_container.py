@@ -133,7 +133,12 @@ class Running:
     """The image's own Entrypoint + Cmd under `buildah run --isolation chroot`, with bind mounts."""
 
     def __init__(
-        self, buildah: str, folders: Path, user: str | None = None, config: Path | None = None
+        self,
+        buildah: str,
+        folders: Path,
+        user: str | None = None,
+        config: Path | None = None,
+        cmd: tuple[str, ...] = (),
     ) -> None:
         self.buildah = buildah
         self.folders = folders
@@ -147,7 +152,7 @@ class Running:
             self.ctr,
         )
         image = _config(buildah)
-        command = [*image["Entrypoint"], *image["Cmd"]]  # type: ignore[misc]
+        command = [*image["Entrypoint"], *(cmd or image["Cmd"])]  # type: ignore[misc]
         self.mounts = [
             x for v in ("inbox", "outbox", "state", "quarantine") for x in ("-v", f"{folders / v}:/{v}")
         ]
@@ -311,3 +316,38 @@ def test_the_compose_file_keeps_state_in_a_named_volume_and_the_token_in_a_secre
     example = (ROOT / "container" / "env.example").read_text()
     for name in set(re.findall(r"\$\{(\w+)", text)):
         assert re.search(rf"^{name}=", example, re.M), name
+
+
+@pytest.mark.slow
+def test_the_status_page_runs_from_the_image_with_its_token_file(image: str, tmp_path: Path) -> None:
+    """compose's second service: `serve` from the same image, on an address others can reach, with a
+    token file readable by the container's user only; the page and /metrics answer with the token."""
+    import urllib.request  # noqa: PLC0415
+
+    from conftest import free_port  # noqa: PLC0415
+
+    folders = _folders(tmp_path, 10001)
+    token = tmp_path / "state" / "token"
+    token.write_text("a-token-of-more-than-16-characters\n")
+    os.chown(token, 10001, 10001)
+    token.chmod(0o600)
+    port = free_port()
+    run = Running(
+        image, folders, cmd=("serve", "--listen", f"0.0.0.0:{port}", "--token-file", "/state/token")
+    )
+    try:
+        headers = {"Authorization": "Bearer a-token-of-more-than-16-characters"}
+        answer: list[bytes] = []
+
+        def up() -> bool:
+            try:
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers=headers)
+                answer[:] = [urllib.request.urlopen(request, timeout=5).read()]
+            except OSError:
+                return False
+            return True
+
+        run.wait(up, "the page")
+        assert b"hotfolder_daemon_up" in answer[0]
+    finally:
+        run.close()
