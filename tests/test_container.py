@@ -351,3 +351,25 @@ def test_the_status_page_runs_from_the_image_with_its_token_file(image: str, tmp
         assert b"hotfolder_daemon_up" in answer[0]
     finally:
         run.close()
+
+
+def test_a_pool_that_cannot_start_is_said_in_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """The fork server ends while it starts (here: the module it preloads exits at import, as the
+    PID 1 mistake made it do): `process` says so in one line, exit 1, no Python traceback."""
+    (tmp_path / "dies.py").write_text("import os\nos._exit(3)\n")
+    (tmp_path / "sitecustomize.py").write_text("import hotfolder.run.prefork as p\np.PRELOAD = 'dies'\n")
+    (tmp_path / "inbox").mkdir()
+    for name in ("hopper.bmp", "dscn0010.jpg"):
+        shutil.copy(corpus(name), tmp_path / "inbox" / name)
+    done = subprocess.run(
+        [sys.executable, "-m", "hotfolder", "process", "inbox"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": f"{tmp_path}:{ROOT / 'daemon'}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "the worker pool cannot start: its fork server ended while starting" in done.stderr
+    assert "Traceback" not in done.stderr, done.stderr

@@ -143,6 +143,10 @@ class AbandonedError(HotfolderError):
     """A job stopped on a cluster worker because the daemon no longer waits for it."""
 
 
+class PoolError(HotfolderError):
+    """The local worker pool cannot start (its fork server ended while starting)."""
+
+
 class StorageError(HotfolderError):
     """A folder's filesystem cannot do what never losing a file needs (a no-clobber rename or hard link)."""
 

@@ -17,6 +17,7 @@ from hotfolder.commit.staged import Outcome
 from hotfolder.core.formats import HEAVY_FORMATS, RAW, raw_name
 from hotfolder.core.status import Result, RetryReason
 from hotfolder.decide.job import Job
+from hotfolder.errors import PoolError
 from hotfolder.run import prefork, worker
 from hotfolder.run.inline import inline_executor
 from hotfolder.settings.rules import Rule
@@ -44,9 +45,18 @@ def make_executor(workers: int, preload: tuple[str, ...] = ()) -> Executor:
     executor = ProcessPoolExecutor(
         max_workers=workers, mp_context=prefork.context(), initializer=worker.init, initargs=(preload,)
     )
-    for _ in range(workers):
-        # The pool forks one more worker for each call that finds none idle.
-        executor.submit(worker.ready)
+    try:
+        for _ in range(workers):
+            # The pool forks one more worker for each call that finds none idle.
+            executor.submit(worker.ready)
+    except (EOFError, OSError, BrokenProcessPool) as exc:
+        # Said as what it is, never as multiprocessing's traceback (it was an EOFError when the daemon
+        # ran as PID 1 and the server took that for its parent's death).
+        executor.shutdown(wait=False, cancel_futures=True)
+        raise PoolError(
+            f"the worker pool cannot start: its fork server ended while starting ({type(exc).__name__}: "
+            f"{exc or 'no answer'}); the log above it, if any, says why"
+        ) from None
     return executor
 
 
