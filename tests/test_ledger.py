@@ -369,3 +369,77 @@ def test_the_release_before_events_has_its_ledger_migrated_and_announces(tmp_pat
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
     (body,) = db.execute("SELECT body FROM outbox").fetchone()
     assert json.loads(body)["source"]["path"] == "/in/b.jpg"
+
+
+def test_the_twins_a_job_carries_stay_few_however_many_inputs_share_its_size(tmp_path: Path) -> None:
+    """A scanner's uncompressed pages all have one size: a job carries the latest TWINS candidates, not
+    every input done with that size (each job used to carry them all: a 2,000-page burst spent a quarter
+    of the daemon's main loop reading and pickling them)."""
+    from hotfolder.commit.ledger import TWINS  # noqa: PLC0415
+
+    ledger = Ledger(tmp_path / "state")
+    try:
+        for i in range(TWINS * 3):
+            src = tmp_path / f"page{i:04d}.tif"
+            ledger.record(Record(src, FileIdentity(1, i, 4096, i), "done", sha256=f"{i:064x}", rule="scan"))
+        twins = ledger.twins(4096, tmp_path / "new.tif")
+        assert len(twins) == TWINS
+        assert twins[0] == (f"{TWINS * 3 - 1:064x}", "scan", str(tmp_path / f"page{TWINS * 3 - 1:04d}.tif"))
+        assert ledger.twins(4096, tmp_path / "page0000.tif")[-1][2] != str(tmp_path / "page0000.tif")
+    finally:
+        ledger.close()
+
+
+def test_a_copy_of_an_early_page_among_many_of_one_size_is_still_a_duplicate(tmp_path: Path) -> None:
+    """Beyond the candidates a job carries, the commit's own check by content still finds the twin."""
+    from hotfolder.commit.ledger import TWINS  # noqa: PLC0415
+
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    for i in range(TWINS + 8):  # uncompressed BMPs: one size for all, distinct bytes
+        Image.new("RGB", (8, 8), (i % 256, i // 256, 7)).save(pages / f"p{i:03d}.bmp")
+    assert len({p.stat().st_size for p in pages.iterdir()}) == 1
+    assert f"done {TWINS + 8}" in run_cli("process", str(pages), cwd=tmp_path).stderr
+    again = tmp_path / "again"
+    again.mkdir()
+    shutil.copy(pages / "p000.bmp", again / "rescan.bmp")
+    result = run_cli("process", "--log-format", "json", str(again), cwd=tmp_path)
+    dups = [json.loads(x) for x in result.stdout.splitlines() if '"file.duplicate"' in x]
+    assert len(dups) == 1 and "p000.bmp" in dups[0]["error"]
+    assert not any("rescan" in p for p in outputs(tmp_path / "outbox"))
+
+
+def test_every_lookup_a_job_makes_is_an_index_search_not_a_walk_over_the_ledger(tmp_path: Path) -> None:
+    """What the daemon asks the ledger for every job stays one index search as the ledger grows: SQLite's
+    own plan of each statement (traced as it ran) reads no table end to end and no status-wide index
+    (done_twin used to read every done row through inputs_status: 0.19 ms a job at 2,000 rows)."""
+    ledger = Ledger(tmp_path / "state")
+    try:
+        for i in range(300):
+            src = tmp_path / "card" / f"IMG_{i:04d}.JPG"
+            ledger.record(
+                Record(src, FileIdentity(1, i, 5000 + i % 7, i), "done", sha256=f"{i:064x}", rule="r")
+            )
+        ran: list[str] = []
+        ledger._db.set_trace_callback(ran.append)  # observing the statements, not replacing them
+        src, identity = tmp_path / "card" / "IMG_0007.JPG", FileIdentity(1, 7, 5000, 7)
+        ledger.is_handled(src, identity)
+        ledger.own_outputs(src, f"{7:064x}")
+        ledger.twins(5000, tmp_path / "card" / "new.jpg")
+        ledger.done_twin(f"{7:064x}", "r", tmp_path / "card" / "new.jpg")
+        ledger.done_in(tmp_path / "card")
+        ledger._db.set_trace_callback(None)
+    finally:
+        ledger.close()
+    selects = [s for s in ran if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) >= 5
+    db = sqlite3.connect(tmp_path / "state" / "ledger.sqlite3")
+    try:
+        for sql in selects:
+            plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}")]
+            assert not [step for step in plan if step.startswith("SCAN inputs") or "inputs_status" in step], (
+                sql,
+                plan,
+            )
+    finally:
+        db.close()
