@@ -13,6 +13,7 @@ import shutil
 import socket
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -25,6 +26,7 @@ import jsonschema
 import pytest
 
 from conftest import ROOT, DaemonProcess, ServeProcess, corpus, free_port, run_cli, tool, write_config
+from hotfolder.commit.faults import PAUSE_AT_ENV, PAUSE_FILE_ENV
 from hotfolder.settings.events import network_warning, parse_events
 
 SCHEMA = json.loads((ROOT / "docs" / "schemas" / "event-1.json").read_text())
@@ -343,6 +345,45 @@ def test_process_delivers_before_it_exits_or_keeps_the_rest_for_the_daemon(
     summary = json.loads(batch["body"])
     jsonschema.validate(summary, SCHEMA)
     assert summary["count"] == 2 and summary["kind"] == "batch"
+
+
+def test_an_output_renamed_at_commit_is_announced_under_the_name_it_took(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """Someone takes an output's name between staging and the commit's rename: the output goes to the
+    next free name, and the event gives that name and its hash (the plan the commit ended with)."""
+    receiver.start()
+    (tmp_path / "inbox").mkdir()
+    shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "h.bmp")
+    write_config(
+        tmp_path,
+        '[[rule]]\nname = "web"\n[[rule.output]]\nformat = "jpeg"\npath = "{stem}.jpg"\n',
+        extra=f'[[event]]\nname = "jobs"\nurl = "http://127.0.0.1:{receiver.port}/jobs"\n',
+    )
+    flag = tmp_path / "paused"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon"), PAUSE_AT_ENV: "after-intent"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hotfolder", "process", "inbox"],
+        cwd=tmp_path,
+        env={**env, PAUSE_FILE_ENV: str(flag)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not flag.exists():
+        assert time.monotonic() < deadline and proc.poll() is None, "the commit did not pause"
+        time.sleep(0.05)
+    (tmp_path / "outbox").mkdir(exist_ok=True)
+    (tmp_path / "outbox" / "h.jpg").write_bytes(b"someone else's file")
+    flag.unlink()
+    assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+    (got,) = receiver.on("/jobs")
+    event = json.loads(got["body"])
+    _check_event(event)
+    (out,) = event["outputs"]
+    assert Path(out["path"]).name == "h-1.jpg"
+    assert (tmp_path / "outbox" / "h.jpg").read_bytes() == b"someone else's file"
 
 
 def test_a_full_outbox_drops_the_oldest_and_counts_them(tmp_path: Path) -> None:

@@ -213,7 +213,7 @@ class Committer:
         read = Read(record.path, identity, sha256, plan.read_ns)
         renamed = False
         try:
-            written = self._place_outputs(intent, plan, fresh=fresh)
+            written, plan = self._place_outputs(intent, plan, fresh=fresh)
             renamed = True
             checkpoint("after-renames")
             disposed = self._dispose(read, plan, fresh=fresh)
@@ -235,10 +235,11 @@ class Committer:
             original=disposed.summary,
             companions=tuple(c.summary() for c in companions),
         )
-        self.ledger.close_intent(intent, done)
+        self.ledger.close_intent(intent, done, plan)
         return Committed(done, tuple(written), disposed, companions)
 
-    def _place_outputs(self, intent: int, plan: Plan, *, fresh: bool) -> list[Written]:
+    def _place_outputs(self, intent: int, plan: Plan, *, fresh: bool) -> tuple[list[Written], Plan]:
+        """Rename every staged output into place; what was written, and the plan with the names taken."""
         written, folders, placed = [], set(), []
         for out in plan.outputs:
             final = out.final
@@ -269,10 +270,11 @@ class Committer:
                 )
             )
         if any(p.final != o.final for p, o in zip(placed, plan.outputs, strict=True)):
-            self.ledger.update_intent(intent, replace(plan, outputs=tuple(placed)))
+            plan = replace(plan, outputs=tuple(placed))
+            self.ledger.update_intent(intent, plan)
         for folder in folders:
             atomic.fsync_dir(folder)
-        return written
+        return written, plan
 
     def _rename_free(self, out: PlannedOutput) -> Path:
         """Rename into its final name; if someone took it since it was chosen, the next name the policy

@@ -52,8 +52,9 @@ _SQLITE_UNWRITABLE: Final = {13: "disk full", 10: "I/O error", 8: "read-only"}
 _MAX_ROWID: Final = 2**63 - 1
 # The same-size candidates a job carries to its worker (a duplicate found there skips its render). Every
 # one used to go: 2,000 scans of one size made each job read and pickle up to 2,000 rows, 26% of the
-# main loop's samples in the 2,000-file burst (py-spy). 64 keeps a re-imported card's last photos.
-TWINS: Final = 64
+# main loop's samples in the 2,000-file burst (py-spy); 64 still cost 0.45 ms a job (cProfile). Files of one
+# size are mostly uncompressed scans, whose rescans differ anyway.
+TWINS: Final = 16
 
 
 def is_corruption(exc: sqlite3.Error) -> bool:
@@ -334,16 +335,17 @@ class Ledger:
         with self._transaction() as db:
             db.execute("UPDATE intents SET plan = ? WHERE id = ?", (json.dumps(plan.to_json()), intent_id))
 
-    def close_intent(self, intent_id: int, record: Record | None) -> None:
+    def close_intent(self, intent_id: int, record: Record | None, plan: Plan | None = None) -> None:
         """The commit is complete (or abandoned before anything was visible): write its row and its
-        announcements (what the plan made), drop it."""
+        announcements (what `plan` made; without it, the plan the intent holds), drop it."""
         said = 0
         with self._transaction() as db:
             if record is not None:
                 self._write(db, record)
                 if self.sinks:
-                    row = db.execute("SELECT plan FROM intents WHERE id = ?", (intent_id,)).fetchone()
-                    plan = Plan.from_json(json.loads(row[0])) if row is not None else None
+                    if plan is None:
+                        row = db.execute("SELECT plan FROM intents WHERE id = ?", (intent_id,)).fetchone()
+                        plan = Plan.from_json(json.loads(row[0])) if row is not None else None
                     said = outbox.announce(db, self.sinks, record, plan, time.time())
             db.execute("DELETE FROM intents WHERE id = ?", (intent_id,))
         if said:
