@@ -219,6 +219,9 @@ def test_every_job_is_announced_on_mqtt_with_the_outputs_true(
     jsonschema.validate(bad, SCHEMA)
     assert bad["reason"] and Path(bad["quarantined_to"]).exists()
     assert len({e["id"] for e in got}) == len(got)
+    # The two threads events add are named for `top -H` (and the benchmark's CPU per thread).
+    threads = {t.joinpath("comm").read_text().strip() for t in Path(f"/proc/{d.proc.pid}/task").iterdir()}
+    assert {"hf-events", "hf-events-mqtt"} <= threads, threads
     d.stop()
 
 

@@ -8,6 +8,7 @@ Run one part: `python tests/bench/bench.py pillow|tools|latency|idle|burst|raw|c
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import shutil
@@ -1090,9 +1091,23 @@ def _own_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _burst_once(n: int, extra: str) -> tuple[int, float, float]:
+def _events_threads_cpu(pid: int) -> float:
+    """CPU seconds of the two threads events add to the daemon (named hf-events, hf-events-mqtt)."""
+    used = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            if not (task / "comm").read_text().startswith("hf-events"):
+                continue
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return used
+
+
+def _burst_once(n: int, extra: str) -> tuple[int, float, float, float]:
     """A folder of n small PNGs moved into a running daemon: (jobs done, wall seconds, the daemon's own
-    CPU seconds: where the sender thread and paho's run, the workers apart)."""
+    CPU seconds: where the sender thread and paho's run, the workers apart; those two threads' own)."""
     rules = '[[rule.output]]\nformat = "jpeg"\nprofile = "web"\nmax_edge = 256\npath = "{stem}.jpg"\n'
     folder = workspace("events", rules, extra)
     staging = folder / "staging"
@@ -1115,8 +1130,9 @@ def _burst_once(n: int, extra: str) -> tuple[int, float, float]:
         elapsed = time.perf_counter() - t
         time.sleep(1)  # the last events sent (the with side), inside its CPU
         cpu = _own_cpu(proc.pid) - cpu
+        threads = _events_threads_cpu(proc.pid)  # both start with the daemon: all theirs is the burst's
     shutil.rmtree(folder)
-    return done, elapsed, cpu
+    return done, elapsed, cpu, threads
 
 
 def bench_events() -> None:
@@ -1142,10 +1158,13 @@ def bench_events() -> None:
     sink = f'[[event]]\nname = "ha"\nurl = "mqtt://127.0.0.1:{port}/bench/jobs"\n'
     rates: dict[str, list[float]] = {"without": [], "with": []}
     cpu: dict[str, list[float]] = {"without": [], "with": []}
+    own: list[float] = []
     try:
         for _ in range(rounds):
             for side, extra in (("without", ""), ("with", sink)):
-                done, elapsed, used = _burst_once(n, extra)
+                done, elapsed, used, theirs = _burst_once(n, extra)
+                if extra:
+                    own.append(theirs * 1000 / n)
                 rates[side].append(done / elapsed)
                 cpu[side].append(used * 1000 / n)
         time.sleep(2)
@@ -1160,21 +1179,46 @@ def bench_events() -> None:
     med = {k: statistics.median(v) for k, v in rates.items()}
     ms = {k: statistics.median(v) for k, v in cpu.items()}
     spread = (max(rates["without"]) - min(rates["without"])) / med["without"]
-    cpu_spread = max(cpu["without"]) - min(cpu["without"])
+    p_rate, p_cpu = permutation_p(rates["without"], rates["with"]), permutation_p(cpu["without"], cpu["with"])
     table(
         f"10. events: the {n}-file burst without and with an MQTT sink and a subscriber ({WORKERS} workers, "
         f"{rounds} runs each, alternating)",
-        ["run", "files/s (each run)", "median", "daemon CPU per file (median)", "messages received"],
+        ["run", "files/s (each run)", "median", "daemon CPU ms per file (each run)", "median",
+         "messages received"],
         [
             ["without [[event]]", ", ".join(f"{r:.0f}" for r in rates["without"]),
              f"{med['without']:.0f} (runs spread {spread:.0%})",
-             f"{ms['without']:.2f} ms (runs spread {cpu_spread:.2f} ms)", "-"],
+             ", ".join(f"{c:.2f}" for c in cpu["without"]),
+             f"{ms['without']:.2f} ms", "-"],
             ["with an MQTT sink (QoS 1)", ", ".join(f"{r:.0f}" for r in rates["with"]),
-             f"{med['with']:.0f} ({med['with'] / med['without']:.2f}x)",
-             f"{ms['with']:.2f} ms ({ms['with'] - ms['without']:+.2f} ms)", f"{received} of {rounds * n}"],
+             f"{med['with']:.0f} ({med['with'] / med['without']:.2f}x, p = {p_rate:.2f})",
+             ", ".join(f"{c:.2f}" for c in cpu["with"]),
+             f"{ms['with']:.2f} ms ({ms['with'] - ms['without']:+.2f} ms, p = {p_cpu:.2f})",
+             f"{received} of {rounds * n}"],
         ],
-        "python tests/bench/bench.py events",
+        "python tests/bench/bench.py events  (p: an exact permutation test of the two sides' means, "
+        "two-sided: the chance that a random split of the 10 runs differs as much; p >= 0.05 is a "
+        "difference these runs cannot tell from the machine's noise)",
     )  # fmt: skip
+    runs = ", ".join(f"{x:.3f}" for x in own)
+    share = statistics.median(own) / ms["with"]
+    print(
+        "the events' own threads (hf-events, hf-events-mqtt): "
+        f"{statistics.median(own):.3f} ms of CPU per file (each run: {runs}), {share:.0%} of the daemon's; "
+        "the rest of their cost is the event written in the job's transaction, in the main thread"
+    )
+
+
+def permutation_p(a: list[float], b: list[float]) -> float:
+    """Two-sided exact permutation test of the difference of means (every split of the runs)."""
+    pooled, observed = a + b, abs(statistics.mean(a) - statistics.mean(b))
+    splits = list(itertools.combinations(range(len(pooled)), len(a)))
+    extreme = 0
+    for chosen in splits:
+        x = [pooled[i] for i in chosen]
+        y = [pooled[i] for i in range(len(pooled)) if i not in chosen]
+        extreme += abs(statistics.mean(x) - statistics.mean(y)) >= observed - 1e-9
+    return extreme / len(splits)
 
 
 PARTS = {
