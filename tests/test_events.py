@@ -186,6 +186,17 @@ def _key_file(folder: Path) -> Path:
     return key
 
 
+def _one_picture_and_a_sink(folder: Path, url: str, extra: str = "") -> None:
+    """An inbox holding hopper.bmp, a rule making a JPEG of it, and one [[event]] sink "jobs" at `url`."""
+    (folder / "inbox").mkdir()
+    shutil.copy(corpus("hopper.bmp"), folder / "inbox" / "h.bmp")
+    write_config(
+        folder,
+        '[[rule]]\nname = "web"\n[[rule.output]]\nformat = "jpeg"\npath = "{stem}.jpg"\n',
+        extra=f'{extra}[[event]]\nname = "jobs"\nurl = "{url}"\n',
+    )
+
+
 def test_every_job_is_announced_on_mqtt_with_the_outputs_true(
     tmp_path: Path, broker: Broker, daemons: list[DaemonProcess]
 ) -> None:
@@ -356,13 +367,7 @@ def test_an_output_renamed_at_commit_is_announced_under_the_name_it_took(
     """Someone takes an output's name between staging and the commit's rename: the output goes to the
     next free name, and the event gives that name and its hash (the plan the commit ended with)."""
     receiver.start()
-    (tmp_path / "inbox").mkdir()
-    shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "h.bmp")
-    write_config(
-        tmp_path,
-        '[[rule]]\nname = "web"\n[[rule.output]]\nformat = "jpeg"\npath = "{stem}.jpg"\n',
-        extra=f'[[event]]\nname = "jobs"\nurl = "http://127.0.0.1:{receiver.port}/jobs"\n',
-    )
+    _one_picture_and_a_sink(tmp_path, f"http://127.0.0.1:{receiver.port}/jobs")
     flag = tmp_path / "paused"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "daemon"), PAUSE_AT_ENV: "after-intent"}
     proc = subprocess.Popen(
@@ -438,13 +443,7 @@ def test_a_full_outbox_drops_the_oldest_and_counts_them(tmp_path: Path) -> None:
 
 
 def test_ledger_rebuild_keeps_the_events_not_yet_delivered(tmp_path: Path) -> None:
-    (tmp_path / "inbox").mkdir()
-    shutil.copy(corpus("hopper.bmp"), tmp_path / "inbox" / "h.bmp")
-    write_config(
-        tmp_path,
-        '[[rule]]\nname = "web"\n[[rule.output]]\nformat = "jpeg"\npath = "{stem}.jpg"\n',
-        extra=f'stop_timeout = 1\n[[event]]\nname = "jobs"\nurl = "http://127.0.0.1:{free_port()}/x"\n',
-    )
+    _one_picture_and_a_sink(tmp_path, f"http://127.0.0.1:{free_port()}/x", "stop_timeout = 1\n")
     assert run_cli("process", "inbox", cwd=tmp_path).returncode == 0
     ledger = tmp_path / "state" / "ledger.sqlite3"
     db = sqlite3.connect(ledger)
