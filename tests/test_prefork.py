@@ -13,7 +13,10 @@ from PIL import Image
 
 from conftest import pool_workers, write_config
 from hotfolder.decide.sniff import register_codecs
+from hotfolder.run import prefork
 from hotfolder.run.pool import Pool
+
+_BEFORE = dict(os.environ)  # as pytest started, before a pool set its defaults
 
 
 def _children(pid: int) -> list[int]:
@@ -35,6 +38,11 @@ def test_workers_are_forked_at_pool_start_from_a_server_without_threads(tmp_path
         for worker in _children(server):
             status = Path(f"/proc/{worker}/status").read_text()
             assert "PPid:\t" + str(server) in status
+            # glibc's malloc bounds reached the server's libc at its start (it parses the variable in
+            # place, so /proc shows it cut at its first ':'); a user's own GLIBC_TUNABLES wins.
+            environ = Path(f"/proc/{worker}/environ").read_bytes()
+            if "GLIBC_TUNABLES" not in _BEFORE:
+                assert b"\0GLIBC_TUNABLES=" + prefork.MALLOC.split(":")[0].encode() + b"\0" in environ
     finally:
         pool.shutdown(abandon=False)
 
