@@ -4,6 +4,7 @@ is decided by advancing the clock, not by sleeping. Real files, a real ledger, r
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,3 +94,26 @@ def test_a_broken_fresh_file_is_quarantined_only_after_two_looks(
     clock.now += config.settle
     eng.tick()
     assert not bad.exists() and (config.quarantine / "bad.jpg").exists() and eng.counts["quarantined"] == 1
+
+
+def test_a_finished_job_says_so_at_once_from_the_pool(tmp_path: Path) -> None:
+    """The pool calls on_finish as each job ends, from its own thread, before anyone collects: the
+    daemon's loop is woken by it to commit (it looked only every 50 ms, 25 ms of every job's latency)."""
+    config = load_config(write_config(tmp_path, RULE), cwd=tmp_path)
+    watch = config.watches[0]
+    watch.path.mkdir()
+    shutil.copy(corpus("hopper.bmp"), watch.path / "a.bmp")
+    ledger = Ledger(config.state_dir)
+    finished = threading.Event()
+    eng = Engine(config, ledger, clock=Clock(), on_finish=finished.set)
+    try:
+        eng.offer(watch, watch.path / "a.bmp", watch.path)
+        eng.tick()
+        assert eng.pool.running(), "the job was not started"
+        assert finished.wait(60), "the pool never said the job finished"
+        assert eng.pool.running(), "nothing collected it yet: the call came from the pool itself"
+        eng.drain()
+        assert eng.counts["done"] == 1
+    finally:
+        eng.shutdown(abandon=False)
+        ledger.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,3 +104,21 @@ def test_scan_lists_regular_files_sorted_without_ignored(tmp_path: Path) -> None
     (tmp_path / "link.jpg").symlink_to(tmp_path / "a.jpg")
     found = [p.relative_to(tmp_path).as_posix() for p in scan(tmp_path, recursive=True, ignore=Ignore())]
     assert found == ["a.jpg", "b.jpg", "sub/c.png"]
+
+
+def test_a_wake_ends_the_dispatchers_wait_and_keeps_arrivals(tmp_path: Path) -> None:
+    """wake() (a job finished) returns a waiting pop at once, and the next pop if none waits yet; an
+    arrival queued meanwhile is still handed out, once."""
+    ready = ReadyQueue()
+    threading.Timer(0.05, ready.wake).start()
+    started = time.monotonic()
+    assert ready.pop(timeout=60) is None
+    assert time.monotonic() - started < 30, "pop waited out its timeout: the wake was not heard"
+    ready.wake()  # nobody waits: the next pop returns at once
+    started = time.monotonic()
+    assert ready.pop(timeout=60) is None and time.monotonic() - started < 30
+    arrival = Arrival(Watch(path=tmp_path, name="in"), tmp_path / "a.jpg")
+    ready.put(arrival)
+    ready.wake()
+    assert ready.pop(timeout=60) == arrival
+    assert ready.pop(timeout=0.01) is None

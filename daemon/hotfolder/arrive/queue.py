@@ -25,6 +25,7 @@ class ReadyQueue:
     def __init__(self) -> None:
         self._items: dict[Path, Arrival] = {}
         self._cond = threading.Condition()
+        self._woken = False
 
     def put_waiting(self, arrival: Arrival, *, limit: int, stop: threading.Event) -> None:
         """put() for scans: wait while `limit` arrivals are queued, so a huge tree streams in."""
@@ -41,11 +42,19 @@ class ReadyQueue:
                 self._items[arrival.path] = arrival
             self._cond.notify()
 
-    def pop(self, timeout: float) -> Arrival | None:
-        """The oldest arrival, waiting up to `timeout` seconds for one."""
+    def wake(self) -> None:
+        """Make the waiting pop(), or the next one, return at once (None if no arrival waits): something
+        else needs the dispatcher, a job that finished. Safe from any thread."""
         with self._cond:
-            if not self._items and not self._cond.wait(timeout):
-                return None
+            self._woken = True
+            self._cond.notify_all()
+
+    def pop(self, timeout: float) -> Arrival | None:
+        """The oldest arrival, waiting up to `timeout` seconds for one (less if woken)."""
+        with self._cond:
+            if not self._items and not self._woken:
+                self._cond.wait(timeout)
+            self._woken = False
             if not self._items:
                 return None
             path = next(iter(self._items))

@@ -401,6 +401,7 @@ class ClusterPool(Lanes):
                 pure=False,
             )
             self.results.add(future)
+            self._tell_when_done(future)
             worker.running += 1
             log.debug("job.sent", src=str(job.src), worker=worker.address, key=key, heavy=pending.heavy)
             self.sent[future] = _Sent(

@@ -90,7 +90,8 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
         self.lock = lock
-        engine = Engine(self.config, ledger, clock=self.clock)
+        # A finished job wakes the loop at once, to be committed (it waited up to 50 ms for its turn).
+        engine = Engine(self.config, ledger, clock=self.clock, on_finish=self.ready.wake)
         self.sender = start_sender(ledger, self.config)
         engine.on_wait = lambda: self._beat(engine)
         self._open_control()

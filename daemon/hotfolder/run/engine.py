@@ -90,6 +90,7 @@ class Engine:
         batch: bool = False,
         inline: bool = False,
         on_wait: Callable[[], None] = lambda: None,
+        on_finish: Callable[[], None] = lambda: None,
     ) -> None:
         self.config = config
         self.batch = batch  # `process`: files were named just now; an empty one is reported at once
@@ -97,6 +98,7 @@ class Engine:
         self.clock = clock
         self.on_wait = on_wait  # called while the dispatcher waits for room in the pool
         self.pool = make_pool(config, clock, inline=inline)
+        self.pool.on_finish = on_finish  # called from the pool's threads as each job finishes
         self.timetable = Timetable(clock)
         self.recorder = Recorder(config, ledger, self.timetable)
         self._next_state_try = 0.0
