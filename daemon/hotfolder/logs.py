@@ -10,25 +10,31 @@ from typing import Any, Final, TextIO
 
 from hotfolder import names
 
+# What structlog imports if it can, for no use here (see _structlog).
+_HIDDEN: Final = ("rich", "colorama") if sys.platform != "win32" else ("rich",)
+
 
 def _structlog() -> ModuleType:
     """structlog, imported on first use: a worker that never logs (its notes travel in its outcome)
     never loads it, ~90 ms of every fork server's start. Off a terminal it is imported without rich,
     which structlog loads for tracebacks only a terminal shows (65 ms more); rich is importable again
-    afterwards (the terminal's progress bar uses it)."""
+    afterwards (the terminal's progress bar uses it). Never with colorama, which structlog loads only
+    to colour a Windows console (4-5 ms where it is installed)."""
     loaded = sys.modules.get("structlog")
     if loaded is not None:
         return loaded
-    hide = "rich" not in sys.modules and not (sys.stdout.isatty() or sys.stderr.isatty())
-    if hide:
-        sys.modules["rich"] = None  # type: ignore[assignment]  # the documented way to make an import fail
+    hidden = [m for m in _HIDDEN if m not in sys.modules]
+    if "rich" in hidden and (sys.stdout.isatty() or sys.stderr.isatty()):
+        hidden.remove("rich")
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # the documented way to make an import fail
     try:
         import structlog  # noqa: PLC0415
 
         return structlog
     finally:
-        if hide:
-            del sys.modules["rich"]
+        for name in hidden:
+            del sys.modules[name]
 
 
 def configure(*, fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:

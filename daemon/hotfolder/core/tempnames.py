@@ -3,8 +3,8 @@ names for conflicts: pure string work, no I/O."""
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 from pathlib import Path
 from typing import Final
 
@@ -25,7 +25,7 @@ def is_temp_name(name: str) -> bool:
 def temp_path(final: Path, *, token: str | None = None) -> Path:
     """A unique temp name beside `final` (same folder, so the rename is atomic), carrying `token`."""
     stem = names.cut(final.name, 100)
-    return final.with_name(f".{stem}{TEMP_MARK}{token or secrets.token_hex(4)}{TEMP_SUFFIX}")
+    return final.with_name(f".{stem}{TEMP_MARK}{token or os.urandom(4).hex()}{TEMP_SUFFIX}")
 
 
 # The counter in a counter_format: {n}, or {n:03d} for zero-padded (validated in outputs.py).

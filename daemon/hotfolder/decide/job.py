@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +27,7 @@ class Job:
     seen: FileIdentity | None = None  # what the dispatcher saw (a change since means: still arriving)
     force: bool = False  # process even byte-identical copies of inputs already done
     twins: tuple[tuple[str, str, str], ...] = ()  # (sha256, chain, path) of done inputs of this size
-    token: str = field(default_factory=lambda: secrets.token_hex(4))  # names this job's temp files
+    token: str = field(default_factory=lambda: os.urandom(4).hex())  # names this job's temp files
 
     @property
     def watch_name(self) -> str | None:

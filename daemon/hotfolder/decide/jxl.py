@@ -11,7 +11,6 @@ holds 8-bit RGB only; pillow-jxl-plugin pulls a GPL-3.0 crate; pyvips' wheel has
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -181,7 +180,13 @@ def _lib() -> Any:
     # bundled names, which the dynamic loader then finds already loaded for ours.
     imagecodecs.jpegxl_version()
     shipped = sorted((Path(imagecodecs.__file__).parent.parent / "imagecodecs.libs").glob("libjxl-*.so*"))
-    name = str(shipped[0]) if shipped else ctypes.util.find_library("jxl")
+    name: str | None
+    if shipped:
+        name = str(shipped[0])
+    else:
+        from ctypes.util import find_library  # noqa: PLC0415 - ~5 ms (subprocess, tempfile) at every start
+
+        name = find_library("jxl")
     if name is None:
         raise EncodeError("JPEG XL: libjxl not found (install imagecodecs from its wheel)")
     lib = ctypes.CDLL(name)

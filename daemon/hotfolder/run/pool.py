@@ -3,11 +3,9 @@ broken by a crashed or stuck worker replaced while the daemon goes on."""
 
 from __future__ import annotations
 
-import multiprocessing
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, Future, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +32,8 @@ def preload_for(rules: tuple[Rule, ...]) -> tuple[str, ...]:
 
 def kill_workers() -> None:
     """SIGKILL every worker process (the daemon's only children)."""
+    import multiprocessing  # noqa: PLC0415 - see make_executor
+
     for child in multiprocessing.active_children():
         child.kill()
 
@@ -43,6 +43,9 @@ def make_executor(workers: int, preload: tuple[str, ...] = ()) -> Executor:
     forking a process with threads (the daemon's observers, libvips', LibRaw's) can deadlock. Every
     worker is started now, not at the first job: they get ready while the daemon scans and the first
     file settles."""
+    # Imported only for a pool (~10 ms): `process` of one input runs its job inline (run/inline.py).
+    from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
+
     executor = ProcessPoolExecutor(
         max_workers=workers, mp_context=prefork.context(), initializer=worker.init, initargs=(preload,)
     )
@@ -50,7 +53,7 @@ def make_executor(workers: int, preload: tuple[str, ...] = ()) -> Executor:
         for _ in range(workers):
             # The pool forks one more worker for each call that finds none idle.
             executor.submit(worker.ready)
-    except (EOFError, OSError, BrokenProcessPool) as exc:
+    except (EOFError, OSError, BrokenExecutor) as exc:
         # Said as what it is, never as multiprocessing's traceback (it was an EOFError when the daemon
         # ran as PID 1 and the server took that for its parent's death).
         executor.shutdown(wait=False, cancel_futures=True)
@@ -214,7 +217,7 @@ class Pool(Lanes):
             job = prepare(pending.job)
             try:
                 future = self.executor.submit(worker.run, job)
-            except BrokenProcessPool:
+            except BrokenExecutor:  # a process pool's BrokenProcessPool
                 self._replace()
                 future = self.executor.submit(worker.run, job)
             self._tell_when_done(future)
@@ -233,7 +236,7 @@ class Pool(Lanes):
             try:
                 outcome = future.result()
                 self.stuck.discard(pending.job.src)  # finished after all, just before its worker was stopped
-            except BrokenProcessPool as exc:
+            except BrokenExecutor as exc:
                 broken = True
                 outcome = self._lost(pending, exc)
             finished.append((pending.job, outcome))

@@ -10,10 +10,12 @@ imports nothing that starts one (libvips and LibRaw are loaded by the workers: w
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from multiprocessing.context import BaseContext
-from typing import Final
+import sys
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
 
 # The server imports this module and with it every module a job runs.
 PRELOAD: Final = "hotfolder.run.warm"
@@ -34,6 +36,8 @@ PARENT_ENV: Final = "HOTFOLDER_FORKSERVER_PARENT"
 
 def context() -> BaseContext:
     """The multiprocessing context of the local pool: the fork server, with what a job runs preloaded."""
+    import multiprocessing  # noqa: PLC0415 - only for a pool (~10 ms): `process` of one input has none
+
     for key, value in {**ONE_THREAD, "GLIBC_TUNABLES": MALLOC}.items():
         os.environ.setdefault(key, value)  # inherited by the server when it starts (a user's own wins)
     os.environ[PARENT_ENV] = str(os.getpid())
@@ -51,8 +55,9 @@ def start() -> None:
 
 
 def stop() -> None:
-    """Stop the fork server (nothing will be run locally: a cluster does the work)."""
-    from multiprocessing import forkserver  # noqa: PLC0415
-
+    """Stop the fork server if one was started (nothing will be run locally: a cluster does the work)."""
+    forkserver = sys.modules.get("multiprocessing.forkserver")
+    if forkserver is None:  # never imported, so never started: `process` of one input (~10 ms to import)
+        return
     # The stdlib has no public way to stop it.
-    forkserver._forkserver._stop()  # type: ignore[attr-defined]
+    forkserver._forkserver._stop()
