@@ -165,6 +165,47 @@ def test_structlog_is_loaded_at_first_use_without_rich_off_a_terminal_and_rich_s
     assert json.loads(result) == [False, True, False, True]
 
 
+def test_logging_set_up_before_structlog_loads_applies_at_the_first_event() -> None:
+    """configure() does not import structlog (a command pays for it at its first event); preload()
+    imports it on its own thread while the job runs; the first event comes out as configured (JSON),
+    colorama hidden from the import and importable after."""
+    code = (
+        "import sys, json, threading\nfrom hotfolder import logs\n"
+        "logs.configure(fmt='console')\nlogs.configure(fmt='json', level='warning')\n"
+        "seen = ['structlog' in sys.modules]\nlogs.preload()\n"
+        "seen += [[t.name for t in threading.enumerate() if t.name == 'hf-logs-import']]\n"
+        "logs.get().info('not.shown')\nlogs.get().warning('test.event', src='a.jpg')\n"
+        "seen += ['colorama' in sys.modules]\nimport importlib.util\n"
+        "absent = importlib.util.find_spec('colorama') is None  # only the docs extra brings it\n"
+        "print(json.dumps(seen + [absent or __import__('colorama') is sys.modules['colorama']]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    event, result = done.stdout.splitlines()
+    assert json.loads(event) == {
+        **json.loads(event),
+        "event": "test.event",
+        "src": "a.jpg",
+        "level": "warning",
+    }
+    assert json.loads(result) == [False, ["hf-logs-import"], False, True]
+
+
+def test_an_event_logged_while_structlog_is_being_imported_waits_for_it() -> None:
+    """The first event may come while another thread imports structlog (preload's, or the events'
+    sender logging first): it waits for the import (structlog half made was used and raised
+    AttributeError, the event lost), then comes out as configured."""
+    code = (
+        "import sys, threading\nfrom hotfolder import logs\nlogs.configure(fmt='json')\n"
+        "logs.preload()\n"
+        "while 'structlog' not in sys.modules:  # the import has begun, not ended\n    pass\n"
+        "logs.get().info('first.event', n=1)\n"
+        "threading.Thread(target=logs.get().info, args=('second.event',)).start()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert not done.stderr, done.stderr
+    assert [json.loads(line)["event"] for line in done.stdout.splitlines()] == ["first.event", "second.event"]
+
+
 def adobe_rgb_jpeg() -> bytes:
     """camera_jpeg's picture tagged with an Adobe RGB profile (a wide-gamut camera JPEG)."""
     with Image.open(io.BytesIO(camera_jpeg())) as im:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import MutableMapping
 from types import ModuleType
 from typing import Any, Final, TextIO
@@ -12,6 +13,18 @@ from hotfolder import names
 
 # What structlog imports if it can, for no use here (see _structlog).
 _HIDDEN: Final = ("rich", "colorama") if sys.platform != "win32" else ("rich",)
+_imported: ModuleType | None = None  # structlog, once its import has finished
+_importing: Final = threading.Lock()  # one import, whichever thread logs (or preloads) first
+_wanted: tuple[str, str, TextIO | None] | None = None  # configure()'s, until structlog is there
+_applying: Final = threading.Lock()
+
+
+def preload() -> None:
+    """Import structlog on another thread now, for a process about to wait in C code (libvips) before
+    it logs: `process` of one input, whose job left the other core idle while structlog's 185 M
+    instructions (~40 ms, asyncio most of them) waited until its first event."""
+    if _imported is None and not _importing.locked():
+        threading.Thread(target=_structlog, name="hf-logs-import", daemon=True).start()
 
 
 def _structlog() -> ModuleType:
@@ -19,27 +32,50 @@ def _structlog() -> ModuleType:
     never loads it, ~90 ms of every fork server's start. Off a terminal it is imported without rich,
     which structlog loads for tracebacks only a terminal shows (65 ms more); rich is importable again
     afterwards (the terminal's progress bar uses it). Never with colorama, which structlog loads only
-    to colour a Windows console (4-5 ms where it is installed)."""
-    loaded = sys.modules.get("structlog")
-    if loaded is not None:
-        return loaded
-    hidden = [m for m in _HIDDEN if m not in sys.modules]
-    if "rich" in hidden and (sys.stdout.isatty() or sys.stderr.isatty()):
-        hidden.remove("rich")
-    for name in hidden:
-        sys.modules[name] = None  # type: ignore[assignment]  # the documented way to make an import fail
-    try:
-        import structlog  # noqa: PLC0415
+    to colour a Windows console (4-5 ms where it is installed). Safe from any thread: the first caller
+    imports, the others wait for it (a module being imported is in sys.modules half made)."""
+    global _imported  # noqa: PLW0603 - one import per process
+    if _imported is not None:
+        return _imported
+    with _importing:
+        if _imported is None:
+            hidden = [m for m in _HIDDEN if m not in sys.modules]
+            if "rich" in hidden and (sys.stdout.isatty() or sys.stderr.isatty()):
+                hidden.remove("rich")
+            for name in hidden:
+                sys.modules[name] = None  # type: ignore[assignment]  # the documented way to fail an import
+            try:
+                import structlog  # noqa: PLC0415
 
-        return structlog
-    finally:
-        for name in hidden:
-            del sys.modules[name]
+                _imported = structlog
+            finally:
+                for name in hidden:
+                    del sys.modules[name]
+        return _imported
 
 
 def configure(*, fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
-    """Set up structlog once per process; every event carries ISO time and level."""
+    """Set up structlog (every event carries ISO time and level): at once if it is loaded, else when
+    the first event is logged, so a command that logs nothing yet has not paid for importing it."""
+    global _wanted  # noqa: PLW0603 - the process's logging is process-wide by nature
+    with _applying:
+        _wanted = (fmt, level, stream)
+    if _imported is not None or ("structlog" in sys.modules and not _importing.locked()):
+        _ready()  # loaded (here, or by whoever imported it first: a test's capture_logs)
+
+
+def _ready() -> ModuleType:
+    """structlog, with the configuration last asked for applied."""
+    global _wanted  # noqa: PLW0603
     structlog = _structlog()
+    with _applying:
+        if _wanted is not None:
+            _apply(structlog, *_wanted)
+            _wanted = None
+    return structlog
+
+
+def _apply(structlog: ModuleType, fmt: str, level: str, stream: TextIO | None) -> None:
     out = stream or sys.stdout
     as_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     renderer: Any = (
@@ -76,8 +112,8 @@ class _Logger:
     _real: Any = None
 
     def __getattr__(self, name: str) -> Any:
-        if _Logger._real is None:
-            _Logger._real = _structlog().get_logger("hotfolder")
+        if _Logger._real is None or _wanted is not None:
+            _Logger._real = _ready().get_logger("hotfolder")
         return getattr(_Logger._real, name)
 
 

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import ParamSpec, TypeVar
 
+from hotfolder import logs
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -24,6 +26,9 @@ class Inline(Executor):
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Run `fn` now; its result or its exception is in the returned future."""
         future: Future[T] = Future()
+        # The job waits in libvips most of its time and logs nothing itself: the logging library is
+        # imported meanwhile, on the core the job leaves idle, not after it.
+        logs.preload()
         try:
             future.set_result(fn(*args, **kwargs))
         except Exception as exc:  # noqa: BLE001 - handed back in the future, as a pool does
@@ -37,6 +42,12 @@ class Inline(Executor):
 def inline_executor() -> Executor:
     """The Inline executor, with the image codecs registered as a worker's start registers them."""
     from hotfolder.decide.sniff import register_codecs  # noqa: PLC0415
+    from hotfolder.run import worker  # noqa: PLC0415
 
     register_codecs()
+    # What the job runs, imported before it starts (as a pool's worker has it): the other core then
+    # imports the logging library while the job waits in libvips, not while it imports (submit).
+    import hotfolder.run.job  # noqa: F401, PLC0415
+
+    worker.ready()
     return Inline()
