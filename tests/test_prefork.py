@@ -90,3 +90,19 @@ def test_a_job_of_every_allowed_format_loads_only_the_allowlists_pillow_plugins(
     assert loaded <= _PLUGINS_OF_THE_ALLOWLIST, (
         f"plugins outside the allowlist: {loaded - _PLUGINS_OF_THE_ALLOWLIST}"
     )
+
+
+def test_the_logging_library_loads_while_the_workers_start() -> None:
+    """Starting the pool waits for the fork server's imports; structlog is imported meanwhile on its own
+    thread (it was imported after, at the daemon's first event: ~40 ms later to its first job)."""
+    code = (
+        "import sys, time\nfrom hotfolder import logs\nfrom hotfolder.run.pool import make_executor\n"
+        "logs.configure(fmt='json')\nassert 'structlog' not in sys.modules\n"
+        "pool = make_executor(1)\ndeadline = time.monotonic() + 60\n"
+        "while logs._imported is None and time.monotonic() < deadline:\n    time.sleep(0.01)\n"
+        "print(logs._imported is not None)\npool.shutdown()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.split() == ["True"], done.stderr

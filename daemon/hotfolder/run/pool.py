@@ -46,6 +46,10 @@ def make_executor(workers: int, preload: tuple[str, ...] = ()) -> Executor:
     # Imported only for a pool (~10 ms): `process` of one input runs its job inline (run/inline.py).
     from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
 
+    # Starting the workers waits for the fork server to finish its imports (~0.1 s after this process
+    # has done its own): the logging library is imported meanwhile, not after it (logs.preload).
+    logs.preload()
+
     executor = ProcessPoolExecutor(
         max_workers=workers, mp_context=prefork.context(), initializer=worker.init, initargs=(preload,)
     )
