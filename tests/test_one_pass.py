@@ -150,6 +150,11 @@ def test_process_of_one_input_runs_it_without_a_pool(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "outbox").glob("*.jpg")) == ["a.jpg", "c.jpg", "d.jpg"]
 
 
+def fresh_python(code: str) -> subprocess.CompletedProcess[str]:
+    """`code` run by a new interpreter, where nothing is imported yet (as at a command's start)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+
 def test_structlog_is_loaded_at_first_use_without_rich_off_a_terminal_and_rich_still_imports() -> None:
     """A worker's modules take a logger at import: structlog is loaded only when one is used (the fork
     server never loads it), then without rich off a terminal; rich still imports after."""
@@ -159,7 +164,7 @@ def test_structlog_is_loaded_at_first_use_without_rich_off_a_terminal_and_rich_s
         "seen += ['structlog' in sys.modules, 'rich' in sys.modules]\n"
         "import rich.console\nprint(json.dumps(seen + ['rich.console' in sys.modules]))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = fresh_python(code)
     event, result = done.stdout.splitlines()
     assert json.loads(event)["event"] == "test.event"
     assert json.loads(result) == [False, True, False, True]
@@ -179,7 +184,7 @@ def test_logging_set_up_before_structlog_loads_applies_at_the_first_event() -> N
         "absent = importlib.util.find_spec('colorama') is None  # only the docs extra brings it\n"
         "print(json.dumps(seen + [absent or __import__('colorama') is sys.modules['colorama']]))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = fresh_python(code)
     event, result = done.stdout.splitlines()
     assert json.loads(event) == {
         **json.loads(event),
@@ -201,7 +206,7 @@ def test_an_event_logged_while_structlog_is_being_imported_waits_for_it() -> Non
         "logs.get().info('first.event', n=1)\n"
         "threading.Thread(target=logs.get().info, args=('second.event',)).start()\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = fresh_python(code)
     assert not done.stderr, done.stderr
     assert [json.loads(line)["event"] for line in done.stdout.splitlines()] == ["first.event", "second.event"]
 
