@@ -53,6 +53,7 @@ class Site:
         self.inside = ["nsenter", "-t", str(self.holder.pid), "-m"]
         _until(lambda: self.run("mountpoint", "-q", str(root / "outbox")).returncode == 0, 10, "the tmpfs")
         self.logs: list[Path] = []
+        self.daemons: list[subprocess.Popen[str]] = []
 
     def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*self.inside, *argv], capture_output=True, text=True, check=False)
@@ -62,6 +63,7 @@ class Site:
         log = self.root / f"daemon-{len(self.logs)}.jsonl"
         self.logs.append(log)
         started = DaemonProcess(self.root, env=env, prefix=(*self.inside, f"--wd={self.root}"), log=log)
+        self.daemons.append(started.proc)
         return started.proc, log
 
     def archive(self) -> dict[str, str]:
@@ -70,6 +72,10 @@ class Site:
         return {line.split("  ", 1)[1]: line.split("  ", 1)[0] for line in listing.stdout.splitlines()}
 
     def close(self) -> None:
+        for proc in self.daemons:  # one a failed test left running (a hung stop) is not left behind
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
         self.holder.kill()
         self.holder.wait(timeout=30)
 

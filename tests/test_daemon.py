@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import exifread
+import pytest
 from PIL import Image
 
 from conftest import DaemonProcess, corpus
@@ -146,3 +148,28 @@ def test_a_state_folder_deleted_under_the_daemon_stops_it(
         second.wait_event("job.done", src=tmp_path / "inbox" / name)
         assert not first.named("job.done")
         second.stop()
+
+
+def test_signals_arriving_while_the_daemon_logs_never_hang_it(
+    tmp_path: Path, daemons: list[DaemonProcess]
+) -> None:
+    """A storm of SIGHUPs (each one a reload, each reload logged) then SIGTERM: the daemon stops, exit 0.
+    Its signal handler used to log from inside whatever the main thread was doing: caught while that
+    thread held the log's write lock, it waited on it forever (CI: 1 run in 8 hung at stop)."""
+    (tmp_path / "inbox").mkdir()
+    daemon = DaemonProcess(tmp_path)
+    daemons.append(daemon)
+    daemon.started()
+    storm_ends = time.monotonic() + 3
+    while time.monotonic() < storm_ends and daemon.proc.poll() is None:
+        daemon.proc.send_signal(signal.SIGHUP)
+    assert daemon.proc.poll() is None
+    daemon.wait_event("rules.reloaded")
+    daemon.proc.send_signal(signal.SIGTERM)
+    try:
+        daemon.proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the daemon hung after a storm of signals; last events: {daemon.events()[-3:]}")
+    events = daemon.stop()
+    assert any(e["event"] == "daemon.signal" and e["signal"] == "SIGTERM" for e in events)
+    assert events[-1]["event"] == "daemon.stopped"

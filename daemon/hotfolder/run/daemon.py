@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any, Final
 
 from hotfolder import logs
@@ -29,6 +28,7 @@ from hotfolder.run.events import Sender, start_sender
 from hotfolder.run.heartbeat import STUCK_GRACE_SECONDS, Heartbeat, status_line
 from hotfolder.run.notify import Notifier
 from hotfolder.run.reload import Reloader
+from hotfolder.run.signals import SignalThread
 from hotfolder.run.supervise import Watches
 from hotfolder.settings.config import Config
 
@@ -71,12 +71,14 @@ class Daemon:
         self._next_state_check = 0.0
         self.lock: Lock | None = None
 
-    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        log.info("daemon.signal", signal=signal.Signals(signum).name)
-        if signum == signal.SIGHUP:
+    def _on_signal(self, sig: signal.Signals, times: int) -> None:
+        """On the thread "hf-signals" (run/signals.py); the loop is woken to act on it now."""
+        log.info("daemon.signal", signal=sig.name, times=times)
+        if sig == signal.SIGHUP:
             self.reloader.wanted = True
         else:
             self.stopping.set()
+        self.ready.wake()
 
     def run(self) -> int:
         """Run until SIGTERM or SIGINT; returns the exit code."""
@@ -87,8 +89,13 @@ class Daemon:
             log.error(exc.event, error=str(exc))  # noqa: TRY400 - the message says it all; no traceback
             lock.release()
             raise
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, self._on_signal)
+        signals = SignalThread((signal.SIGTERM, signal.SIGINT, signal.SIGHUP), self._on_signal)
+        try:
+            return self._run(lock, ledger)
+        finally:
+            signals.close()
+
+    def _run(self, lock: Lock, ledger: Ledger) -> int:
         self.lock = lock
         # A finished job wakes the loop at once, to be committed (it waited up to 50 ms for its turn).
         engine = Engine(self.config, ledger, clock=self.clock, on_finish=self.ready.wake)
