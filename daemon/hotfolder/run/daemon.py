@@ -72,13 +72,14 @@ class Daemon:
         self.lock: Lock | None = None
 
     def _on_signal(self, sig: signal.Signals, times: int) -> None:
-        """On the thread "hf-signals" (run/signals.py); the loop is woken to act on it now."""
-        log.info("daemon.signal", signal=sig.name, times=times)
+        """On the thread "hf-signals" (run/signals.py); the loop is woken to act on it now. Acted on before
+        it is logged: a log that cannot be written (stdout gone) must not cost the stop."""
         if sig == signal.SIGHUP:
             self.reloader.wanted = True
         else:
             self.stopping.set()
         self.ready.wake()
+        log.info("daemon.signal", signal=sig.name, times=times)
 
     def run(self) -> int:
         """Run until SIGTERM or SIGINT; returns the exit code."""

@@ -53,5 +53,7 @@ class SignalThread:
             signal.signal(sig, previous)
         signal.set_wakeup_fd(self._previous_fd)
         os.close(self._write)
-        self._thread.join()
-        os.close(self._read)
+        # Bounded: a handler stuck on a log nobody reads must not keep the daemon from exiting.
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            os.close(self._read)
