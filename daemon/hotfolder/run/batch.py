@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -58,15 +60,35 @@ def current(engine: Engine) -> str | None:
     return str(max(running, key=lambda p: p.submitted).job.src.name) if running else None
 
 
+@dataclass(frozen=True)
+class Interrupt:
+    """How a user stops `process` (Ctrl-C): `stop` once, no new job starts and those in flight finish
+    and are committed (for up to stop_timeout); `now` as well (a second Ctrl-C), they are abandoned."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    now: threading.Event = field(default_factory=threading.Event)
+    # Set while the batch runs its one job in this process (run/inline.py): nothing can abandon a call
+    # in progress, so a second Ctrl-C can only end the process (its temp file goes at the next run).
+    in_process: threading.Event = field(default_factory=threading.Event)
+
+
 def process_paths(
-    config: Config, paths: Iterable[Path], *, force: bool = True, view: View | None = None
+    config: Config,
+    paths: Iterable[Path],
+    *,
+    force: bool = True,
+    view: View | None = None,
+    interrupt: Interrupt | None = None,
 ) -> dict[str, int]:
     """`hotfolder process`: the same pipeline once over files and folders; returns outcome counts."""
+    asked = interrupt or Interrupt()
     inputs = list(given_inputs(config, paths))  # all of them first: the bar needs the total
     lock = Lock(config.state_dir)
     ledger = Ledger(config.state_dir)
     # One input (or none) runs in this process: a pool's start and stop cost more than its job.
-    engine = Engine(config, ledger, batch=True, inline=len(inputs) <= 1)
+    engine = Engine(config, ledger, batch=True, inline=len(inputs) <= 1, hold=asked.stop.is_set)
+    if len(inputs) <= 1:
+        asked.in_process.set()
 
     def tell() -> None:
         if view is not None:
@@ -80,13 +102,24 @@ def process_paths(
         if view is not None:
             view.begin(len(inputs))
         for watch, path in inputs:
+            if asked.stop.is_set():
+                break
             engine.offer(watch, path, watch.path, force=force)
             tell()
-        settle_all(engine, on_turn=tell)
+        settle_all(engine, on_turn=tell, stop=asked.stop)
         if engine.paused:
             _resume_or_say(engine)
     finally:
-        engine.shutdown(abandon=False)
+        if asked.stop.is_set():
+            left = engine.wind_down(engine.clock() + config.stop_timeout, give_up=asked.now.is_set)
+            log.warning(
+                "process.interrupted",
+                abandoned=left,
+                unprocessed=len(inputs) - ended(engine.counts),
+                error="stopped before the end: the inputs not processed are untouched; run it again",
+            )
+        else:
+            engine.shutdown(abandon=False)
         if sender is not None:
             _deliver_before_exit(sender, config)
         ledger.close()
@@ -131,10 +164,13 @@ def summary(counts: dict[str, Any]) -> str:
 
 
 def settle_all(
-    engine: Engine, sleep: Callable[[float], None] = time.sleep, on_turn: Callable[[], None] = lambda: None
+    engine: Engine,
+    sleep: Callable[[float], None] = time.sleep,
+    on_turn: Callable[[], None] = lambda: None,
+    stop: threading.Event | None = None,
 ) -> None:
-    """Run until nothing is pending (files settling, retries, failures holding still)."""
-    while engine.pending():
+    """Run until nothing is pending (files settling, retries, failures holding still), or until `stop`."""
+    while engine.pending() and not (stop is not None and stop.is_set()):
         on_turn()
         problem = engine.pool.problem()
         if problem is not None:  # a cluster without workers: `process` says so and ends, never waits mute

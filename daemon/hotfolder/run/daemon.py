@@ -209,18 +209,13 @@ class Daemon:
             deadline_s=self.config.stop_timeout,
         )
         self.watches.stop()
-        engine.pool.queued.clear()  # not started yet: the next start's scan finds them again
-        left = 0 if corrupt else engine.drain(deadline=self.clock() + self.config.stop_timeout)
-        if left:
-            # Abandoned, not half-done: outputs are only ever renamed into place whole, the
-            # inputs stay where they are, and the next start redoes them.
+        if corrupt:  # nothing more is committed to a ledger that cannot be trusted
+            engine.pool.queued.clear()
+            engine.shutdown(abandon=True)
+        elif left := engine.wind_down(deadline=self.clock() + self.config.stop_timeout):
             log.warning(
                 "daemon.abandoned", jobs=left, error=f"still running after {self.config.stop_timeout} s"
             )
-            engine.shutdown(abandon=True)
-            remove_leftover_temps(self.config, keep=open_tokens(ledger))
-        else:
-            engine.shutdown(abandon=corrupt)
         if engine.paused and not corrupt and engine.recorder.resume() is None:
             rows = len(engine.recorder.waiting_records)
             why = (

@@ -18,6 +18,7 @@ from hotfolder import logs
 from hotfolder.arrive.ignore import Ignore
 from hotfolder.arrive.queue import Arrival
 from hotfolder.arrive.settle import Settler
+from hotfolder.commit.cleanup import open_tokens, remove_leftover_temps
 from hotfolder.commit.ledger import Ledger
 from hotfolder.commit.records import Record
 from hotfolder.commit.staged import Outcome
@@ -40,6 +41,7 @@ EMPTY_WAIT_SECONDS: Final = 60.0  # an empty file is looked at this long for con
 # A state disk that cannot be written is tried again this often (at most 30 s apart: space coming back
 # is noticed within that, and work resumes at once).
 STATE_RETRY_SECONDS: Final = 10.0
+GIVE_UP_LOOK_S: Final = 0.1  # a second Ctrl-C while jobs finish is acted on this soon
 
 
 @dataclass
@@ -91,8 +93,10 @@ class Engine:
         inline: bool = False,
         on_wait: Callable[[], None] = lambda: None,
         on_finish: Callable[[], None] = lambda: None,
+        hold: Callable[[], bool] = lambda: False,
     ) -> None:
         self.config = config
+        self.hold = hold  # while true no queued job starts: a `process` stopped by Ctrl-C
         self.batch = batch  # `process`: files were named just now; an empty one is reported at once
         self.ledger = ledger
         self.clock = clock
@@ -175,11 +179,11 @@ class Engine:
             seen=identity,
             force=force,
         )
-        while self.pool.full():  # backpressure on the dispatcher
+        while self.pool.full() and not self.hold():  # backpressure on the dispatcher
             self.collect(timeout=1.0)
             self.on_wait()
         self.pool.add(job)
-        self.pool.start(self._with_twins)
+        self._start_queued()
 
     def _with_twins(self, job: Job) -> Job:
         if job.force or job.seen is None:
@@ -256,12 +260,14 @@ class Engine:
 
     def collect(self, timeout: float | None) -> None:
         """Handle the jobs that finish within `timeout` seconds (None: wait for at least one); no new job
-        starts while the state disk cannot be written."""
-        if not self.paused:
-            self.pool.start(self._with_twins)
+        starts while the state disk cannot be written, nor while hold() is true."""
+        self._start_queued()
         for job, outcome in self.pool.collect(timeout):
             self.handle(job, outcome)
-        if not self.paused:
+        self._start_queued()
+
+    def _start_queued(self) -> None:
+        if not self.paused and not self.hold():
             self.pool.start(self._with_twins)
 
     def handle(self, job: Job, outcome: Outcome) -> None:
@@ -377,14 +383,30 @@ class Engine:
         """Stop the pool: wait for it, or (abandon) kill its workers at once."""
         self.pool.shutdown(abandon=abandon)
 
-    def drain(self, deadline: float | None = None) -> int:
-        """Wait for the jobs in flight, until `deadline` (engine clock) if given; returns how many remain."""
+    def drain(self, deadline: float | None = None, give_up: Callable[[], bool] | None = None) -> int:
+        """Wait for the jobs in flight, until `deadline` (engine clock) if given, or until give_up() is
+        true (looked at every 0.1 s); returns how many remain."""
         while self.pool:
             left = None if deadline is None else deadline - self.clock()
-            if left is not None and left <= 0:
+            if (left is not None and left <= 0) or (give_up is not None and give_up()):
                 break
+            if give_up is not None:
+                left = GIVE_UP_LOOK_S if left is None else min(left, GIVE_UP_LOOK_S)
             self.collect(timeout=left)
         return len(self.pool)
+
+    def wind_down(self, deadline: float, give_up: Callable[[], bool] | None = None) -> int:
+        """Stop: jobs not started are dropped (their inputs untouched: found again next time), those in
+        flight finish and are committed until `deadline` or give_up(); the rest are abandoned, their
+        workers killed and temp files removed. Returns how many were abandoned."""
+        self.pool.queued.clear()
+        left = self.drain(deadline, give_up)
+        # Abandoned, not half-done: outputs are only ever renamed into place whole, the inputs stay
+        # where they are, and the next run redoes them.
+        self.shutdown(abandon=bool(left))
+        if left:
+            remove_leftover_temps(self.config, keep=open_tokens(self.ledger))
+        return left
 
     def finish_open_intents(self) -> int:
         """At start: every commit a crash interrupted is finished before anything else happens."""
