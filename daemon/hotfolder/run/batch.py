@@ -112,6 +112,7 @@ def process_paths(
     finally:
         if asked.stop.is_set():
             left = engine.wind_down(engine.clock() + config.stop_timeout, give_up=asked.now.is_set)
+            tell()  # the bar shows what the jobs that finished meanwhile did
             log.warning(
                 "process.interrupted",
                 abandoned=left,
